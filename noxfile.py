@@ -1,0 +1,250 @@
+"""Every task for Infrastructure Essays, one nox session each.
+
+    nox -s live      build, serve at http://127.0.0.1:8000 and rebuild on save
+    nox -s tests     the whole test suite (builds the site and the PDF itself)
+    nox -s html      docs/_build/html, with -nW
+    nox -s pdf       docs/_build/pdf/infrastructure-essays.pdf, with XeLaTeX
+    nox -s lint      ruff and mypy
+
+Sessions that need system tools (Graphviz, TeX Live, Chromium) install the
+Debian packages that are missing when they can (as root, or with passwordless
+sudo), and otherwise stop with one line naming what to install.
+Every session passes ``session.posargs`` through to the tool it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+ROOT = Path(__file__).parent
+DOCS = ROOT / "docs"
+BUILD = DOCS / "_build"
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+#: What each system tool is, how to tell it is there, and its Debian package.
+#: A probe is a command on PATH, or a file that must exist.
+SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
+    "graphviz": (("dot",), "graphviz"),
+    "xelatex": (("xelatex",), "texlive-xetex"),
+    "latexmk": (("latexmk",), "latexmk"),
+    "xindy": (("xindy",), "xindy"),
+    "latex-recommended": (
+        ("/usr/share/texlive/texmf-dist/tex/latex/upquote/upquote.sty",),
+        "texlive-latex-recommended",
+    ),
+    "latex-extra": (
+        ("/usr/share/texlive/texmf-dist/tex/latex/fncychap/fncychap.sty",),
+        "texlive-latex-extra",
+    ),
+    "latex-fonts": (
+        ("/usr/share/texlive/texmf-dist/fonts/tfm/public/zapfding/uzdr.tfm",),
+        "texlive-fonts-recommended",
+    ),
+    "freefont": (
+        ("/usr/share/fonts/opentype/freefont/FreeSerif.otf",),
+        "fonts-freefont-otf",
+    ),
+    "tex-gyre": (("/usr/share/texmf/tex/latex/tex-gyre/tgtermes.sty",), "tex-gyre"),
+    "chromium": (("chromium",), "chromium"),
+}
+DIAGRAMS = ("graphviz",)
+PDF = (
+    "graphviz",
+    "xelatex",
+    "latexmk",
+    "xindy",
+    "latex-recommended",
+    "latex-extra",
+    "latex-fonts",
+    "freefont",
+    "tex-gyre",
+)
+BROWSER = ("chromium",)
+#: What Sphinx's generated latex/Makefile exports before it runs latexmk.
+LATEXMK_ENV = {"XINDYOPTS": "-L english -C utf8 -M sphinx.xdy", "LATEXOPTS": ""}
+
+
+def _present(probe: str) -> bool:
+    if probe.startswith("/"):
+        return Path(probe).exists()
+    return shutil.which(probe) is not None
+
+
+def ensure_system_tools(session: nox.Session, *names: str) -> None:
+    """Install the Debian packages for *names* that are missing, or stop."""
+    missing = sorted(
+        {
+            package
+            for name in names
+            for probes, package in [SYSTEM_TOOLS[name]]
+            if not all(_present(p) for p in probes)
+        }
+    )
+    if not missing:
+        return
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if os.geteuid() == 0:
+        sudo: list[str] = []
+    elif (
+        shutil.which("sudo")
+        and subprocess.run(
+            ["sudo", "-n", "true"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        sudo = ["sudo", "-n"]
+    else:
+        session.error(
+            "Missing system packages; install them with: sudo apt-get install "
+            + " ".join(missing)
+        )
+    if shutil.which("apt-get") is None:
+        session.error(
+            "Missing system packages and no apt-get here; install the equivalents "
+            "of these Debian packages: " + " ".join(missing)
+        )
+    session.log(f"Installing system packages: {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run(*sudo, "apt-get", "update", "-qq", external=True, env=env)
+    session.run(*sudo, *install, "-qq", external=True, env=env)
+
+
+def install_project(session: nox.Session, *groups: str) -> None:
+    """Install the project (editable) and the named dependency groups."""
+    requirements: list[str] = []
+    for group in groups:
+        requirements.extend(nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", ".", *requirements)
+
+
+def publish(session: nox.Session, staging: Path, target: Path) -> None:
+    """Replace *target* with the finished *staging* tree in one rename."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    session.log(f"Published {target.relative_to(ROOT)}")
+
+
+def staged(target: Path) -> Path:
+    """A fresh staging copy of *target*, so an incremental build can reuse it."""
+    staging = target.with_name(target.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    if target.exists():
+        shutil.copytree(target, staging, symlinks=True)
+    return staging
+
+
+@nox.session(reuse_venv=True)
+def html(session: nox.Session) -> None:
+    """Build the site into docs/_build/html with -nW; keep the last good site."""
+    ensure_system_tools(session, *DIAGRAMS)
+    install_project(session)
+    target = BUILD / "html"
+    staging = staged(target)
+    session.run(
+        "sphinx-build",
+        "-nW",
+        "--jobs",
+        "auto",
+        "-b",
+        "html",
+        "-d",
+        str(BUILD / "doctrees-html"),
+        str(DOCS),
+        str(staging),
+        *session.posargs,
+    )
+    publish(session, staging, target)
+
+
+@nox.session(reuse_venv=True)
+def live(session: nox.Session) -> None:
+    """Serve the site at http://127.0.0.1:8000 and rebuild it on every save."""
+    ensure_system_tools(session, *DIAGRAMS)
+    install_project(session, "live")
+    session.run(
+        "sphinx-autobuild",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+        "--ignore",
+        str(BUILD),
+        "--watch",
+        str(ROOT / "src"),
+        "-n",
+        "-b",
+        "html",
+        "-d",
+        str(BUILD / "doctrees-live"),
+        str(DOCS),
+        str(BUILD / "live"),
+        *session.posargs,
+    )
+
+
+@nox.session(reuse_venv=True)
+def pdf(session: nox.Session) -> None:
+    """Build docs/_build/pdf/infrastructure-essays.pdf with XeLaTeX."""
+    ensure_system_tools(session, *PDF)
+    install_project(session)
+    latex = BUILD / "latex.new"
+    shutil.rmtree(latex, ignore_errors=True)
+    session.run(
+        "sphinx-build",
+        "-nW",
+        "-b",
+        "latex",
+        "-d",
+        str(BUILD / "doctrees-latex"),
+        str(DOCS),
+        str(latex),
+        *session.posargs,
+    )
+    session.chdir(latex)
+    session.run(
+        "latexmk",
+        "-pdfxe",
+        "-interaction=nonstopmode",
+        "-halt-on-error",
+        "infrastructure-essays.tex",
+        external=True,
+        silent=True,
+        env=LATEXMK_ENV,
+    )
+    session.chdir(ROOT)
+    staging = BUILD / "pdf.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(latex / "infrastructure-essays.pdf", staging)
+    publish(session, staging, BUILD / "pdf")
+    publish(session, latex, BUILD / "latex")
+
+
+@nox.session(reuse_venv=True)
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite: roots, the real site, the PDF and a browser."""
+    ensure_system_tools(session, *PDF, *BROWSER)
+    install_project(session, "tests")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(reuse_venv=True)
+def lint(session: nox.Session) -> None:
+    """Check style, formatting and types."""
+    install_project(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", *session.posargs)

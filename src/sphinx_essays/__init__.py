@@ -1,0 +1,36 @@
+"""Sphinx extension that turns a folder of MyST essays into a knowledge base.
+
+Each module registers one concept:
+
+* :mod:`.config` -- the ``essays_*`` configuration values;
+* :mod:`.metadata` -- the front-matter schema and its validation;
+* :mod:`.domain` -- the ``essay`` domain, which stores what was validated;
+* :mod:`.header` -- the summary block shown under each essay's title;
+* :mod:`.navigation` -- navigation that works for HTML and LaTeX alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sphinx_essays import config, domain, header, metadata, navigation
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+    from sphinx.util.typing import ExtensionMetadata
+
+__version__ = "0.1.0"
+
+
+def setup(app: Sphinx) -> ExtensionMetadata:
+    config.setup(app)
+    domain.setup(app)
+    metadata.setup(app)
+    header.setup(app)
+    navigation.setup(app)
+    return {
+        "version": __version__,
+        "env_version": domain.EssayDomain.data_version,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

@@ -1,0 +1,90 @@
+"""The ``essays_*`` configuration values, as one dataclass.
+
+Every field of :class:`EssaysConfig` becomes a Sphinx config value named
+``essays_<field>``. The values are checked once, at ``config-inited``, so a
+typo in ``conf.py`` stops the build before any essay is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sphinx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+    from sphinx.config import Config
+
+PREFIX = "essays_"
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class EssaysConfig:
+    """Settings for the essays extension (``essays_<name>`` in ``conf.py``)."""
+
+    topics: tuple[str, ...] = ("observability", "infrastructure", "security", "teams")
+    """The allowed values of an essay's ``topic``; each is a folder under
+    :attr:`root`."""
+
+    root: str = "essays"
+    """The folder, relative to the source directory, that holds
+    ``<topic>/<slug>.md`` essay files."""
+
+    words_per_minute: int = 230
+    """Reading speed used to turn a word count into a reading time."""
+
+    def validate(self) -> None:
+        """Raise :class:`~sphinx.errors.ConfigError` naming the bad value."""
+        if not self.topics:
+            raise ConfigError(f"{PREFIX}topics must name at least one topic")
+        for topic in self.topics:
+            if not isinstance(topic, str) or not SLUG_RE.match(topic):
+                raise ConfigError(
+                    f"{PREFIX}topics: {topic!r} is not a lowercase slug "
+                    "(letters, digits and single hyphens)"
+                )
+        if len(set(self.topics)) != len(self.topics):
+            raise ConfigError(f"{PREFIX}topics lists a topic twice: {self.topics!r}")
+        root = self.root.strip("/")
+        if not root or root.startswith(".") or "\\" in root:
+            raise ConfigError(
+                f"{PREFIX}root must be a folder relative to the source directory, "
+                f"not {self.root!r}"
+            )
+        if not isinstance(self.words_per_minute, int) or self.words_per_minute <= 0:
+            raise ConfigError(
+                f"{PREFIX}words_per_minute must be a positive integer, "
+                f"not {self.words_per_minute!r}"
+            )
+
+
+def from_sphinx(config: Config) -> EssaysConfig:
+    """Build an :class:`EssaysConfig` from Sphinx's config object."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(EssaysConfig):
+        value = getattr(config, PREFIX + field.name)
+        if field.name == "topics":
+            value = tuple(value)
+        values[field.name] = value
+    return EssaysConfig(**values)
+
+
+def _check_config(app: Sphinx, config: Config) -> None:
+    from_sphinx(config).validate()
+
+
+def setup(app: Sphinx) -> None:
+    for field in dataclasses.fields(EssaysConfig):
+        default = field.default
+        app.add_config_value(
+            PREFIX + field.name,
+            default,
+            "env",
+            types=(tuple, list) if field.name == "topics" else type(default),
+            description=f"essays extension: {field.name}",
+        )
+    app.connect("config-inited", _check_config)

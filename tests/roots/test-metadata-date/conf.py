@@ -1,0 +1,3 @@
+extensions = ["myst_parser", "sphinx_essays"]
+smartquotes = False
+nitpicky = True

@@ -1,0 +1,134 @@
+"""The front-matter schema: one test root per kind of bad input."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+from conftest import sphinx_build
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sphinx.testing.util import SphinxTestApp
+
+#: testroot -> (essay file, line, a phrase that tells the author the fix)
+BAD_FRONT_MATTER = {
+    "metadata-none": (
+        "essays/observability/no-front-matter.md",
+        1,
+        "essay has no front matter; begin the file with a '---' line",
+    ),
+    "metadata-yaml": (
+        "essays/observability/broken-yaml.md",
+        4,
+        "front matter is not valid YAML (expected ',' or ']', but got ':', "
+        "while parsing a flow sequence that starts at line 3)",
+    ),
+    "metadata-missing": (
+        "essays/observability/missing-summary.md",
+        1,
+        "front matter is missing 'summary'; add a 'summary:' line",
+    ),
+    "metadata-topic": (
+        "essays/observability/unknown-topic.md",
+        2,
+        "topic 'observabilty' is not a topic of this knowledge base; use one of: "
+        "observability, infrastructure, security, teams",
+    ),
+    "metadata-tags": (
+        "essays/observability/bad-tag.md",
+        4,
+        "tag 'Distributed Tracing' is not a slug; use lowercase letters, digits "
+        "and single hyphens, for example 'distributed-tracing'",
+    ),
+    "metadata-summary": (
+        "essays/observability/markup-summary.md",
+        5,
+        "summary must be plain text; remove the markup characters [ ]",
+    ),
+    "metadata-date": (
+        "essays/observability/bad-date.md",
+        5,
+        "date '24/11/2026' is not an ISO date; write the day the essay entered "
+        "the knowledge base as YYYY-MM-DD",
+    ),
+    "metadata-field": (
+        "essays/observability/unknown-field.md",
+        6,
+        "front matter has unknown field 'author'; the allowed fields are topic, "
+        "tags, summary, date",
+    ),
+    "metadata-folder": (
+        "essays/observability/wrong-folder.md",
+        2,
+        "essay has topic 'security' but lives at 'essays/observability/wrong-folder'"
+        "; move the file to 'essays/security/wrong-folder'",
+    ),
+    "metadata-title": (
+        "essays/observability/no-title.md",
+        8,
+        "an essay must open with its '# Title' heading",
+    ),
+    "duplicate-slug": (
+        "essays/security/same-slug.md",
+        1,
+        "essay slug 'same-slug' is already used by 'essays/observability/same-slug'",
+    ),
+}
+
+
+def warnings_of(app: SphinxTestApp) -> list[str]:
+    text = app.warning.getvalue()
+    return [line for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if line]
+
+
+@pytest.mark.sphinx("html", testroot="essays-valid", freshenv=True)
+def test_valid_essay_builds_without_warnings(app: SphinxTestApp) -> None:
+    app.build()
+    assert warnings_of(app) == []
+    record = app.env.domains["essay"].data["essays"][
+        "essays/observability/sample-essay"
+    ]
+    assert record["topic"] == "observability"
+    assert record["tags"] == ["tracing", "observability"]
+    assert record["summary"] == (
+        "A short essay used by the tests. It has every field the schema asks for."
+    )
+    assert record["date"] == "2026-11-24"
+    assert record["title"] == "A Sample Essay"
+    assert record["lines"] == {"topic": 2, "tags": 3, "summary": 4, "date": 6}
+
+
+@pytest.mark.parametrize("testroot", sorted(BAD_FRONT_MATTER))
+def test_bad_front_matter_is_located(
+    testroot: str, make_app: type[SphinxTestApp], rootdir: Path, tmp_path: Path
+) -> None:
+    srcdir = tmp_path / testroot
+    shutil.copytree(rootdir / f"test-{testroot}", srcdir)
+    app = make_app("html", srcdir=srcdir, freshenv=True)
+    app.build()
+    relpath, line, phrase = BAD_FRONT_MATTER[testroot]
+    located = [w for w in warnings_of(app) if f"{relpath}:{line}: WARNING: " in w]
+    assert located, warnings_of(app)
+    assert any(phrase in w for w in located), located
+    assert all(w.endswith(("[essays.metadata]", "[essays.duplicate]")) for w in located)
+
+
+def test_bad_front_matter_fails_the_strict_build(rootdir: Path, tmp_path: Path) -> None:
+    """What an author sees: a non-zero exit and the file and line to change."""
+    result = sphinx_build(
+        "-nW",
+        "-q",
+        "-b",
+        "html",
+        str(rootdir / "test-metadata-topic"),
+        str(tmp_path / "out"),
+    )
+    assert result.returncode != 0
+    assert (
+        "test-metadata-topic/essays/observability/unknown-topic.md:2: WARNING: "
+        "topic 'observabilty' is not a topic" in result.stderr
+    ), result.stderr

@@ -1,0 +1,44 @@
+"""The PDF from the LaTeX builder: every essay, no broken references, no tofu."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ESSAYS, Pdf
+from pypdf import PdfReader
+
+
+@pytest.fixture(scope="module")
+def pdf_text(pdf: Pdf) -> str:
+    reader = PdfReader(pdf.path)
+    text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    return " ".join(text.split())
+
+
+def test_pdf_has_pages(pdf: Pdf) -> None:
+    assert len(PdfReader(pdf.path).pages) > 10
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_pdf_has_every_essay_title(pdf_text: str, essay: object) -> None:
+    title = " ".join(essay.title.split())  # type: ignore[attr-defined]
+    assert title in pdf_text
+
+
+def test_pdf_has_no_unresolved_references(pdf_text: str) -> None:
+    assert "??" not in pdf_text
+
+
+def test_latex_log_has_no_missing_characters(pdf: Pdf) -> None:
+    missing = [line for line in pdf.log.splitlines() if "Missing character" in line]
+    assert missing == []
+
+
+def test_latex_log_has_no_undefined_references(pdf: Pdf) -> None:
+    assert not re.search(r"LaTeX Warning: (Reference|Citation) .* undefined", pdf.log)
+
+
+def test_diagrams_are_vector_in_the_pdf(pdf: Pdf) -> None:
+    figures = sorted(pdf.path.parent.glob("graphviz-*.pdf"))
+    assert figures, "no Graphviz figure was included as PDF"

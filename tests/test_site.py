@@ -1,0 +1,122 @@
+"""The real site, built once with -nW: every essay, its summary, its links."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import urldefrag
+
+import pytest
+from bs4 import BeautifulSoup
+from conftest import ESSAYS, Site, archive_titles
+
+if TYPE_CHECKING:
+    from conftest import Essay
+
+
+def soup(path: object) -> BeautifulSoup:
+    from pathlib import Path
+
+    assert isinstance(path, Path)
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def test_archive_has_eight_titles() -> None:
+    assert len(archive_titles()) == 8
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_essay_title_is_an_archive_title(essay: Essay) -> None:
+    assert essay.title in archive_titles()
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_essay_page_shows_title_and_summary(site: Site, essay: Essay) -> None:
+    page = soup(site.html / f"{essay.docname}.html")
+    h1 = page.find("h1")
+    assert h1 is not None
+    assert h1.get_text().rstrip("#¶ ").strip() == essay.title
+    summary = page.select_one(".essay-header .essay-summary")
+    assert summary is not None
+    expected = " ".join(str(essay.front.values["summary"]).split())
+    assert summary.get_text() == expected
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_glossary_links_resolve(site: Site, essay: Essay) -> None:
+    page = soup(site.html / f"{essay.docname}.html")
+    glossary = soup(site.html / "glossary.html")
+    term_ids = {dt["id"] for dt in glossary.select("dl.glossary dt[id]")}
+    links = [
+        a["href"]
+        for a in page.select("article a.reference.internal[href]")
+        if urldefrag(str(a["href"])).url.endswith("glossary.html")
+    ]
+    assert len(links) >= 10, f"only {len(links)} glossary links"
+    missing = {h for h in links if urldefrag(str(h)).fragment not in term_ids}
+    assert not missing
+
+
+def index_terms(source: str) -> list[str]:
+    """The main word of each {index} role and directive entry in *source*."""
+    terms = []
+    for role in re.findall(r"\{index\}`([^`]+)`", source):
+        explicit = re.match(r"^.*<(.+)>$", role, flags=re.S)
+        terms.append(explicit.group(1) if explicit else role)
+    for block in re.findall(r"^```\{index\}(.*?)^```", source, flags=re.M | re.S):
+        for entry in block.strip().splitlines():
+            entry = re.sub(r"^(single|pair|triple|see|seealso):\s*", "", entry.strip())
+            terms.append(entry.split(";")[0].strip().lstrip("!"))
+    return [t.strip() for t in terms if t.strip()]
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_genindex_lists_the_essays_index_entries(site: Site, essay: Essay) -> None:
+    terms = index_terms(essay.source)
+    assert len(terms) >= 5, terms
+    genindex = soup(site.html / "genindex.html")
+    entries = {
+        " ".join(li.get_text().split()) for li in genindex.select("table.indextable li")
+    }
+    page = f"{essay.docname.rsplit('/', 1)[-1]}.html"
+    linked = {
+        " ".join(a.get_text().split())
+        for a in genindex.select("table.indextable a")
+        if page in str(a.get("href", ""))
+    }
+    for term in terms:
+        assert any(e.lower().startswith(term.lower()) for e in entries | linked), term
+
+
+def test_navigation_reaches_index_search_and_glossary(site: Site) -> None:
+    nav = soup(site.html / "index.html").select_one(".sidebar-tree")
+    assert nav is not None
+    hrefs = {str(a["href"]) for a in nav.select("a[href]")}
+    assert {"genindex.html", "search.html", "glossary.html"} <= hrefs
+
+
+def test_landing_page_shows_four_topic_cards(site: Site) -> None:
+    cards = soup(site.html / "index.html").select(".sd-card")
+    titles = [" ".join(c.get_text().split()) for c in cards]
+    for topic in ("Observability", "Infrastructure", "Security", "Teams"):
+        assert any(t.startswith(topic) for t in titles), titles
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_topic_page_lists_the_essay(site: Site, essay: Essay) -> None:
+    topic = essay.front.values["topic"]
+    page = soup(site.html / f"essays/{topic}/index.html")
+    listed = {str(a["href"]) for a in page.select("article a.reference.internal")}
+    assert f"{essay.docname.rsplit('/', 1)[-1]}.html" in listed
+
+
+@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+def test_diagrams_are_svg(site: Site, essay: Essay) -> None:
+    if "```{graphviz}" not in essay.source:
+        pytest.fail(f"{essay.docname} has no diagram")
+    page = soup(site.html / f"{essay.docname}.html")
+    images = page.select(".graphviz img, img.graphviz, object.graphviz")
+    assert images
+    for image in images:
+        src = str(image.get("src") or image.get("data"))
+        assert src.endswith(".svg"), src

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import Site
 from playwright.sync_api import Browser, sync_playwright
+
+from conftest import Site
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

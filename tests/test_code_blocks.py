@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from conftest import ESSAYS, Site
 from docutils import nodes
+
+from conftest import ESSAYS, Site
 
 if TYPE_CHECKING:
     from conftest import Essay

@@ -7,6 +7,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 import pytest
+
 from conftest import sphinx_build
 
 if TYPE_CHECKING:

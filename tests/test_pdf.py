@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ESSAYS, Pdf
 from pypdf import PdfReader
+
+from conftest import ESSAYS, Pdf
 
 
 @pytest.fixture(scope="module")

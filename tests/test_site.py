@@ -8,6 +8,7 @@ from urllib.parse import urldefrag
 
 import pytest
 from bs4 import BeautifulSoup
+
 from conftest import ESSAYS, Site, archive_titles
 
 if TYPE_CHECKING:

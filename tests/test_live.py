@@ -1,0 +1,79 @@
+"""Live preview: sphinx-autobuild serves the site and rebuilds it on save."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode("utf-8"))
+
+
+def wait_for(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():  # type: ignore[operator]
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def live_site(rootdir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    source = tmp_path / "src"
+    shutil.copytree(rootdir / "test-essays-valid", source)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sphinx_autobuild",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-b",
+            "html",
+            str(source),
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield source, f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_saving_an_essay_rebuilds_the_served_page(live_site) -> None:  # type: ignore[no-untyped-def]
+    source, url = live_site
+    page = url + "essays/observability/sample-essay.html"
+    assert wait_for(lambda: "A Sample Essay" in fetch(page), timeout=60)
+    assert "websocket-reload" in fetch(page), "the page has no live-reload script"
+
+    essay = source / "essays/observability/sample-essay.md"
+    essay.write_text(
+        essay.read_text().replace("makes a claim", "makes a fresh claim"),
+        encoding="utf-8",
+    )
+    assert wait_for(lambda: "makes a fresh claim" in fetch(page), timeout=30)

@@ -6,6 +6,8 @@ font is served from the build itself.
 
 from __future__ import annotations
 
+import os
+
 # -- Project -----------------------------------------------------------------
 
 project = "Infrastructure Essays"
@@ -49,6 +51,12 @@ graphviz_dot_args = [
 # -- HTML --------------------------------------------------------------------
 
 html_theme = "furo"
+# Absolute URLs (the Atom feed) use the hosted site's address; Read the Docs
+# sets READTHEDOCS_CANONICAL_URL for each version it builds.
+html_baseurl = os.environ.get(
+    "READTHEDOCS_CANONICAL_URL",
+    "https://infrastructure-essays.readthedocs.io/en/latest/",
+)
 html_title = "Infrastructure Essays"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"

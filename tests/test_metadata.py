@@ -73,6 +73,24 @@ BAD_FRONT_MATTER = {
         8,
         "an essay must open with its '# Title' heading",
     ),
+    "metadata-outside": (
+        "essays/stray.md",
+        2,
+        "essay has topic 'observability' but lives at 'essays/stray'; move the "
+        "file to 'essays/observability/stray'",
+    ),
+    "duplicate-title": (
+        "essays/security/second.md",
+        8,
+        "essay title 'The Same Title' is already used by "
+        "'essays/observability/first'; give this essay a title of its own",
+    ),
+    "listing-topic": (
+        "index.md",
+        5,
+        "essay-list: 'observabilty' is not a topic; use one of: observability, "
+        "infrastructure, security, teams",
+    ),
     "duplicate-slug": (
         "essays/security/same-slug.md",
         1,
@@ -115,7 +133,10 @@ def test_bad_front_matter_is_located(
     located = [w for w in warnings_of(app) if f"{relpath}:{line}: WARNING: " in w]
     assert located, warnings_of(app)
     assert any(phrase in w for w in located), located
-    assert all(w.endswith(("[essays.metadata]", "[essays.duplicate]")) for w in located)
+    assert all(
+        w.endswith(("[essays.metadata]", "[essays.duplicate]", "[essays.listing]"))
+        for w in located
+    )
 
 
 def test_bad_front_matter_fails_the_strict_build(rootdir: Path, tmp_path: Path) -> None:

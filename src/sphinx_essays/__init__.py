@@ -5,7 +5,11 @@ Each module registers one concept:
 * :mod:`.config` -- the ``essays_*`` configuration values;
 * :mod:`.metadata` -- the front-matter schema and its validation;
 * :mod:`.domain` -- the ``essay`` domain, which stores what was validated;
-* :mod:`.header` -- the summary block shown under each essay's title;
+* :mod:`.indices` -- the topic, tag and archive indexes;
+* :mod:`.header` -- the block under each essay's title;
+* :mod:`.listing` -- the ``essay-list`` directive;
+* :mod:`.related` -- "Related essays" at the end of each essay;
+* :mod:`.feed` -- the Atom feed;
 * :mod:`.navigation` -- navigation that works for HTML and LaTeX alike.
 """
 
@@ -13,7 +17,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sphinx_essays import config, domain, header, metadata, navigation
+from sphinx_essays import (
+    config,
+    domain,
+    feed,
+    header,
+    listing,
+    metadata,
+    navigation,
+    related,
+)
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -27,6 +40,9 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     domain.setup(app)
     metadata.setup(app)
     header.setup(app)
+    listing.setup(app)
+    related.setup(app)
+    feed.setup(app)
     navigation.setup(app)
     return {
         "version": __version__,

@@ -37,6 +37,12 @@ class EssaysConfig:
     words_per_minute: int = 230
     """Reading speed used to turn a word count into a reading time."""
 
+    related_count: int = 3
+    """How many related essays to list at the end of each essay."""
+
+    feed_filename: str = "atom.xml"
+    """Where the Atom feed is written, relative to the HTML output folder."""
+
     def validate(self) -> None:
         """Raise :class:`~sphinx.errors.ConfigError` naming the bad value."""
         if not self.topics:
@@ -55,10 +61,16 @@ class EssaysConfig:
                 f"{PREFIX}root must be a folder relative to the source directory, "
                 f"not {self.root!r}"
             )
-        if not isinstance(self.words_per_minute, int) or self.words_per_minute <= 0:
+        for name in ("words_per_minute", "related_count"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(
+                    f"{PREFIX}{name} must be a positive integer, not {value!r}"
+                )
+        if not self.feed_filename.endswith(".xml") or "/" in self.feed_filename:
             raise ConfigError(
-                f"{PREFIX}words_per_minute must be a positive integer, "
-                f"not {self.words_per_minute!r}"
+                f"{PREFIX}feed_filename must be a file name ending in .xml, "
+                f"not {self.feed_filename!r}"
             )
 
 

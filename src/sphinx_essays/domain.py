@@ -4,21 +4,32 @@ Sphinx pickles a domain's ``data`` with the environment, clears a document's
 entries before it is re-read (:meth:`EssayDomain.clear_doc`) and merges the
 entries that parallel readers collected (:meth:`EssayDomain.merge_domaindata`).
 Keeping all state here is what makes incremental and ``-j N`` builds correct.
+
+Pages whose output depends on *other* essays (essay lists, related essays,
+the tag links in every header) are re-read whenever any essay changes, through
+``env-get-outdated``; see :func:`dependents`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sphinx.domains import Domain
 from sphinx.util import logging
 
+from sphinx_essays.indices import ArchiveIndex, TagIndex, TopicIndex
+
 if TYPE_CHECKING:
-    from collections.abc import Set
+    from collections.abc import Iterable, Set
 
     from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
 
 logger = logging.getLogger(__name__)
+
+#: How much each shared signal counts when ranking related essays.
+RELATED_WEIGHTS = {"link": 3, "tag": 2, "term": 1}
 
 
 class EssayDomain(Domain):
@@ -26,26 +37,98 @@ class EssayDomain(Domain):
 
     name = "essay"
     label = "Essays"
-    initial_data: ClassVar[dict[str, Any]] = {"essays": {}}
+    indices = [TopicIndex, TagIndex, ArchiveIndex]  # noqa: RUF012 (Sphinx API)
+    initial_data: ClassVar[dict[str, Any]] = {"essays": {}, "listings": {}}
     #: Bump when the shape of an essay's stored record changes.
-    data_version = 1
+    data_version = 2
 
     @property
     def essays(self) -> dict[str, dict[str, Any]]:
-        """``docname -> record`` with title, topic, tags, summary, date, words."""
+        """``docname -> record``: title, topic, tags, summary, date, words,
+        terms (glossary terms linked) and links (essays linked)."""
         essays: dict[str, dict[str, Any]] = self.data["essays"]
         return essays
+
+    @property
+    def listings(self) -> dict[str, bool]:
+        """Docnames of pages that list essays, so depend on all of them."""
+        listings: dict[str, bool] = self.data["listings"]
+        return listings
 
     def note_essay(self, docname: str, record: dict[str, Any]) -> None:
         self.essays[docname] = dict(record)
 
+    def note_listing(self, docname: str) -> None:
+        self.listings[docname] = True
+
     def clear_doc(self, docname: str) -> None:
         self.essays.pop(docname, None)
+        self.listings.pop(docname, None)
 
     def merge_domaindata(self, docnames: Set[str], otherdata: dict[str, Any]) -> None:
-        for docname, record in otherdata["essays"].items():
-            if docname in docnames:
-                self.essays[docname] = record
+        for key in ("essays", "listings"):
+            for docname, value in otherdata[key].items():
+                if docname in docnames:
+                    self.data[key][docname] = value
+
+    # -- Queries --------------------------------------------------------------
+
+    def complete(self) -> dict[str, dict[str, Any]]:
+        """The essays whose title has been read (every valid essay)."""
+        return {d: r for d, r in self.essays.items() if "title" in r}
+
+    def select(
+        self, topic: str | None = None, tag: str | None = None, sort: str = "date"
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Essays filtered by *topic* and *tag*: newest first, or by title."""
+        chosen = [
+            (docname, record)
+            for docname, record in self.complete().items()
+            if (topic is None or record["topic"] == topic)
+            and (tag is None or tag in record["tags"])
+        ]
+        if sort == "title":
+            chosen.sort(key=lambda item: (item[1]["title"].casefold(), item[0]))
+        else:
+            chosen.sort(key=lambda item: (item[1]["title"].casefold(), item[0]))
+            chosen.sort(key=lambda item: item[1]["date"], reverse=True)
+        return chosen
+
+    def related(self, docname: str, count: int) -> list[tuple[str, list[str]]]:
+        """The *count* essays most related to *docname*, with the reasons.
+
+        The score adds :data:`RELATED_WEIGHTS` for a link in either direction,
+        each shared tag and each shared glossary term. Ties are broken by
+        title, then docname, so the ranking is deterministic."""
+        essays = self.complete()
+        this = essays.get(docname)
+        if this is None:
+            return []
+        scored = []
+        for other, record in essays.items():
+            if other == docname:
+                continue
+            tags = sorted(set(this["tags"]) & set(record["tags"]))
+            terms = set(this["terms"]) & set(record["terms"])
+            linked = other in this["links"] or docname in record["links"]
+            score = (
+                RELATED_WEIGHTS["link"] * linked
+                + RELATED_WEIGHTS["tag"] * len(tags)
+                + RELATED_WEIGHTS["term"] * len(terms)
+            )
+            if score == 0:
+                continue
+            reasons = []
+            if linked:
+                reasons.append("linked")
+            if tags:
+                reasons.append("tags: " + ", ".join(tags))
+            if terms:
+                plural = "s" if len(terms) != 1 else ""
+                reasons.append(f"{len(terms)} shared term{plural}")
+            scored.append((-score, record["title"].casefold(), other, reasons))
+        scored.sort()
+        return [(other, reasons) for _s, _t, other, reasons in scored[:count]]
 
     def check_consistency(self) -> None:
         """Warn about two essays that share a slug or a title."""
@@ -83,5 +166,37 @@ class EssayDomain(Domain):
                 seen_titles[title] = docname
 
 
+def reading_minutes(words: int, words_per_minute: int) -> int:
+    """Minutes to read *words* at *words_per_minute*, at least one."""
+    return max(1, math.ceil(words / words_per_minute))
+
+
+def get_domain(env: BuildEnvironment) -> EssayDomain:
+    domain = env.domains[EssayDomain.name]
+    assert isinstance(domain, EssayDomain)
+    return domain
+
+
+def dependents(
+    app: Sphinx,
+    env: BuildEnvironment,
+    added: Set[str],
+    changed: Set[str],
+    removed: Set[str],
+) -> Iterable[str]:
+    """Pages to re-read because an essay they depend on was added, changed or
+    removed: every essay (related essays, tag links) and every listing."""
+    from sphinx_essays import config as essays_config
+    from sphinx_essays.metadata import is_essay
+
+    root = essays_config.from_sphinx(app.config).root
+    touched = added | changed | removed
+    if not any(is_essay(docname, root) for docname in touched):
+        return []
+    domain = get_domain(env)
+    return sorted((set(domain.essays) | set(domain.listings)) - touched - removed)
+
+
 def setup(app: Sphinx) -> None:
     app.add_domain(EssayDomain)
+    app.connect("env-get-outdated", dependents)

@@ -1,25 +1,46 @@
-"""The block under each essay's title: its summary, topic and date.
+"""The block under each essay's title: summary, topic, tags, date, reading time.
 
 It is inserted into the doctree when the essay is read, so the HTML, the
-LaTeX/PDF and the search index all carry it.
+LaTeX/PDF and the search index all carry it. Tags are :class:`tag_ref` nodes:
+the HTML writer links each to its entry in the tag index
+(``essay-tags.html#cap-<tag>``); other writers print it as plain text.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from html import escape
+from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
 from sphinx import addnodes
 
 from sphinx_essays import config as essays_config
-from sphinx_essays.domain import EssayDomain
+from sphinx_essays.domain import get_domain
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
+    from sphinx.writers.html5 import HTML5Translator
+
+
+class tag_ref(nodes.inline):
+    """A tag in an essay header, resolved per output format when written."""
+
+
+def doc_link(fromdoc: str, todoc: str, text: str) -> addnodes.pending_xref:
+    """A link to *todoc* that Sphinx resolves for every builder."""
+    return addnodes.pending_xref(
+        "",
+        nodes.inline("", text),
+        refdomain="std",
+        reftype="doc",
+        reftarget=f"/{todoc}",
+        refexplicit=True,
+        refdoc=fromdoc,
+    )
 
 
 def build_header(
-    docname: str, record: dict[str, object], topic_page: str | None
+    docname: str, record: dict[str, Any], topic_page: str | None, minutes: int
 ) -> nodes.container:
     """Return the header container for one essay's *record*.
 
@@ -30,42 +51,66 @@ def build_header(
     summary = nodes.paragraph(classes=["essay-summary"])
     summary += nodes.Text(str(record["summary"]))
 
-    topic_label: nodes.Node = nodes.inline("", topic.capitalize())
-    if topic_page is not None:
-        topic_label = addnodes.pending_xref(
-            "",
-            topic_label,
-            refdomain="std",
-            reftype="doc",
-            reftarget=f"/{topic_page}",
-            refexplicit=True,
-            refdoc=docname,
-        )
     facts = nodes.paragraph(classes=["essay-facts"])
-    facts += nodes.Text("Topic: ")
-    facts += topic_label
-    facts += nodes.Text(f" · Added {record['date']}")
+    facts += nodes.inline("", "Topic: ", classes=["essay-label"])
+    if topic_page is not None:
+        facts += doc_link(docname, topic_page, topic.capitalize())
+    else:
+        facts += nodes.inline("", topic.capitalize())
+    facts += nodes.Text(" · ")
+    facts += nodes.inline("", "Tags: ", classes=["essay-label"])
+    for position, tag in enumerate(record["tags"]):
+        if position:
+            facts += nodes.Text(", ")
+        facts += tag_ref("", tag, tag=tag)
+    facts += nodes.Text(f" · Added {record['date']} · {minutes} min read")
 
-    header = nodes.container(classes=["essay-header"])
+    header = nodes.container(classes=["essay-header"], essay=docname)
     header += summary
     header += facts
     return header
 
 
 def _insert_header(app: Sphinx, doctree: nodes.document) -> None:
-    domain = app.env.domains[EssayDomain.name]
-    assert isinstance(domain, EssayDomain)
     docname = app.env.docname
-    record = domain.essays.get(docname)
+    record = get_domain(app.env).essays.get(docname)
     if record is None or "title" not in record:
         return
-    section = next(iter(doctree.findall(nodes.section)))
-    root = essays_config.from_sphinx(app.config).root
-    topic_page: str | None = f"{root}/{record['topic']}/index"
+    settings = essays_config.from_sphinx(app.config)
+    topic_page: str | None = f"{settings.root}/{record['topic']}/index"
     if topic_page not in app.env.found_docs:
         topic_page = None
-    section.insert(1, build_header(docname, record, topic_page))
+    section = next(iter(doctree.findall(nodes.section)))
+    section.insert(1, build_header(docname, record, topic_page, record["minutes"]))
+
+
+def visit_tag_ref_html(self: HTML5Translator, node: tag_ref) -> None:
+    """Link the tag to its entry in the tag index, when that index is built."""
+    builder = self.builder
+    if not builder.config.html_domain_indices:
+        return
+    uri = builder.get_relative_uri(builder.current_docname, "essay-tags")
+    href = f"{uri}#cap-{node['tag']}"
+    self.body.append(f'<a class="essay-tag reference internal" href="{escape(href)}">')
+
+
+def depart_tag_ref_html(self: HTML5Translator, node: tag_ref) -> None:
+    if self.builder.config.html_domain_indices:
+        self.body.append("</a>")
+
+
+def visit_tag_ref_text(self: object, node: tag_ref) -> None:
+    """Other formats show the tag as plain text."""
 
 
 def setup(app: Sphinx) -> None:
+    plain = (visit_tag_ref_text, visit_tag_ref_text)
+    app.add_node(
+        tag_ref,
+        html=(visit_tag_ref_html, depart_tag_ref_html),
+        latex=plain,
+        text=plain,
+        man=plain,
+        texinfo=plain,
+    )
     app.connect("doctree-read", _insert_header, priority=600)

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from docutils import nodes
-from sphinx.util import logging
+from sphinx import addnodes
+from sphinx.util import docname_join, logging
 
 from sphinx_essays import config as essays_config
-from sphinx_essays.domain import EssayDomain
+from sphinx_essays.domain import EssayDomain, reading_minutes
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -325,6 +326,20 @@ def _read_title(app: Sphinx, doctree: nodes.document) -> None:
     essay["title"] = title.astext()
     essay["title_line"] = title.line or sections[0].line or 1
     essay["words"] = count_words(sections[0])
+    wpm = essays_config.from_sphinx(app.config).words_per_minute
+    essay["minutes"] = reading_minutes(essay["words"], wpm)
+    terms, links = set(), set()
+    for xref in doctree.findall(addnodes.pending_xref):
+        if xref.get("reftype") == "term":
+            terms.add(" ".join(xref["reftarget"].lower().split()))
+        elif xref.get("reftype") == "doc":
+            links.add(
+                docname_join(docname, xref["reftarget"].lstrip("/"))
+                if not xref["reftarget"].startswith("/")
+                else xref["reftarget"].lstrip("/")
+            )
+    essay["terms"] = sorted(terms)
+    essay["links"] = sorted(links - {docname})
 
 
 def setup(app: Sphinx) -> None:

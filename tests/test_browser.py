@@ -80,3 +80,54 @@ def test_search_finds_the_tracing_essay(browser: Browser, base_url: str) -> None
     )
     assert errors == []
     page.close()
+
+
+def test_term_and_essay_previews_on_hover_and_focus(
+    browser: Browser, base_url: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(base_url + "essays/observability/distributed-tracing.html")
+    tooltip = page.locator("#kb-tooltip")
+
+    term = page.locator("article span.kb-ref a[href*='glossary.html#term-Span']").first
+    preview_id = term.get_attribute("aria-describedby")
+    assert preview_id and preview_id.startswith("kb-preview-")
+    definition = page.locator(f"#{preview_id}").text_content() or ""
+    assert "One timed operation" in definition
+
+    term.hover()
+    tooltip.wait_for(state="visible")
+    assert "One timed operation" in tooltip.inner_text()
+    page.mouse.move(2, 2)
+    tooltip.wait_for(state="hidden")
+
+    term.focus()
+    tooltip.wait_for(state="visible")
+    assert "One timed operation" in tooltip.inner_text()
+    page.keyboard.press("Escape")
+    tooltip.wait_for(state="hidden")
+
+    essay = page.locator(
+        "article span.kb-ref a[href*='metrics-logs-traces-and-events.html']"
+    ).first
+    essay.focus()
+    tooltip.wait_for(state="visible")
+    assert "Metrics, Logs, Traces, and Events" in tooltip.inner_text()
+    assert errors == []
+    page.close()
+
+
+def test_links_inside_a_preview_work(browser: Browser, base_url: str) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(base_url + "essays/observability/distributed-tracing.html")
+    term = page.locator("article span.kb-ref a[href*='term-Sampling']").first
+    term.hover()
+    inner = page.locator("#kb-tooltip a").first
+    inner.wait_for(state="visible")
+    target = inner.get_attribute("href") or ""
+    inner.click()
+    page.wait_for_load_state()
+    assert page.url.endswith(target.replace("../../", "")), (page.url, target)
+    page.close()

@@ -118,3 +118,50 @@ def test_parallel_build_is_byte_identical_to_serial(
     assert serial.keys() == parallel.keys()
     differing = [name for name in serial if serial[name] != parallel[name]]
     assert differing == []
+
+
+def html_pages(outdir: Path) -> dict[str, str]:
+    return {
+        path.relative_to(outdir).as_posix(): path.read_text()
+        for path in sorted(outdir.rglob("*.html"))
+    }
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("essay", "old", "new"),
+    [
+        (  # a link added: Three now links Two
+            "essays/observability/three.md",
+            "It stands alone.",
+            "It stands next to {doc}`two`.",
+        ),
+        (  # a link removed: Four no longer links One
+            "essays/security/four.md",
+            "It links {doc}`one <../observability/one>`.",
+            "It links nothing.",
+        ),
+    ],
+    ids=["link-added", "link-removed"],
+)
+def test_incremental_equals_fresh_after_a_link_changes(
+    make_app: type[SphinxTestApp], site_copy: Path, essay: str, old: str, new: str
+) -> None:
+    make_app("html", srcdir=site_copy).build()
+    edit(site_copy / essay, old, new)
+    again = make_app("html", srcdir=site_copy)
+    again.build()
+    assert warnings(again) == []
+
+    fresh_src = site_copy.parent / "fresh"
+    shutil.copytree(site_copy, fresh_src, ignore=shutil.ignore_patterns("_build"))
+    fresh = make_app("html", srcdir=fresh_src, freshenv=True)
+    fresh.build()
+    incremental, clean = html_pages(again.outdir), html_pages(fresh.outdir)
+    assert incremental.keys() == clean.keys()
+    assert [name for name in clean if incremental[name] != clean[name]] == []

@@ -9,6 +9,10 @@ Each module registers one concept:
 * :mod:`.header` -- the block under each essay's title;
 * :mod:`.listing` -- the ``essay-list`` directive;
 * :mod:`.related` -- "Related essays" at the end of each essay;
+* :mod:`.backlinks` -- "Referenced by", with the sentence that links;
+* :mod:`.glossary` -- "Used in" lists and the glossary checks;
+* :mod:`.previews` -- hover and focus previews of terms and essays;
+* :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
 * :mod:`.feed` -- the Atom feed;
 * :mod:`.navigation` -- navigation that works for HTML and LaTeX alike.
 """
@@ -18,13 +22,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sphinx_essays import (
+    backlinks,
+    conceptmap,
     config,
     domain,
     feed,
+    glossary,
     header,
     listing,
     metadata,
     navigation,
+    previews,
     related,
 )
 
@@ -42,6 +50,10 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     header.setup(app)
     listing.setup(app)
     related.setup(app)
+    backlinks.setup(app)
+    glossary.setup(app)
+    previews.setup(app)
+    conceptmap.setup(app)
     feed.setup(app)
     navigation.setup(app)
     return {

@@ -38,9 +38,14 @@ class EssayDomain(Domain):
     name = "essay"
     label = "Essays"
     indices = [TopicIndex, TagIndex, ArchiveIndex]  # noqa: RUF012 (Sphinx API)
-    initial_data: ClassVar[dict[str, Any]] = {"essays": {}, "listings": {}}
-    #: Bump when the shape of an essay's stored record changes.
-    data_version = 2
+    initial_data: ClassVar[dict[str, Any]] = {
+        "essays": {},
+        "listings": {},
+        "glossary": {},
+        "termrefs": {},
+    }
+    #: Bump when the shape of the stored data changes.
+    data_version = 3
 
     @property
     def essays(self) -> dict[str, dict[str, Any]]:
@@ -55,6 +60,18 @@ class EssayDomain(Domain):
         listings: dict[str, bool] = self.data["listings"]
         return listings
 
+    @property
+    def glossary(self) -> dict[str, list[list[Any]]]:
+        """``docname -> [[term, line, node_id], ...]`` for each glossary page."""
+        glossary: dict[str, list[list[Any]]] = self.data["glossary"]
+        return glossary
+
+    @property
+    def termrefs(self) -> dict[str, list[str]]:
+        """``docname -> [term, ...]``: the glossary terms each page links."""
+        termrefs: dict[str, list[str]] = self.data["termrefs"]
+        return termrefs
+
     def note_essay(self, docname: str, record: dict[str, Any]) -> None:
         self.essays[docname] = dict(record)
 
@@ -62,11 +79,11 @@ class EssayDomain(Domain):
         self.listings[docname] = True
 
     def clear_doc(self, docname: str) -> None:
-        self.essays.pop(docname, None)
-        self.listings.pop(docname, None)
+        for key in self.initial_data:
+            self.data[key].pop(docname, None)
 
     def merge_domaindata(self, docnames: Set[str], otherdata: dict[str, Any]) -> None:
-        for key in ("essays", "listings"):
+        for key in self.initial_data:
             for docname, value in otherdata[key].items():
                 if docname in docnames:
                     self.data[key][docname] = value
@@ -184,17 +201,23 @@ def dependents(
     changed: Set[str],
     removed: Set[str],
 ) -> Iterable[str]:
-    """Pages to re-read because an essay they depend on was added, changed or
-    removed: every essay (related essays, tag links) and every listing."""
+    """Pages to re-read because an essay or the glossary they depend on was
+    added, changed or removed.
+
+    Each essay shows data from the others (related essays, backlinks with
+    their sentences, previews of linked essays and terms) and each listing,
+    glossary and map shows every essay, so any such change re-reads them all.
+    """
     from sphinx_essays import config as essays_config
     from sphinx_essays.metadata import is_essay
 
     root = essays_config.from_sphinx(app.config).root
-    touched = added | changed | removed
-    if not any(is_essay(docname, root) for docname in touched):
-        return []
     domain = get_domain(env)
-    return sorted((set(domain.essays) | set(domain.listings)) - touched - removed)
+    touched = added | changed | removed
+    if not any(is_essay(d, root) or d in domain.glossary for d in touched):
+        return []
+    everything = set(domain.essays) | set(domain.listings) | set(domain.glossary)
+    return sorted(everything - touched)
 
 
 def setup(app: Sphinx) -> None:

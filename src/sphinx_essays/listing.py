@@ -182,6 +182,7 @@ def render(
 
 
 def setup(app: Sphinx) -> None:
+    app.setup_extension("sphinx_design")
     app.add_node(essay_list)
     app.add_directive("essay-list", EssayListDirective)
     app.add_post_transform(RenderEssayCards)

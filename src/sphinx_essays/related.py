@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class AddRelatedEssays(SphinxPostTransform):
     """Append the related essays to each essay's section."""
 
-    default_priority = 5  # before references are resolved
+    default_priority = 7  # after backlinks and maps, before references resolve
 
     def run(self, **kwargs: Any) -> None:
         domain = get_domain(self.env)

@@ -5,3 +5,4 @@ smartquotes = False
 nitpicky = True
 html_baseurl = "https://essays.example.org/"
 essays_topics = ("observability", "security")
+graphviz_output_format = "svg"

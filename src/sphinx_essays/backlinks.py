@@ -1,0 +1,195 @@
+""" "Referenced by": every essay lists the essays that link to it, in context.
+
+When an essay is read, each link to another essay gets an invisible anchor,
+and the sentence that holds the link is stored with the essay's record in the
+domain (``mentions``). When the linked essay is written, its "Referenced by"
+section lists each mention: the linking essay's title, which jumps to the exact
+spot, and the sentence. In the PDF each entry also gives the page number.
+
+Nothing is kept by hand: the list is rebuilt from the doctrees, and
+:func:`sphinx_essays.domain.dependents` re-reads every essay when one changes.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import docname_join
+
+from sphinx_essays import config as essays_config
+from sphinx_essays.domain import get_domain
+from sphinx_essays.metadata import is_essay
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+    from sphinx.writers.html5 import HTML5Translator
+    from sphinx.writers.latex import LaTeXTranslator
+
+#: The end of a sentence: punctuation, maybe a closing quote, then space.
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+MAX_SENTENCE = 320
+
+
+class backlink(nodes.Inline, nodes.TextElement):
+    """A link to an anchor in another essay, with its page number in LaTeX."""
+
+
+def link_target(xref: addnodes.pending_xref, docname: str) -> str:
+    """The docname a ``{doc}`` reference points to."""
+    target = str(xref["reftarget"])
+    if target.startswith("/"):
+        return target.lstrip("/")
+    return docname_join(docname, target)
+
+
+def _inside(node: nodes.Node, ancestor: nodes.Node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return False
+
+
+def sentence_around(paragraph: nodes.Element, xref: nodes.Node) -> str:
+    """The sentence of *paragraph* that holds *xref*, whitespace collapsed."""
+    before = []
+    for text in paragraph.findall(nodes.Text):
+        if _inside(text, xref):
+            break
+        before.append(text.astext())
+    full = paragraph.astext()
+    start_offset = len("".join(before))
+    end_offset = start_offset + len(xref.astext())
+    start, end = 0, len(full)
+    for match in SENTENCE_END.finditer(full):
+        if match.end() <= start_offset:
+            start = match.end()
+        elif match.start() >= end_offset:
+            end = match.start() + 1
+            break
+    sentence = " ".join(full[start:end].split())
+    if len(sentence) > MAX_SENTENCE:
+        sentence = sentence[: MAX_SENTENCE - 1].rsplit(" ", 1)[0] + "…"
+    return sentence
+
+
+def _note_mentions(app: Sphinx, doctree: nodes.document) -> None:
+    """Anchor each link to another essay and store its sentence."""
+    docname = app.env.docname
+    record = get_domain(app.env).essays.get(docname)
+    if record is None or "title" not in record:
+        return
+    root = essays_config.from_sphinx(app.config).root
+    mentions: list[dict[str, Any]] = []
+    for xref in list(doctree.findall(addnodes.pending_xref)):
+        if xref.get("reftype") != "doc":
+            continue
+        target = link_target(xref, docname)
+        if target == docname or not is_essay(target, root):
+            continue
+        paragraph = xref.parent
+        while paragraph is not None and not isinstance(paragraph, nodes.paragraph):
+            paragraph = paragraph.parent
+        if paragraph is None:
+            continue
+        anchor = f"essay-mention-{len(mentions) + 1}"
+        xref.parent.insert(xref.parent.index(xref), nodes.target("", "", ids=[anchor]))
+        mentions.append(
+            {
+                "target": target,
+                "anchor": anchor,
+                "sentence": sentence_around(paragraph, xref),
+                "line": paragraph.line or xref.line or 0,
+            }
+        )
+    record["mentions"] = mentions
+
+
+def referenced_by(domain: Any, docname: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every mention of *docname* in another essay, by essay title then order."""
+    found = []
+    for source, record in domain.complete().items():
+        for position, mention in enumerate(record.get("mentions", [])):
+            if mention["target"] == docname and source != docname:
+                found.append((record["title"].casefold(), source, position, mention))
+    found.sort(key=lambda item: item[:3])
+    return [(source, mention) for _t, source, _p, mention in found]
+
+
+class AddBacklinks(SphinxPostTransform):
+    """Append "Referenced by" to each essay that other essays link to."""
+
+    default_priority = 4  # before related essays, so it comes first
+
+    def run(self, **kwargs: Any) -> None:
+        domain = get_domain(self.env)
+        headers = [
+            node
+            for node in self.document.findall(nodes.container)
+            if "essay-header" in node["classes"]
+        ]
+        for header in headers:
+            docname = header["essay"]
+            mentions = referenced_by(domain, docname)
+            if not mentions:
+                continue
+            box = nodes.container(classes=["essay-backlinks"])
+            box += nodes.rubric("", "Referenced by")
+            items = nodes.bullet_list()
+            for source, mention in mentions:
+                title = domain.essays[source]["title"]
+                paragraph = nodes.paragraph()
+                paragraph += backlink("", title, todoc=source, anchor=mention["anchor"])
+                paragraph += nodes.Text(": ")
+                paragraph += nodes.inline(
+                    "", mention["sentence"], classes=["essay-backlink-context"]
+                )
+                items += nodes.list_item("", paragraph)
+            box += items
+            section = header.parent
+            assert isinstance(section, nodes.Element)
+            section += box
+
+
+def visit_backlink_html(self: HTML5Translator, node: backlink) -> None:
+    builder = self.builder
+    uri = builder.get_relative_uri(builder.current_docname, node["todoc"])
+    href = f"{uri}#{node['anchor']}"
+    self.body.append(f'<a class="reference internal" href="{escape(href)}">')
+
+
+def depart_backlink_html(self: HTML5Translator, node: backlink) -> None:
+    self.body.append("</a>")
+
+
+def visit_backlink_latex(self: LaTeXTranslator, node: backlink) -> None:
+    label = self.idescape(f"{node['todoc']}:{node['anchor']}")
+    self.body.append(r"\hyperref[" + label + "]{")
+
+
+def depart_backlink_latex(self: LaTeXTranslator, node: backlink) -> None:
+    label = self.idescape(f"{node['todoc']}:{node['anchor']}")
+    self.body.append(r"} (page~\pageref{" + label + "})")
+
+
+def _plain(self: object, node: backlink) -> None:
+    """Other formats show the title as plain text."""
+
+
+def setup(app: Sphinx) -> None:
+    app.add_node(
+        backlink,
+        html=(visit_backlink_html, depart_backlink_html),
+        latex=(visit_backlink_latex, depart_backlink_latex),
+        text=(_plain, _plain),
+        man=(_plain, _plain),
+        texinfo=(_plain, _plain),
+    )
+    app.connect("doctree-read", _note_mentions, priority=450)
+    app.add_post_transform(AddBacklinks)

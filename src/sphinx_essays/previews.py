@@ -1,0 +1,132 @@
+"""Hover and focus previews: a term's definition, a linked essay's summary.
+
+When an HTML page is written, every ``{term}`` link and every link to another
+essay is wrapped in ``<span class="kb-ref kb-ref-N">``, and the page gets a
+hidden ``kb-preview-N`` block with the term's definition (copied from the
+glossary) or the essay's title and summary. ``essays-previews.js`` points each
+link's ``aria-describedby`` at its block, so screen readers announce it, and
+shows it in a tooltip on hover, on keyboard focus and on a first tap on touch
+screens. Everything is in the page: no request, no external script.
+
+The copied definitions are resolved as part of *this* page, so the links inside
+a preview work wherever the page is (the bug in sphinx-tippy#32).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
+
+from sphinx_essays import config as essays_config
+from sphinx_essays.backlinks import link_target
+from sphinx_essays.domain import get_domain
+from sphinx_essays.glossary import normalise
+from sphinx_essays.metadata import is_essay
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+
+STATIC = Path(__file__).parent / "static"
+
+
+class AddPreviews(SphinxPostTransform):
+    """Wrap term and essay links, and add their hidden preview blocks."""
+
+    default_priority = 5  # before references are resolved, so previews resolve
+    formats = ("html",)
+
+    def run(self, **kwargs: Any) -> None:
+        env = self.env
+        docname = env.docname
+        domain = get_domain(env)
+        root = essays_config.from_sphinx(self.config).root
+        definitions = self._definitions()
+        previews: dict[tuple[str, str], int] = {}
+        blocks = nodes.container(classes=["kb-previews"])
+        for xref in list(self.document.findall(addnodes.pending_xref)):
+            kind = xref.get("reftype")
+            if kind == "term":
+                key = ("term", normalise(xref["reftarget"]))
+                content = definitions.get(key[1])
+            elif kind == "doc":
+                target = link_target(xref, xref.get("refdoc", docname))
+                record = domain.essays.get(target)
+                key = ("doc", target)
+                content = None
+                if is_essay(target, root) and record and "title" in record:
+                    content = [
+                        self._heading(record["title"]),
+                        nodes.paragraph("", record["summary"]),
+                    ]
+            else:
+                continue
+            if content is None:
+                continue
+            if key not in previews:
+                number = previews[key] = len(previews) + 1
+                block = nodes.container(
+                    ids=[f"kb-preview-{number}"], classes=["kb-preview"]
+                )
+                block.extend(self._prepare(content, docname))
+                blocks += block
+            wrapper = nodes.inline(classes=["kb-ref", f"kb-ref-{previews[key]}"])
+            xref.replace_self(wrapper)
+            wrapper += xref
+        if previews:
+            self.document += blocks
+
+    def _definitions(self) -> dict[str, list[nodes.Node]]:
+        """Each glossary term's definition body, keyed as Sphinx compares terms."""
+        found: dict[str, list[nodes.Node]] = {}
+        for glossary_doc in sorted(get_domain(self.env).glossary):
+            doctree = self.env.get_doctree(glossary_doc)
+            for item in doctree.findall(nodes.definition_list_item):
+                definition = item.next_node(nodes.definition)
+                if definition is None:
+                    continue
+                for term in item.findall(nodes.term):
+                    body: list[nodes.Node] = [self._heading(term.astext())]
+                    body += [child.deepcopy() for child in definition.children]
+                    for node in body:
+                        for xref in node.findall(addnodes.pending_xref):
+                            if xref.get("reftype") == "doc":
+                                xref["reftarget"] = "/" + link_target(
+                                    xref, glossary_doc
+                                )
+                    found.setdefault(normalise(term.astext()), body)
+        return found
+
+    @staticmethod
+    def _heading(text: str) -> nodes.paragraph:
+        return nodes.paragraph(
+            "", "", nodes.strong("", text), classes=["kb-preview-title"]
+        )
+
+    @staticmethod
+    def _prepare(content: list[nodes.Node], docname: str) -> list[nodes.Node]:
+        """Copies of *content* whose ids are dropped and links belong to *docname*."""
+        prepared = []
+        for original in content:
+            node = original.deepcopy()
+            for element in node.findall(nodes.Element):
+                element["ids"] = []
+                if isinstance(element, addnodes.pending_xref):
+                    element["refdoc"] = docname
+            prepared.append(node)
+        return prepared
+
+
+def _add_static(app: Sphinx) -> None:
+    if app.builder.format == "html":
+        app.config.html_static_path.append(str(STATIC))
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("essays-previews.css")
+    app.add_js_file("essays-previews.js", loading_method="defer")
+    app.add_post_transform(AddPreviews)

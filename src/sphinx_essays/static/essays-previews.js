@@ -1,0 +1,122 @@
+/* Infrastructure Essays: hover, focus and tap previews of terms and essays.
+ *
+ * Each link inside <span class="kb-ref kb-ref-N"> has a hidden preview block
+ * #kb-preview-N in the page. The link is described by it (aria-describedby),
+ * and a tooltip shows a copy of it:
+ *   - on mouse hover, staying open while the pointer is over the tooltip;
+ *   - on keyboard focus, placed right after the link so Tab reaches its links;
+ *   - on a first tap on touch screens (a second tap follows the link).
+ * Escape closes it. No inline styles or scripts: CSP-safe.
+ */
+(function () {
+  "use strict";
+
+  const tip = document.createElement("span");
+  tip.className = "kb-tooltip";
+  tip.id = "kb-tooltip";
+  tip.setAttribute("role", "tooltip");
+  tip.hidden = true;
+
+  let current = null;
+  let hideTimer = null;
+  let lastPointer = "mouse";
+
+  function place(link) {
+    const box = link.getBoundingClientRect();
+    const width = Math.min(384, document.documentElement.clientWidth - 16);
+    const left = Math.max(
+      8,
+      Math.min(box.left, document.documentElement.clientWidth - width - 8),
+    );
+    tip.style.width = width + "px";
+    tip.style.left = left + "px";
+    const below = box.bottom + 6;
+    tip.style.top = below + "px";
+    const height = tip.getBoundingClientRect().height;
+    if (below + height > window.innerHeight && box.top - height - 6 > 0) {
+      tip.style.top = box.top - height - 6 + "px";
+    }
+  }
+
+  function show(link, preview) {
+    window.clearTimeout(hideTimer);
+    if (current !== link) {
+      tip.replaceChildren(
+        ...Array.from(preview.childNodes, (node) => node.cloneNode(true)),
+      );
+      link.after(tip);
+      current = link;
+    }
+    tip.hidden = false;
+    place(link);
+  }
+
+  function hide() {
+    window.clearTimeout(hideTimer);
+    tip.hidden = true;
+    current = null;
+  }
+
+  function hideSoon() {
+    window.clearTimeout(hideTimer);
+    hideTimer = window.setTimeout(hide, 250);
+  }
+
+  document.querySelectorAll("span.kb-ref").forEach((span) => {
+    const match = /(?:^|\s)kb-ref-(\d+)(?:\s|$)/.exec(span.className);
+    const link = span.querySelector("a");
+    const preview = match && document.getElementById("kb-preview-" + match[1]);
+    if (!link || !preview) {
+      return;
+    }
+    link.setAttribute("aria-describedby", preview.id);
+    link.addEventListener("pointerdown", (event) => {
+      lastPointer = event.pointerType;
+    });
+    link.addEventListener("mouseenter", () => show(link, preview));
+    link.addEventListener("mouseleave", hideSoon);
+    link.addEventListener("focus", () => show(link, preview));
+    link.addEventListener("blur", (event) => {
+      if (!tip.contains(event.relatedTarget)) {
+        hideSoon();
+      }
+    });
+    link.addEventListener("click", (event) => {
+      if (lastPointer === "touch" && (tip.hidden || current !== link)) {
+        event.preventDefault();
+        show(link, preview);
+      }
+    });
+  });
+
+  tip.addEventListener("mouseenter", () => window.clearTimeout(hideTimer));
+  tip.addEventListener("mouseleave", hideSoon);
+  tip.addEventListener("focusout", (event) => {
+    if (!tip.contains(event.relatedTarget) && event.relatedTarget !== current) {
+      hideSoon();
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !tip.hidden) {
+      const link = current;
+      hide();
+      if (link && tip.contains(document.activeElement)) {
+        link.focus();
+      }
+    }
+  });
+  document.addEventListener("pointerdown", (event) => {
+    if (!tip.hidden && !tip.contains(event.target) && event.target !== current) {
+      hide();
+    }
+  });
+  window.addEventListener(
+    "scroll",
+    () => {
+      if (current && !tip.hidden) {
+        place(current);
+      }
+    },
+    { passive: true },
+  );
+})();

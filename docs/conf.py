@@ -85,6 +85,8 @@ latex_show_urls = "no"
 latex_elements = {
     "papersize": "a4paper",
     "pointsize": "11pt",
+    # Diagrams stay next to the text that discusses them.
+    "figure_align": "H",
     "fontpkg": r"""
 \setmainfont{FreeSerif}[Scale=1.0]
 \setsansfont{FreeSans}

@@ -43,3 +43,17 @@ def test_latex_log_has_no_undefined_references(pdf: Pdf) -> None:
 def test_diagrams_are_vector_in_the_pdf(pdf: Pdf) -> None:
     figures = sorted(pdf.path.parent.glob("graphviz-*.pdf"))
     assert figures, "no Graphviz figure was included as PDF"
+
+
+@pytest.mark.parametrize(
+    "heading", ["Essays by topic", "Essays by tag", "Essays by date", "Referenced by"]
+)
+def test_pdf_has_the_generated_indexes_and_backlinks(
+    pdf_text: str, heading: str
+) -> None:
+    # Headings are set in a bold font whose spaces pypdf does not extract.
+    assert heading.replace(" ", "") in pdf_text.replace(" ", "")
+
+
+def test_pdf_backlinks_give_page_numbers(pdf_text: str) -> None:
+    assert re.search(r"Distributed Tracing: A Practical Guide \(page \d+\):", pdf_text)

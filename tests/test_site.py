@@ -121,3 +121,67 @@ def test_diagrams_are_svg(site: Site, essay: Essay) -> None:
     for image in images:
         src = str(image.get("src") or image.get("data"))
         assert src.endswith(".svg"), src
+
+
+@pytest.mark.parametrize("index", ["topics", "tags", "archive"])
+def test_generated_indexes_list_every_essay(site: Site, index: str) -> None:
+    page = soup(site.html / f"essay-{index}.html")
+    links = page.select("table.domainindex-table a, table.indextable a")
+    listed = {" ".join(a.get_text().split()) for a in links}
+    assert {essay.title for essay in ESSAYS} <= listed
+
+
+def test_every_linked_essay_shows_who_links_it(site: Site) -> None:
+    for essay in ESSAYS:
+        page = soup(site.html / f"{essay.docname}.html")
+        for link in page.select("article a.reference.internal[href]"):
+            href = urldefrag(str(link["href"])).url
+            target = next(
+                (
+                    e
+                    for e in ESSAYS
+                    if href.endswith(e.docname.rsplit("/", 1)[1] + ".html")
+                ),
+                None,
+            )
+            if (
+                target is None
+                or target is essay
+                or link.find_parent(
+                    class_=[
+                        "essay-related",
+                        "essay-backlinks",
+                        "kb-previews",
+                        "essay-list",
+                    ]
+                )
+            ):
+                continue
+            backlinks = soup(site.html / f"{target.docname}.html").select(
+                ".essay-backlinks li"
+            )
+            entries = [" ".join(li.get_text().split()) for li in backlinks]
+            assert any(e.startswith(essay.title + ": ") for e in entries), (
+                essay.docname,
+                target.docname,
+            )
+            assert all(len(e) > len(essay.title) + 20 for e in entries)
+
+
+def test_every_glossary_term_lists_where_it_is_used(site: Site) -> None:
+    page = soup(site.html / "glossary.html")
+    definitions = page.select("dl.glossary > dd")
+    assert len(definitions) > 100
+    for definition in definitions:
+        used_in = definition.select_one(".glossary-used-in")
+        term = definition.find_previous("dt")
+        assert used_in is not None and used_in.select("a"), term
+
+
+def test_concept_map_shows_every_essay(site: Site) -> None:
+    page = soup(site.html / "concept-map.html")
+    figure = page.select_one("figure.essay-map object")
+    assert figure is not None
+    svg = (site.html / str(figure["data"])).read_text()
+    for essay in ESSAYS:
+        assert f"{essay.docname}.html" in svg, essay.docname

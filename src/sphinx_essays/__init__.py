@@ -14,7 +14,8 @@ Each module registers one concept:
 * :mod:`.previews` -- hover and focus previews of terms and essays;
 * :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
 * :mod:`.feed` -- the Atom feed;
-* :mod:`.navigation` -- navigation that works for HTML and LaTeX alike.
+* :mod:`.navigation` -- a sidebar that costs O(page), for HTML and LaTeX;
+* :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sphinx_essays import (
     feed,
     glossary,
     header,
+    invalidation,
     listing,
     metadata,
     navigation,
@@ -56,6 +58,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     conceptmap.setup(app)
     feed.setup(app)
     navigation.setup(app)
+    invalidation.setup(app)
     return {
         "version": __version__,
         "env_version": domain.EssayDomain.data_version,

@@ -7,7 +7,7 @@ section lists each mention: the linking essay's title, which jumps to the exact
 spot, and the sentence. In the PDF each entry also gives the page number.
 
 Nothing is kept by hand: the list is rebuilt from the doctrees, and
-:func:`sphinx_essays.domain.dependents` re-reads every essay when one changes.
+:mod:`sphinx_essays.invalidation` rewrites an essay when its mentions change.
 """
 
 from __future__ import annotations

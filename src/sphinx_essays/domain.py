@@ -5,9 +5,8 @@ entries before it is re-read (:meth:`EssayDomain.clear_doc`) and merges the
 entries that parallel readers collected (:meth:`EssayDomain.merge_domaindata`).
 Keeping all state here is what makes incremental and ``-j N`` builds correct.
 
-Pages whose output depends on *other* essays (essay lists, related essays,
-the tag links in every header) are re-read whenever any essay changes, through
-``env-get-outdated``; see :func:`dependents`.
+Pages whose output depends on *other* pages are rewritten, not re-read, when
+that data changes: see :mod:`sphinx_essays.invalidation`.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from sphinx.util import logging
 from sphinx_essays.indices import ArchiveIndex, TagIndex, TopicIndex
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Set
+    from collections.abc import Set
 
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
@@ -45,7 +44,7 @@ class EssayDomain(Domain):
         "termrefs": {},
     }
     #: Bump when the shape of the stored data changes.
-    data_version = 3
+    data_version = 4
 
     @property
     def essays(self) -> dict[str, dict[str, Any]]:
@@ -62,7 +61,7 @@ class EssayDomain(Domain):
 
     @property
     def glossary(self) -> dict[str, list[list[Any]]]:
-        """``docname -> [[term, line, node_id], ...]`` for each glossary page."""
+        """``docname -> [[term, line, node_id, definition], ...]`` per glossary."""
         glossary: dict[str, list[list[Any]]] = self.data["glossary"]
         return glossary
 
@@ -194,32 +193,5 @@ def get_domain(env: BuildEnvironment) -> EssayDomain:
     return domain
 
 
-def dependents(
-    app: Sphinx,
-    env: BuildEnvironment,
-    added: Set[str],
-    changed: Set[str],
-    removed: Set[str],
-) -> Iterable[str]:
-    """Pages to re-read because an essay or the glossary they depend on was
-    added, changed or removed.
-
-    Each essay shows data from the others (related essays, backlinks with
-    their sentences, previews of linked essays and terms) and each listing,
-    glossary and map shows every essay, so any such change re-reads them all.
-    """
-    from sphinx_essays import config as essays_config
-    from sphinx_essays.metadata import is_essay
-
-    root = essays_config.from_sphinx(app.config).root
-    domain = get_domain(env)
-    touched = added | changed | removed
-    if not any(is_essay(d, root) or d in domain.glossary for d in touched):
-        return []
-    everything = set(domain.essays) | set(domain.listings) | set(domain.glossary)
-    return sorted(everything - touched)
-
-
 def setup(app: Sphinx) -> None:
     app.add_domain(EssayDomain)
-    app.connect("env-get-outdated", dependents)

@@ -82,11 +82,14 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
     }
     if refs:
         domain.termrefs[docname] = sorted(refs)
-    entries = [
-        [term.astext(), term.line or 0, term["ids"][0] if term["ids"] else ""]
-        for glossary in doctree.findall(addnodes.glossary)
-        for term in glossary.findall(nodes.term)
-    ]
+    entries = []
+    for glossary in doctree.findall(addnodes.glossary):
+        for item in glossary.findall(nodes.definition_list_item):
+            definition = item.next_node(nodes.definition)
+            text = definition.astext() if definition is not None else ""
+            for term in item.findall(nodes.term):
+                node_id = term["ids"][0] if term["ids"] else ""
+                entries.append([term.astext(), term.line or 0, node_id, text])
     if entries:
         domain.glossary[docname] = entries
 
@@ -142,7 +145,7 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
     domain = get_domain(env)
     defined: dict[str, tuple[str, str, int]] = {}
     for docname in sorted(domain.glossary):
-        for term, line, _id in domain.glossary[docname]:
+        for term, line, *_rest in domain.glossary[docname]:
             key = normalise(term)
             if key in defined:
                 first_doc, _first, first_line = defined[key]

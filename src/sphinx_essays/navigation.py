@@ -1,24 +1,47 @@
-"""Site navigation that works for every builder.
+"""Site navigation that costs O(page), not O(site), and works for every builder.
 
-The HTML navigation lists the generated pages (``genindex``, ``search``) in a
-toctree so a reader can reach them from the sidebar. Other builders have no
-such pages: the LaTeX builder prints its own index and has no search, and it
-would warn that the toctree "contains ref to nonexisting file". For those
-builders the generated entries are dropped from each toctree when it is read.
+Furo renders the whole toctree for every page and parses it again with
+BeautifulSoup, so each page costs O(site) and a build O(site²) (furo#128,
+furo#674). Here the sidebar is built from a small structure computed once per
+build (:func:`collect`): the captions and entries of the root document's
+toctrees, and for each topic its newest essays. Each page then renders it with
+only its own marks: its topic expanded, itself marked current. Every control is
+a plain link, so the sidebar is fully keyboard-operable (unlike furo#940).
+
+The HTML navigation also lists generated pages (``genindex``, ``search``).
+Other builders have no such pages, so they are dropped from the toctrees that
+the LaTeX builder inlines, which would otherwise warn about them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sphinx import addnodes
 
+from sphinx_essays import config as essays_config
+from sphinx_essays.domain import get_domain
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from docutils import nodes
     from sphinx.application import Sphinx
+    from sphinx.config import Config
+    from sphinx.environment import BuildEnvironment
 
-#: Pages that only HTML builders generate.
-HTML_ONLY_PAGES = frozenset({"genindex", "modindex", "py-modindex", "search"})
+#: Pages that only HTML builders generate, with their default titles.
+HTML_ONLY_PAGES = {
+    "genindex": "Index",
+    "modindex": "Module Index",
+    "py-modindex": "Module Index",
+    "search": "Search",
+}
+#: How many of the current topic's essays the sidebar lists (newest first).
+NEWEST = 10
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _drop_html_only_entries(app: Sphinx, doctree: nodes.document) -> None:
@@ -35,5 +58,127 @@ def _drop_html_only_entries(app: Sphinx, doctree: nodes.document) -> None:
         ]
 
 
+def collect(app: Sphinx, env: BuildEnvironment) -> dict[str, Any]:
+    """The navigation structure, computed once per build.
+
+    ``sections`` are the root document's toctrees as ``[caption, [[title,
+    docname], ...]]``; ``topics`` maps each topic page to ``[count, [[docname,
+    title], ...]]``, its newest essays."""
+    settings = essays_config.from_sphinx(app.config)
+    root = app.config.root_doc
+    sections = []
+    if root in env.all_docs:
+        for toctree in env.get_doctree(root).findall(addnodes.toctree):
+            entries = []
+            for title, ref in toctree["entries"]:
+                if ref in HTML_ONLY_PAGES:
+                    entries.append([title or HTML_ONLY_PAGES[ref], ref])
+                elif ref in env.titles:
+                    entries.append([title or env.titles[ref].astext(), ref])
+            sections.append([toctree.get("caption") or "", entries])
+    domain = get_domain(env)
+    topics = {}
+    for topic in settings.topics:
+        essays = domain.select(topic=topic, sort="date")
+        topics[f"{settings.root}/{topic}/index"] = [
+            len(essays),
+            [[docname, record["title"]] for docname, record in essays[:NEWEST]],
+        ]
+    return {"sections": sections, "topics": topics}
+
+
+def _store(app: Sphinx, env: BuildEnvironment) -> None:
+    get_domain(env).data["navigation"] = collect(app, env)
+
+
+def topic_of(pagename: str, navigation: dict[str, Any]) -> str | None:
+    """The topic page *pagename* belongs to, if any."""
+    folder = pagename.rsplit("/", 1)[0]
+    candidate = f"{folder}/index"
+    return candidate if candidate in navigation["topics"] else None
+
+
+def render(
+    pagename: str, pathto: Callable[..., str], navigation: dict[str, Any]
+) -> str:
+    """The sidebar for *pagename*: O(number of entries shown)."""
+    current_topic = topic_of(pagename, navigation)
+    parts = []
+    for caption, entries in navigation["sections"]:
+        if caption:
+            parts.append(
+                f'<p class="caption" role="heading"><span class="caption-text">'
+                f"{escape(caption)}</span></p>"
+            )
+        parts.append("<ul>")
+        for title, ref in entries:
+            classes = ["toctree-l1"]
+            if ref == current_topic:
+                classes.append("current")
+            if ref == pagename:
+                classes.append("current-page")
+            parts.append(
+                f'<li class="{" ".join(classes)}"><a class="reference internal" '
+                f'href="{escape(pathto(ref))}">{escape(title)}</a>'
+            )
+            if ref == current_topic:
+                parts.append(_topic_list(pagename, pathto, ref, navigation))
+            parts.append("</li>")
+        parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def _topic_list(
+    pagename: str,
+    pathto: Callable[..., str],
+    topic_page: str,
+    navigation: dict[str, Any],
+) -> str:
+    count, newest = navigation["topics"][topic_page]
+    items = ["<ul>"]
+    for docname, title in newest:
+        classes = "toctree-l2" + (
+            " current current-page" if docname == pagename else ""
+        )
+        items.append(
+            f'<li class="{classes}"><a class="reference internal" '
+            f'href="{escape(pathto(docname))}">{escape(title)}</a></li>'
+        )
+    if count > len(newest):
+        items.append(
+            f'<li class="toctree-l2 essays-nav-more"><a class="reference internal" '
+            f'href="{escape(pathto(topic_page))}">All {count} essays</a></li>'
+        )
+    items.append("</ul>")
+    return "".join(items)
+
+
+def _no_toctree(**kwargs: Any) -> str:
+    """Stand-in for the per-page toctree, which the sidebar no longer needs."""
+    return ""
+
+
+def _page_context(
+    app: Sphinx,
+    pagename: str,
+    templatename: str,
+    context: dict[str, Any],
+    doctree: object,
+) -> None:
+    navigation = get_domain(app.env).data.get("navigation")
+    if navigation is None or app.config.html_theme != "furo":
+        return
+    context["essays_navigation"] = render(pagename, context["pathto"], navigation)
+    context["toctree"] = _no_toctree
+
+
+def _add_templates(app: Sphinx, config: Config) -> None:
+    config.templates_path = [*config.templates_path, str(TEMPLATES)]
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("config-inited", _add_templates)
     app.connect("doctree-read", _drop_html_only_entries)
+    app.connect("env-updated", _store)
+    # Before furo's handler (priority 500), so it never renders the full tree.
+    app.connect("html-page-context", _page_context, priority=400)

@@ -3,8 +3,8 @@
 The ranking lives in :meth:`EssayDomain.related`: shared tags, shared glossary
 terms and links in either direction, with ties broken by title, so it is the
 same on every build. The list is added when the page is written, because it
-depends on every other essay; :func:`sphinx_essays.domain.dependents` re-reads
-the essays when any of them changes, so incremental builds stay correct.
+depends on other essays; :mod:`sphinx_essays.invalidation` rewrites the page
+when its list changes, so incremental builds stay correct.
 """
 
 from __future__ import annotations

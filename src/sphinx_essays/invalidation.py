@@ -1,0 +1,107 @@
+"""Which pages to rewrite when something they show from other pages changed.
+
+Sphinx rewrites a page when its own source changes. Our pages also show data
+from other pages: the sidebar (titles of the newest essays in a topic), the
+previous/next links, related essays, backlinks with their sentences, previews
+of linked essays and glossary terms, the neighbourhood map, and, for listings,
+glossaries and the concept map, every essay. For each page a fingerprint of
+exactly that data is kept in the domain; after reading, ``env-get-updated``
+returns the pages whose fingerprint changed, and Sphinx rewrites them without
+re-reading anything. So an incremental build equals a fresh one, and writes
+only the pages that really changed (sphinx-doc/sphinx#5506 is the stale-title
+bug this avoids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from sphinx_essays import config as essays_config
+from sphinx_essays.backlinks import referenced_by
+from sphinx_essays.domain import get_domain
+from sphinx_essays.navigation import topic_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Set
+
+    from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
+
+#: Fields of an essay record that other pages show.
+SHOWN = ("title", "summary", "date", "tags", "minutes", "topic", "links", "terms")
+
+
+def digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
+    """A fingerprint of the cross-page data each document shows."""
+    domain = get_domain(env)
+    essays = domain.complete()
+    navigation = domain.data.get("navigation", {"sections": [], "topics": {}})
+    shown = {d: {k: r.get(k) for k in SHOWN} for d, r in essays.items()}
+    everything = digest([shown, {d: r.get("mentions") for d, r in essays.items()}])
+    glossary = digest(domain.glossary)
+    relations = env.collect_relations()
+    count = essays_config.from_sphinx(app.config).related_count
+
+    def title(docname: str | None) -> str | None:
+        return env.titles[docname].astext() if docname in env.titles else None
+
+    prints = {}
+    for docname in env.found_docs:
+        _parent, previous, following = relations.get(docname, (None, None, None))
+        topic = topic_of(docname, navigation)
+        parts: list[Any] = [
+            navigation["sections"],
+            navigation["topics"].get(topic) if topic else None,
+            [previous, title(previous), following, title(following)],
+        ]
+        if docname in domain.listings or docname in domain.glossary:
+            parts.append(everything)
+        if docname in essays:
+            record = essays[docname]
+            neighbours = set(record["links"]) | {
+                other for other, r in essays.items() if docname in r["links"]
+            }
+            parts += [
+                domain.related(docname, count),
+                referenced_by(domain, docname),
+                {n: shown[n] for n in sorted(neighbours) if n in shown},
+                glossary if record["terms"] else None,
+            ]
+        prints[docname] = digest(parts)
+    return prints
+
+
+def changed_pages(app: Sphinx, env: BuildEnvironment) -> Iterable[str]:
+    domain = get_domain(env)
+    old: dict[str, str] = domain.data.setdefault("fingerprints", {})
+    new = fingerprints(app, env)
+    domain.data["fingerprints"] = new
+    return sorted(d for d, value in new.items() if old.get(d) != value)
+
+
+def remove_deleted_pages(
+    app: Sphinx,
+    env: BuildEnvironment,
+    added: Set[str],
+    changed: Set[str],
+    removed: Set[str],
+) -> list[str]:
+    """Delete the HTML of documents whose source is gone: Sphinx leaves it,
+    so a deleted essay would stay online and differ from a fresh build."""
+    builder = app.builder
+    if builder.format == "html" and hasattr(builder, "get_output_path"):
+        for docname in removed:
+            builder.get_output_path(docname).unlink(missing_ok=True)
+    return []
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("env-get-outdated", remove_deleted_pages)
+    app.connect("env-get-updated", changed_pages)

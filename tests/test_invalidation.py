@@ -1,0 +1,124 @@
+"""Incremental builds equal fresh ones, and rewrite only pages that changed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sphinx.testing.util import SphinxTestApp
+
+ROOT = "test-essays-incremental"
+
+NEW_ESSAY = """---
+topic: observability
+tags: [tracing, metrics]
+summary: The summary of Essay Seven.
+date: 2026-04-01
+---
+
+# Essay Seven
+
+It links {doc}`one` and uses {term}`Alpha`.
+"""
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+def rename_title(src: Path) -> None:
+    edit(src / "essays/security/six.md", "# Essay Six", "# Essay Six Renamed")
+
+
+def change_tag(src: Path) -> None:
+    edit(src / "essays/observability/two.md", "tags: [tracing]", "tags: [logging]")
+
+
+def add_link(src: Path) -> None:
+    edit(
+        src / "essays/observability/three.md",
+        "It stands alone.",
+        "It stands next to {doc}`two`.",
+    )
+
+
+def remove_link(src: Path) -> None:
+    edit(
+        src / "essays/security/four.md",
+        "It links {doc}`one <../observability/one>`.",
+        "It links nothing.",
+    )
+
+
+def add_essay(src: Path) -> None:
+    (src / "essays/observability/seven.md").write_text(NEW_ESSAY)
+
+
+def delete_essay(src: Path) -> None:
+    (src / "essays/security/six.md").unlink()
+
+
+def warnings(app: SphinxTestApp) -> list[str]:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", app.warning.getvalue())
+    return [line for line in text.splitlines() if "is already registered" not in line]
+
+
+def html_pages(outdir: Path) -> dict[str, str]:
+    return {
+        path.relative_to(outdir).as_posix(): path.read_text()
+        for path in sorted(outdir.rglob("*.html"))
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [rename_title, change_tag, add_link, remove_link, add_essay, delete_essay],
+    ids=lambda change: change.__name__,
+)
+def test_incremental_build_equals_fresh_build(
+    make_app: type[SphinxTestApp], rootdir: Path, tmp_path: Path, change: object
+) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(rootdir / ROOT, src)
+    make_app("html", srcdir=src).build()
+    change(src)  # type: ignore[operator]
+    again = make_app("html", srcdir=src)
+    again.build()
+    assert warnings(again) == []
+
+    fresh_src = tmp_path / "fresh"
+    shutil.copytree(src, fresh_src, ignore=shutil.ignore_patterns("_build"))
+    fresh = make_app("html", srcdir=fresh_src, freshenv=True)
+    fresh.build()
+    incremental, clean = html_pages(again.outdir), html_pages(fresh.outdir)
+    assert incremental.keys() == clean.keys()
+    assert [name for name in clean if incremental[name] != clean[name]] == []
+
+
+def test_an_edit_that_changes_nothing_elsewhere_rewrites_one_page(
+    make_app: type[SphinxTestApp], rootdir: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(rootdir / ROOT, src)
+    first = make_app("html", srcdir=src)
+    first.build()
+    before = {p: p.stat().st_mtime_ns for p in first.outdir.rglob("essays/**/*.html")}
+    edit(
+        src / "essays/security/five.md", "It stands alone too.", "It stands alone, too."
+    )
+    make_app("html", srcdir=src).build()
+    rewritten = sorted(
+        p.relative_to(first.outdir).as_posix()
+        for p, mtime in before.items()
+        if p.stat().st_mtime_ns != mtime
+    )
+    # Sphinx itself also rewrites the direct toctree parent of a changed page.
+    assert rewritten == ["essays/security/five.html", "essays/security/index.html"]

@@ -5,6 +5,7 @@
     nox -s html      docs/_build/html, with -nW
     nox -s pdf       docs/_build/pdf/infrastructure-essays.pdf, with XeLaTeX
     nox -s lint      ruff and mypy
+    nox -s bench     build benchmarks at 100, 300 and 1,000 synthetic essays
 
 Sessions that need system tools (Graphviz, TeX Live, Chromium) install the
 Debian packages that are missing when they can (as root, or with passwordless
@@ -239,6 +240,18 @@ def tests(session: nox.Session) -> None:
     ensure_system_tools(session, *PDF, *BROWSER)
     install_project(session, "tests")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(reuse_venv=True)
+def bench(session: nox.Session) -> None:
+    """Benchmark full and incremental builds against stock furo navigation.
+
+    Writes benchmarks/results.{json,md} and docs/_static/benchmarks.{svg,pdf}.
+    Pass options through, e.g. ``nox -s bench -- --sizes 100 300 --repeat 3``.
+    """
+    ensure_system_tools(session, *DIAGRAMS)
+    install_project(session, "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
 
 
 @nox.session(reuse_venv=True)

@@ -43,6 +43,10 @@ class EssaysConfig:
     feed_filename: str = "atom.xml"
     """Where the Atom feed is written, relative to the HTML output folder."""
 
+    sidebar: bool = True
+    """Replace furo's sidebar, which renders the whole site on every page, with
+    one computed once per build (``False`` keeps furo's, as a baseline)."""
+
     def validate(self) -> None:
         """Raise :class:`~sphinx.errors.ConfigError` naming the bad value."""
         if not self.topics:

@@ -7,12 +7,12 @@
   - a term defined twice (compared case-insensitively, as Sphinx resolves);
   - an essay whose prose uses a term but never links it with ``{term}``.
 
-The last check looks only for terms that cannot be mistaken for ordinary
-words: several words ("tail-based sampling"), or one word with a digit,
-an inner capital, a hyphen or an underscore (``OTLP``, ``secp256k1``,
-``target_info``). A term like "Span" or "Gas" is also plain English, so it is
-never flagged. Code, links, headings, captions, the essay header and
-"Further reading" are not prose and are skipped.
+The last check runs at ``env-updated`` and looks only for terms that cannot
+be mistaken for ordinary words: several words ("tail-based sampling"), or
+one word with a digit, an inner capital, a hyphen or an underscore
+(``OTLP``, ``secp256k1``, ``target_info``). A term like "Span" or "Gas" is
+also plain English, so it is never flagged. Code, links, headings, captions,
+the essay header and "Further reading" are not prose and are skipped.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def _warn(message: str, docname: str, line: int) -> None:
     logger.warning(message, location=(docname, line), type="essays", subtype="glossary")
 
 
-def prose_uses(doctree: nodes.Node, pattern: re.Pattern[str]) -> int | None:
-    """The line of the first prose paragraph where *pattern* occurs."""
+def prose_paragraphs(doctree: nodes.Node) -> list[tuple[int, str]]:
+    """``(line, text)`` of each prose paragraph, without code, links or titles."""
+    found = []
     for paragraph in doctree.findall(nodes.paragraph):
         if _skipped(paragraph):
             continue
@@ -108,8 +109,17 @@ def prose_uses(doctree: nodes.Node, pattern: re.Pattern[str]) -> int | None:
             for t in paragraph.findall(nodes.Text)
             if not any(isinstance(a, NOT_PROSE) for a in _ancestors(t, paragraph))
         )
+        found.append((paragraph.line or 0, text))
+    return found
+
+
+def first_use(
+    paragraphs: list[tuple[int, str]], pattern: re.Pattern[str]
+) -> int | None:
+    """The line of the first paragraph where *pattern* occurs."""
+    for line, text in paragraphs:
         if pattern.search(text):
-            return paragraph.line or 0
+            return line
     return None
 
 
@@ -174,9 +184,21 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
                 line,
             )
 
+
+def _check_unlinked(app: Sphinx, env: BuildEnvironment) -> None:
+    """Warn about essays that use a distinctive term without linking it.
+
+    Runs at ``env-updated``, before Sphinx pickles the environment, so the
+    mark that an essay was checked against this glossary is kept: only essays
+    re-read since, or all of them after the glossary changes, are checked."""
+    domain = get_domain(env)
+    defined: dict[str, str] = {}
+    for docname in sorted(domain.glossary):
+        for term, *_rest in domain.glossary[docname]:
+            defined.setdefault(normalise(term), term)
     candidates = [
         (key, term, term_pattern(term))
-        for key, (_d, term, _l) in sorted(defined.items())
+        for key, term in sorted(defined.items())
         if distinctive(term)
     ]
     fingerprint = hashlib.sha256(
@@ -186,12 +208,12 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
         record = domain.essays[docname]
         if record.get("glossary_checked") == fingerprint:
             continue
-        doctree = env.get_doctree(docname)
+        paragraphs = prose_paragraphs(env.get_doctree(docname))
         linked = set(record["terms"])
         for key, term, pattern in candidates:
             if key in linked:
                 continue
-            line = prose_uses(doctree, pattern)
+            line = first_use(paragraphs, pattern)
             if line is not None:
                 _warn(
                     f"essay uses the glossary term {term!r} but never links it; "
@@ -235,4 +257,5 @@ class AddUsedIn(SphinxPostTransform):
 def setup(app: Sphinx) -> None:
     app.connect("doctree-read", _read)
     app.connect("env-check-consistency", _check)
+    app.connect("env-updated", _check_unlinked)
     app.add_post_transform(AddUsedIn)

@@ -78,11 +78,36 @@ def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
     return prints
 
 
+def site_digest(app: Sphinx, env: BuildEnvironment) -> str:
+    """One digest of every input to any fingerprint: O(site), cheap."""
+    domain = get_domain(env)
+    essays = domain.complete()
+    return digest(
+        [
+            {d: [r.get(k) for k in (*SHOWN, "mentions")] for d, r in essays.items()},
+            domain.glossary,
+            domain.data.get("navigation"),
+            sorted(domain.listings),
+            sorted(env.found_docs),
+            {d: env.titles[d].astext() for d in sorted(env.titles)},
+            env.toctree_includes,
+        ]
+    )
+
+
 def changed_pages(app: Sphinx, env: BuildEnvironment) -> Iterable[str]:
+    """Pages to rewrite because what they show from other pages changed.
+
+    When nothing any page shows from another has changed (the usual edit of
+    an essay's prose), the per-page fingerprints are not recomputed at all."""
     domain = get_domain(env)
     old: dict[str, str] = domain.data.setdefault("fingerprints", {})
+    site = site_digest(app, env)
+    if old and domain.data.get("site_digest") == site:
+        return []
     new = fingerprints(app, env)
     domain.data["fingerprints"] = new
+    domain.data["site_digest"] = site
     return sorted(d for d, value in new.items() if old.get(d) != value)
 
 

@@ -166,7 +166,11 @@ def _page_context(
     doctree: object,
 ) -> None:
     navigation = get_domain(app.env).data.get("navigation")
-    if navigation is None or app.config.html_theme != "furo":
+    if (
+        navigation is None
+        or app.config.html_theme != "furo"
+        or not essays_config.from_sphinx(app.config).sidebar
+    ):
         return
     context["essays_navigation"] = render(pagename, context["pathto"], navigation)
     context["toctree"] = _no_toctree

@@ -1,0 +1,199 @@
+"""Measure builds of synthetic corpora: ours against stock furo navigation.
+
+    python benchmarks/run.py --sizes 100 300 1000 --repeat 3 --jobs 2
+
+For each size and each variant (``ours``: the essays sidebar; ``stock``: the
+same corpus with furo's own navigation) it times, in the same run:
+
+* a full build, a no-change rebuild, a rebuild after editing one essay's
+  body and a rebuild after renaming one essay's title (medians of --repeat);
+* the median and largest essay page, and ``searchindex.js``;
+* peak memory (the largest resident set of the build processes).
+
+Results go to ``benchmarks/results.json`` and ``benchmarks/results.md``, and a
+plot to ``docs/_static/benchmarks.{svg,pdf}`` for ``docs/benchmarks.md``. This is a
+benchmark, not a test: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from corpus import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+HERE = Path(__file__).resolve().parent
+
+
+#: Runs one build in a fresh process and reports that process tree's peak RSS.
+BUILD = """
+import resource, sys
+from sphinx.cmd.build import main
+status = main(sys.argv[1:])
+peak = max(resource.getrusage(r).ru_maxrss
+           for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(peak, file=sys.stderr)
+sys.exit(status)
+"""
+
+
+def build(source: Path, out: Path, jobs: int) -> tuple[float, int]:
+    """Run one ``sphinx-build``; return seconds and peak RSS in KiB."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BUILD,
+            "-q",
+            "-j",
+            str(jobs),
+            "-b",
+            "html",
+            "-d",
+            str(out / "doctrees"),
+            str(source),
+            str(out / "html"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    return seconds, int(done.stderr.strip().splitlines()[-1])
+
+
+def touch_body(source: Path) -> None:
+    essay = source / "essays/observability/essay-0004.md"
+    essay.write_text(
+        essay.read_text().replace("## Section 5", "## Section 5\n\nAn edit.")
+    )
+
+
+def rename_title(source: Path, n: int) -> None:
+    essay = source / "essays/observability/essay-0008.md"
+    text = essay.read_text()
+    essay.write_text(text.replace("# Synthetic Essay 0008", f"# Renamed Essay {n}", 1))
+
+
+def measure(size: int, variant: str, repeat: int, jobs: int, work: Path) -> dict:
+    full, nochange, edit, rename, peaks = [], [], [], [], []
+    for attempt in range(repeat):
+        source = generate(
+            work / f"{variant}-{size}", size, DOCS, sidebar=variant == "ours"
+        )
+        out = work / f"{variant}-{size}" / "out"
+        seconds, peak = build(source, out, jobs)
+        full.append(seconds)
+        peaks.append(peak)
+        nochange.append(build(source, out, jobs)[0])
+        touch_body(source)
+        edit.append(build(source, out, jobs)[0])
+        rename_title(source, attempt)
+        rename.append(build(source, out, jobs)[0])
+    html = out / "html"
+    pages = sorted(p.stat().st_size for p in html.glob("essays/*/essay-*.html"))
+    return {
+        "essays": size,
+        "variant": variant,
+        "runs": repeat,
+        "full_s": statistics.median(full),
+        "nochange_s": statistics.median(nochange),
+        "edit_s": statistics.median(edit),
+        "rename_s": statistics.median(rename),
+        "per_essay_ms": 1000 * statistics.median(full) / size,
+        "page_median_kb": statistics.median(pages) / 1024,
+        "page_max_kb": pages[-1] / 1024,
+        "searchindex_kb": (html / "searchindex.js").stat().st_size / 1024,
+        "peak_rss_mb": max(peaks) / 1024,
+    }
+
+
+def table(results: list[dict]) -> str:
+    head = (
+        "| essays | variant | full build (s) | per essay (ms) | no change (s) | "
+        "one edit (s) | title rename (s) | page median (KB) | page max (KB) | "
+        "searchindex.js (KB) | peak RSS (MB) | speed-up vs stock |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    stock = {r["essays"]: r["full_s"] for r in results if r["variant"] == "stock"}
+    rows = []
+    for r in results:
+        ratio = stock.get(r["essays"])
+        speedup = (
+            f"{ratio / r['full_s']:.1f}x" if ratio and r["variant"] == "ours" else ""
+        )
+        rows.append(
+            f"| {r['essays']} | {r['variant']} | {r['full_s']:.1f} | "
+            f"{r['per_essay_ms']:.0f} | {r['nochange_s']:.1f} | {r['edit_s']:.1f} | "
+            f"{r['rename_s']:.1f} | {r['page_median_kb']:.0f} | "
+            f"{r['page_max_kb']:.0f} | {r['searchindex_kb']:.0f} | "
+            f"{r['peak_rss_mb']:.0f} | {speedup} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def plot(results: list[dict], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.hashsalt"] = "infrastructure-essays"
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    for variant, style in (("stock", "o--"), ("ours", "s-")):
+        points = sorted(
+            (r["essays"], r["full_s"]) for r in results if r["variant"] == variant
+        )
+        if points:
+            axis.plot(*zip(*points, strict=True), style, label=f"{variant} navigation")
+    axis.set_xlabel("essays")
+    axis.set_ylabel("full build, seconds (-j 2)")
+    axis.set_title("Full build time against corpus size")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(target.with_suffix(".svg"), metadata={"Date": None})
+    figure.savefig(target.with_suffix(".pdf"), metadata={"CreationDate": None})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=["stock", "ours"])
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work")
+    args = parser.parse_args()
+    results = []
+    for size in args.sizes:
+        for variant in args.variants:
+            result = measure(size, variant, args.repeat, args.jobs, args.work)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    meta = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": __import__("os").cpu_count(),
+        "jobs": args.jobs,
+    }
+    (HERE / "results.json").write_text(
+        json.dumps({"meta": meta, "results": results}, indent=2) + "\n"
+    )
+    (HERE / "results.md").write_text(table(results))
+    plot(results, DOCS / "_static" / "benchmarks")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -172,11 +172,16 @@ def html(session: nox.Session) -> None:
 
 @nox.session(reuse_venv=True)
 def live(session: nox.Session) -> None:
-    """Serve the site at http://127.0.0.1:8000 and rebuild it on every save."""
+    """Serve the site at http://127.0.0.1:8000 and rebuild it on every save.
+
+    sphinx-autobuild, with each rebuild run in its warm process
+    (tools/warm_autobuild.py) instead of a new ``python -m sphinx``.
+    """
     ensure_system_tools(session, *DIAGRAMS)
     install_project(session, "live")
     session.run(
-        "sphinx-autobuild",
+        "python",
+        str(ROOT / "tools" / "warm_autobuild.py"),
         "--host",
         "127.0.0.1",
         "--port",

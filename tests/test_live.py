@@ -1,4 +1,4 @@
-"""Live preview: sphinx-autobuild serves the site and rebuilds it on save."""
+"""Live preview: the warm sphinx-autobuild serves the site and rebuilds on save."""
 
 from __future__ import annotations
 
@@ -44,8 +44,7 @@ def live_site(rootdir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "sphinx_autobuild",
+            str(Path(__file__).parent.parent / "tools" / "warm_autobuild.py"),
             "--host",
             "127.0.0.1",
             "--port",
@@ -77,3 +76,10 @@ def test_saving_an_essay_rebuilds_the_served_page(live_site) -> None:  # type: i
         encoding="utf-8",
     )
     assert wait_for(lambda: "makes a fresh claim" in fetch(page), timeout=30)
+
+    # A second edit proves the warm process builds more than once.
+    essay.write_text(
+        essay.read_text().replace("makes a fresh claim", "makes a third claim"),
+        encoding="utf-8",
+    )
+    assert wait_for(lambda: "makes a third claim" in fetch(page), timeout=30)

@@ -105,7 +105,6 @@ def _note_mentions(app: Sphinx, doctree: nodes.document) -> None:
                 "target": target,
                 "anchor": anchor,
                 "sentence": sentence_around(paragraph, xref),
-                "line": paragraph.line or xref.line or 0,
             }
         )
     record["mentions"] = mentions

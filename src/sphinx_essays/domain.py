@@ -44,7 +44,7 @@ class EssayDomain(Domain):
         "termrefs": {},
     }
     #: Bump when the shape of the stored data changes.
-    data_version = 4
+    data_version = 5
 
     @property
     def essays(self) -> dict[str, dict[str, Any]]:

@@ -80,23 +80,22 @@ class AddPreviews(SphinxPostTransform):
             self.document += blocks
 
     def _definitions(self) -> dict[str, list[nodes.Node]]:
-        """Each glossary term's definition body, keyed as Sphinx compares terms."""
+        """Each glossary term's heading and definition body, keyed as Sphinx
+        compares terms. The nodes are the glossary's own: :meth:`_prepare`
+        copies only those a page uses."""
         found: dict[str, list[nodes.Node]] = {}
         for glossary_doc in sorted(get_domain(self.env).glossary):
             doctree = self.env.get_doctree(glossary_doc)
+            for xref in doctree.findall(addnodes.pending_xref):
+                if xref.get("reftype") == "doc":
+                    xref["reftarget"] = "/" + link_target(xref, glossary_doc)
             for item in doctree.findall(nodes.definition_list_item):
                 definition = item.next_node(nodes.definition)
                 if definition is None:
                     continue
                 for term in item.findall(nodes.term):
                     body: list[nodes.Node] = [self._heading(term.astext())]
-                    body += [child.deepcopy() for child in definition.children]
-                    for node in body:
-                        for xref in node.findall(addnodes.pending_xref):
-                            if xref.get("reftype") == "doc":
-                                xref["reftarget"] = "/" + link_target(
-                                    xref, glossary_doc
-                                )
+                    body += definition.children
                     found.setdefault(normalise(term.astext()), body)
         return found
 

@@ -1,0 +1,109 @@
+"""Measure save-to-page-rewritten under live preview: stock against warm.
+
+    python benchmarks/live.py SOURCEDIR [--edits 5]
+
+Starts a live server on a free loopback port (stock ``sphinx-autobuild``, then
+``tools/warm_autobuild.py``), waits for the first build, then appends a word
+to one essay and times until that essay's HTML file is rewritten, --edits
+times. Prints the median and the maximum for each, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(path: Path, newer_than: float, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_mtime > newer_than:
+            return time.time()
+        time.sleep(0.02)
+    raise TimeoutError(path)
+
+
+def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "html"
+        page = out / (essay.removesuffix(".md") + ".html")
+        server = subprocess.Popen(
+            [
+                *command,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+                "-d",
+                str(Path(work) / "doctrees"),
+                str(source),
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(page, 0, timeout=1800)
+            time.sleep(2)
+            target = source / essay
+            original = target.read_text()
+            timings = []
+            for n in range(edits):
+                before = page.stat().st_mtime
+                saved = time.time()
+                target.write_text(original + f"\nEdit number {n}.\n")
+                timings.append(wait_for(page, before, timeout=300) - saved)
+                time.sleep(1.5)
+            target.write_text(original)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return {
+        "median_s": statistics.median(timings),
+        "max_s": max(timings),
+        "edits": edits,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument(
+        "--essay", default="essays/observability/distributed-tracing.md"
+    )
+    parser.add_argument("--edits", type=int, default=5)
+    args = parser.parse_args()
+    results = {
+        "stock": measure(
+            [sys.executable, "-m", "sphinx_autobuild"],
+            args.source,
+            args.essay,
+            args.edits,
+        ),
+        "warm": measure(
+            [sys.executable, str(ROOT / "tools" / "warm_autobuild.py")],
+            args.source,
+            args.essay,
+            args.edits,
+        ),
+    }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

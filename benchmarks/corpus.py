@@ -52,9 +52,10 @@ WORDS = [
 ]
 
 CONF = """\
-import sys
-sys.path.insert(0, {docs!r})
-from conf import *  # noqa: F403 (the real site's settings)
+from pathlib import Path
+
+# The real site's settings, executed afresh each build as Sphinx does conf.py.
+exec(Path({conf!r}).read_text())
 
 essays_sidebar = {sidebar!r}
 html_baseurl = "https://essays.example.org/"
@@ -158,7 +159,9 @@ def generate(target: Path, count: int, docs: Path, *, sidebar: bool) -> Path:
     (source / "_static").mkdir(parents=True)
     shutil.copy2(docs / "_static" / "essays.css", source / "_static")
     shutil.copy2(docs / "_static" / "favicon.svg", source / "_static")
-    (source / "conf.py").write_text(CONF.format(docs=str(docs), sidebar=sidebar))
+    (source / "conf.py").write_text(
+        CONF.format(conf=str(docs / "conf.py"), sidebar=sidebar)
+    )
     (source / "index.md").write_text(
         "# Synthetic Essays\n\n```{essay-list}\n:limit: 4\n```\n\n"
         "```{toctree}\n:caption: Topics\n\n"

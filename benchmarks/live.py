@@ -1,11 +1,12 @@
 """Measure save-to-page-rewritten under live preview: stock against warm.
 
-    python benchmarks/live.py SOURCEDIR [--edits 5]
+    python benchmarks/live.py SOURCEDIR --label "real site" [--edits 5]
 
 Starts a live server on a free loopback port (stock ``sphinx-autobuild``, then
 ``tools/warm_autobuild.py``), waits for the first build, then appends a word
 to one essay and times until that essay's HTML file is rewritten, --edits
-times. Prints the median and the maximum for each, as JSON.
+times. Prints the median and the maximum for each, as JSON, and records them
+under --label in ``benchmarks/live.json`` and ``benchmarks/live.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 
 
 def free_port() -> int:
@@ -87,6 +89,7 @@ def main() -> None:
         "--essay", default="essays/observability/distributed-tracing.md"
     )
     parser.add_argument("--edits", type=int, default=5)
+    parser.add_argument("--label", default="real site")
     args = parser.parse_args()
     results = {
         "stock": measure(
@@ -103,6 +106,26 @@ def main() -> None:
         ),
     }
     print(json.dumps(results))
+    record(args.label, results)
+
+
+def record(label: str, results: dict) -> None:
+    store = HERE / "live.json"
+    runs = json.loads(store.read_text()) if store.exists() else {}
+    runs[label] = results
+    store.write_text(json.dumps(runs, indent=2, sort_keys=True) + "\n")
+    rows = [
+        "| corpus | stock sphinx-autobuild, median (max) "
+        "| warm process, median (max) |",
+        "|---|---|---|",
+    ]
+    for name, run in sorted(runs.items()):
+        stock, warm = run["stock"], run["warm"]
+        rows.append(
+            f"| {name} | {stock['median_s']:.2f} s ({stock['max_s']:.2f} s) | "
+            f"{warm['median_s']:.2f} s ({warm['max_s']:.2f} s) |"
+        )
+    (HERE / "live.md").write_text("\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

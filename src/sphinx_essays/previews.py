@@ -121,7 +121,9 @@ class AddPreviews(SphinxPostTransform):
 
 def _add_static(app: Sphinx) -> None:
     if app.builder.format == "html":
-        app.config.html_static_path.append(str(STATIC))
+        # A new list: conf.py's own list must not grow across builds in one
+        # process (live preview), or the config hash changes every time.
+        app.config.html_static_path = [*app.config.html_static_path, str(STATIC)]
 
 
 def setup(app: Sphinx) -> None:

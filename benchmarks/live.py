@@ -40,6 +40,20 @@ def wait_for(path: Path, newer_than: float, timeout: float) -> float:
     raise TimeoutError(path)
 
 
+def wait_until_quiet(folder: Path, quiet: float, timeout: float) -> None:
+    """Wait until nothing under *folder* has changed for *quiet* seconds: the
+    build is over. Editing while the first build still runs would race it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        newest = max(
+            (p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=0
+        )
+        if time.time() - newest > quiet:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(folder)
+
+
 def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "html"
@@ -61,7 +75,7 @@ def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
         )
         try:
             wait_for(page, 0, timeout=1800)
-            time.sleep(2)
+            wait_until_quiet(out, quiet=5, timeout=1800)
             target = source / essay
             original = target.read_text()
             timings = []
@@ -70,7 +84,7 @@ def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
                 saved = time.time()
                 target.write_text(original + f"\nEdit number {n}.\n")
                 timings.append(wait_for(page, before, timeout=300) - saved)
-                time.sleep(1.5)
+                wait_until_quiet(out, quiet=2, timeout=300)
             target.write_text(original)
         finally:
             server.terminate()

@@ -131,3 +131,38 @@ def test_links_inside_a_preview_work(browser: Browser, base_url: str) -> None:
     page.wait_for_load_state()
     assert page.url.endswith(target.replace("../../", "")), (page.url, target)
     page.close()
+
+
+def test_sidebar_is_plain_links_reachable_by_keyboard(
+    browser: Browser, base_url: str
+) -> None:
+    """The sidebar has no expand toggles (furo#940): every entry is a link,
+    the current topic is expanded, and Tab reaches each link in order."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(base_url + "essays/observability/distributed-tracing.html")
+    nav = page.locator(".sidebar-drawer nav.essays-nav")
+    assert nav.locator("input, label, button").count() == 0
+    links = nav.locator("a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert "metrics-logs-traces-and-events.html" in hrefs  # the topic is open
+    assert not any("security-is-infrastructure" in (h or "") for h in hrefs)
+    current = nav.locator("li.current-page > a")
+    assert current.get_attribute("href") == "#" or "distributed-tracing" in (
+        current.get_attribute("href") or ""
+    )
+
+    reached: list[str] = []
+    page.locator("body").focus()
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        inside = page.evaluate(
+            "() => document.activeElement.closest('nav.essays-nav') !== null"
+        )
+        if inside:
+            reached.append(
+                page.evaluate("() => document.activeElement.getAttribute('href')")
+            )
+        elif reached:
+            break
+    assert reached == hrefs
+    page.close()

@@ -47,7 +47,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
         "texlive-latex-extra",
     ),
     "latex-fonts": (
-        ("/usr/share/texlive/texmf-dist/fonts/tfm/public/zapfding/uzdr.tfm",),
+        ("/usr/share/texlive/texmf-dist/fonts/afm/adobe/zapfding/pzdr.afm",),
         "texlive-fonts-recommended",
     ),
     "freefont": (

@@ -76,3 +76,18 @@ def test_as_root_it_installs_the_missing_packages(
     assert session.logs == ["Installing system packages: chromium"]
     assert session.runs[0] == ("apt-get", "update", "-qq")
     assert session.runs[1][-2:] == ("chromium", "-qq")
+
+
+def test_every_probe_is_satisfied_once_the_tools_are_installed(
+    noxfile: ModuleType,
+) -> None:
+    """`nox -s tests` installs every system tool before the tests run, so a probe
+    that still fails names a file its package does not ship: the session would
+    reinstall on every run, or stop a non-root user for nothing."""
+    missing = [
+        (name, probe)
+        for name, (probes, _package) in noxfile.SYSTEM_TOOLS.items()
+        for probe in probes
+        if not noxfile._present(probe)
+    ]
+    assert missing == []

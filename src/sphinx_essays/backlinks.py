@@ -23,6 +23,7 @@ from sphinx.util import docname_join
 
 from sphinx_essays import config as essays_config
 from sphinx_essays.domain import get_domain
+from sphinx_essays.header import append_to_essay, essay_headers
 from sphinx_essays.metadata import is_essay
 
 if TYPE_CHECKING:
@@ -128,12 +129,7 @@ class AddBacklinks(SphinxPostTransform):
 
     def run(self, **kwargs: Any) -> None:
         domain = get_domain(self.env)
-        headers = [
-            node
-            for node in self.document.findall(nodes.container)
-            if "essay-header" in node["classes"]
-        ]
-        for header in headers:
+        for header in essay_headers(self.document):
             docname = header["essay"]
             mentions = referenced_by(domain, docname)
             if not mentions:
@@ -151,9 +147,7 @@ class AddBacklinks(SphinxPostTransform):
                 )
                 items += nodes.list_item("", paragraph)
             box += items
-            section = header.parent
-            assert isinstance(section, nodes.Element)
-            section += box
+            append_to_essay(header, box)
 
 
 def visit_backlink_html(self: HTML5Translator, node: backlink) -> None:

@@ -19,6 +19,7 @@ from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
 
 from sphinx_essays.domain import get_domain
+from sphinx_essays.header import append_to_essay, essay_headers
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -148,8 +149,8 @@ class RenderConceptMaps(SphinxPostTransform):
                     "concept-map-figure",
                 )
             )
-        for header in list(self.document.findall(nodes.container)):
-            if "essay-header" not in header["classes"] or header.get("mapped"):
+        for header in essay_headers(self.document):
+            if header.get("mapped"):
                 continue
             header["mapped"] = True
             focus = header["essay"]
@@ -170,9 +171,7 @@ class RenderConceptMaps(SphinxPostTransform):
                 "The essays this one links, and the essays that link it.",
                 "essay-neighbourhood",
             )
-            section = header.parent
-            assert isinstance(section, nodes.Element)
-            section += box
+            append_to_essay(header, box)
 
     @staticmethod
     def _urls(fromdoc: str, essays: dict[str, Any], suffix: str) -> dict[str, str]:

@@ -71,6 +71,22 @@ def build_header(
     return header
 
 
+def essay_headers(document: nodes.Node) -> list[nodes.container]:
+    """The header of each essay in *document* (several in the LaTeX book)."""
+    return [
+        node
+        for node in document.findall(nodes.container)
+        if "essay-header" in node["classes"]
+    ]
+
+
+def append_to_essay(header: nodes.container, node: nodes.Node) -> None:
+    """Add *node* at the end of the essay that *header* opens."""
+    section = header.parent
+    assert isinstance(section, nodes.Element)
+    section += node
+
+
 def _insert_header(app: Sphinx, doctree: nodes.document) -> None:
     docname = app.env.docname
     record = get_domain(app.env).essays.get(docname)

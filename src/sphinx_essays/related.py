@@ -16,7 +16,7 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from sphinx_essays import config as essays_config
 from sphinx_essays.domain import get_domain
-from sphinx_essays.header import doc_link
+from sphinx_essays.header import append_to_essay, doc_link, essay_headers
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -30,12 +30,7 @@ class AddRelatedEssays(SphinxPostTransform):
     def run(self, **kwargs: Any) -> None:
         domain = get_domain(self.env)
         count = essays_config.from_sphinx(self.config).related_count
-        headers = [
-            node
-            for node in self.document.findall(nodes.container)
-            if "essay-header" in node["classes"]
-        ]
-        for header in headers:
+        for header in essay_headers(self.document):
             docname = header["essay"]
             related = domain.related(docname, count)
             if not related:
@@ -50,9 +45,7 @@ class AddRelatedEssays(SphinxPostTransform):
                 paragraph += nodes.Text(f" ({'; '.join(reasons)})")
                 items += nodes.list_item("", paragraph)
             box += items
-            section = header.parent
-            assert isinstance(section, nodes.Element)
-            section += box
+            append_to_essay(header, box)
 
 
 def setup(app: Sphinx) -> None:

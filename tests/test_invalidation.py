@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
     from sphinx.testing.util import SphinxTestApp
 
-ROOT = "test-essays-incremental"
+ROOT = "test-essays-site"
+#: Under furo, so the essays sidebar and previous/next links are covered too.
+FURO = {"html_theme": "furo"}
 
 NEW_ESSAY = """---
 topic: observability
@@ -88,15 +90,15 @@ def test_incremental_build_equals_fresh_build(
 ) -> None:
     src = tmp_path / "src"
     shutil.copytree(rootdir / ROOT, src)
-    make_app("html", srcdir=src).build()
+    make_app("html", srcdir=src, confoverrides=FURO).build()
     change(src)  # type: ignore[operator]
-    again = make_app("html", srcdir=src)
+    again = make_app("html", srcdir=src, confoverrides=FURO)
     again.build()
     assert warnings(again) == []
 
     fresh_src = tmp_path / "fresh"
     shutil.copytree(src, fresh_src, ignore=shutil.ignore_patterns("_build"))
-    fresh = make_app("html", srcdir=fresh_src, freshenv=True)
+    fresh = make_app("html", srcdir=fresh_src, freshenv=True, confoverrides=FURO)
     fresh.build()
     incremental, clean = html_pages(again.outdir), html_pages(fresh.outdir)
     assert incremental.keys() == clean.keys()
@@ -108,13 +110,13 @@ def test_an_edit_that_changes_nothing_elsewhere_rewrites_one_page(
 ) -> None:
     src = tmp_path / "src"
     shutil.copytree(rootdir / ROOT, src)
-    first = make_app("html", srcdir=src)
+    first = make_app("html", srcdir=src, confoverrides=FURO)
     first.build()
     before = {p: p.stat().st_mtime_ns for p in first.outdir.rglob("essays/**/*.html")}
     edit(
         src / "essays/security/five.md", "It stands alone too.", "It stands alone, too."
     )
-    make_app("html", srcdir=src).build()
+    make_app("html", srcdir=src, confoverrides=FURO).build()
     rewritten = sorted(
         p.relative_to(first.outdir).as_posix()
         for p, mtime in before.items()

@@ -111,17 +111,6 @@ def _note_mentions(app: Sphinx, doctree: nodes.document) -> None:
     record["mentions"] = mentions
 
 
-def referenced_by(domain: Any, docname: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every mention of *docname* in another essay, by essay title then order."""
-    found = []
-    for source, record in domain.complete().items():
-        for position, mention in enumerate(record.get("mentions", [])):
-            if mention["target"] == docname and source != docname:
-                found.append((record["title"].casefold(), source, position, mention))
-    found.sort(key=lambda item: item[:3])
-    return [(source, mention) for _t, source, _p, mention in found]
-
-
 class AddBacklinks(SphinxPostTransform):
     """Append "Referenced by" to each essay that other essays link to."""
 
@@ -131,7 +120,7 @@ class AddBacklinks(SphinxPostTransform):
         domain = get_domain(self.env)
         for header in essay_headers(self.document):
             docname = header["essay"]
-            mentions = referenced_by(domain, docname)
+            mentions = domain.relations().referenced_by(docname)
             if not mentions:
                 continue
             box = nodes.container(classes=["essay-backlinks"])

@@ -49,15 +49,6 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def essay_edges(essays: dict[str, Any]) -> list[tuple[str, str]]:
-    return sorted(
-        (source, target)
-        for source, record in essays.items()
-        for target in record["links"]
-        if target in essays and target != source
-    )
-
-
 def dot_source(
     name: str,
     essays: dict[str, dict[str, Any]],
@@ -126,9 +117,10 @@ class RenderConceptMaps(SphinxPostTransform):
 
     def run(self, **kwargs: Any) -> None:
         domain = get_domain(self.env)
-        essays = domain.complete()
+        relations = domain.relations()
+        essays = relations.essays
         topics = tuple(self.config.essays_topics)
-        edges = essay_edges(essays)
+        edges = relations.edges
         suffix = self.config.html_file_suffix or ".html"
         with_urls = self.with_urls
         for node in list(self.document.findall(concept_map)):
@@ -154,11 +146,10 @@ class RenderConceptMaps(SphinxPostTransform):
                 continue
             header["mapped"] = True
             focus = header["essay"]
-            near = {focus} | {s for s, t in edges if t == focus}
-            near |= {t for s, t in edges if s == focus}
+            near = {focus} | relations.neighbours(focus)
             if len(near) == 1:
                 continue
-            local_edges = [(s, t) for s, t in edges if focus in (s, t)]
+            local_edges = relations.local_edges(focus)
             local = {d: essays[d] for d in near}
             urls = self._urls(focus, local, suffix) if with_urls else None
             code = dot_source("neighbourhood", local, local_edges, topics, urls, focus)

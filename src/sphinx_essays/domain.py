@@ -12,23 +12,23 @@ that data changes: see :mod:`sphinx_essays.invalidation`.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sphinx.domains import Domain
 from sphinx.util import logging
 
 from sphinx_essays.indices import ArchiveIndex, TagIndex, TopicIndex
+from sphinx_essays.relations import Relations
 
 if TYPE_CHECKING:
-    from collections.abc import Set
+    from collections.abc import Callable, Set
 
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
 
 logger = logging.getLogger(__name__)
 
-#: How much each shared signal counts when ranking related essays.
-RELATED_WEIGHTS = {"link": 3, "tag": 2, "term": 1}
+T = TypeVar("T")
 
 
 class EssayDomain(Domain):
@@ -44,7 +44,11 @@ class EssayDomain(Domain):
         "termrefs": {},
     }
     #: Bump when the shape of the stored data changes.
-    data_version = 5
+    data_version = 6
+
+    def __init__(self, env: BuildEnvironment) -> None:
+        super().__init__(env)
+        self._derived: dict[str, Any] = {}
 
     @property
     def essays(self) -> dict[str, dict[str, Any]]:
@@ -73,15 +77,18 @@ class EssayDomain(Domain):
 
     def note_essay(self, docname: str, record: dict[str, Any]) -> None:
         self.essays[docname] = dict(record)
+        self.forget_derived()
 
     def note_listing(self, docname: str) -> None:
         self.listings[docname] = True
 
     def clear_doc(self, docname: str) -> None:
+        self.forget_derived()
         for key in self.initial_data:
             self.data[key].pop(docname, None)
 
     def merge_domaindata(self, docnames: Set[str], otherdata: dict[str, Any]) -> None:
+        self.forget_derived()
         for key in self.initial_data:
             for docname, value in otherdata[key].items():
                 if docname in docnames:
@@ -110,41 +117,27 @@ class EssayDomain(Domain):
             chosen.sort(key=lambda item: item[1]["date"], reverse=True)
         return chosen
 
-    def related(self, docname: str, count: int) -> list[tuple[str, list[str]]]:
-        """The *count* essays most related to *docname*, with the reasons.
+    def derived(self, key: str, make: Callable[[], T]) -> T:
+        """A value worked out from the domain's data, made once per build.
 
-        The score adds :data:`RELATED_WEIGHTS` for a link in either direction,
-        each shared tag and each shared glossary term. Ties are broken by
-        title, then docname, so the ranking is deterministic."""
-        essays = self.complete()
-        this = essays.get(docname)
-        if this is None:
-            return []
-        scored = []
-        for other, record in essays.items():
-            if other == docname:
-                continue
-            tags = sorted(set(this["tags"]) & set(record["tags"]))
-            terms = set(this["terms"]) & set(record["terms"])
-            linked = other in this["links"] or docname in record["links"]
-            score = (
-                RELATED_WEIGHTS["link"] * linked
-                + RELATED_WEIGHTS["tag"] * len(tags)
-                + RELATED_WEIGHTS["term"] * len(terms)
-            )
-            if score == 0:
-                continue
-            reasons = []
-            if linked:
-                reasons.append("linked")
-            if tags:
-                reasons.append("tags: " + ", ".join(tags))
-            if terms:
-                plural = "s" if len(terms) != 1 else ""
-                reasons.append(f"{len(terms)} shared term{plural}")
-            scored.append((-score, record["title"].casefold(), other, reasons))
-        scored.sort()
-        return [(other, reasons) for _s, _t, other, reasons in scored[:count]]
+        Kept until the data changes: reading a document, merging parallel
+        readers' data and ``env-updated`` (after which the records are final
+        for this build) all drop every derived value."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        value: T = self._derived[key]
+        return value
+
+    def forget_derived(self) -> None:
+        self._derived = {}
+
+    def relations(self) -> Relations:
+        """Links, tags, terms and mentions between the complete essays."""
+        return self.derived("relations", lambda: Relations(self.complete()))
+
+    def related(self, docname: str, count: int) -> list[tuple[str, list[str]]]:
+        """The *count* essays most related to *docname*: see :class:`Relations`."""
+        return self.relations().related(docname, count)
 
     def check_consistency(self) -> None:
         """Warn about two essays that share a slug or a title."""
@@ -193,5 +186,13 @@ def get_domain(env: BuildEnvironment) -> EssayDomain:
     return domain
 
 
+def _forget_derived(app: Sphinx, env: BuildEnvironment, *args: Any) -> None:
+    get_domain(env).forget_derived()
+
+
 def setup(app: Sphinx) -> None:
     app.add_domain(EssayDomain)
+    # Records change while documents are read (the title, links and mentions
+    # are added at doctree-read), so relations are rebuilt once reading ends.
+    app.connect("env-before-read-docs", _forget_derived)
+    app.connect("env-updated", _forget_derived, priority=0)

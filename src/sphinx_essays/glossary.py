@@ -82,6 +82,11 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
     }
     if refs:
         domain.termrefs[docname] = sorted(refs)
+    if docname in domain.essays:
+        # Kept for the unlinked-term check, which then needs no doctree: it
+        # runs after reading, in one process, where loading a thousand
+        # pickled doctrees would cost seconds.
+        domain.essays[docname]["prose"] = prose_paragraphs(doctree)
     entries = []
     for glossary in doctree.findall(addnodes.glossary):
         for item in glossary.findall(nodes.definition_list_item):
@@ -208,10 +213,13 @@ def _check_unlinked(app: Sphinx, env: BuildEnvironment) -> None:
         record = domain.essays[docname]
         if record.get("glossary_checked") == fingerprint:
             continue
-        paragraphs = prose_paragraphs(env.get_doctree(docname))
+        paragraphs = record.get("prose", [])
+        # A match implies the normalised term occurs in the normalised prose:
+        # one substring test per term rules most out before any regex runs.
+        prose = normalise("\n".join(text for _line, text in paragraphs))
         linked = set(record["terms"])
         for key, term, pattern in candidates:
-            if key in linked:
+            if key in linked or key not in prose:
                 continue
             line = first_use(paragraphs, pattern)
             if line is not None:

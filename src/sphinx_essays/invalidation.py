@@ -19,7 +19,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from sphinx_essays import config as essays_config
-from sphinx_essays.backlinks import referenced_by
 from sphinx_essays.domain import get_domain
 from sphinx_essays.navigation import topic_of
 
@@ -46,15 +45,16 @@ def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
     shown = {d: {k: r.get(k) for k in SHOWN} for d, r in essays.items()}
     everything = digest([shown, {d: r.get("mentions") for d, r in essays.items()}])
     glossary = digest(domain.glossary)
-    relations = env.collect_relations()
+    toctree = env.collect_relations()
     count = essays_config.from_sphinx(app.config).related_count
+    relations = domain.relations()
 
     def title(docname: str | None) -> str | None:
         return env.titles[docname].astext() if docname in env.titles else None
 
     prints = {}
     for docname in env.found_docs:
-        _parent, previous, following = relations.get(docname, (None, None, None))
+        _parent, previous, following = toctree.get(docname, (None, None, None))
         topic = topic_of(docname, navigation)
         parts: list[Any] = [
             navigation["sections"],
@@ -65,12 +65,10 @@ def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
             parts.append(everything)
         if docname in essays:
             record = essays[docname]
-            neighbours = set(record["links"]) | {
-                other for other, r in essays.items() if docname in r["links"]
-            }
+            neighbours = set(record["links"]) | relations.links_in.get(docname, set())
             parts += [
-                domain.related(docname, count),
-                referenced_by(domain, docname),
+                relations.related(docname, count),
+                relations.referenced_by(docname),
                 {n: shown[n] for n in sorted(neighbours) if n in shown},
                 glossary if record["terms"] else None,
             ]

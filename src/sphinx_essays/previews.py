@@ -44,7 +44,7 @@ class AddPreviews(SphinxPostTransform):
         docname = env.docname
         domain = get_domain(env)
         root = essays_config.from_sphinx(self.config).root
-        definitions = self._definitions()
+        definitions = domain.derived("previews", self._definitions)
         previews: dict[tuple[str, str], int] = {}
         blocks = nodes.container(classes=["kb-previews"])
         for xref in list(self.document.findall(addnodes.pending_xref)):
@@ -81,8 +81,8 @@ class AddPreviews(SphinxPostTransform):
 
     def _definitions(self) -> dict[str, list[nodes.Node]]:
         """Each glossary term's heading and definition body, keyed as Sphinx
-        compares terms. The nodes are the glossary's own: :meth:`_prepare`
-        copies only those a page uses."""
+        compares terms. The nodes are the glossary's own, read once per
+        build: :meth:`_prepare` copies only those a page uses."""
         found: dict[str, list[nodes.Node]] = {}
         for glossary_doc in sorted(get_domain(self.env).glossary):
             doctree = self.env.get_doctree(glossary_doc)

@@ -30,10 +30,11 @@ class Diagram:
 
 
 def svg_of(page: Path) -> Diagram:
+    """The diagram drawn inline in *page*'s ``figure.essay-map``."""
     html = BeautifulSoup(page.read_text(), "html.parser")
-    figure = html.select_one("figure.essay-map object")
-    assert figure is not None
-    root = ET.parse((page.parent / str(figure["data"])).resolve()).getroot()
+    svg = html.select_one("figure.essay-map div.graphviz > svg")
+    assert svg is not None
+    root = ET.fromstring(str(svg))
     return Diagram(
         texts=[t.text or "" for t in root.iter(f"{SVG}text")],
         hrefs=[a.get(f"{XLINK}href", "") for a in root.iter(f"{SVG}a")],
@@ -48,7 +49,7 @@ def test_map_has_every_essay_and_link(app: SphinxTestApp) -> None:
     svg = svg_of(app.outdir / "concept-map.html")
     for title in TITLES:
         assert title in svg.texts
-    assert "../essays/security/four.html" in svg.hrefs  # relative to _images/
+    assert "essays/security/four.html" in svg.hrefs  # relative to the page
     assert svg.edges == 2  # one -> four, four -> one
     assert "The summary of Essay Six." in svg.titles  # tooltips
 
@@ -70,3 +71,22 @@ def test_map_is_a_figure_in_the_pdf(app: SphinxTestApp) -> None:
     assert "Every essay, coloured by topic" in tex
     figures = list(app.outdir.glob("graphviz-*.pdf"))
     assert figures
+
+
+@pytest.mark.sphinx("html", testroot="essays-site", freshenv=True)
+def test_diagrams_are_inline_svg_with_names_and_unique_ids(app: SphinxTestApp) -> None:
+    """No ``<object>``: a strict CSP (no object-src) would block it."""
+    app.build()
+    html = BeautifulSoup(
+        (app.outdir / "essays/observability/one.html").read_text(), "html.parser"
+    )
+    assert html.select("object") == []
+    svgs = html.select("div.graphviz > svg")
+    assert [svg["role"] for svg in svgs] == ["img", "group"]  # picture, then map
+    assert svgs[0]["aria-label"] == (
+        "A request that calls a service that queries a database."
+    )
+    assert svgs[1]["aria-label"].startswith("This essay and the 1 essay ")
+    ids = [str(tag["id"]) for tag in html.select("[id]")]
+    assert len(ids) == len(set(ids))
+    assert "g1-node1" in ids and "g2-node1" in ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import socket
 import subprocess
@@ -30,7 +31,8 @@ def wait_for(predicate: object, timeout: float) -> bool:
         try:
             if predicate():  # type: ignore[operator]
                 return True
-        except OSError:
+        except (OSError, http.client.HTTPException):
+            # Not up yet, or the page was read while Sphinx rewrote it.
             pass
         time.sleep(0.2)
     return False

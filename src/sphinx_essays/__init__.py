@@ -8,11 +8,14 @@ Each module registers one concept:
 * :mod:`.indices` -- the topic, tag and archive indexes;
 * :mod:`.header` -- the block under each essay's title;
 * :mod:`.listing` -- the ``essay-list`` directive;
+* :mod:`.relations` -- links, tags, terms and mentions between essays, indexed
+  once per build;
 * :mod:`.related` -- "Related essays" at the end of each essay;
 * :mod:`.backlinks` -- "Referenced by", with the sentence that links;
 * :mod:`.glossary` -- "Used in" lists and the glossary checks;
 * :mod:`.previews` -- hover and focus previews of terms and essays;
 * :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
+* :mod:`.diagrams` -- Graphviz drawn inline as ``<svg>`` in HTML pages;
 * :mod:`.feed` -- the Atom feed;
 * :mod:`.navigation` -- a sidebar that costs O(page), for HTML and LaTeX;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
@@ -26,6 +29,7 @@ from sphinx_essays import (
     backlinks,
     conceptmap,
     config,
+    diagrams,
     domain,
     feed,
     glossary,
@@ -56,6 +60,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     glossary.setup(app)
     previews.setup(app)
     conceptmap.setup(app)
+    diagrams.setup(app)
     feed.setup(app)
     navigation.setup(app)
     invalidation.setup(app)

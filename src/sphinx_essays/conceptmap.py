@@ -158,7 +158,8 @@ class RenderConceptMaps(SphinxPostTransform):
             box += diagram(
                 code,
                 focus,
-                f"This essay and the {len(near) - 1} essays it links or that link it.",
+                f"This essay and the {len(near) - 1} "
+                f"essay{'s' if len(near) != 2 else ''} it links or that link it.",
                 "The essays this one links, and the essays that link it.",
                 "essay-neighbourhood",
             )

@@ -16,6 +16,7 @@ Each module registers one concept:
 * :mod:`.previews` -- hover and focus previews of terms and essays;
 * :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
 * :mod:`.diagrams` -- Graphviz drawn inline as ``<svg>`` in HTML pages;
+* :mod:`.csp` -- what furo's templates need to run under a strict CSP;
 * :mod:`.feed` -- the Atom feed;
 * :mod:`.navigation` -- a sidebar that costs O(page), for HTML and LaTeX;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
@@ -23,12 +24,14 @@ Each module registers one concept:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sphinx_essays import (
     backlinks,
     conceptmap,
     config,
+    csp,
     diagrams,
     domain,
     feed,
@@ -44,12 +47,26 @@ from sphinx_essays import (
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
+    from sphinx.config import Config
     from sphinx.util.typing import ExtensionMetadata
 
 __version__ = "0.1.0"
 
+#: Scripts and stylesheets (``static/``), and furo template overrides
+#: (``templates/``): the sidebar and the strict-CSP versions of furo's pages.
+PACKAGE = Path(__file__).parent
+
+
+def _add_paths(app: Sphinx, config: Config) -> None:
+    # New lists: conf.py's own must not grow across builds in one process
+    # (live preview), or the config hash would change every time.
+    config.html_static_path = [*config.html_static_path, str(PACKAGE / "static")]
+    if config.html_theme == "furo":
+        config.templates_path = [*config.templates_path, str(PACKAGE / "templates")]
+
 
 def setup(app: Sphinx) -> ExtensionMetadata:
+    app.connect("config-inited", _add_paths)
     config.setup(app)
     domain.setup(app)
     metadata.setup(app)
@@ -61,6 +78,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     previews.setup(app)
     conceptmap.setup(app)
     diagrams.setup(app)
+    csp.setup(app)
     feed.setup(app)
     navigation.setup(app)
     invalidation.setup(app)

@@ -16,7 +16,6 @@ the LaTeX builder inlines, which would otherwise warn about them.
 from __future__ import annotations
 
 from html import escape
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinx import addnodes
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
     from docutils import nodes
     from sphinx.application import Sphinx
-    from sphinx.config import Config
     from sphinx.environment import BuildEnvironment
 
 #: Pages that only HTML builders generate, with their default titles.
@@ -41,7 +39,6 @@ HTML_ONLY_PAGES = {
 }
 #: How many of the current topic's essays the sidebar lists (newest first).
 NEWEST = 10
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _drop_html_only_entries(app: Sphinx, doctree: nodes.document) -> None:
@@ -176,12 +173,7 @@ def _page_context(
     context["toctree"] = _no_toctree
 
 
-def _add_templates(app: Sphinx, config: Config) -> None:
-    config.templates_path = [*config.templates_path, str(TEMPLATES)]
-
-
 def setup(app: Sphinx) -> None:
-    app.connect("config-inited", _add_templates)
     app.connect("doctree-read", _drop_html_only_entries)
     app.connect("env-updated", _store)
     # Before furo's handler (priority 500), so it never renders the full tree.

@@ -14,7 +14,6 @@ a preview work wherever the page is (the bug in sphinx-tippy#32).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
@@ -29,8 +28,6 @@ from sphinx_essays.metadata import is_essay
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
-
-STATIC = Path(__file__).parent / "static"
 
 
 class AddPreviews(SphinxPostTransform):
@@ -119,15 +116,7 @@ class AddPreviews(SphinxPostTransform):
         return prepared
 
 
-def _add_static(app: Sphinx) -> None:
-    if app.builder.format == "html":
-        # A new list: conf.py's own list must not grow across builds in one
-        # process (live preview), or the config hash changes every time.
-        app.config.html_static_path = [*app.config.html_static_path, str(STATIC)]
-
-
 def setup(app: Sphinx) -> None:
-    app.connect("builder-inited", _add_static)
     app.add_css_file("essays-previews.css")
     app.add_js_file("essays-previews.js", loading_method="defer")
     app.add_post_transform(AddPreviews)

@@ -6,6 +6,7 @@
     nox -s pdf       docs/_build/pdf/infrastructure-essays.pdf, with XeLaTeX
     nox -s lint      ruff and mypy
     nox -s bench     build benchmarks at 100, 300 and 1,000 synthetic essays
+    nox -s linkcheck check every external link (needs a network; not in CI)
 
 Sessions that need system tools (Graphviz, TeX Live, Chromium) install the
 Debian packages that are missing when they can (as root, or with passwordless
@@ -135,7 +136,8 @@ def publish(session: nox.Session, staging: Path, target: Path) -> None:
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-    session.log(f"Published {target.relative_to(ROOT)}")
+    shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
+    session.log(f"Published {shown}")
 
 
 def staged(target: Path) -> Path:
@@ -147,27 +149,67 @@ def staged(target: Path) -> Path:
     return staging
 
 
+def reproducible_env() -> dict[str, str]:
+    """Dates for a reproducible build: ``SOURCE_DATE_EPOCH`` as given, or the
+    time of the last commit. Sphinx uses it for dates in the output, and
+    xdvipdfmx for the PDF's creation date and ID (``FORCE_SOURCE_DATE``)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        done = subprocess.run(
+            ["git", "log", "-1", "--format=%ct"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        epoch = done.stdout.strip() if done.returncode == 0 else ""
+    return {"SOURCE_DATE_EPOCH": epoch, "FORCE_SOURCE_DATE": "1"} if epoch else {}
+
+
+def build_staged(
+    session: nox.Session, source: Path, target: Path, doctrees: Path, *options: str
+) -> None:
+    """Run ``sphinx-build *options`` from *source* into a staging copy of
+    *target*; publish it only if the build succeeds.
+
+    A failed build leaves *target* as it was and deletes the staging tree and
+    the doctree cache: Sphinx would otherwise treat the failing pages as
+    built, and the next build would publish them without a warning."""
+    staging = staged(target)
+    try:
+        session.run(
+            "sphinx-build",
+            *options,
+            "-d",
+            str(doctrees),
+            str(source),
+            str(staging),
+            env=reproducible_env(),
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(doctrees, ignore_errors=True)
+        raise
+    publish(session, staging, target)
+
+
 @nox.session(reuse_venv=True)
 def html(session: nox.Session) -> None:
     """Build the site into docs/_build/html with -nW; keep the last good site."""
     ensure_system_tools(session, *DIAGRAMS)
     install_project(session)
-    target = BUILD / "html"
-    staging = staged(target)
-    session.run(
-        "sphinx-build",
+    build_staged(
+        session,
+        DOCS,
+        BUILD / "html",
+        BUILD / "doctrees-html",
         "-nW",
         "--jobs",
         "auto",
         "-b",
         "html",
-        "-d",
-        str(BUILD / "doctrees-html"),
-        str(DOCS),
-        str(staging),
         *session.posargs,
     )
-    publish(session, staging, target)
 
 
 @nox.session(reuse_venv=True)
@@ -218,6 +260,7 @@ def pdf(session: nox.Session) -> None:
         str(DOCS),
         str(latex),
         *session.posargs,
+        env=reproducible_env(),
     )
     session.chdir(latex)
     session.run(
@@ -228,7 +271,7 @@ def pdf(session: nox.Session) -> None:
         "infrastructure-essays.tex",
         external=True,
         silent=True,
-        env=LATEXMK_ENV,
+        env={**LATEXMK_ENV, **reproducible_env()},
     )
     session.chdir(ROOT)
     staging = BUILD / "pdf.new"
@@ -237,6 +280,24 @@ def pdf(session: nox.Session) -> None:
     shutil.copy2(latex / "infrastructure-essays.pdf", staging)
     publish(session, staging, BUILD / "pdf")
     publish(session, latex, BUILD / "latex")
+
+
+@nox.session(reuse_venv=True)
+def linkcheck(session: nox.Session) -> None:
+    """Check every external link the essays cite. It needs a network, so it is
+    not part of the tests; internal links are checked offline by the tests."""
+    ensure_system_tools(session, *DIAGRAMS)
+    install_project(session)
+    session.run(
+        "sphinx-build",
+        "-b",
+        "linkcheck",
+        "-d",
+        str(BUILD / "doctrees-linkcheck"),
+        str(DOCS),
+        str(BUILD / "linkcheck"),
+        *session.posargs,
+    )
 
 
 @nox.session(reuse_venv=True)

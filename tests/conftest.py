@@ -8,14 +8,20 @@ and a real browser.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from sphinx_essays.metadata import FrontMatter, is_essay, split_front_matter
 
@@ -79,12 +85,18 @@ def archive_titles() -> list[str]:
     return blocks[1::2]
 
 
+#: Builds are reproducible: with this set, two builds give the same bytes.
+SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01T00:00:00Z
+BUILD_ENV = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+
+
 def sphinx_build(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sphinx", *args],
         capture_output=True,
         text=True,
         check=False,
+        env=BUILD_ENV,
     )
 
 
@@ -101,26 +113,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     out = tmp_path_factory.mktemp("site")
     html, doctrees = out / "html", out / "doctrees"
     result = sphinx_build(
-        "-nW", "-j", "auto", "-b", "html", "-d", str(doctrees), str(DOCS), str(html)
+        "-nW", "-j", "2", "-b", "html", "-d", str(doctrees), str(DOCS), str(html)
     )
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr, result.stderr
     return Site(html=html, doctrees=doctrees)
 
 
-@dataclass(frozen=True)
-class Pdf:
-    """The real site's PDF, with the LaTeX log that made it."""
+#: What Sphinx's generated latex/Makefile exports before it runs latexmk, and
+#: the dates xdvipdfmx writes (FORCE_SOURCE_DATE makes TeX's own \today obey too).
+LATEXMK_ENV = {
+    **BUILD_ENV,
+    "XINDYOPTS": "-L english -C utf8 -M sphinx.xdy",
+    "FORCE_SOURCE_DATE": "1",
+}
 
-    path: Path
-    log: str
 
-
-@pytest.fixture(scope="session")
-def pdf(tmp_path_factory: pytest.TempPathFactory) -> Pdf:
-    for tool in ("xelatex", "latexmk", "dot"):
-        assert shutil.which(tool), f"{tool} is missing: run the tests with nox -s tests"
-    out = tmp_path_factory.mktemp("pdf")
+def build_pdf(out: Path) -> Path:
+    """Build the real site's PDF under *out*; return the PDF's path."""
     latex = out / "latex"
     result = sphinx_build(
         "-nW", "-b", "latex", "-d", str(out / "doctrees"), str(DOCS), str(latex)
@@ -135,12 +145,93 @@ def pdf(tmp_path_factory: pytest.TempPathFactory) -> Pdf:
             "infrastructure-essays.tex",
         ],
         cwd=latex,
-        # What Sphinx's generated latex/Makefile exports before it runs latexmk.
-        env={**os.environ, "XINDYOPTS": "-L english -C utf8 -M sphinx.xdy"},
+        env=LATEXMK_ENV,
         capture_output=True,
         text=True,
         check=False,
     )
     log = (latex / "infrastructure-essays.log").read_text(errors="replace")
     assert made.returncode == 0, log[-3000:]
-    return Pdf(path=latex / "infrastructure-essays.pdf", log=log)
+    return latex / "infrastructure-essays.pdf"
+
+
+@dataclass(frozen=True)
+class Pdf:
+    """The real site's PDF, with the LaTeX log that made it."""
+
+    path: Path
+    log: str
+
+
+@pytest.fixture(scope="session")
+def pdf(tmp_path_factory: pytest.TempPathFactory) -> Pdf:
+    for tool in ("xelatex", "latexmk", "dot"):
+        assert shutil.which(tool), f"{tool} is missing: run the tests with nox -s tests"
+    path = build_pdf(tmp_path_factory.mktemp("pdf"))
+    log = path.with_suffix(".log").read_text(errors="replace")
+    return Pdf(path=path, log=log)
+
+
+# -- A browser, and the site served under a strict policy ----------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+#: The Content Security Policy the site must work under (issue 8). The test
+#: server sends it with every response, so every browser test runs under it.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class StrictHandler(SimpleHTTPRequestHandler):
+    """Serves files with the site's Content Security Policy, quietly."""
+
+    def end_headers(self) -> None:
+        self.send_header("Content-Security-Policy", CSP)
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """Serve *directory* on a free local port; yield its base URL."""
+    handler = functools.partial(StrictHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def base_url(site: Site) -> Iterator[str]:
+    """The real site, served with the strict Content Security Policy."""
+    with serve(site.html) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    assert shutil.which(CHROMIUM), (
+        "chromium is missing: run the tests with nox -s tests"
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()

@@ -70,6 +70,9 @@ def test_glossary_checks_find_every_problem_and_nothing_else(
         "glossary.md:15: WARNING: glossary term 'gamma' is defined twice (also at "
         "glossary.md:12); merge the two definitions into one entry "
         "[essays.glossary]",
+        "glossary.md:18: WARNING: glossary term '<kbd>Raw</kbd> term' contains raw "
+        "HTML ('<kbd>'); write it as text, or escape each '<' as '\\<' "
+        "[essays.glossary]",
         "glossary.md:9: WARNING: glossary term 'Unused term' is not linked from any "
         "page; link it with {term}`Unused term` where an essay uses it, or remove "
         "the entry [essays.glossary]",

@@ -73,6 +73,12 @@ BAD_FRONT_MATTER = {
         8,
         "an essay must open with its '# Title' heading",
     ),
+    "metadata-html": (
+        "essays/observability/html-title.md",
+        8,
+        "the title contains raw HTML ('<em onclick=\"alert(1)\">'); write it as "
+        "text, or escape each '<' as '\\<'",
+    ),
     "metadata-outside": (
         "essays/stray.md",
         2,

@@ -1,8 +1,13 @@
-"""The noxfile installs missing system tools, or stops with one clear line."""
+"""The noxfile installs missing system tools, or stops with one clear line, and
+publishes a build only when it succeeds."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -91,3 +96,52 @@ def test_every_probe_is_satisfied_once_the_tools_are_installed(
         if not noxfile._present(probe)
     ]
     assert missing == []
+
+
+class BuildingSession(FakeSession):
+    """Runs sphinx-build for real, and stops like nox when a command fails."""
+
+    def run(self, *args: str, **kwargs: Any) -> None:
+        super().run(*args)
+        command = [sys.executable, "-m", "sphinx", *args[1:]]
+        env = {**os.environ, **kwargs.get("env", {})}
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise Stop(done.stderr)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_failed_build_leaves_the_last_good_site(
+    noxfile: ModuleType, rootdir: Path, tmp_path: Path
+) -> None:
+    source, target, doctrees = tmp_path / "src", tmp_path / "html", tmp_path / "dt"
+    shutil.copytree(rootdir / "test-essays-valid", source)
+    essay = source / "essays/observability/sample-essay.md"
+    session = BuildingSession()
+    build = functools.partial(
+        noxfile.build_staged, session, source, target, doctrees, "-nW", "-b", "html"
+    )
+    build()
+    good = snapshot(target)
+    assert "essays/observability/sample-essay.html" in good
+    assert session.logs[-1].startswith("Published")
+
+    text = essay.read_text()
+    essay.write_text(text.replace("topic: observability", "topic: nowhere"))
+    with pytest.raises(Stop, match="topic 'nowhere' is not a topic"):
+        build()
+    assert snapshot(target) == good, "the failed build touched the live site"
+    assert not (tmp_path / "html.new").exists()
+    assert not doctrees.exists(), "a failed build's doctree cache was kept"
+
+    essay.write_text(text.replace("makes a claim", "makes a new claim"))
+    build()
+    page = (target / "essays/observability/sample-essay.html").read_text()
+    assert "makes a new claim" in page

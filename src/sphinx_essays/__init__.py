@@ -17,6 +17,7 @@ Each module registers one concept:
 * :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
 * :mod:`.diagrams` -- Graphviz drawn inline as ``<svg>`` in HTML pages;
 * :mod:`.csp` -- what furo's templates need to run under a strict CSP;
+* :mod:`.scrollable` -- code blocks and tables the keyboard can scroll;
 * :mod:`.feed` -- the Atom feed;
 * :mod:`.navigation` -- a sidebar that costs O(page), for HTML and LaTeX;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
@@ -43,6 +44,7 @@ from sphinx_essays import (
     navigation,
     previews,
     related,
+    scrollable,
 )
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     conceptmap.setup(app)
     diagrams.setup(app)
     csp.setup(app)
+    scrollable.setup(app)
     feed.setup(app)
     navigation.setup(app)
     invalidation.setup(app)

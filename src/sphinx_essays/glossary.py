@@ -93,6 +93,15 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
             definition = item.next_node(nodes.definition)
             text = definition.astext() if definition is not None else ""
             for term in item.findall(nodes.term):
+                raw = next(iter(term.findall(nodes.raw)), None)
+                if raw is not None:
+                    _warn(
+                        f"glossary term {term.astext()!r} contains raw HTML "
+                        f"({raw.astext()!r}); write it as text, or escape each "
+                        "'<' as '\\<'",
+                        docname,
+                        term.line or 0,
+                    )
                 node_id = term["ids"][0] if term["ids"] else ""
                 entries.append([term.astext(), term.line or 0, node_id, text])
     if entries:

@@ -323,6 +323,18 @@ def _read_title(app: Sphinx, doctree: nodes.document) -> None:
             ),
         )
     title = sections[0][0]
+    raw = next(iter(title.findall(nodes.raw)), None)
+    if raw is not None:
+        # Markdown passes HTML through; in a title it would reach every page,
+        # the feed and the search index that shows the title.
+        warn(
+            docname,
+            Problem(
+                title.line or sections[0].line or 1,
+                f"the title contains raw HTML ({raw.astext()!r}); write it as "
+                "text, or escape each '<' as '\\<'",
+            ),
+        )
     essay["title"] = title.astext()
     essay["title_line"] = title.line or sections[0].line or 1
     essay["words"] = count_words(sections[0])

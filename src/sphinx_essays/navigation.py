@@ -104,7 +104,8 @@ def render(
     for caption, entries in navigation["sections"]:
         if caption:
             parts.append(
-                f'<p class="caption" role="heading"><span class="caption-text">'
+                f'<p class="caption" role="heading" aria-level="2">'
+                f'<span class="caption-text">'
                 f"{escape(caption)}</span></p>"
             )
         parts.append("<ul>")

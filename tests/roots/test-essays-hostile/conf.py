@@ -1,0 +1,9 @@
+extensions = ["myst_parser", "sphinx_design", "sphinx_essays"]
+project = "Hostile <Essays>"
+author = "Test Author"
+smartquotes = False
+nitpicky = True
+html_theme = "furo"
+html_baseurl = "https://essays.example.org/"
+essays_topics = ("security",)
+graphviz_output_format = "svg"

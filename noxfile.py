@@ -4,9 +4,11 @@
     nox -s tests     the whole test suite (builds the site and the PDF itself)
     nox -s html      docs/_build/html, with -nW
     nox -s pdf       docs/_build/pdf/infrastructure-essays.pdf, with XeLaTeX
+    nox -s epub      docs/_build/epub/InfrastructureEssays.epub, checked by epubcheck
     nox -s lint      ruff and mypy
     nox -s bench     build benchmarks at 100, 300 and 1,000 synthetic essays
     nox -s linkcheck check every external link (needs a network; not in CI)
+    nox -s new -- "Title" --topic observability   create an essay file
 
 Sessions that need system tools (Graphviz, TeX Live, Chromium) install the
 Debian packages that are missing when they can (as root, or with passwordless
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
@@ -33,6 +36,8 @@ BUILD = DOCS / "_build"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 #: What each system tool is, how to tell it is there, and its Debian package.
+#: Debian's epubcheck is a jar; /usr/bin/epubcheck needs binfmt-support.
+EPUBCHECK_JAR = "/usr/share/java/epubcheck.jar"
 #: A probe is a command on PATH, or a file that must exist.
 SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     "graphviz": (("dot",), "graphviz"),
@@ -57,6 +62,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "tex-gyre": (("/usr/share/texmf/tex/latex/tex-gyre/tgtermes.sty",), "tex-gyre"),
     "chromium": (("chromium",), "chromium"),
+    "epubcheck": (("java", EPUBCHECK_JAR), "epubcheck"),
 }
 DIAGRAMS = ("graphviz",)
 PDF = (
@@ -71,6 +77,8 @@ PDF = (
     "tex-gyre",
 )
 BROWSER = ("chromium",)
+EPUB = ("graphviz", "epubcheck")
+EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.
 LATEXMK_ENV = {"XINDYOPTS": "-L english -C utf8 -M sphinx.xdy", "LATEXOPTS": ""}
 
@@ -167,7 +175,12 @@ def reproducible_env() -> dict[str, str]:
 
 
 def build_staged(
-    session: nox.Session, source: Path, target: Path, doctrees: Path, *options: str
+    session: nox.Session,
+    source: Path,
+    target: Path,
+    doctrees: Path,
+    *options: str,
+    verify: Callable[[Path], object] | None = None,
 ) -> None:
     """Run ``sphinx-build *options`` from *source* into a staging copy of
     *target*; publish it only if the build succeeds.
@@ -186,6 +199,8 @@ def build_staged(
             str(staging),
             env=reproducible_env(),
         )
+        if verify is not None:
+            verify(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(doctrees, ignore_errors=True)
@@ -283,6 +298,34 @@ def pdf(session: nox.Session) -> None:
 
 
 @nox.session(reuse_venv=True)
+def new(session: nox.Session) -> None:
+    """Create an essay: nox -s new -- "Title" --topic observability."""
+    install_project(session)
+    session.run("python", str(ROOT / "tools" / "new_essay.py"), *session.posargs)
+
+
+@nox.session(reuse_venv=True)
+def epub(session: nox.Session) -> None:
+    """Build docs/_build/epub/InfrastructureEssays.epub with -nW; publish it
+    only if epubcheck passes."""
+    ensure_system_tools(session, *EPUB)
+    install_project(session)
+    build_staged(
+        session,
+        DOCS,
+        BUILD / "epub",
+        BUILD / "doctrees-epub",
+        "-nW",
+        "-b",
+        "epub",
+        *session.posargs,
+        verify=lambda staging: session.run(
+            "java", "-jar", EPUBCHECK_JAR, str(staging / EPUB_FILE), external=True
+        ),
+    )
+
+
+@nox.session(reuse_venv=True)
 def linkcheck(session: nox.Session) -> None:
     """Check every external link the essays cite. It needs a network, so it is
     not part of the tests; internal links are checked offline by the tests."""
@@ -303,7 +346,7 @@ def linkcheck(session: nox.Session) -> None:
 @nox.session(reuse_venv=True)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite: roots, the real site, the PDF and a browser."""
-    ensure_system_tools(session, *PDF, *BROWSER)
+    ensure_system_tools(session, *PDF, *BROWSER, *EPUB)
     install_project(session, "tests")
     session.run("pytest", *session.posargs)
 
@@ -322,8 +365,23 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(reuse_venv=True)
 def lint(session: nox.Session) -> None:
-    """Check style, formatting and types."""
+    """Check style, formatting and types, the essays' spelling, and each
+    essay against the house standard (tools/essay_standard.py)."""
+    ensure_system_tools(session, *DIAGRAMS)
     install_project(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", *session.posargs)
+    session.run("codespell", "docs/essays", "docs/index.md", "docs/glossary.md")
+    doctrees = BUILD / "doctrees-lint"
+    session.run(
+        "sphinx-build",
+        "-q",
+        "-b",
+        "dummy",
+        "-d",
+        str(doctrees),
+        str(DOCS),
+        str(BUILD / "dummy"),
+    )
+    session.run("python", str(ROOT / "tools" / "essay_standard.py"), str(doctrees))

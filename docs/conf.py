@@ -7,6 +7,7 @@ font is served from the build itself.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 # -- Project -----------------------------------------------------------------
 
@@ -14,6 +15,8 @@ project = "Infrastructure Essays"
 author = "The Infrastructure Essays authors"
 copyright = "2026, The Infrastructure Essays authors"
 language = "en"
+# EPUB 3 needs a version; essays are dated, the collection is versioned by year.
+version = release = "2026"
 
 # -- Extensions --------------------------------------------------------------
 
@@ -22,6 +25,11 @@ extensions = [
     "sphinx_design",
     "sphinx.ext.graphviz",
     "sphinx_essays",
+    "sphinx_copybutton",
+    "sphinx_last_updated_by_git",
+    "sphinx_sitemap",
+    "sphinxext.opengraph",
+    "notfound.extension",
 ]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
@@ -61,12 +69,61 @@ html_title = "Infrastructure Essays"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"
 html_css_files = ["essays.css"]
-html_last_updated_fmt = None
+# "Last updated" comes from git (sphinx-last-updated-by-git). In a shallow
+# clone the last commit may be missing, so the date is left out rather than
+# guessed; that case is not an error.
+html_last_updated_fmt = "%Y-%m-%d"
+suppress_warnings = ["git.too_shallow"]
 html_copy_source = False
 html_show_sourcelink = False
 html_theme_options = {
     "navigation_with_keys": True,
 }
+
+# -- Discovery ---------------------------------------------------------------
+
+# sitemap.xml lists every page under html_baseurl (sphinx-sitemap).
+sitemap_url_scheme = "{link}"
+sitemap_excludes = ["search.html", "genindex.html", "404.html"]
+
+# Open Graph and Twitter Card tags (sphinxext-opengraph). Each essay's
+# description is its summary (sphinx_essays.metadata sets og:description).
+ogp_site_url = html_baseurl
+ogp_site_name = project
+ogp_type = "article"
+ogp_enable_meta_description = True
+ogp_social_cards = {"enable": False}
+ogp_custom_meta_tags = ('<meta name="twitter:card" content="summary" />',)
+
+# The 404 page links with absolute paths, so it works at any depth
+# (sphinx-notfound-page). Read the Docs serves it under /<lang>/<version>/.
+notfound_urls_prefix = (
+    urlsplit(html_baseurl).path if os.environ.get("READTHEDOCS") else "/"
+)
+
+# Code blocks get a copy button that skips prompts (sphinx-copybutton).
+copybutton_prompt_text = r"\$ |>>> "
+copybutton_prompt_is_regexp = True
+
+# The PDF that Read the Docs builds next to the site ("Download PDF").
+essays_pdf_url = (
+    html_baseurl.replace(
+        urlsplit(html_baseurl).path, "/_/downloads" + urlsplit(html_baseurl).path
+    )
+    + "pdf/"
+)
+
+# -- EPUB --------------------------------------------------------------------
+
+epub_title = project
+epub_author = author
+epub_publisher = author
+epub_copyright = copyright
+epub_show_urls = "no"
+# The landing page's toctrees are hidden on the site (the sidebar shows
+# them); the EPUB's table of contents must include them.
+epub_tocscope = "includehidden"
+epub_exclude_files = ["_static/benchmarks.pdf", "sitemap.xml"]
 
 # -- LaTeX / PDF -------------------------------------------------------------
 

@@ -186,7 +186,24 @@ CSP = (
 
 
 class StrictHandler(SimpleHTTPRequestHandler):
-    """Serves files with the site's Content Security Policy, quietly."""
+    """Serves files with the site's Content Security Policy, quietly; a
+    missing file gets *not_found* (a page of the site), as a host would."""
+
+    not_found: Path | None = None
+
+    def send_error(
+        self, code: int, message: str | None = None, explain: str | None = None
+    ) -> None:
+        if code != 404 or self.not_found is None:
+            super().send_error(code, message, explain)
+            return
+        body = self.not_found.read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def end_headers(self) -> None:
         self.send_header("Content-Security-Policy", CSP)
@@ -197,9 +214,14 @@ class StrictHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(directory: Path) -> Iterator[str]:
+def serve(directory: Path, not_found: str | None = None) -> Iterator[str]:
     """Serve *directory* on a free local port; yield its base URL."""
-    handler = functools.partial(StrictHandler, directory=str(directory))
+    handler_class = type(
+        "Handler",
+        (StrictHandler,),
+        {"not_found": directory / not_found if not_found else None},
+    )
+    handler = functools.partial(handler_class, directory=str(directory))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

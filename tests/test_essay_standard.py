@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
 from docutils import nodes
 from sphinx import addnodes
 
-from conftest import ESSAYS, Site, archive_titles
+from conftest import ESSAYS, ROOT, Site, archive_titles, sphinx_build
 from sphinx_essays.metadata import count_words
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import Essay
+
+sys.path.insert(0, str(ROOT / "tools"))
+import essay_standard
 
 MIN_WORDS, MAX_WORDS = 2000, 4000
 
@@ -93,3 +99,34 @@ def test_links_ten_glossary_terms(site: Site, essay: Essay) -> None:
         if x["reftype"] == "term"
     }
     assert len(terms) >= 10, f"{essay.path}: {len(terms)} distinct terms"
+
+
+def test_the_lint_check_passes_every_essay_of_the_site(site: Site) -> None:
+    assert essay_standard.check(site.doctrees) == []
+
+
+def test_the_lint_check_names_the_file_and_what_is_missing(
+    rootdir: Path, tmp_path: Path
+) -> None:
+    doctrees = tmp_path / "doctrees"
+    result = sphinx_build(
+        "-q",
+        "-b",
+        "dummy",
+        "-d",
+        str(doctrees),
+        str(rootdir / "test-essays-valid"),
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 0, result.stderr
+    path = "docs/essays/observability/sample-essay.md"
+    problems = essay_standard.check(doctrees)
+    assert problems[0].startswith(f"{path}: ")
+    assert "words of prose; write between 2000 and 4000" in problems[0]
+    assert problems[1:] == [
+        f"{path}: 0 Key takeaways boxes; add exactly one (an admonition with "
+        ":class: key-takeaways)",
+        f"{path}: no 'Further reading' section; end the essay with one",
+        f"{path}: links 0 other essays in its prose; link 3 or more with {{doc}}",
+        f"{path}: links 1 glossary terms; link 10 or more with {{term}}",
+    ]

@@ -52,5 +52,5 @@ def test_every_page_advertises_the_feed(app: SphinxTestApp) -> None:
         href = "../" * depth + "atom.xml"
         assert (
             f'<link rel="alternate" type="application/atom+xml" '
-            f'title="Test Essays (Atom)" href="{href}">'
+            f'title="Test Essays (Atom)" href="{href}" />'
         ) in page.read_text(), page

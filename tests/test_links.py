@@ -52,7 +52,9 @@ def broken_links(root: Path) -> tuple[int, list[str]]:
                         continue  # external: nox -s linkcheck
                     checked += 1
                     target = path
-                    if parts.path:
+                    if parts.path.startswith("/"):  # from the site root (404.html)
+                        target = posixpath.normpath(parts.path.lstrip("/"))
+                    elif parts.path:
                         joined = posixpath.join(posixpath.dirname(path), parts.path)
                         target = posixpath.normpath(joined)
                         if parts.path.endswith("/"):

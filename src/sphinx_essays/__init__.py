@@ -59,16 +59,26 @@ __version__ = "0.1.0"
 PACKAGE = Path(__file__).parent
 
 
-def _add_paths(app: Sphinx, config: Config) -> None:
+def _add_static(app: Sphinx, config: Config) -> None:
     # New lists: conf.py's own must not grow across builds in one process
     # (live preview), or the config hash would change every time.
     config.html_static_path = [*config.html_static_path, str(PACKAGE / "static")]
-    if config.html_theme == "furo":
-        config.templates_path = [*config.templates_path, str(PACKAGE / "templates")]
+
+
+def _add_templates(app: Sphinx) -> None:
+    """Our furo overrides, for builders whose theme is furo: the EPUB
+    builder's theme has no page.html of furo's to extend."""
+    builder = app.builder
+    theme = getattr(builder, "theme", None)
+    if theme is None or theme.name != "furo":
+        return
+    app.config.templates_path = [*app.config.templates_path, str(PACKAGE / "templates")]
+    builder.templates.init(builder, theme)
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
-    app.connect("config-inited", _add_paths)
+    app.connect("config-inited", _add_static)
+    app.connect("builder-inited", _add_templates)
     config.setup(app)
     domain.setup(app)
     metadata.setup(app)

@@ -16,8 +16,8 @@ from docutils import nodes
 from sphinx.ext.graphviz import graphviz
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.osutil import relative_uri
 
+from sphinx_essays.diagrams import ESSAY_SCHEME
 from sphinx_essays.domain import get_domain
 from sphinx_essays.header import append_to_essay, essay_headers
 
@@ -121,11 +121,10 @@ class RenderConceptMaps(SphinxPostTransform):
         essays = relations.essays
         topics = tuple(self.config.essays_topics)
         edges = relations.edges
-        suffix = self.config.html_file_suffix or ".html"
         with_urls = self.with_urls
         for node in list(self.document.findall(concept_map)):
             docname = node["docname"]
-            urls = self._urls(docname, essays, suffix) if with_urls else None
+            urls = self._urls(essays) if with_urls else None
             code = dot_source("concept_map", essays, edges, topics, urls)
             alt = (
                 f"Concept map of {len(essays)} essays grouped by topic, with an "
@@ -151,7 +150,7 @@ class RenderConceptMaps(SphinxPostTransform):
                 continue
             local_edges = relations.local_edges(focus)
             local = {d: essays[d] for d in near}
-            urls = self._urls(focus, local, suffix) if with_urls else None
+            urls = self._urls(local) if with_urls else None
             code = dot_source("neighbourhood", local, local_edges, topics, urls, focus)
             box = nodes.container(classes=["essay-neighbourhood"])
             box += nodes.rubric("", "Neighbourhood")
@@ -166,8 +165,11 @@ class RenderConceptMaps(SphinxPostTransform):
             append_to_essay(header, box)
 
     @staticmethod
-    def _urls(fromdoc: str, essays: dict[str, Any], suffix: str) -> dict[str, str]:
-        return {d: relative_uri(fromdoc + suffix, d + suffix) for d in essays}
+    def _urls(essays: dict[str, Any]) -> dict[str, str]:
+        """Each node links ``essay:<docname>``; the HTML writer turns that
+        into a URL relative to the page (:func:`diagrams.resolve_links`), so
+        one drawing serves every page and every HTML builder."""
+        return {d: ESSAY_SCHEME + d for d in essays}
 
 
 class RenderClickableConceptMaps(RenderConceptMaps):

@@ -47,6 +47,10 @@ class EssaysConfig:
     """Replace furo's sidebar, which renders the whole site on every page, with
     one computed once per build (``False`` keeps furo's, as a baseline)."""
 
+    pdf_url: str = ""
+    """Where readers download the PDF; the sidebar links it as "Download PDF"
+    (nothing is shown when empty)."""
+
     def validate(self) -> None:
         """Raise :class:`~sphinx.errors.ConfigError` naming the bad value."""
         if not self.topics:

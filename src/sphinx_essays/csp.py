@@ -70,5 +70,6 @@ def _write_variables(app: Sphinx, exception: Exception | None) -> None:
 
 def setup(app: Sphinx) -> None:
     app.add_css_file("essays-theme.css")
+    app.add_css_file("essays-print.css", media="print")
     app.connect("html-page-context", _capture_variables, priority=900)
     app.connect("build-finished", _write_variables)

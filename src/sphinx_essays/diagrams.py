@@ -7,7 +7,9 @@ map. So for SVG output the HTML visitor is replaced: the drawing is put in the
 page itself, with
 
 * its ids prefixed per diagram, so two diagrams on a page never share an id;
-* its links relative to the page, since the SVG now lives in it;
+* its links relative to the page, since the SVG now lives in it: a node that
+  links ``essay:<docname>`` gets the URL of that document for this builder
+  (``.html`` on the site, ``.xhtml`` in the EPUB);
 * an accessible name from the diagram's ``alt`` text: ``role="img"`` for a
   picture, ``role="group"`` for a diagram whose nodes are links, so the links
   stay reachable.
@@ -32,6 +34,8 @@ from sphinx.ext.graphviz import GraphvizError, graphviz, html_visit_graphviz
 from sphinx.util import logging
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sphinx.application import Sphinx
     from sphinx.builders import Builder
     from sphinx.writers.html5 import HTML5Translator
@@ -45,6 +49,9 @@ PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
 COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
 ID = re.compile(r'\bid="([^"]*)"')
 LOCAL_REF = re.compile(r'(href="#|url\(#)')
+#: Diagram nodes may link ``essay:<docname>``: resolved per page and builder.
+ESSAY_SCHEME = "essay:"
+ESSAY_LINK = re.compile(r'(xlink:href|href)="essay:([^"]+)"')
 
 
 def dot_command(builder: Builder, options: dict[str, Any]) -> list[str]:
@@ -86,9 +93,16 @@ def draw(builder: Builder, code: str, options: dict[str, Any]) -> str:
     return svg
 
 
-def inline(svg: str, prefix: str, alt: str) -> str:
-    """*svg* made fit to sit inside an HTML page; see the module docstring."""
+def inline(
+    svg: str, prefix: str, alt: str, resolve: Callable[[str], str] | None = None
+) -> str:
+    """*svg* made fit to sit inside an HTML page; see the module docstring.
+    *resolve* turns the docname of an ``essay:`` link into a URL."""
     svg = COMMENT.sub("", PROLOGUE.sub("", svg, count=1)).strip()
+    if resolve is not None:
+        svg = ESSAY_LINK.sub(
+            lambda m: f'{m.group(1)}="{escape(resolve(m.group(2)))}"', svg
+        )
     svg = ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)
     svg = LOCAL_REF.sub(lambda m: m.group(1) + prefix, svg)
     role = "group" if "<a " in svg else "img"
@@ -111,12 +125,40 @@ def visit_graphviz_html(self: HTML5Translator, node: graphviz) -> None:
     classes = " ".join(["graphviz", *node.get("classes", [])])
     if "align" in node:
         self.body.append(f'<div class="align-{escape(node["align"])}">')
-    self.body.append(
-        f'<div class="{escape(classes)}">{inline(svg, f"g{number}-", alt)}</div>\n'
-    )
+    builder = self.builder
+    here = builder.current_docname
+    if builder.name == "epub":
+        self.body.append(_epub_image(self, svg, alt, classes))
+        raise nodes.SkipNode
+
+    def resolve(docname: str) -> str:
+        return builder.get_relative_uri(here, docname)
+
+    drawing = inline(svg, f"g{number}-", alt, resolve)
+    self.body.append(f'<div class="{escape(classes)}">{drawing}</div>\n')
     if "align" in node:
         self.body.append("</div>\n")
     raise nodes.SkipNode
+
+
+ANCHOR_TAGS = re.compile(r"</?a\b[^>]*>")
+
+
+def _epub_image(self: HTML5Translator, svg: str, alt: str, classes: str) -> str:
+    """An EPUB gets the drawing as an image file: EPUB readers support SVG
+    links poorly, and inline SVG needs manifest properties Sphinx does not
+    write. Links are dropped; the prologue's external DTD is not allowed."""
+    drawing = ANCHOR_TAGS.sub("", COMMENT.sub("", PROLOGUE.sub("", svg, count=1)))
+    drawing = '<?xml version="1.0" encoding="UTF-8"?>\n' + drawing.strip() + "\n"
+    name = f"graphviz-{hashlib.sha256(drawing.encode()).hexdigest()[:40]}.svg"
+    folder = Path(self.builder.outdir) / self.builder.imagedir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(drawing, encoding="utf-8")
+    src = f"{self.builder.imgpath}/{name}"
+    return (
+        f'<div class="{escape(classes)}"><img src="{escape(src)}" '
+        f'alt="{escape(alt)}" /></div>\n'
+    )
 
 
 def setup(app: Sphinx) -> None:

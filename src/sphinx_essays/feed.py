@@ -8,6 +8,7 @@ Every HTML page advertises the feed in its ``<head>``.
 from __future__ import annotations
 
 import datetime as dt
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,14 +61,19 @@ def build_feed(app: Sphinx) -> FeedGenerator:
     return feed
 
 
+def _on_the_web(app: Sphinx) -> bool:
+    """Whether this build is a website (an EPUB is HTML too, but offline)."""
+    return app.builder.format == "html" and app.builder.name != "epub"
+
+
 def _check_baseurl(app: Sphinx) -> None:
-    if app.builder.format == "html" and not app.config.html_baseurl:
+    if _on_the_web(app) and not app.config.html_baseurl:
         msg = "the essays feed needs html_baseurl, the site's absolute URL, in conf.py"
         raise ConfigError(msg)
 
 
 def _write_feed(app: Sphinx, exception: Exception | None) -> None:
-    if exception is not None or app.builder.format != "html":
+    if exception is not None or not _on_the_web(app):
         return
     filename = essays_config.from_sphinx(app.config).feed_filename
     path = Path(app.builder.outdir, filename)
@@ -81,12 +87,14 @@ def _advertise_feed(
     context: dict[str, Any],
     doctree: object,
 ) -> None:
+    if not _on_the_web(app):
+        return
     filename = essays_config.from_sphinx(app.config).feed_filename
-    href = context["pathto"](filename, 1)
-    title = f"{app.config.project} (Atom)"
+    href = escape(context["pathto"](filename, 1))
+    title = escape(f"{app.config.project} (Atom)")
     link = (
         f'<link rel="alternate" type="application/atom+xml" title="{title}" '
-        f'href="{href}">'
+        f'href="{href}" />'
     )
     context["metatags"] = context.get("metatags", "") + "\n    " + link
 

@@ -22,6 +22,7 @@ the source (keeping its lines) so MyST does not parse it a second time.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -354,6 +355,41 @@ def _read_title(app: Sphinx, doctree: nodes.document) -> None:
     essay["links"] = sorted(links - {docname})
 
 
+def _attribute(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _describe_page(
+    app: Sphinx,
+    pagename: str,
+    templatename: str,
+    context: dict[str, Any],
+    doctree: nodes.document | None,
+) -> None:
+    """An essay's summary is its description: ``<meta name="description">``
+    and, for sphinxext-opengraph, ``og:description`` (its first paragraph
+    would otherwise stand in). Jinja and Sphinx escape neither, so we do."""
+    domain = app.env.domains[EssayDomain.name]
+    assert isinstance(domain, EssayDomain)
+    record = domain.essays.get(pagename)
+    if record is None or "title" not in record:
+        return
+    summary = record["summary"]
+    # sphinxext-opengraph escapes only '"' in what it writes; '&', '<' and
+    # '>' are escaped here, so a title or summary reads back exactly.
+    context["meta"] = {
+        **(context.get("meta") or {}),
+        "og:title": _attribute(record["title"]),
+        "og:description": _attribute(summary),
+    }
+    context["metatags"] = (
+        context.get("metatags", "")
+        + f'<meta name="description" content="{html.escape(summary)}" />\n'
+    )
+
+
 def setup(app: Sphinx) -> None:
+    # Before sphinxext-opengraph (priority 500) reads the page's meta fields.
+    app.connect("html-page-context", _describe_page, priority=450)
     app.connect("source-read", _read_front_matter)
     app.connect("doctree-read", _read_title, priority=400)

@@ -42,7 +42,9 @@ NEWEST = 10
 
 
 def _drop_html_only_entries(app: Sphinx, doctree: nodes.document) -> None:
-    if app.builder.format == "html":
+    """The index and search pages are in the website's toctree; LaTeX has no
+    such pages, and an EPUB adds its own index and has no search."""
+    if app.builder.format == "html" and app.builder.name != "epub":
         return
     for toctree in doctree.findall(addnodes.toctree):
         toctree["entries"] = [
@@ -151,6 +153,22 @@ def _topic_list(
     return "".join(items)
 
 
+class _Lazy:
+    """The sidebar, rendered when the template prints it: by then every
+    handler has run, and sphinx-notfound-page has given the 404 page a
+    ``pathto`` that makes links from the site root."""
+
+    def __init__(
+        self, pagename: str, context: dict[str, Any], navigation: dict[str, Any]
+    ) -> None:
+        self.pagename, self.context, self.navigation = pagename, context, navigation
+
+    def __str__(self) -> str:
+        return render(self.pagename, self.context["pathto"], self.navigation)
+
+    __html__ = __str__
+
+
 def _no_toctree(**kwargs: Any) -> str:
     """Stand-in for the per-page toctree, which the sidebar no longer needs."""
     return ""
@@ -163,6 +181,7 @@ def _page_context(
     context: dict[str, Any],
     doctree: object,
 ) -> None:
+    context["essays_pdf_url"] = essays_config.from_sphinx(app.config).pdf_url
     navigation = get_domain(app.env).data.get("navigation")
     if (
         navigation is None
@@ -170,7 +189,7 @@ def _page_context(
         or not essays_config.from_sphinx(app.config).sidebar
     ):
         return
-    context["essays_navigation"] = render(pagename, context["pathto"], navigation)
+    context["essays_navigation"] = _Lazy(pagename, context, navigation)
     context["toctree"] = _no_toctree
 
 

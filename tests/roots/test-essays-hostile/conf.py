@@ -1,4 +1,4 @@
-extensions = ["myst_parser", "sphinx_design", "sphinx_essays"]
+extensions = ["myst_parser", "sphinx_design", "sphinx_essays", "sphinxext.opengraph"]
 project = "Hostile <Essays>"
 author = "Test Author"
 smartquotes = False
@@ -7,3 +7,4 @@ html_theme = "furo"
 html_baseurl = "https://essays.example.org/"
 essays_topics = ("security",)
 graphviz_output_format = "svg"
+ogp_site_url = html_baseurl

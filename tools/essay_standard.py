@@ -29,11 +29,11 @@ MIN_TAKEAWAYS, MIN_SOURCES, MIN_ESSAY_LINKS, MIN_TERMS = 3, 3, 3, 10
 def prose_words(tree: nodes.document) -> int:
     """Words of prose: not code, tables, the header or the sources."""
     tree = tree.deepcopy()
-    for node in list(tree.findall(nodes.table)):
-        node.parent.remove(node)
-    for node in list(tree.findall(nodes.container)):
-        if "essay-header" in node["classes"]:
-            node.parent.remove(node)
+    for table in list(tree.findall(nodes.table)):
+        table.parent.remove(table)
+    for box in list(tree.findall(nodes.container)):
+        if "essay-header" in box["classes"]:
+            box.parent.remove(box)
     for section in list(tree.findall(nodes.section)):
         if section[0].astext().strip() == "Further reading":
             section.parent.remove(section)

@@ -100,6 +100,16 @@ def sphinx_build(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under *folder*, by its relative POSIX path: what two builds
+    or two moments of one output folder are compared by."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 @dataclass(frozen=True)
 class Site:
     """The real site, built with ``-nW``."""

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from conftest import file_bytes
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -96,10 +98,11 @@ def test_incremental_build_forgets_a_deleted_essay(
 
 
 def output_files(outdir: Path) -> dict[str, bytes]:
+    """The built files, without Sphinx's doctree cache."""
     return {
-        path.relative_to(outdir).as_posix(): path.read_bytes()
-        for path in sorted(outdir.rglob("*"))
-        if path.is_file() and ".doctrees" not in path.parts
+        name: data
+        for name, data in file_bytes(outdir).items()
+        if not name.startswith(".doctrees/")
     }
 
 

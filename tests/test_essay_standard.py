@@ -11,7 +11,6 @@ from docutils import nodes
 from sphinx import addnodes
 
 from conftest import ESSAYS, ROOT, Site, archive_titles, sphinx_build
-from sphinx_essays.metadata import count_words
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,27 +20,11 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(ROOT / "tools"))
 import essay_standard
 
-MIN_WORDS, MAX_WORDS = 2000, 4000
-
 
 def doctree(site: Site, essay: Essay) -> nodes.document:
     tree = pickle.loads((site.doctrees / f"{essay.docname}.doctree").read_bytes())
     assert isinstance(tree, nodes.document)
     return tree
-
-
-def prose_words(tree: nodes.document) -> int:
-    """Words of prose: not code, diagrams, tables, the header or the sources."""
-    tree = tree.deepcopy()
-    for node in list(tree.findall(nodes.table)):
-        node.parent.remove(node)
-    for node in list(tree.findall(nodes.container)):
-        if "essay-header" in node["classes"]:
-            node.parent.remove(node)
-    for section in list(tree.findall(nodes.section)):
-        if section[0].astext().strip() == "Further reading":
-            section.parent.remove(section)
-    return count_words(tree)
 
 
 def test_every_archive_essay_is_here() -> None:
@@ -50,8 +33,10 @@ def test_every_archive_essay_is_here() -> None:
 
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
 def test_length(site: Site, essay: Essay) -> None:
-    words = prose_words(doctree(site, essay))
-    assert MIN_WORDS <= words <= MAX_WORDS, f"{essay.path}: {words} words of prose"
+    words = essay_standard.prose_words(doctree(site, essay))
+    assert essay_standard.MIN_WORDS <= words <= essay_standard.MAX_WORDS, (
+        f"{essay.path}: {words} words of prose"
+    )
 
 
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from conftest import file_bytes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -110,14 +112,6 @@ class BuildingSession(FakeSession):
             raise Stop(done.stderr)
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_a_failed_build_leaves_the_last_good_site(
     noxfile: ModuleType, rootdir: Path, tmp_path: Path
 ) -> None:
@@ -129,7 +123,7 @@ def test_a_failed_build_leaves_the_last_good_site(
         noxfile.build_staged, session, source, target, doctrees, "-nW", "-b", "html"
     )
     build()
-    good = snapshot(target)
+    good = file_bytes(target)
     assert "essays/observability/sample-essay.html" in good
     assert session.logs[-1].startswith("Published")
 
@@ -137,7 +131,7 @@ def test_a_failed_build_leaves_the_last_good_site(
     essay.write_text(text.replace("topic: observability", "topic: nowhere"))
     with pytest.raises(Stop, match="topic 'nowhere' is not a topic"):
         build()
-    assert snapshot(target) == good, "the failed build touched the live site"
+    assert file_bytes(target) == good, "the failed build touched the live site"
     assert not (tmp_path / "html.new").exists()
     assert not doctrees.exists(), "a failed build's doctree cache was kept"
 

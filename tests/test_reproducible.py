@@ -9,20 +9,12 @@ from typing import TYPE_CHECKING
 
 from pypdf import PdfReader
 
-from conftest import DOCS, SOURCE_DATE_EPOCH, build_pdf, sphinx_build
+from conftest import DOCS, SOURCE_DATE_EPOCH, build_pdf, file_bytes, sphinx_build
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Pdf, Site
-
-
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_serial_build_equals_parallel_build_byte_for_byte(
@@ -33,7 +25,7 @@ def test_serial_build_equals_parallel_build_byte_for_byte(
         "-nW", "-j", "1", "-b", "html", "-d", str(tmp_path / "dt"), str(DOCS), str(html)
     )
     assert result.returncode == 0, result.stderr
-    serial, parallel = outputs(html), outputs(site.html)
+    serial, parallel = file_bytes(html), file_bytes(site.html)
     assert serial.keys() == parallel.keys()
     for name in ("searchindex.js", "objects.inv", "atom.xml", "index.html"):
         assert name in serial

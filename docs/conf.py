@@ -24,6 +24,7 @@ extensions = [
     "myst_parser",
     "sphinx_design",
     "sphinx.ext.graphviz",
+    "sphinxcontrib.bibtex",
     "sphinx_essays",
     "sphinx_copybutton",
     "sphinx_last_updated_by_git",
@@ -46,6 +47,15 @@ nitpicky = True
 
 essays_topics = ("observability", "infrastructure", "security", "teams")
 essays_root = "essays"
+
+# -- Sources -----------------------------------------------------------------
+
+# Every source any essay cites, one BibTeX entry each (sphinxcontrib-bibtex).
+# Essays cite with {cite:p}`key`; the "essays" styles print (Author, Year)
+# and say when each web source was last checked.
+bibtex_bibfiles = ["references.bib"]
+bibtex_default_style = "essays"
+bibtex_reference_style = "essays"
 
 # -- Diagrams ----------------------------------------------------------------
 

@@ -130,6 +130,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return Site(html=html, doctrees=doctrees)
 
 
+def named_block(site: Site, docname: str, name: str) -> str:
+    """The text of the code block ``:name: <name>`` in *docname*, as built:
+    what the essay shows the reader, so an example test checks exactly that."""
+    import pickle
+
+    from docutils import nodes
+
+    tree = pickle.loads((site.doctrees / f"{docname}.doctree").read_bytes())
+    found = [
+        block.astext()
+        for block in tree.findall(nodes.literal_block)
+        if name in block["names"]
+        or (block.parent is not None and name in block.parent.get("names", []))
+    ]
+    assert len(found) == 1, f"{docname}: {len(found)} code blocks named {name!r}"
+    return found[0]
+
+
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk, and
 #: the dates xdvipdfmx writes (FORCE_SOURCE_DATE makes TeX's own \today obey too).
 LATEXMK_ENV = {

@@ -9,7 +9,7 @@ from bs4 import BeautifulSoup
 from docutils import nodes
 from sphinx import addnodes
 
-from sphinx_essays.backlinks import sentence_around
+from sphinx_essays.relations import sentence_around
 
 if TYPE_CHECKING:
     from sphinx.testing.util import SphinxTestApp

@@ -13,6 +13,8 @@ Each module registers one concept:
 * :mod:`.related` -- "Related essays" at the end of each essay;
 * :mod:`.backlinks` -- "Referenced by", with the sentence that links;
 * :mod:`.glossary` -- "Used in" lists and the glossary checks;
+* :mod:`.sources` -- the bibliography: citations, each essay's references
+  and the checks of ``references.bib``;
 * :mod:`.previews` -- hover and focus previews of terms and essays;
 * :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
 * :mod:`.diagrams` -- Graphviz drawn inline as ``<svg>`` in HTML pages;
@@ -45,6 +47,7 @@ from sphinx_essays import (
     previews,
     related,
     scrollable,
+    sources,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +90,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     related.setup(app)
     backlinks.setup(app)
     glossary.setup(app)
+    sources.setup(app)
     previews.setup(app)
     conceptmap.setup(app)
     diagrams.setup(app)

@@ -12,72 +12,27 @@ Nothing is kept by hand: the list is rebuilt from the doctrees, and
 
 from __future__ import annotations
 
-import re
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
-from sphinx.util import docname_join
 
 from sphinx_essays import config as essays_config
 from sphinx_essays.domain import get_domain
 from sphinx_essays.header import append_to_essay, essay_headers
 from sphinx_essays.metadata import is_essay
+from sphinx_essays.relations import link_target, sentence_around
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.writers.html5 import HTML5Translator
     from sphinx.writers.latex import LaTeXTranslator
 
-#: The end of a sentence: punctuation, maybe a closing quote, then space.
-SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
-MAX_SENTENCE = 320
-
 
 class backlink(nodes.Inline, nodes.TextElement):
     """A link to an anchor in another essay, with its page number in LaTeX."""
-
-
-def link_target(xref: addnodes.pending_xref, docname: str) -> str:
-    """The docname a ``{doc}`` reference points to."""
-    target = str(xref["reftarget"])
-    if target.startswith("/"):
-        return target.lstrip("/")
-    return docname_join(docname, target)
-
-
-def _inside(node: nodes.Node, ancestor: nodes.Node) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent is ancestor:
-            return True
-        parent = parent.parent
-    return False
-
-
-def sentence_around(paragraph: nodes.Element, xref: nodes.Node) -> str:
-    """The sentence of *paragraph* that holds *xref*, whitespace collapsed."""
-    before = []
-    for text in paragraph.findall(nodes.Text):
-        if _inside(text, xref):
-            break
-        before.append(text.astext())
-    full = paragraph.astext()
-    start_offset = len("".join(before))
-    end_offset = start_offset + len(xref.astext())
-    start, end = 0, len(full)
-    for match in SENTENCE_END.finditer(full):
-        if match.end() <= start_offset:
-            start = match.end()
-        elif match.start() >= end_offset:
-            end = match.start() + 1
-            break
-    sentence = " ".join(full[start:end].split())
-    if len(sentence) > MAX_SENTENCE:
-        sentence = sentence[: MAX_SENTENCE - 1].rsplit(" ", 1)[0] + "…"
-    return sentence
 
 
 def _note_mentions(app: Sphinx, doctree: nodes.document) -> None:

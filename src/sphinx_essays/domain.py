@@ -42,9 +42,10 @@ class EssayDomain(Domain):
         "listings": {},
         "glossary": {},
         "termrefs": {},
+        "citations": {},
     }
     #: Bump when the shape of the stored data changes.
-    data_version = 6
+    data_version = 7
 
     def __init__(self, env: BuildEnvironment) -> None:
         super().__init__(env)
@@ -74,6 +75,13 @@ class EssayDomain(Domain):
         """``docname -> [term, ...]``: the glossary terms each page links."""
         termrefs: dict[str, list[str]] = self.data["termrefs"]
         return termrefs
+
+    @property
+    def citations(self) -> dict[str, list[dict[str, Any]]]:
+        """``docname -> [{keys, anchor, line, sentence}, ...]``: each
+        ``{cite}`` role of a page, in order (see :mod:`sphinx_essays.sources`)."""
+        citations: dict[str, list[dict[str, Any]]] = self.data["citations"]
+        return citations
 
     def note_essay(self, docname: str, record: dict[str, Any]) -> None:
         self.essays[docname] = dict(record)

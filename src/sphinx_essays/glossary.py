@@ -28,6 +28,7 @@ from sphinx.util import logging
 
 from sphinx_essays.domain import get_domain
 from sphinx_essays.header import doc_link
+from sphinx_essays.relations import normalise
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -49,11 +50,6 @@ NOT_PROSE = (
     nodes.math,
     nodes.math_block,
 )
-
-
-def normalise(term: str) -> str:
-    """How Sphinx compares glossary terms: case-insensitively."""
-    return " ".join(term.lower().split())
 
 
 def distinctive(term: str) -> bool:

@@ -21,10 +21,9 @@ from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from sphinx_essays import config as essays_config
-from sphinx_essays.backlinks import link_target
 from sphinx_essays.domain import get_domain
-from sphinx_essays.glossary import normalise
 from sphinx_essays.metadata import is_essay
+from sphinx_essays.relations import link_target, normalise
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx

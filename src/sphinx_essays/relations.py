@@ -13,8 +13,88 @@ keeps one instance until the essay records change.
 from __future__ import annotations
 
 import heapq
+import re
 from collections import defaultdict
 from typing import Any
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.util import docname_join
+
+#: The end of a sentence: punctuation, maybe a closing quote, then space.
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+MAX_SENTENCE = 320
+
+
+def normalise(term: str) -> str:
+    """How Sphinx compares glossary terms: case-insensitively."""
+    return " ".join(term.lower().split())
+
+
+def link_target(xref: addnodes.pending_xref, docname: str) -> str:
+    """The docname a ``{doc}`` reference points to."""
+    target = str(xref["reftarget"])
+    if target.startswith("/"):
+        return target.lstrip("/")
+    return docname_join(docname, target)
+
+
+def is_citation(node: nodes.Node) -> bool:
+    """Whether *node* is a ``{cite}`` role before it is resolved."""
+    return isinstance(node, addnodes.pending_xref) and node.get("refdomain") == "cite"
+
+
+def _inside(node: nodes.Node, ancestor: nodes.Node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _in_citation(text: nodes.Text, stop: nodes.Node) -> bool:
+    parent = text.parent
+    while parent is not None and parent is not stop:
+        if is_citation(parent):
+            return True
+        parent = parent.parent
+    return False
+
+
+def sentence_around(paragraph: nodes.Element, xref: nodes.Node) -> str:
+    """The sentence of *paragraph* that holds *xref*, whitespace collapsed.
+
+    Citations are left out: before they are resolved their text is the raw
+    key, which is no part of what the sentence says."""
+    before: list[str] = []
+    pieces: list[str] = []
+    reached = False
+    for text in paragraph.findall(nodes.Text):
+        if _inside(text, xref):
+            reached = True
+        if _in_citation(text, paragraph):
+            continue
+        pieces.append(text.astext())
+        if not reached:
+            before.append(text.astext())
+    full = "".join(pieces)
+    start_offset = len("".join(before))
+    end_offset = start_offset + (0 if is_citation(xref) else len(xref.astext()))
+    start, end = 0, len(full)
+    for match in SENTENCE_END.finditer(full):
+        if match.end() <= start_offset:
+            start = match.end()
+        elif match.start() >= end_offset:
+            end = match.start() + 1
+            break
+    sentence = " ".join(full[start:end].split())
+    sentence = re.sub(r"\s+([.,;:!?)])", r"\1", sentence).replace("()", "")
+    sentence = " ".join(sentence.split())
+    if len(sentence) > MAX_SENTENCE:
+        sentence = sentence[: MAX_SENTENCE - 1].rsplit(" ", 1)[0] + "…"
+    return sentence
+
 
 #: How much each shared signal counts when ranking related essays.
 RELATED_WEIGHTS = {"link": 3, "tag": 2, "term": 1}

@@ -1,0 +1,471 @@
+"""Sources: one bibliography, inline citations, each essay's references, checks.
+
+sphinxcontrib-bibtex reads ``docs/references.bib``, resolves ``{cite:p}`` and
+``{cite:t}`` and formats every entry with pybtex. This module adds what a
+knowledge base needs on top of it:
+
+* the house styles: author-year citations in parentheses, and entries that
+  say when each web source was last checked against the claim (``urldate``);
+* every citation gets an anchor, and its sentence is stored in the essay
+  domain (``citations``), for the sources index and the freshness report;
+* "References" at the end of each essay: the entries it cites, formatted by
+  pybtex, never typed by hand;
+* located checks (type ``essays``, subtype ``sources``), so ``-nW`` fails: a
+  key the bibliography lacks (with the closest keys), an entry nobody cites,
+  an entry missing a required field, a key defined twice and one URL under
+  two keys.
+
+Every entry records its *kind* (``kind = {spec}``), one of :data:`KINDS`, so
+the sources index can group it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pybtex.plugin
+import pybtex_docutils
+from docutils import nodes
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.template import field as bib_field
+from pybtex.style.template import href, optional, sentence, words
+from sphinx import addnodes
+from sphinx.domains import Index, IndexEntry
+from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import logging
+from sphinxcontrib.bibtex.plugin import register_plugin
+from sphinxcontrib.bibtex.style.referencing import BracketStyle
+from sphinxcontrib.bibtex.style.referencing.label import LabelReferenceStyle
+from sphinxcontrib.bibtex.transforms import node_text_transform
+
+from sphinx_essays.domain import get_domain
+from sphinx_essays.header import append_to_essay, essay_headers
+from sphinx_essays.relations import is_citation, sentence_around
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from pybtex.database import Entry
+    from sphinx.application import Sphinx
+    from sphinx.config import Config
+    from sphinx.environment import BuildEnvironment
+    from sphinxcontrib.bibtex.domain import BibtexDomain, Citation
+
+logger = logging.getLogger(__name__)
+
+Content = list[tuple[str, list[IndexEntry]]]
+
+#: What a source is, as ``kind`` in its entry, and how the index names it.
+KINDS = {
+    "spec": "Specifications and standards",
+    "paper": "Papers",
+    "docs": "Official documentation",
+    "book": "Books",
+    "report": "Reports and postmortems",
+    "article": "Articles and posts",
+}
+#: The pybtex formatting style and the inline reference style we register.
+STYLE = "essays"
+#: The start of an entry in a ``.bib`` file: ``@type{key,``.
+ENTRY_START = re.compile(r"^\s*@\s*(\w+)\s*[{(]\s*([^,\s]+)\s*,", re.MULTILINE)
+#: Entry types that are not sources (``@string``, ``@comment``, ``@preamble``).
+NOT_ENTRIES = {"string", "comment", "preamble"}
+
+
+def short_label(entry: Entry) -> str:
+    """``Sigelman et al., 2010``: who and when."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [
+        (" ".join(p.last_names) or " ".join(p.first_names)).replace("{", "")
+        for p in people
+    ]
+    names = [name.replace("}", "") for name in names]
+    who = f"{names[0]} et al." if len(names) > 2 else " and ".join(names)
+    return f"{who}, {entry.fields.get('year', '')}"
+
+
+class EssaysLabelStyle(BaseLabelStyle):  # type: ignore[misc]  # pybtex is untyped
+    """Author-year labels, with a, b, ... where one author has several
+    sources in one year: ``OpenTelemetry Authors, 2025a``."""
+
+    def format_labels(self, sorted_entries: Iterable[Entry]) -> Iterator[str]:
+        entries = list(sorted_entries)
+        labels = [short_label(entry) for entry in entries]
+        counts = Counter(labels)
+        seen: Counter[str] = Counter()
+        for label in labels:
+            if counts[label] > 1:
+                yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label]]
+                seen[label] += 1
+            else:
+                yield label
+
+
+class EssaysStyle(PlainStyle):  # type: ignore[misc]  # pybtex is untyped
+    """pybtex's ``plain`` style (sorted by author, year and title) with
+    author-year labels, saying when a web source was last checked."""
+
+    default_label_style = STYLE
+
+    def format_title(self, e: Entry, which: str, as_sentence: bool = True) -> Any:
+        """The title as written: BibTeX's sentence case would lower
+        "OpenTelemetry" and "PostgreSQL" unless every one were braced."""
+        title = bib_field(which)
+        return sentence[title] if as_sentence else title
+
+    def format_web_refs(self, e: Entry) -> Any:
+        return sentence[
+            optional[
+                words["URL:", href(bib_field("url", raw=True))[bib_field("url")]],
+                optional[" (checked on ", bib_field("urldate"), ")"],
+            ],
+            optional[self.format_doi(e)],
+        ]
+
+
+@dataclass
+class EssaysReferenceStyle(LabelReferenceStyle):
+    """Citations by label in parentheses, several separated by ``;``:
+    (Sigelman et al., 2010; OpenTelemetry Authors, 2025a)."""
+
+    bracket_parenthetical: BracketStyle = field(
+        default_factory=lambda: BracketStyle(left="(", right=")", sep="; ")
+    )
+
+
+# -- The bibliography file ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BibEntry:
+    """Where an entry starts in its ``.bib`` file."""
+
+    key: str
+    kind: str
+    path: str
+    """The file as messages name it."""
+    location: str
+    """The absolute file, as warnings locate it (like every page's)."""
+    line: int
+
+
+def scan_bibfile(path: Path, shown: str) -> list[BibEntry]:
+    """Every entry of *path* with its line, duplicates included (pybtex keeps
+    only the first of two entries with one key, and no line numbers)."""
+    text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""
+    found = []
+    for match in ENTRY_START.finditer(text):
+        kind = match.group(1).lower()
+        if kind in NOT_ENTRIES:
+            continue
+        line = text.count("\n", 0, match.start(2)) + 1
+        found.append(BibEntry(match.group(2), kind, shown, str(path), line))
+    return found
+
+
+def bibfiles(app: Sphinx) -> list[tuple[Path, str]]:
+    """The configured ``.bib`` files, each with the name messages give it
+    (relative to the source folder, as ``bibtex_bibfiles`` names it)."""
+    srcdir = Path(app.srcdir).resolve()
+    found = []
+    for name in app.config.bibtex_bibfiles or []:
+        path = (Path(app.confdir) / name).resolve()
+        shown = (
+            path.relative_to(srcdir).as_posix()
+            if path.is_relative_to(srcdir)
+            else str(path)
+        )
+        found.append((path, shown))
+    return found
+
+
+def cite_domain(env: BuildEnvironment) -> BibtexDomain:
+    return cast("BibtexDomain", env.domains["cite"])
+
+
+def cited_keys(xref: addnodes.pending_xref) -> list[str]:
+    """The keys one ``{cite:*}`` role names (``a,b`` cites two)."""
+    return [key.strip() for key in str(xref["reftarget"]).split(",") if key.strip()]
+
+
+def entry_url(entry: Entry) -> str:
+    """Where a reader checks the source: its URL, else its DOI's."""
+    url = str(entry.fields.get("url", "")).strip()
+    doi = str(entry.fields.get("doi", "")).strip()
+    return url or (f"https://doi.org/{doi}" if doi else "")
+
+
+# -- Reading: anchor each citation and keep its sentence ----------------------
+
+
+def _note_citations(app: Sphinx, doctree: nodes.document) -> None:
+    """Give every citation an anchor and store it with its sentence and line."""
+    docname = app.env.docname
+    found: list[dict[str, Any]] = []
+    for xref in list(doctree.findall(addnodes.pending_xref)):
+        if not is_citation(xref):
+            continue
+        paragraph = xref.parent
+        while paragraph is not None and not isinstance(paragraph, nodes.paragraph):
+            paragraph = paragraph.parent
+        anchor = f"essay-citation-{len(found) + 1}"
+        xref.parent.insert(xref.parent.index(xref), nodes.target("", "", ids=[anchor]))
+        found.append(
+            {
+                "keys": cited_keys(xref),
+                "anchor": anchor,
+                "line": (paragraph.line if paragraph is not None else xref.line) or 0,
+                "sentence": (
+                    sentence_around(paragraph, xref) if paragraph is not None else ""
+                ),
+            }
+        )
+    if found:
+        get_domain(app.env).citations[docname] = found
+
+
+# -- Checks -------------------------------------------------------------------
+
+
+def _warn(message: str, location: str | tuple[str, int]) -> None:
+    logger.warning(message, location=location, type="essays", subtype="sources")
+
+
+def _missing_fields(entry: Entry) -> list[str]:
+    """What a source must say so a reader can find and weigh it."""
+    problems = []
+    fields = entry.fields
+    if not str(fields.get("title", "")).strip():
+        problems.append("has no title; add title = {...}")
+    if not (entry.persons.get("author") or entry.persons.get("editor")):
+        problems.append(
+            "has no author; add author = {First Last and First Last}, or "
+            "author = {{Organisation}} for a corporate author"
+        )
+    if not re.fullmatch(r"\d{4}", str(fields.get("year", "")).strip()):
+        problems.append("has no four-digit year; add year = {YYYY}")
+    url = str(fields.get("url", "")).strip()
+    if not url and not str(fields.get("doi", "")).strip():
+        problems.append("has neither url nor doi; add the address a reader checks")
+    if url:
+        urldate = str(fields.get("urldate", "")).strip()
+        try:
+            dt.date.fromisoformat(urldate)
+        except ValueError:
+            problems.append(
+                "has no urldate; add urldate = {YYYY-MM-DD}, the day the claim "
+                "was last checked against the source"
+            )
+    kind = str(fields.get("kind", "")).strip()
+    if kind not in KINDS:
+        shown = f"kind {kind!r}" if kind else "no kind"
+        problems.append(f"has {shown}; add kind = {{...}}, one of: {', '.join(KINDS)}")
+    return problems
+
+
+def check_sources(app: Sphinx, env: BuildEnvironment) -> None:
+    """Warn about every problem of the bibliography and of the citations."""
+    bib = cite_domain(env).bibdata.data.entries
+    files = bibfiles(app)
+    scanned = [entry for path, shown in files for entry in scan_bibfile(path, shown)]
+    where: dict[str, BibEntry] = {}
+    for entry in scanned:
+        if entry.key in where:
+            first = where[entry.key]
+            _warn(
+                f"source key {entry.key!r} is defined twice (first at "
+                f"{first.path}:{first.line}); merge the two entries into one",
+                f"{entry.location}:{entry.line}",
+            )
+        else:
+            where[entry.key] = entry
+
+    cited: set[str] = set()
+    citations = get_domain(env).citations
+    for docname in sorted(citations):
+        for citation in citations[docname]:
+            for key in citation["keys"]:
+                cited.add(key)
+                if key in bib:
+                    continue
+                close = difflib.get_close_matches(key, list(bib), n=3, cutoff=0.5)
+                hint = (
+                    "; the closest keys are " + ", ".join(repr(k) for k in close)
+                    if close
+                    else ""
+                )
+                shown = files[0][1] if files else "a .bib file"
+                _warn(
+                    f"citation key {key!r} is not in the bibliography; add an entry "
+                    f"with that key to {shown}{hint}",
+                    (docname, citation["line"]),
+                )
+
+    urls: dict[str, str] = {}
+    for key, scanned_entry in where.items():
+        entry = bib.get(key)
+        if entry is None:
+            continue
+        location = f"{scanned_entry.location}:{scanned_entry.line}"
+        for problem in _missing_fields(entry):
+            _warn(f"source {key!r} {problem}", location)
+        if key not in cited:
+            _warn(
+                f"source {key!r} is not cited by any page; cite it with "
+                f"{{cite:p}}`{key}` where an essay relies on it, or remove the entry",
+                location,
+            )
+        url = entry_url(entry).rstrip("/")
+        if url and url in urls:
+            first = where[urls[url]]
+            _warn(
+                f"source {key!r} has the same address as {urls[url]!r} "
+                f"({first.path}:{first.line}); keep one key for one source",
+                location,
+            )
+        elif url:
+            urls[url] = key
+
+
+# -- The sources index -------------------------------------------------------
+
+
+class SourceIndex(Index):
+    """Every source, grouped by kind, with the essays that cite it and the
+    sentence that cites it. Sources appear in the bibliography's order."""
+
+    name = "sources"
+    localname = "Sources by kind"
+    shortname = "sources"
+
+    def generate(self, docnames: Iterable[str] | None = None) -> tuple[Content, bool]:
+        env = self.domain.env
+        essays = get_domain(env).complete()
+        citing: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        for docname, found in get_domain(env).citations.items():
+            if docname not in essays:
+                continue
+            title = essays[docname]["title"]
+            for use in found:
+                for key in use["keys"]:
+                    citing.setdefault(key, []).append((title, docname, use))
+        groups: dict[str, list[IndexEntry]] = {kind: [] for kind in KINDS}
+        for citation in cite_domain(env).citations:
+            entry = citation.entry
+            kind = str(entry.fields.get("kind", ""))
+            if kind not in groups:
+                continue
+            users = sorted(
+                citing.get(citation.key, []),
+                key=lambda u: (u[0].casefold(), u[1], u[2]["line"], u[2]["anchor"]),
+            )
+            groups[kind].append(
+                IndexEntry(
+                    str(entry.fields.get("title", citation.key))
+                    .replace("{", "")
+                    .replace("}", ""),
+                    1 if users else 0,
+                    citation.bibliography_key.docname,
+                    citation.citation_id,
+                    short_label(entry),
+                    "",
+                    "",
+                )
+            )
+            for title, docname, place in users:
+                groups[kind].append(
+                    IndexEntry(
+                        title, 2, docname, place["anchor"], "", "", place["sentence"]
+                    )
+                )
+        return [
+            (KINDS[kind], entries) for kind, entries in groups.items() if entries
+        ], False
+
+
+# -- Writing: each essay's references -----------------------------------------
+
+
+def formatted(citation: Citation) -> nodes.paragraph:
+    """An entry as pybtex formats it, with its URL a link."""
+    paragraph = pybtex_docutils.Backend().paragraph(citation.formatted_entry)
+    node_text_transform(paragraph)
+    return paragraph
+
+
+class AddReferences(SphinxPostTransform):
+    """Append "References" to each essay that cites: the entries it cites,
+    in the bibliography's order (by author, year and title)."""
+
+    default_priority = 3  # first of the blocks appended to an essay
+
+    def run(self, **kwargs: Any) -> None:
+        ours = get_domain(self.env).citations
+        theirs = cite_domain(self.env).citations
+        for header in essay_headers(self.document):
+            keys = {key for c in ours.get(header["essay"], []) for key in c["keys"]}
+            chosen = [c for c in theirs if c.key in keys]
+            if not chosen:
+                continue
+            box = nodes.container(classes=["essay-references"])
+            box += nodes.rubric("", "References")
+            items = nodes.bullet_list()
+            for citation in chosen:
+                items += nodes.list_item("", formatted(citation))
+            box += items
+            append_to_essay(header, box)
+
+
+class LabelBibliographyEntries(SphinxPostTransform):
+    """Give each bibliography entry a LaTeX label, so the sources index can
+    print its page: Sphinx writes a citation as ``\\bibitem``, which hyperref
+    can link to but ``\\pageref`` cannot find."""
+
+    default_priority = 5
+    formats = ("latex",)
+
+    def run(self, **kwargs: Any) -> None:
+        for citation in self.document.findall(nodes.citation):
+            if not citation["ids"] or len(citation) < 2:
+                continue
+            label = f"{citation['docname']}:{citation['ids'][0]}"
+            mark = nodes.raw(
+                "", rf"\phantomsection\label{{\detokenize{{{label}}}}}", format="latex"
+            )
+            body = citation[1]
+            if isinstance(body, nodes.Element):
+                body.insert(0, mark)
+
+
+# -- Setup --------------------------------------------------------------------
+
+
+def _configure_bibtex(app: Sphinx, config: Config) -> None:
+    """A site without sources needs no ``bibtex_bibfiles``. Unknown keys are
+    reported by :func:`check_sources`, with the closest keys and a location;
+    the library's own message names no fix, so it is silenced."""
+    if config.bibtex_bibfiles is None:
+        config.bibtex_bibfiles = []
+    config.suppress_warnings = [*config.suppress_warnings, "bibtex.key_not_found"]
+
+
+def setup(app: Sphinx) -> None:
+    app.setup_extension("sphinxcontrib.bibtex")
+    pybtex.plugin.register_plugin("pybtex.style.formatting", STYLE, EssaysStyle)
+    pybtex.plugin.register_plugin("pybtex.style.labels", STYLE, EssaysLabelStyle)
+    register_plugin(
+        "sphinxcontrib.bibtex.style.referencing", STYLE, EssaysReferenceStyle
+    )
+    app.connect("config-inited", _configure_bibtex)
+    app.connect("doctree-read", _note_citations)
+    app.connect("env-check-consistency", check_sources)
+    app.add_post_transform(AddReferences)
+    app.add_post_transform(LabelBibliographyEntries)
+    app.add_index_to_domain("essay", SourceIndex)

@@ -1,0 +1,9 @@
+extensions = ["myst_parser", "sphinx_essays"]
+project = "Test Sources"
+author = "Test Author"
+smartquotes = False
+nitpicky = True
+html_baseurl = "https://essays.example.org/"
+bibtex_bibfiles = ["references.bib"]
+bibtex_default_style = "essays"
+bibtex_reference_style = "essays"

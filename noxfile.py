@@ -5,7 +5,8 @@
     nox -s html      docs/_build/html, with -nW
     nox -s pdf       docs/_build/pdf/infrastructure-essays.pdf, with XeLaTeX
     nox -s epub      docs/_build/epub/InfrastructureEssays.epub, checked by epubcheck
-    nox -s lint      ruff and mypy
+    nox -s lint      ruff, mypy, codespell, the essay standard, the sources report
+    nox -s sources   the sources not checked for a year, with who cites them
     nox -s bench     build benchmarks at 100, 300 and 1,000 synthetic essays
     nox -s linkcheck check every external link (needs a network; not in CI)
     nox -s new -- "Title" --topic observability   create an essay file
@@ -208,6 +209,23 @@ def build_staged(
     publish(session, staging, target)
 
 
+def read_everything(session: nox.Session) -> Path:
+    """Read every page with the ``dummy`` builder (it writes nothing); return
+    the doctree folder that the essay checks and the sources report read."""
+    doctrees = BUILD / "doctrees-lint"
+    session.run(
+        "sphinx-build",
+        "-q",
+        "-b",
+        "dummy",
+        "-d",
+        str(doctrees),
+        str(DOCS),
+        str(BUILD / "dummy"),
+    )
+    return doctrees
+
+
 @nox.session(reuse_venv=True)
 def html(session: nox.Session) -> None:
     """Build the site into docs/_build/html with -nW; keep the last good site."""
@@ -366,22 +384,30 @@ def bench(session: nox.Session) -> None:
 @nox.session(reuse_venv=True)
 def lint(session: nox.Session) -> None:
     """Check style, formatting and types, the essays' spelling, and each
-    essay against the house standard (tools/essay_standard.py)."""
+    essay against the house standard (tools/essay_standard.py); then list the
+    sources not checked for a year (tools/sources_report.py, never a failure)."""
     ensure_system_tools(session, *DIAGRAMS)
     install_project(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", *session.posargs)
     session.run("codespell", "docs/essays", "docs/index.md", "docs/glossary.md")
-    doctrees = BUILD / "doctrees-lint"
-    session.run(
-        "sphinx-build",
-        "-q",
-        "-b",
-        "dummy",
-        "-d",
-        str(doctrees),
-        str(DOCS),
-        str(BUILD / "dummy"),
-    )
+    doctrees = read_everything(session)
     session.run("python", str(ROOT / "tools" / "essay_standard.py"), str(doctrees))
+    session.run("python", str(ROOT / "tools" / "sources_report.py"), str(doctrees))
+
+
+@nox.session(reuse_venv=True)
+def sources(session: nox.Session) -> None:
+    """List the sources whose urldate is older than essays_sources_max_age
+    (365 days), with the essay lines that cite them, oldest first. A report
+    for authors, never a failure: ``nox -s sources -- --max-age 180``."""
+    ensure_system_tools(session, *DIAGRAMS)
+    install_project(session)
+    doctrees = read_everything(session)
+    session.run(
+        "python",
+        str(ROOT / "tools" / "sources_report.py"),
+        str(doctrees),
+        *session.posargs,
+    )

@@ -56,6 +56,9 @@ essays_root = "essays"
 bibtex_bibfiles = ["references.bib"]
 bibtex_default_style = "essays"
 bibtex_reference_style = "essays"
+# Our previews show the full reference; the library's title tooltips would
+# repeat it.
+bibtex_tooltips = False
 
 # -- Diagrams ----------------------------------------------------------------
 

@@ -6,12 +6,19 @@ import re
 import shutil
 from typing import TYPE_CHECKING
 
+import pybtex.database
 import pytest
 from bs4 import BeautifulSoup
+from test_every_page import AXE, AXE_OPTIONS
+
+from conftest import file_bytes, serve, sphinx_build
+from sphinx_essays.cite_this import bibtex_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from playwright.sync_api import Browser
     from sphinx.testing.util import SphinxTestApp
 
 #: testroot -> the located warnings its bibliography or citations must give.
@@ -149,3 +156,182 @@ def test_sources_in_the_book(app: SphinxTestApp) -> None:
     )
     for page, anchor in re.findall(r"pageref\{([^:}]+):\\detokenize\{([^}]+)\}", index):
         assert rf"\label{{\detokenize{{{page}:{anchor}}}}}" in tex, anchor
+
+
+@pytest.fixture(scope="module")
+def sources_site(
+    rootdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The sources test site under furo, served with the strict CSP."""
+    out = tmp_path_factory.mktemp("sources")
+    result = sphinx_build(
+        "-nW",
+        "-q",
+        "-b",
+        "html",
+        "-D",
+        "html_theme=furo",
+        "-d",
+        str(out / "doctrees"),
+        str(rootdir / "test-sources"),
+        str(out / "html"),
+    )
+    assert result.returncode == 0, result.stderr
+    with serve(out / "html") as url:
+        yield url
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_citation_previews_for_every_reader(
+    browser: Browser, sources_site: str, scheme: str, width: int
+) -> None:
+    context = browser.new_context(
+        color_scheme=scheme,  # type: ignore[arg-type]
+        viewport={"width": width, "height": 844},
+    )
+    page = context.new_page()
+    # The test site has no favicon; the browser's request for one is no error.
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(sources_site + "essays/observability/one.html")
+    tooltip = page.locator("#kb-tooltip")
+
+    # A screen reader hears the full reference as the link's description.
+    link = page.locator("article .bibtex-citation a").first
+    preview_id = link.get_attribute("aria-describedby")
+    assert preview_id and preview_id.startswith("kb-preview-")
+    described = " ".join((page.locator(f"#{preview_id}").text_content() or "").split())
+    assert described.startswith("Benjamin H. Sigelman, Luiz André Barroso")
+    assert described.endswith("(checked on 2026-11-30). Paper · Open the source")
+
+    # Keyboard: focus shows it, Tab reaches its link out, Escape closes it.
+    link.focus()
+    tooltip.wait_for(state="visible")
+    assert "Dapper, a Large-Scale Distributed Systems" in tooltip.inner_text()
+    out = tooltip.locator("a", has_text="Open the source")
+    assert out.get_attribute("href") == "https://research.google/pubs/pub36356/"
+    results = AXE.run(page, options=AXE_OPTIONS).response
+    assert results["violations"] == [], [
+        (v["id"], [n["target"] for n in v["nodes"]]) for v in results["violations"]
+    ]
+    page.keyboard.press("Escape")
+    tooltip.wait_for(state="hidden")
+
+    # Hover: each source of a two-source citation shows the preview of both.
+    both = page.locator("article .bibtex-citation").nth(2).locator("a")
+    assert both.count() == 2
+    both.nth(1).hover()
+    tooltip.wait_for(state="visible")
+    text = tooltip.inner_text()
+    assert "Dapper" in text and "Trace Context" in text
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.sphinx("html", testroot="sources", freshenv=True)
+def test_cite_this_essay_gives_a_bibtex_entry_that_parses(app: SphinxTestApp) -> None:
+    app.build()
+    page = BeautifulSoup(
+        (app.outdir / "essays/observability/one.html").read_text(), "html.parser"
+    )
+    block = page.select_one(".essay-cite-this pre")
+    assert block is not None
+    text = block.get_text()
+    assert text == (
+        "@misc{test-sources-one,\n"
+        "  author = {{Test Author}},\n"
+        "  title = {Essay One},\n"
+        "  howpublished = {Test Sources},\n"
+        "  year = {2026},\n"
+        "  url = {https://essays.example.org/essays/observability/one.html},\n"
+        "  note = {Added 2026-11-20},\n"
+        "}\n"
+    )
+    parsed = pybtex.database.parse_string(text, "bibtex")
+    assert parsed.entries["test-sources-one"].fields["title"] == "Essay One"
+
+
+def test_bibtex_text_escapes_what_latex_would_read() -> None:
+    assert bibtex_text('"Design Me" 100% & more_ {x}') == (
+        r'"Design Me" 100\% \& more\_ \{x\}'
+    )
+
+
+def cite_one_more(src: Path) -> None:
+    page = src / "essays/observability/two.md"
+    page.write_text(
+        page.read_text()
+        + "\nThe paper sampled one request in 1,024 {cite:p}`sigelman-2010-dapper`.\n"
+    )
+
+
+def cite_one_less(src: Path) -> None:
+    page = src / "essays/observability/one.md"
+    text = page.read_text()
+    old = " {cite:p}`sigelman-2010-dapper,w3c-2021-trace-context`"
+    assert old in text
+    page.write_text(text.replace(old, " {cite:p}`w3c-2021-trace-context`"))
+
+
+def edit_an_entry(src: Path) -> None:
+    bib = src / "references.bib"
+    text = bib.read_text()
+    assert "title = {Trace Context}" in text
+    bib.write_text(text.replace("title = {Trace Context}", "title = {Trace Context 1}"))
+
+
+def add_a_second_entry_by_the_same_author(src: Path) -> None:
+    """The labels of both change: (W3C, 2021) becomes 2021a and 2021b."""
+    bib = src / "references.bib"
+    bib.write_text(
+        bib.read_text()
+        + "\n@misc{w3c-2021-baggage,\n  author = {{W3C}},\n  title = {Baggage},\n"
+        "  year = {2021},\n  url = {https://www.w3.org/TR/baggage/},\n"
+        "  urldate = {2026-11-30},\n  kind = {spec},\n}\n"
+    )
+    page = src / "essays/observability/two.md"
+    page.write_text(
+        page.read_text() + "\nBaggage travels too {cite:p}`w3c-2021-baggage`.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        cite_one_more,
+        cite_one_less,
+        edit_an_entry,
+        add_a_second_entry_by_the_same_author,
+    ],
+    ids=lambda change: change.__name__,
+)
+@pytest.mark.parametrize("builder", ["html", "latex"])
+def test_incremental_build_after_a_citation_change_equals_a_fresh_one(
+    rootdir: Path, tmp_path: Path, change: Callable[[Path], None], builder: str
+) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(rootdir / "test-sources", src)
+
+    def build(source: Path, out: Path) -> dict[str, bytes]:
+        result = sphinx_build(
+            "-nW",
+            "-q",
+            "-b",
+            builder,
+            "-d",
+            str(out / "doctrees"),
+            str(source),
+            str(out / builder),
+        )
+        assert result.returncode == 0, result.stderr
+        return file_bytes(out / builder)
+
+    build(src, tmp_path / "incremental")
+    change(src)
+    incremental = build(src, tmp_path / "incremental")
+    fresh = build(src, tmp_path / "fresh")
+    assert incremental.keys() == fresh.keys()
+    assert [name for name in fresh if incremental[name] != fresh[name]] == []

@@ -13,8 +13,9 @@ Each module registers one concept:
 * :mod:`.related` -- "Related essays" at the end of each essay;
 * :mod:`.backlinks` -- "Referenced by", with the sentence that links;
 * :mod:`.glossary` -- "Used in" lists and the glossary checks;
-* :mod:`.sources` -- the bibliography: citations, each essay's references
-  and the checks of ``references.bib``;
+* :mod:`.sources` -- the bibliography: citations, each essay's references,
+  the sources index and the checks of ``references.bib``;
+* :mod:`.cite_this` -- "Cite this essay": a BibTeX entry for each essay;
 * :mod:`.previews` -- hover and focus previews of terms and essays;
 * :mod:`.conceptmap` -- the map of essays and each essay's neighbourhood;
 * :mod:`.diagrams` -- Graphviz drawn inline as ``<svg>`` in HTML pages;
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from sphinx_essays import (
     backlinks,
+    cite_this,
     conceptmap,
     config,
     csp,
@@ -91,6 +93,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     backlinks.setup(app)
     glossary.setup(app)
     sources.setup(app)
+    cite_this.setup(app)
     previews.setup(app)
     conceptmap.setup(app)
     diagrams.setup(app)

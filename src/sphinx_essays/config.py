@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sphinx.errors import ConfigError
@@ -51,6 +51,11 @@ class EssaysConfig:
     """Where readers download the PDF; the sidebar links it as "Download PDF"
     (nothing is shown when empty)."""
 
+    sources_max_age: int = field(default=365, metadata={"rebuild": ""})
+    """Days after which the freshness report (``nox -s sources``) lists a
+    source whose ``urldate`` is older. Only the report reads it, so changing
+    it rebuilds nothing."""
+
     def validate(self) -> None:
         """Raise :class:`~sphinx.errors.ConfigError` naming the bad value."""
         if not self.topics:
@@ -69,7 +74,7 @@ class EssaysConfig:
                 f"{PREFIX}root must be a folder relative to the source directory, "
                 f"not {self.root!r}"
             )
-        for name in ("words_per_minute", "related_count"):
+        for name in ("words_per_minute", "related_count", "sources_max_age"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(
@@ -85,11 +90,11 @@ class EssaysConfig:
 def from_sphinx(config: Config) -> EssaysConfig:
     """Build an :class:`EssaysConfig` from Sphinx's config object."""
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(EssaysConfig):
-        value = getattr(config, PREFIX + field.name)
-        if field.name == "topics":
+    for option in dataclasses.fields(EssaysConfig):
+        value = getattr(config, PREFIX + option.name)
+        if option.name == "topics":
             value = tuple(value)
-        values[field.name] = value
+        values[option.name] = value
     return EssaysConfig(**values)
 
 
@@ -98,13 +103,13 @@ def _check_config(app: Sphinx, config: Config) -> None:
 
 
 def setup(app: Sphinx) -> None:
-    for field in dataclasses.fields(EssaysConfig):
-        default = field.default
+    for option in dataclasses.fields(EssaysConfig):
+        default = option.default
         app.add_config_value(
-            PREFIX + field.name,
+            PREFIX + option.name,
             default,
-            "env",
-            types=(tuple, list) if field.name == "topics" else type(default),
-            description=f"essays extension: {field.name}",
+            option.metadata.get("rebuild", "env"),
+            types=(tuple, list) if option.name == "topics" else type(default),
+            description=f"essays extension: {option.name}",
         )
     app.connect("config-inited", _check_config)

@@ -19,6 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from sphinx_essays import config as essays_config
+from sphinx_essays import sources
 from sphinx_essays.domain import get_domain
 from sphinx_essays.navigation import topic_of
 
@@ -37,6 +38,31 @@ def digest(value: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def cited_entries(env: BuildEnvironment) -> dict[str, list[str]]:
+    """Each bibliography key as pages show it: its label, as every citation of
+    it prints, and its formatted entry, as references and previews print it.
+    A label can change when another entry changes (2025a, 2025b)."""
+    shown: dict[str, list[str]] = {}
+    for citation in sources.cite_domain(env).citations:
+        text = citation.formatted_entry.text.render_as("text")
+        shown[citation.key] = [citation.formatted_entry.label, text]
+    return shown
+
+
+def _citation_parts(env: BuildEnvironment) -> dict[str, Any]:
+    """What each page shows of the bibliography: the entries it cites, and
+    for a page with a ``{bibliography}`` every entry it lists."""
+    entries = cited_entries(env)
+    parts: dict[str, Any] = {}
+    for docname, found in get_domain(env).citations.items():
+        keys = sorted({key for citation in found for key in citation["keys"]})
+        parts[docname] = [[key, entries.get(key)] for key in keys]
+    for bibliography in sources.cite_domain(env).bibliographies:
+        parts.setdefault(bibliography.docname, [])
+        parts[bibliography.docname].append(entries)
+    return parts
+
+
 def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
     """A fingerprint of the cross-page data each document shows."""
     domain = get_domain(env)
@@ -48,6 +74,7 @@ def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
     toctree = env.collect_relations()
     count = essays_config.from_sphinx(app.config).related_count
     relations = domain.relations()
+    citations = _citation_parts(env)
 
     def title(docname: str | None) -> str | None:
         return env.titles[docname].astext() if docname in env.titles else None
@@ -72,6 +99,8 @@ def fingerprints(app: Sphinx, env: BuildEnvironment) -> dict[str, str]:
                 {n: shown[n] for n in sorted(neighbours) if n in shown},
                 glossary if record["terms"] else None,
             ]
+        if docname in citations:
+            parts.append(citations[docname])
         prints[docname] = digest(parts)
     return prints
 
@@ -89,6 +118,9 @@ def site_digest(app: Sphinx, env: BuildEnvironment) -> str:
             sorted(env.found_docs),
             {d: env.titles[d].astext() for d in sorted(env.titles)},
             env.toctree_includes,
+            cited_entries(env),
+            {d: [c["keys"] for c in found] for d, found in domain.citations.items()},
+            sorted(b.docname for b in sources.cite_domain(env).bibliographies),
         ]
     )
 

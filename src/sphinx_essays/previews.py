@@ -1,12 +1,15 @@
-"""Hover and focus previews: a term's definition, a linked essay's summary.
+"""Hover and focus previews: a term's definition, a linked essay's summary,
+a cited source's full reference.
 
-When an HTML page is written, every ``{term}`` link and every link to another
-essay is wrapped in ``<span class="kb-ref kb-ref-N">``, and the page gets a
-hidden ``kb-preview-N`` block with the term's definition (copied from the
-glossary) or the essay's title and summary. ``essays-previews.js`` points each
-link's ``aria-describedby`` at its block, so screen readers announce it, and
-shows it in a tooltip on hover, on keyboard focus and on a first tap on touch
-screens. Everything is in the page: no request, no external script.
+When an HTML page is written, every ``{term}`` link, every link to another
+essay and every ``{cite}`` is wrapped in ``<span class="kb-ref kb-ref-N">``,
+and the page gets a hidden ``kb-preview-N`` block: the term's definition
+(copied from the glossary), the essay's title and summary, or each cited
+source's full reference, kind, "checked on" date and a link to it.
+``essays-previews.js`` points each link's ``aria-describedby`` at its block,
+so screen readers announce it, and shows it in a tooltip on hover, on
+keyboard focus and on a first tap on touch screens. Everything is in the
+page: no request, no external script.
 
 The copied definitions are resolved as part of *this* page, so the links inside
 a preview work wherever the page is (the bug in sphinx-tippy#32).
@@ -21,9 +24,11 @@ from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from sphinx_essays import config as essays_config
+from sphinx_essays import sources
 from sphinx_essays.domain import get_domain
 from sphinx_essays.metadata import is_essay
-from sphinx_essays.relations import link_target, normalise
+from sphinx_essays.relations import is_citation, link_target, normalise
+from sphinx_essays.sources import cited_keys
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -42,27 +47,17 @@ class AddPreviews(SphinxPostTransform):
         root = essays_config.from_sphinx(self.config).root
         definitions = domain.derived("previews", self._definitions)
         previews: dict[tuple[str, str], int] = {}
+        missing: set[tuple[str, str]] = set()
         blocks = nodes.container(classes=["kb-previews"])
         for xref in list(self.document.findall(addnodes.pending_xref)):
-            kind = xref.get("reftype")
-            if kind == "term":
-                key = ("term", normalise(xref["reftarget"]))
-                content = definitions.get(key[1])
-            elif kind == "doc":
-                target = link_target(xref, xref.get("refdoc", docname))
-                record = domain.essays.get(target)
-                key = ("doc", target)
-                content = None
-                if is_essay(target, root) and record and "title" in record:
-                    content = [
-                        self._heading(record["title"]),
-                        nodes.paragraph("", record["summary"]),
-                    ]
-            else:
-                continue
-            if content is None:
+            key = self._key(xref, docname)
+            if key is None or key in missing:
                 continue
             if key not in previews:
+                content = self._content(key, definitions, root)
+                if content is None:
+                    missing.add(key)
+                    continue
                 number = previews[key] = len(previews) + 1
                 block = nodes.container(
                     ids=[f"kb-preview-{number}"], classes=["kb-preview"]
@@ -74,6 +69,37 @@ class AddPreviews(SphinxPostTransform):
             wrapper += xref
         if previews:
             self.document += blocks
+
+    @staticmethod
+    def _key(xref: addnodes.pending_xref, docname: str) -> tuple[str, str] | None:
+        """What *xref* previews: a term, an essay or the sources it cites."""
+        if is_citation(xref):
+            return ("cite", ",".join(cited_keys(xref)))
+        kind = xref.get("reftype")
+        if kind == "term":
+            return ("term", normalise(xref["reftarget"]))
+        if kind == "doc":
+            return ("doc", link_target(xref, xref.get("refdoc", docname)))
+        return None
+
+    def _content(
+        self,
+        key: tuple[str, str],
+        definitions: dict[str, list[nodes.Node]],
+        root: str,
+    ) -> list[nodes.Node] | None:
+        kind, target = key
+        if kind == "term":
+            return definitions.get(target)
+        if kind == "cite":
+            return sources.preview(self.env, target.split(","))
+        record = get_domain(self.env).essays.get(target)
+        if is_essay(target, root) and record and "title" in record:
+            return [
+                self._heading(record["title"]),
+                nodes.paragraph("", record["summary"]),
+            ]
+        return None
 
     def _definitions(self) -> dict[str, list[nodes.Node]]:
         """Each glossary term's heading and definition body, keyed as Sphinx

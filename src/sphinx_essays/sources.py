@@ -71,6 +71,15 @@ KINDS = {
     "report": "Reports and postmortems",
     "article": "Articles and posts",
 }
+#: The same kinds, one source at a time (what a preview says it is).
+KIND_NAMES = {
+    "spec": "Specification",
+    "paper": "Paper",
+    "docs": "Documentation",
+    "book": "Book",
+    "report": "Report",
+    "article": "Article",
+}
 #: The pybtex formatting style and the inline reference style we register.
 STYLE = "essays"
 #: The start of an entry in a ``.bib`` file: ``@type{key,``.
@@ -400,6 +409,27 @@ def formatted(citation: Citation) -> nodes.paragraph:
     return paragraph
 
 
+def preview(env: BuildEnvironment, keys: list[str]) -> list[nodes.Node] | None:
+    """What a citation's hover preview shows: for each source its full
+    reference (with the day it was last checked), its kind and a link to it."""
+    found = {c.key: c for c in cite_domain(env).citations}
+    content: list[nodes.Node] = []
+    for key in keys:
+        citation = found.get(key)
+        if citation is None:
+            continue
+        content.append(formatted(citation))
+        entry = citation.entry
+        facts = nodes.paragraph(classes=["kb-preview-facts"])
+        facts += nodes.Text(KIND_NAMES.get(str(entry.fields.get("kind", "")), "Source"))
+        url = entry_url(entry)
+        if url:
+            facts += nodes.Text(" · ")
+            facts += nodes.reference("", "Open the source", refuri=url)
+        content.append(facts)
+    return content or None
+
+
 class AddReferences(SphinxPostTransform):
     """Append "References" to each essay that cites: the entries it cites,
     in the bibliography's order (by author, year and title)."""
@@ -420,7 +450,26 @@ class AddReferences(SphinxPostTransform):
             for citation in chosen:
                 items += nodes.list_item("", formatted(citation))
             box += items
+            box += self._see_also(header["essay"])
             append_to_essay(header, box)
+
+    @staticmethod
+    def _see_also(docname: str) -> nodes.paragraph:
+        """A pointer to the sources index, where each source lists every
+        essay and sentence that cites it."""
+        paragraph = nodes.paragraph(classes=["essay-references-more"])
+        paragraph += nodes.Text("Every source, with the other essays that cite it: ")
+        paragraph += addnodes.pending_xref(
+            "",
+            nodes.inline("", "Sources by kind"),
+            refdomain="std",
+            reftype="ref",
+            reftarget="essay-sources",
+            refexplicit=True,
+            refdoc=docname,
+        )
+        paragraph += nodes.Text(".")
+        return paragraph
 
 
 class LabelBibliographyEntries(SphinxPostTransform):

@@ -1,6 +1,7 @@
 /* Infrastructure Essays: hover, focus and tap previews of terms and essays.
  *
- * Each link inside <span class="kb-ref kb-ref-N"> has a hidden preview block
+ * Each link inside <span class="kb-ref kb-ref-N"> (a term, an essay, or the
+ * sources of a citation) has a hidden preview block
  * #kb-preview-N in the page. The link is described by it (aria-describedby),
  * and a tooltip shows a copy of it:
  *   - on mouse hover, staying open while the pointer is over the tooltip;
@@ -62,13 +63,7 @@
     hideTimer = window.setTimeout(hide, 250);
   }
 
-  document.querySelectorAll("span.kb-ref").forEach((span) => {
-    const match = /(?:^|\s)kb-ref-(\d+)(?:\s|$)/.exec(span.className);
-    const link = span.querySelector("a");
-    const preview = match && document.getElementById("kb-preview-" + match[1]);
-    if (!link || !preview) {
-      return;
-    }
+  function attach(link, preview) {
     link.setAttribute("aria-describedby", preview.id);
     link.addEventListener("pointerdown", (event) => {
       lastPointer = event.pointerType;
@@ -87,6 +82,17 @@
         show(link, preview);
       }
     });
+  }
+
+  // A citation of several sources has a link per source; each shows the
+  // preview, which lists them all.
+  document.querySelectorAll("span.kb-ref").forEach((span) => {
+    const match = /(?:^|\s)kb-ref-(\d+)(?:\s|$)/.exec(span.className);
+    const preview = match && document.getElementById("kb-preview-" + match[1]);
+    if (!preview) {
+      return;
+    }
+    span.querySelectorAll("a").forEach((link) => attach(link, preview));
   });
 
   tip.addEventListener("mouseenter", () => window.clearTimeout(hideTimer));

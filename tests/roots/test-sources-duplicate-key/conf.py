@@ -7,3 +7,6 @@ html_baseurl = "https://essays.example.org/"
 bibtex_bibfiles = ["references.bib"]
 bibtex_default_style = "essays"
 bibtex_reference_style = "essays"
+# Our previews show the full reference; the library's title tooltips would
+# repeat it.
+bibtex_tooltips = False

@@ -20,6 +20,21 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(ROOT / "tools"))
 import essay_standard
 
+#: Essays whose revision to this standard (issues 14 and 15) has not landed
+#: yet; each revision removes its essay, and the last one this set.
+NOT_YET_REVISED = {
+    "essays/infrastructure/design-me-a-highly-resilient-database",
+    "essays/infrastructure/puppets-and-octopi",
+    "essays/infrastructure/web3-is-just-infrastructure-with-a-hoodie",
+    "essays/observability/distributed-tracing",
+    "essays/observability/metrics-logs-traces-and-events",
+    "essays/observability/prometheus-and-opentelemetry",
+    "essays/security/security-is-infrastructure",
+    "essays/teams/the-best-dog-trainer-in-the-world",
+}
+NOT_YET_REVISED_PATHS = {f"docs/{docname}.md" for docname in NOT_YET_REVISED}
+REVISED = [e for e in ESSAYS if e.docname not in NOT_YET_REVISED]
+
 
 def doctree(site: Site, essay: Essay) -> nodes.document:
     tree = pickle.loads((site.doctrees / f"{essay.docname}.doctree").read_bytes())
@@ -31,7 +46,7 @@ def test_every_archive_essay_is_here() -> None:
     assert sorted(e.title for e in ESSAYS) == sorted(archive_titles())
 
 
-@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
+@pytest.mark.parametrize("essay", REVISED, ids=lambda e: e.docname)
 def test_length(site: Site, essay: Essay) -> None:
     words = essay_standard.prose_words(doctree(site, essay))
     assert essay_standard.MIN_WORDS <= words <= essay_standard.MAX_WORDS, (
@@ -51,16 +66,21 @@ def test_key_takeaways_box(site: Site, essay: Essay) -> None:
     assert len(list(boxes[0].findall(nodes.list_item))) >= 3
 
 
-@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
-def test_further_reading_has_three_sources(site: Site, essay: Essay) -> None:
-    tree = doctree(site, essay)
-    sections = [
-        s for s in tree.findall(nodes.section) if s[0].astext() == "Further reading"
-    ]
-    assert sections, f"{essay.path}: no 'Further reading' section"
-    assert sections[-1] is list(tree.findall(nodes.section))[-1], "must come last"
-    items = list(sections[0].findall(nodes.list_item))
-    assert len(items) >= 3, f"{essay.path}: {len(items)} sources"
+@pytest.mark.parametrize("essay", REVISED, ids=lambda e: e.docname)
+def test_cites_its_sources_inline(site: Site, essay: Essay) -> None:
+    cited = essay_standard.citations(doctree(site, essay))
+    sources = {key for keys in cited for key in keys}
+    assert len(cited) >= essay_standard.MIN_CITATIONS, f"{essay.path}: {len(cited)}"
+    assert len(sources) >= essay_standard.MIN_SOURCES, f"{essay.path}: {sources}"
+
+
+@pytest.mark.parametrize("essay", REVISED, ids=lambda e: e.docname)
+def test_no_reference_list_is_typed_by_hand(site: Site, essay: Essay) -> None:
+    titles = {
+        s[0].astext().casefold() for s in doctree(site, essay).findall(nodes.section)
+    }
+    assert not titles & essay_standard.HAND_TYPED, f"{essay.path}: {titles}"
+    assert "## Further reading" not in essay.source
 
 
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
@@ -87,7 +107,8 @@ def test_links_ten_glossary_terms(site: Site, essay: Essay) -> None:
 
 
 def test_the_lint_check_passes_every_essay_of_the_site(site: Site) -> None:
-    assert essay_standard.check(site.doctrees) == []
+    problems = essay_standard.check(site.doctrees)
+    assert [p for p in problems if p.split(":")[0] not in NOT_YET_REVISED_PATHS] == []
 
 
 def test_the_lint_check_names_the_file_and_what_is_missing(
@@ -107,11 +128,15 @@ def test_the_lint_check_names_the_file_and_what_is_missing(
     path = "docs/essays/observability/sample-essay.md"
     problems = essay_standard.check(doctrees)
     assert problems[0].startswith(f"{path}: ")
-    assert "words of prose; write between 2000 and 4000" in problems[0]
+    assert "rule 1: " in problems[0]
+    assert "words of prose; write between 2500 and 5500" in problems[0]
     assert problems[1:] == [
-        f"{path}: 0 Key takeaways boxes; add exactly one (an admonition with "
-        ":class: key-takeaways)",
-        f"{path}: no 'Further reading' section; end the essay with one",
-        f"{path}: links 0 other essays in its prose; link 3 or more with {{doc}}",
-        f"{path}: links 1 glossary terms; link 10 or more with {{term}}",
+        f"{path}: rule 2: 0 Key takeaways boxes; add exactly one (an admonition "
+        "with :class: key-takeaways)",
+        f"{path}: rule 3: 0 inline citations of 0 sources; cite 20 or more, of 15 "
+        "or more sources, with {cite:p}`key` next to each claim a reader may want "
+        "to check",
+        f"{path}: rule 5: links 0 other essays in its prose; link 3 or more with "
+        "{doc}",
+        f"{path}: rule 6: links 1 glossary terms; link 10 or more with {{term}}",
     ]

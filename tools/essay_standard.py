@@ -4,11 +4,21 @@
 
 DOCTREES is the doctree folder of a build of ``docs/`` (``nox -s lint`` makes
 one with the ``dummy`` builder, which reads everything and writes nothing).
-Each essay must have 2,000 to 4,000 words of prose, one *Key takeaways* box
-with at least three points, *Further reading* as its last section with at
-least three sources, links to at least three other essays inside paragraphs,
-and at least ten distinct glossary terms. Every shortfall is printed as
-``path: what is missing``; the exit status is 1 if there was any.
+Each essay must have:
+
+1. 2,500 to 5,500 words of prose (code, tables, the header and citations
+   not counted);
+2. one *Key takeaways* box with at least three points;
+3. at least 20 inline citations (``{cite:p}`` roles) of at least 15
+   distinct sources;
+4. no hand-typed reference list: no section called *Further reading*,
+   *References*, *Sources* or *Bibliography* (the build appends the essay's
+   references itself);
+5. links to at least three other essays inside paragraphs;
+6. at least ten distinct glossary terms.
+
+Every shortfall is printed as ``path: what is missing``, numbered as above;
+the exit status is 1 if there was any.
 """
 
 from __future__ import annotations
@@ -22,8 +32,11 @@ from sphinx import addnodes
 
 from sphinx_essays.metadata import count_words, is_essay
 
-MIN_WORDS, MAX_WORDS = 2000, 4000
-MIN_TAKEAWAYS, MIN_SOURCES, MIN_ESSAY_LINKS, MIN_TERMS = 3, 3, 3, 10
+MIN_WORDS, MAX_WORDS = 2500, 5500
+MIN_TAKEAWAYS, MIN_ESSAY_LINKS, MIN_TERMS = 3, 3, 10
+MIN_CITATIONS, MIN_SOURCES = 20, 15
+#: Section titles that mean a reference list was typed by hand.
+HAND_TYPED = {"further reading", "references", "sources", "bibliography"}
 
 
 def prose_words(tree: nodes.document) -> int:
@@ -34,10 +47,16 @@ def prose_words(tree: nodes.document) -> int:
     for box in list(tree.findall(nodes.container)):
         if "essay-header" in box["classes"]:
             box.parent.remove(box)
-    for section in list(tree.findall(nodes.section)):
-        if section[0].astext().strip() == "Further reading":
-            section.parent.remove(section)
     return count_words(tree)
+
+
+def citations(tree: nodes.document) -> list[list[str]]:
+    """The keys of each inline citation, in order."""
+    return [
+        [key.strip() for key in str(x["reftarget"]).split(",") if key.strip()]
+        for x in tree.findall(addnodes.pending_xref)
+        if x.get("refdomain") == "cite"
+    ]
 
 
 def shortfalls(tree: nodes.document, essays: set[str], docname: str) -> list[str]:
@@ -46,30 +65,39 @@ def shortfalls(tree: nodes.document, essays: set[str], docname: str) -> list[str
     words = prose_words(tree)
     if not MIN_WORDS <= words <= MAX_WORDS:
         found.append(
-            f"{words} words of prose; write between {MIN_WORDS} and {MAX_WORDS}"
+            f"rule 1: {words} words of prose; write between {MIN_WORDS} and {MAX_WORDS}"
         )
     boxes = [
         n for n in tree.findall(nodes.admonition) if "key-takeaways" in n["classes"]
     ]
     if len(boxes) != 1:
         found.append(
-            f"{len(boxes)} Key takeaways boxes; add exactly one "
+            f"rule 2: {len(boxes)} Key takeaways boxes; add exactly one "
             "(an admonition with :class: key-takeaways)"
         )
     elif len(list(boxes[0].findall(nodes.list_item))) < MIN_TAKEAWAYS:
-        found.append(f"the Key takeaways box needs {MIN_TAKEAWAYS} or more points")
-    sections = list(tree.findall(nodes.section))
-    reading = [s for s in sections if s[0].astext() == "Further reading"]
-    if not reading:
-        found.append("no 'Further reading' section; end the essay with one")
-    else:
-        if reading[-1] is not sections[-1]:
-            found.append("'Further reading' must be the last section")
-        sources = len(list(reading[-1].findall(nodes.list_item)))
-        if sources < MIN_SOURCES:
-            found.append(
-                f"{sources} sources under 'Further reading'; list {MIN_SOURCES} or more"
-            )
+        found.append(
+            f"rule 2: the Key takeaways box needs {MIN_TAKEAWAYS} or more points"
+        )
+    cited = citations(tree)
+    sources = {key for keys in cited for key in keys}
+    if len(cited) < MIN_CITATIONS or len(sources) < MIN_SOURCES:
+        found.append(
+            f"rule 3: {len(cited)} inline citations of {len(sources)} sources; cite "
+            f"{MIN_CITATIONS} or more, of {MIN_SOURCES} or more sources, with "
+            "{cite:p}`key` next to each claim a reader may want to check"
+        )
+    typed = [
+        section[0].astext()
+        for section in tree.findall(nodes.section)
+        if section[0].astext().strip().casefold() in HAND_TYPED
+    ]
+    for title in typed:
+        found.append(
+            f"rule 4: a section called {title!r}; remove it and cite each source "
+            "inline "
+            "(the build appends the essay's references)"
+        )
     linked = {
         x["reftarget"].lstrip("/")
         for x in tree.findall(addnodes.pending_xref)
@@ -77,7 +105,7 @@ def shortfalls(tree: nodes.document, essays: set[str], docname: str) -> list[str
     } & (essays - {docname})
     if len(linked) < MIN_ESSAY_LINKS:
         found.append(
-            f"links {len(linked)} other essays in its prose; link "
+            f"rule 5: links {len(linked)} other essays in its prose; link "
             f"{MIN_ESSAY_LINKS} or more with {{doc}}"
         )
     terms = {
@@ -87,7 +115,8 @@ def shortfalls(tree: nodes.document, essays: set[str], docname: str) -> list[str
     }
     if len(terms) < MIN_TERMS:
         found.append(
-            f"links {len(terms)} glossary terms; link {MIN_TERMS} or more with {{term}}"
+            f"rule 6: links {len(terms)} glossary terms; link {MIN_TERMS} or more "
+            "with {term}"
         )
     return found
 

@@ -34,6 +34,7 @@ from sphinx.util import docname_join, logging
 
 from sphinx_essays import config as essays_config
 from sphinx_essays.domain import EssayDomain, reading_minutes
+from sphinx_essays.relations import is_citation
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -241,13 +242,18 @@ def parse_date(value: object) -> str | None:
 
 
 def count_words(node: nodes.Node) -> int:
-    """Count the words of prose under *node*, skipping code and comments."""
+    """Count the words of prose under *node*, skipping code, comments and
+    citations (before they are resolved, a citation's text is its key)."""
     total = 0
     for text in node.findall(nodes.Text):
         parent = text.parent
         skip = False
         while parent is not None:
-            if isinstance(parent, NON_PROSE) or "graphviz" in type(parent).__name__:
+            if (
+                isinstance(parent, NON_PROSE)
+                or is_citation(parent)
+                or "graphviz" in type(parent).__name__
+            ):
                 skip = True
                 break
             parent = parent.parent

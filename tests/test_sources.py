@@ -13,6 +13,7 @@ from test_every_page import AXE, AXE_OPTIONS
 
 from conftest import file_bytes, serve, sphinx_build
 from sphinx_essays.cite_this import bibtex_text
+from sphinx_essays.sources import author_year, short_label, suffix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -86,8 +87,8 @@ def test_citations_references_and_the_sources_index(app: SphinxTestApp) -> None:
     cited = [" ".join(c.get_text().split()) for c in one.select(".bibtex-citation")]
     assert cited == [
         "(Sigelman et al., 2010)",
-        "(W3C, 2021)",
-        "(Sigelman et al., 2010; W3C, 2021)",
+        "(W3C, Trace Context)",
+        "(Sigelman et al., 2010; W3C, Trace Context)",
     ]
     # Each citation links to the bibliography entry it names.
     first = one.select_one(".bibtex-citation a")
@@ -145,7 +146,7 @@ def test_sources_in_the_book(app: SphinxTestApp) -> None:
     tex = (app.outdir / "testsources.tex").read_text()
     # One bibliography at the back, labelled by author and year.
     assert r"\bibitem[Sigelman et al., 2010]" in tex
-    assert r"\bibitem[W3C, 2021]" in tex
+    assert r"\bibitem[W3C, Trace Context]" in tex
     # Each essay still ends with its own references.
     assert tex.count(r"\subsubsection*{References}") == 2
     # The sources index, with a page reference for each citing sentence.
@@ -335,3 +336,25 @@ def test_incremental_build_after_a_citation_change_equals_a_fresh_one(
     fresh = build(src, tmp_path / "fresh")
     assert incremental.keys() == fresh.keys()
     assert [name for name in fresh if incremental[name] != fresh[name]] == []
+
+
+def test_labels_say_who_and_when_or_which_work_of_an_organisation() -> None:
+    entries = pybtex.database.parse_string(
+        "@misc{a, author = {{OpenTelemetry Authors}}, title = {Tracing API: the "
+        "spec}, year = {2026}}\n"
+        "@misc{b, author = {Ann Lee and Bo Ma and Cy Ng}, title = {T}, year = {2010}}\n"
+        "@misc{c, author = {Ann Lee}, title = {U}, year = {2010}}\n",
+        "bibtex",
+    ).entries
+    assert short_label(entries["a"]) == "OpenTelemetry Authors, Tracing API"
+    assert author_year(entries["a"]) == "OpenTelemetry Authors, 2026"
+    assert short_label(entries["b"]) == "Lee et al., 2010"
+    assert short_label(entries["c"]) == "Lee, 2010"
+    assert [suffix(n) for n in (0, 25, 26, 27, 701, 702)] == [
+        "a",
+        "z",
+        "aa",
+        "ab",
+        "zz",
+        "aaa",
+    ]

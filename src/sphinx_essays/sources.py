@@ -88,30 +88,64 @@ ENTRY_START = re.compile(r"^\s*@\s*(\w+)\s*[{(]\s*([^,\s]+)\s*,", re.MULTILINE)
 NOT_ENTRIES = {"string", "comment", "preamble"}
 
 
-def short_label(entry: Entry) -> str:
-    """``Sigelman et al., 2010``: who and when."""
+def _plain(text: object) -> str:
+    return " ".join(str(text).replace("{", "").replace("}", "").split())
+
+
+def is_organisation(person: Any) -> bool:
+    """Whether a pybtex person is an organisation, written ``{{W3C}}``."""
+    name = str(person)
+    return name.startswith("{") and name.endswith("}") and name.count("{") == 1
+
+
+def short_title(title: object, words: int = 6) -> str:
+    """A title's head: up to its first colon, at most *words* words."""
+    head = _plain(title).split(": ")[0]
+    kept = head.split()
+    return " ".join(kept[:words]) + ("…" if len(kept) > words else "")
+
+
+def author_year(entry: Entry) -> str:
+    """``Sigelman et al., 2010`` or ``W3C, 2021``: who and when."""
     people = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = [
-        (" ".join(p.last_names) or " ".join(p.first_names)).replace("{", "")
-        for p in people
-    ]
-    names = [name.replace("}", "") for name in names]
+    names = [_plain(" ".join(p.last_names) or " ".join(p.first_names)) for p in people]
+    if len(people) == 1 and is_organisation(people[0]):
+        names = [_plain(people[0])]
     who = f"{names[0]} et al." if len(names) > 2 else " and ".join(names)
     return f"{who}, {entry.fields.get('year', '')}"
 
 
+def short_label(entry: Entry) -> str:
+    """Who and when, ``Sigelman et al., 2010``; for a work by an organisation
+    who and what, ``OpenTelemetry Authors, Tracing API``, because one
+    organisation publishes dozens of pages in a year."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    if len(people) == 1 and is_organisation(people[0]):
+        return f"{_plain(people[0])}, {short_title(entry.fields.get('title', ''))}"
+    return author_year(entry)
+
+
+def suffix(number: int) -> str:
+    """``a``, ``b``, ... ``z``, ``aa``, ``ab``, ...: the *number*-th, from 0."""
+    letters = ""
+    number += 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return letters
+
+
 class EssaysLabelStyle(BaseLabelStyle):  # type: ignore[misc]  # pybtex is untyped
-    """Author-year labels, with a, b, ... where one author has several
-    sources in one year: ``OpenTelemetry Authors, 2025a``."""
+    """:func:`short_label`, with a, b, ... where two labels would be equal:
+    ``Fowler, 2014a``."""
 
     def format_labels(self, sorted_entries: Iterable[Entry]) -> Iterator[str]:
-        entries = list(sorted_entries)
-        labels = [short_label(entry) for entry in entries]
+        labels = [short_label(entry) for entry in sorted_entries]
         counts = Counter(labels)
         seen: Counter[str] = Counter()
         for label in labels:
             if counts[label] > 1:
-                yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label]]
+                yield label + suffix(seen[label])
                 seen[label] += 1
             else:
                 yield label
@@ -383,7 +417,7 @@ class SourceIndex(Index):
                     1 if users else 0,
                     citation.bibliography_key.docname,
                     citation.citation_id,
-                    short_label(entry),
+                    author_year(entry),
                     "",
                     "",
                 )

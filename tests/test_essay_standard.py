@@ -26,7 +26,6 @@ NOT_YET_REVISED = {
     "essays/infrastructure/design-me-a-highly-resilient-database",
     "essays/infrastructure/puppets-and-octopi",
     "essays/infrastructure/web3-is-just-infrastructure-with-a-hoodie",
-    "essays/security/security-is-infrastructure",
     "essays/teams/the-best-dog-trainer-in-the-world",
 }
 NOT_YET_REVISED_PATHS = {f"docs/{docname}.md" for docname in NOT_YET_REVISED}

@@ -25,7 +25,6 @@ import essay_standard
 NOT_YET_REVISED = {
     "essays/infrastructure/design-me-a-highly-resilient-database",
     "essays/infrastructure/puppets-and-octopi",
-    "essays/infrastructure/web3-is-just-infrastructure-with-a-hoodie",
     "essays/teams/the-best-dog-trainer-in-the-world",
 }
 NOT_YET_REVISED_PATHS = {f"docs/{docname}.md" for docname in NOT_YET_REVISED}

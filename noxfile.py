@@ -63,6 +63,9 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "tex-gyre": (("/usr/share/texmf/tex/latex/tex-gyre/tgtermes.sty",), "tex-gyre"),
     "chromium": (("chromium",), "chromium"),
+    # What the essays' examples are checked with (tests/examples).
+    "promtool": (("promtool",), "prometheus"),
+    "postgresql": (("/usr/lib/postgresql/*/bin/postgres",), "postgresql"),
     "epubcheck": (("java", EPUBCHECK_JAR), "epubcheck"),
 }
 DIAGRAMS = ("graphviz",)
@@ -78,6 +81,7 @@ PDF = (
     "tex-gyre",
 )
 BROWSER = ("chromium",)
+EXAMPLES = ("promtool", "postgresql")
 EPUB = ("graphviz", "epubcheck")
 EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.
@@ -85,6 +89,8 @@ LATEXMK_ENV = {"XINDYOPTS": "-L english -C utf8 -M sphinx.xdy", "LATEXOPTS": ""}
 
 
 def _present(probe: str) -> bool:
+    if "*" in probe:
+        return any(Path("/").glob(probe.lstrip("/")))
     if probe.startswith("/"):
         return Path(probe).exists()
     return shutil.which(probe) is not None
@@ -364,7 +370,7 @@ def linkcheck(session: nox.Session) -> None:
 @nox.session(reuse_venv=True)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite: roots, the real site, the PDF and a browser."""
-    ensure_system_tools(session, *PDF, *BROWSER, *EPUB)
+    ensure_system_tools(session, *PDF, *BROWSER, *EPUB, *EXAMPLES)
     install_project(session, "tests")
     session.run("pytest", *session.posargs)
 

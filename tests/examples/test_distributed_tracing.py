@@ -1,20 +1,37 @@
 """The examples of "Distributed Tracing: A Practical Guide" do what the prose says.
 
-The Python examples run against the real OpenTelemetry SDK with an in-memory
-exporter; the shell examples are applied as environment variables to a real
-SDK; the two collector configurations are parsed and checked against the
-options the collector documents, and the tail-sampling policies are evaluated
-on synthetic traces with the decision rule the processor documents. The
-storage table is recomputed from the shared worked example.
+What is checked, and against what:
+
+* The Python examples run against the real OpenTelemetry SDK (1.45) with
+  in-memory exporters and fake Kafka clients.
+* The shell examples are applied as environment variables to a real SDK.
+* The unexpected-roots query runs in SQLite over a table of fake spans.
+* The two collector configurations are *not* run by a collector: no
+  collector binary can be installed here. Their keys are checked at every
+  level against option lists copied from the collector's own sources (the
+  tail sampling processor's ``config.schema.yaml`` and README at the commits
+  named below), and the tail-sampling policies are evaluated on synthetic
+  traces with the processor's documented voting rule and its real
+  probabilistic hash (FNV-1a, from ``internal/sampling/probabilistic.go``).
+  The option lists are a copy: if the collector changes, they must be
+  updated by hand.
+* The decision-wait and memory arithmetic of the prose is recomputed from
+  the configuration, and the storage table from the shared worked example.
+* The measurements behind the cost section (bytes per span, and the cost
+  of a dropped span against a recorded one) are repeated.
 """
 
 from __future__ import annotations
 
+import gzip
 import pickle
 import random
 import re
 import shlex
+import sqlite3
+import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -22,10 +39,26 @@ import yaml
 from docutils import nodes
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace._sampling_experimental import (
+    composable_parent_threshold,
+    composable_traceid_ratio_based,
+    composite_sampler,
+)
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import (
+    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -80,22 +113,38 @@ def random_trace_id(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
 
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
+    assert match, duration
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
 # -- propagation through Kafka headers -----------------------------------------
 
 
 @dataclass
 class FakeRecord:
     topic: str
-    key: bytes
+    value: bytes | None
+    key: bytes | None
     headers: list[tuple[str, bytes]]
 
 
 @dataclass
 class FakeProducer:
+    """kafka-python's ``send(topic, value=None, key=None, headers=None)``."""
+
     sent: list[FakeRecord] = field(default_factory=list)
 
-    def send(self, topic: str, key: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self.sent.append(FakeRecord(topic, key, headers))
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.sent.append(FakeRecord(topic, value, key, headers or []))
 
 
 def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
@@ -104,16 +153,23 @@ def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
     ns, exporter = run_example(site, "distributed-tracing-kafka")
     producer = FakeProducer()
 
-    ns["publish"](producer, "order-42")
+    ns["publish"](producer, "order-42", b'{"order": "order-42"}')
     [record] = producer.sent
-    names = [k for k, _ in record.headers]
-    assert "traceparent" in names
+    assert record.value is not None, "a record without a value is a tombstone"
     assert all(isinstance(v, bytes) for _, v in record.headers)
 
-    ns["handle"](record)
+    # The consumer runs inside an ambient span, as in a poll loop: it must
+    # still start a new trace.
+    with ns["tracer"].start_as_current_span("poll"):
+        ns["handle"](record)
     spans = {s.name: s for s in exporter.get_finished_spans()}
-    sent, processed = spans["publish order.placed"], spans["process order.placed"]
+    sent, processed = spans["send order.placed"], spans["process order.placed"]
     assert sent.kind is SpanKind.PRODUCER and processed.kind is SpanKind.CONSUMER
+    for span, operation in ((sent, "send"), (processed, "process")):
+        assert span.attributes["messaging.system"] == "kafka"
+        assert span.attributes["messaging.destination.name"] == "order.placed"
+        assert span.attributes["messaging.operation.type"] == operation
+        assert span.attributes["messaging.operation.name"] == operation
 
     version, trace_id, parent_id, flags = (
         dict(record.headers)["traceparent"].decode().split("-")
@@ -126,12 +182,37 @@ def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
     assert int(flags, 16) & 0x01, "the sampled bit"
     # As the essay says, the Python SDK also sets Level 2's random-ID bit.
     assert flags == "03"
-    # The consumer starts its own trace (a new root) and links to the producer.
+    # A new root despite the ambient span, with a link to the producer.
     assert processed.parent is None
-    assert processed.context.trace_id != sent.context.trace_id
+    assert processed.context.trace_id not in (
+        sent.context.trace_id,
+        spans["poll"].context.trace_id,
+    )
     [link] = processed.links
     assert link.context.trace_id == sent.context.trace_id
     assert link.context.span_id == sent.context.span_id
+
+
+def test_without_an_empty_context_the_consumer_joins_the_ambient_trace() -> None:
+    """Why the example passes ``context=Context()``: the old version did not."""
+    tracer, exporter = recording_tracer()
+    producer_span = SpanContext(
+        trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(0x01),
+    )
+    with tracer.start_as_current_span("poll"):
+        with tracer.start_as_current_span(
+            "process order.placed", kind=SpanKind.CONSUMER, links=[Link(producer_span)]
+        ):
+            pass
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["process order.placed"].parent is not None
+    assert (
+        spans["process order.placed"].context.trace_id
+        == spans["poll"].context.trace_id
+    )
 
 
 # -- manual span: declined cards are not errors ----------------------------------
@@ -185,25 +266,104 @@ def test_without_the_two_flags_a_declined_card_would_be_an_error() -> None:
 
 # -- environment configuration ----------------------------------------------------
 
+EXCEPTION_LINE = "ValueError: card token rejected by issuer"
 
-def test_auto_instrumentation_environment_limits_attribute_length(
+
+def deep_failure(frames: int = 80) -> ValueError:
+    """An exception raised *frames* distinct functions deep, as in a real app."""
+    source = f"def f0():\n    raise ValueError({EXCEPTION_LINE.split(': ')[1]!r})\n"
+    for i in range(1, frames + 1):
+        source += f"def f{i}():\n    return f{i - 1}() + {i}\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "/srv/shop/checkout/payments/handlers.py", "exec"), namespace)
+    try:
+        namespace[f"f{frames}"]()
+    except ValueError as exc:
+        return exc
+    raise AssertionError("no exception")
+
+
+def traced_failure(provider: TracerProvider) -> Any:
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("INSERT orders") as span:
+        span.set_attribute("db.query.text", "x" * 200_000)
+        span.record_exception(deep_failure())
+    [finished] = exporter.get_finished_spans()
+    return finished
+
+
+def test_auto_instrumentation_limits_span_attributes_but_keeps_stack_traces(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = exports(site, "distributed-tracing-auto-instrumentation")
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")  # OTLP/gRPC port
+    assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" not in env
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("t").start_as_current_span("INSERT orders") as span:
-        span.set_attribute("db.query.text", "x" * 200_000)
-    [finished] = exporter.get_finished_spans()
+    finished = traced_failure(TracerProvider())
     assert finished.resource.attributes["service.name"] == env["OTEL_SERVICE_NAME"]
-    limit = int(env["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"])
+    limit = int(env["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"])
     assert len(finished.attributes["db.query.text"]) == limit == 4096
+    [event] = finished.events
+    stack = event.attributes["exception.stacktrace"]
+    assert len(stack) > limit, "the example stack trace is longer than the limit"
+    assert stack.rstrip().endswith(EXCEPTION_LINE), "the end of the trace survives"
+
+
+def test_the_general_length_limit_cuts_the_end_off_a_stack_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why the example avoids ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``."""
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4096")
+    [event] = traced_failure(TracerProvider()).events
+    stack = event.attributes["exception.stacktrace"]
+    assert len(stack) == 4096
+    assert EXCEPTION_LINE not in stack, "the SDK kept the start, not the end"
+    assert event.attributes["exception.message"] == EXCEPTION_LINE.split(": ")[1]
+
+
+class SlowExporter(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        time.sleep(0.05)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_auto_instrumentation_makes_the_sdk_count_its_queue_drops(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    provider = TracerProvider()
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            SlowExporter(), max_queue_size=16, max_export_batch_size=8,
+            meter_provider=meters,
+        )
+    )
+    tracer = provider.get_tracer("t")
+    for _ in range(200):
+        with tracer.start_as_current_span("burst"):
+            pass
+    dropped = 0
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != "otel.sdk.processor.span.processed":
+                    continue
+                for point in metric.data.data_points:
+                    if point.attributes.get("error.type") == "queue_full":
+                        dropped += point.value
+    provider.shutdown()
+    assert dropped > 100
 
 
 def test_head_sampling_environment_keeps_five_percent_of_roots_and_follows_parents(
@@ -261,6 +421,30 @@ def test_adjusted_counts_match_the_specification_table(site: Site) -> None:
     assert adjusted("") is None
 
 
+def test_adjusted_count_reads_what_the_python_experimental_sampler_writes(
+    site: Site,
+) -> None:
+    ns: dict[str, Any] = {}
+    exec(named_block(site, DOC, "distributed-tracing-adjusted-count"), ns)
+    sampler = composite_sampler(
+        composable_parent_threshold(composable_traceid_ratio_based(0.01))
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for _ in range(5_000):
+        with tracer.start_as_current_span("root"):
+            pass
+    kept = exporter.get_finished_spans()
+    assert kept, "a 1% sampler keeps some of 5,000 roots"
+    header = kept[0].context.trace_state.to_header()
+    assert header == "ot=th:fd70a3d70a3d71"  # the value the prose quotes
+    assert ns["adjusted_count"](header) == pytest.approx(100, rel=1e-9)
+    for span in kept:
+        assert ns["keep"](f"{span.context.trace_id:032x}", ns["threshold"](header))
+
+
 def test_consistent_decisions_nest_and_keep_the_configured_share(site: Site) -> None:
     ns: dict[str, Any] = {}
     exec(named_block(site, DOC, "distributed-tracing-adjusted-count"), ns)
@@ -277,16 +461,37 @@ def test_consistent_decisions_nest_and_keep_the_configured_share(site: Site) -> 
 
 # -- tail sampling tier ---------------------------------------------------------------
 
-#: Options the tail sampling processor documents (its README and config.go).
-TAIL_SAMPLING_OPTIONS = {
-    "policies",
-    "decision_wait",
-    "num_traces",
-    "expected_new_traces_per_sec",
-    "decision_cache",
-    "sample_on_first_match",
-    "drop_pending_traces_on_shutdown",
+#: Options of the tail sampling processor, copied from its config.schema.yaml
+#: (opentelemetry-collector-contrib commit 048c7a08), by schema definition.
+TAIL_SAMPLING_SCHEMA: dict[str, set[str]] = {
+    "config": {
+        "block_on_overflow",
+        "decision_cache",
+        "decision_wait",
+        "decision_wait_after_root_received",
+        "drop_pending_traces_on_shutdown",
+        "expected_new_traces_per_sec",
+        "maximum_trace_size_bytes",
+        "num_traces",
+        "policies",
+        "sample_on_first_match",
+        "sampling_strategy",
+    },
+    "decision_cache": {"sampled_cache_size", "non_sampled_cache_size"},
+    "drop": {"drop_sub_policy"},
+    "latency": {"threshold_ms", "upper_threshold_ms"},
+    "probabilistic": {"hash_salt", "sampling_percentage"},
+    "status_code": {"status_codes"},
+    "string_attribute": {
+        "key",
+        "values",
+        "enabled_regex_matching",
+        "cache_max_size",
+        "invert_match",
+    },
 }
+#: Policy types the processor's README lists; sub-policies of ``drop`` use the
+#: schema's ``and_sub_policy_cfg``, which excludes the combining types.
 POLICY_TYPES = {
     "always_sample",
     "latency",
@@ -305,6 +510,42 @@ POLICY_TYPES = {
     "drop",
     "composite",
 }
+SUB_POLICY_TYPES = POLICY_TYPES - {"and", "drop", "composite", "trace_flags"}
+#: The memory limiter's options (its README).
+MEMORY_LIMITER_OPTIONS = {
+    "check_interval",
+    "limit_mib",
+    "spike_limit_mib",
+    "limit_percentage",
+    "spike_limit_percentage",
+}
+#: The SDK's default OTEL_BSP_SCHEDULE_DELAY, and the gateway timeout of the prose.
+BSP_DELAY_S = 5.0
+GATEWAY_TIMEOUT_S = 30.0
+
+
+def policy_problems(policy: dict[str, Any], allowed_types: set[str]) -> list[str]:
+    """Keys or types in *policy* that the processor's schema does not define."""
+    kind = policy.get("type")
+    problems = []
+    if kind not in allowed_types:
+        return [f"{policy.get('name')}: type {kind!r} not allowed here"]
+    extra = set(policy) - {"name", "type", kind}
+    if extra:
+        problems.append(f"{policy['name']}: keys {sorted(extra)} do not belong")
+    options = policy.get(kind, {})
+    if kind in TAIL_SAMPLING_SCHEMA:
+        unknown = set(options) - TAIL_SAMPLING_SCHEMA[kind]
+        if unknown:
+            problems.append(f"{policy['name']}: unknown {kind} options {sorted(unknown)}")
+    if kind == "drop":
+        for sub in options["drop_sub_policy"]:
+            problems += policy_problems(sub, SUB_POLICY_TYPES)
+    if kind == "status_code":
+        bad = set(options["status_codes"]) - {"OK", "ERROR", "UNSET"}
+        if bad:
+            problems.append(f"{policy['name']}: status codes {sorted(bad)}")
+    return problems
 
 
 @dataclass
@@ -315,16 +556,37 @@ class FakeTrace:
     duration_ms: int
 
 
+def fnv1a_64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def probabilistic_vote(options: dict[str, Any], trace_id: str) -> bool:
+    """The tail sampler's probabilistic policy (probabilistic.go, no feature gate)."""
+    salt = options.get("hash_salt") or "default-hash-seed"
+    ratio = Fraction(options["sampling_percentage"] / 100)
+    limit = int(Fraction(2**64 - 1) * ratio)
+    return fnv1a_64(salt.encode() + bytes.fromhex(trace_id)) <= limit
+
+
+def test_the_probabilistic_hash_is_fnv1a() -> None:
+    # Published FNV-1a 64-bit test vectors.
+    assert fnv1a_64(b"") == 0xCBF29CE484222325
+    assert fnv1a_64(b"a") == 0xAF63DC4C8601EC8C
+    assert fnv1a_64(b"foobar") == 0x85944171F73967E8
+
+
 def evaluate(policy: dict[str, Any], t: FakeTrace) -> bool:
     """Whether *policy* matches *t*, for the policy types the example uses."""
     kind = policy["type"]
     if kind == "status_code":
         return t.status in policy["status_code"]["status_codes"]
     if kind == "latency":
-        return t.duration_ms >= policy["latency"]["threshold_ms"]
+        return t.duration_ms > policy["latency"]["threshold_ms"]
     if kind == "probabilistic":
-        share = policy["probabilistic"]["sampling_percentage"] / 100
-        return int(t.trace_id[-8:], 16) < share * 2**32
+        return probabilistic_vote(policy["probabilistic"], t.trace_id)
     if kind == "string_attribute":
         spec = policy["string_attribute"]
         assert spec["key"] == "url.path"
@@ -344,14 +606,47 @@ def sampled(policies: list[dict[str, Any]], t: FakeTrace) -> bool:
     return any(evaluate(p, t) for p in policies if p["type"] != "drop")
 
 
-def test_tail_sampling_config_uses_documented_options_and_wires_its_pipeline(
+def tail_sampling(site: Site) -> dict[str, Any]:
+    return config(site, "distributed-tracing-tail-sampling")["processors"]["tail_sampling"]
+
+
+def test_tail_sampling_config_uses_only_options_the_processor_defines(
     site: Site,
 ) -> None:
     cfg = config(site, "distributed-tracing-tail-sampling")
     ts = cfg["processors"]["tail_sampling"]
-    assert set(ts) <= TAIL_SAMPLING_OPTIONS
-    assert {p["type"] for p in ts["policies"]} <= POLICY_TYPES
+    assert set(ts) <= TAIL_SAMPLING_SCHEMA["config"]
+    assert set(ts["decision_cache"]) <= TAIL_SAMPLING_SCHEMA["decision_cache"]
+    for key in ("decision_wait", "decision_wait_after_root_received"):
+        seconds(ts[key])  # a duration the collector parses
+    problems = [p for policy in ts["policies"] for p in policy_problems(policy, POLICY_TYPES)]
+    assert not problems, problems
+    assert set(cfg["processors"]["memory_limiter"]) <= MEMORY_LIMITER_OPTIONS
 
+
+def test_the_checker_rejects_a_misplaced_option() -> None:
+    bad = {
+        "name": "drop",
+        "type": "drop",
+        "drop": {
+            "drop_sub_policy": [
+                {
+                    "name": "x",
+                    "type": "string_attribute",
+                    "string_attribute": {"key": "k", "values": ["v"], "regex": True},
+                }
+            ]
+        },
+    }
+    assert policy_problems(bad, POLICY_TYPES)
+    nested = {"name": "d", "type": "drop", "drop": {"drop_sub_policy": [bad]}}
+    assert policy_problems(nested, POLICY_TYPES), "drop cannot nest a drop"
+
+
+def test_tail_sampling_pipeline_is_wired_and_batches_in_the_exporter(
+    site: Site,
+) -> None:
+    cfg = config(site, "distributed-tracing-tail-sampling")
     pipeline = cfg["service"]["pipelines"]["traces"]
     assert pipeline["processors"] == ["memory_limiter", "tail_sampling"]
     for kind in ("receivers", "processors", "exporters"):
@@ -361,27 +656,70 @@ def test_tail_sampling_config_uses_documented_options_and_wires_its_pipeline(
     assert "batch" in cfg["exporters"]["otlp_grpc"]["sending_queue"]
 
 
-def test_tail_sampling_buffer_outlives_the_decision_wait(site: Site) -> None:
-    ts = config(site, "distributed-tracing-tail-sampling")["processors"][
-        "tail_sampling"
-    ]
-    wait_s = int(ts["decision_wait"].removesuffix("s"))
-    held_s = ts["num_traces"] / ts["expected_new_traces_per_sec"]
-    assert (wait_s, held_s) == (10, 25.0)  # the numbers the prose gives
-    assert held_s >= 2 * wait_s
-    # The decision caches should remember more trace IDs than the buffer holds.
+def decision_time(ts: dict[str, Any], first_arrival: float, root_arrival: float) -> float:
+    """When the processor decides, per its README and pull request 44878."""
+    deadline = first_arrival + seconds(ts["decision_wait"])
+    after_root = seconds(ts.get("decision_wait_after_root_received", "0s"))
+    if after_root and root_arrival <= deadline:
+        return min(deadline, root_arrival + after_root)
+    return deadline
+
+
+def every_span_arrives_before_the_decision(ts: dict[str, Any]) -> bool:
+    """A 30 s gateway timeout: a leaf, a late child elsewhere, and the root.
+
+    Each span reaches the collector up to one BSP schedule delay after it
+    ends; the check tries every combination of those delays.
+    """
+    ends = {"leaf": 0.3, "late child": GATEWAY_TIMEOUT_S - 0.1, "root": GATEWAY_TIMEOUT_S}
+    delays = [0.0, 1.0, 2.5, 4.0, BSP_DELAY_S]
+    for d_leaf in delays:
+        for d_child in delays:
+            for d_root in delays:
+                arrivals = {
+                    "leaf": ends["leaf"] + d_leaf,
+                    "late child": ends["late child"] + d_child,
+                    "root": ends["root"] + d_root,
+                }
+                decided = decision_time(ts, min(arrivals.values()), arrivals["root"])
+                if any(arrival > decided for arrival in arrivals.values()):
+                    return False
+    return True
+
+
+def test_the_decision_waits_for_a_timeout_trace_to_arrive_whole(site: Site) -> None:
+    ts = tail_sampling(site)
+    assert seconds(ts["decision_wait"]) == 40  # the number the prose gives
+    assert seconds(ts["decision_wait_after_root_received"]) == 6
+    assert every_span_arrives_before_the_decision(ts)
+    # The old configuration decided a timeout trace before its root arrived,
+    # and so did one without the root-based grace but with a short wait.
+    assert not every_span_arrives_before_the_decision({"decision_wait": "10s"})
+    too_short_grace = {**ts, "decision_wait_after_root_received": "2s"}
+    assert not every_span_arrives_before_the_decision(too_short_grace)
+
+
+def test_tail_sampling_buffer_and_memory_follow_the_prose(site: Site) -> None:
+    ts = tail_sampling(site)
+    samplers = 3  # the tier in the diagram
+    per_instance_in_restart = 2_000 / (samplers - 1)
+    assert ts["expected_new_traces_per_sec"] == per_instance_in_restart == 1_000
+    wait = seconds(ts["decision_wait"])
+    assert per_instance_in_restart * wait == 40_000 <= ts["num_traces"] == 50_000
+    # Decision caches an order of magnitude above the buffer, as the schema advises.
     for size in ts["decision_cache"].values():
-        assert size > ts["num_traces"]
-    # The shared worked example: 25 spans of about 400 bytes per trace.
-    assert ts["num_traces"] * 25 * 400 == 500_000_000
+        assert size >= 10 * ts["num_traces"]
+    # Spans are held until the decision: ~11 s with prompt roots, 40 s without.
+    spans, span_bytes = 25, 400
+    prompt = BSP_DELAY_S + seconds(ts["decision_wait_after_root_received"])
+    assert per_instance_in_restart * prompt * spans * span_bytes == 110_000_000
+    assert per_instance_in_restart * wait * spans * span_bytes == 400_000_000
 
 
 def test_tail_sampling_policies_keep_errors_and_slow_traces_but_no_health_checks(
     site: Site,
 ) -> None:
-    policies = config(site, "distributed-tracing-tail-sampling")["processors"][
-        "tail_sampling"
-    ]["policies"]
+    policies = tail_sampling(site)["policies"]
     rng = random.Random(7)
 
     def fake(path: str, status: str, duration_ms: int) -> FakeTrace:
@@ -395,7 +733,21 @@ def test_tail_sampling_policies_keep_errors_and_slow_traces_but_no_health_checks
 
     ordinary = [fake("/api/checkout", "UNSET", 120) for _ in range(20_000)]
     share = sum(sampled(policies, t) for t in ordinary) / len(ordinary)
-    assert 0.043 < share < 0.057
+    assert 0.046 < share < 0.054
+
+
+def test_independently_sampled_linked_halves_are_rarely_kept_together(
+    site: Site,
+) -> None:
+    policies = tail_sampling(site)["policies"]
+    rng = random.Random(11)
+    pairs = 40_000
+    both = 0
+    for _ in range(pairs):
+        producer = FakeTrace(random_trace_id(rng), "/api/checkout", "UNSET", 120)
+        consumer = FakeTrace(random_trace_id(rng), "order.placed", "UNSET", 40)
+        both += sampled(policies, producer) and sampled(policies, consumer)
+    assert 0.0017 < both / pairs < 0.0033  # about 0.25%, as the prose says
 
 
 def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
@@ -404,6 +756,7 @@ def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
     lb = config(site, "distributed-tracing-load-balancing")
     tier2 = config(site, "distributed-tracing-tail-sampling")
     exporter = lb["exporters"]["load_balancing"]
+    assert set(exporter) <= {"routing_key", "protocol", "resolver"}
     assert exporter["routing_key"] == "traceID"
     # The exporter fills in each backend's endpoint itself; setting one is wrong.
     assert "endpoint" not in exporter["protocol"]["otlp"]
@@ -415,6 +768,34 @@ def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
     assert tier2["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
     assert lb["service"]["pipelines"]["traces"]["exporters"] == ["load_balancing"]
     assert "processors" not in lb["service"]["pipelines"]["traces"]
+
+
+# -- unexpected root spans -------------------------------------------------------------
+
+
+def test_unexpected_roots_query_finds_the_split_and_nothing_else(site: Site) -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE spans (trace_id TEXT, span_id TEXT, parent_span_id TEXT,"
+        " service_name TEXT, kind TEXT, start_time INTEGER)"
+    )
+    rows = [
+        # A healthy trace: gateway root, checkout and payment below it.
+        ("t1", "a", None, "edge-gateway", "SERVER", 100),
+        ("t1", "b", "a", "checkout", "SERVER", 101),
+        ("t1", "c", "b", "payment", "SERVER", 102),
+        # A split: payment's server span started a trace of its own.
+        ("t2", "d", None, "edge-gateway", "SERVER", 110),
+        ("t2", "e", "d", "checkout", "SERVER", 111),
+        ("t3", "f", None, "payment", "SERVER", 112),
+        # An expected root: a consumer that links to its producer.
+        ("t4", "g", None, "email-worker", "CONSUMER", 113),
+        # An old split, outside the window.
+        ("t5", "h", None, "cart", "SERVER", 5),
+    ]
+    db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?)", rows)
+    query = named_block(site, DOC, "distributed-tracing-unexpected-roots")
+    assert db.execute(query, {"since": 50}).fetchall() == [("payment", 1)]
 
 
 # -- the storage table ----------------------------------------------------------------
@@ -439,8 +820,14 @@ def number(text: str) -> float:
 def test_storage_table_follows_from_the_shared_worked_example(site: Site) -> None:
     rps, spans_per_request, bytes_per_span = 2_000, 25, 400
     full = rps * spans_per_request
-    rates = {"Keep everything": 1.0, "Head sampling at 5%": 0.05}
-    rates["Tail: 5% baseline, 0.5% errors, 1% slow"] = 0.05 + 0.005 + 0.01
+    rates = {
+        "Keep everything": 1.0,
+        "Head sampling at 5%": 0.05,
+        "Tail: 5% baseline, plus errors (0.5% of traffic) and slow (1% of traffic)": (
+            0.05 + 0.005 + 0.01
+        ),
+        "Tail, inside a composite budget of 2,000 spans/s": 2_000 / full,
+    }
     rows = {row[0]: row[1:] for row in table_rows(site, "Policy")}
     assert set(rows) == set(rates)
     for policy, rate in rates.items():
@@ -450,3 +837,98 @@ def test_storage_table_follows_from_the_shared_worked_example(site: Site) -> Non
         unit = 1e12 if "TB" in per_day else 1e9
         assert number(per_day) * unit == pytest.approx(day_bytes, rel=0.01)
         assert number(fortnight) * 1e12 == pytest.approx(14 * day_bytes, rel=0.01)
+
+
+# -- the measurements of the cost section -------------------------------------------
+
+
+def realistic_spans(seed: int = 0) -> list[Any]:
+    """256 HTTP server spans, each with a database client span below it."""
+    rng = random.Random(seed)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create(
+            {
+                "service.name": "checkout",
+                "service.version": "2.14.1",
+                "deployment.environment.name": "prod",
+                "k8s.pod.name": "checkout-7d9f8c6b5-x2x9z",
+                "k8s.namespace.name": "shop",
+            }
+        )
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("shop.checkout", "2.14.1")
+    routes = ["/api/orders", "/api/cart/{id}", "/api/checkout"]
+    for _ in range(256):
+        server = {
+            "http.request.method": "POST",
+            "http.route": rng.choice(routes),
+            "http.response.status_code": 200,
+            "url.path": "/api/orders",
+            "url.scheme": "https",
+            "server.address": "checkout.shop.svc",
+            "server.port": 8080,
+            "client.address": f"10.1.{rng.randint(0, 255)}.{rng.randint(0, 255)}",
+            "user_agent.original": "okhttp/4.12.0",
+            "network.protocol.version": "1.1",
+        }
+        database = {
+            "db.system.name": "postgresql",
+            "db.namespace": "shop",
+            "db.collection.name": "orders",
+            "db.operation.name": "INSERT",
+            "db.query.text": "INSERT INTO orders (id, customer_id, total_cents,"
+            " created_at) VALUES ($1, $2, $3, now())",
+            "server.address": "pg-primary.shop.svc",
+            "server.port": 5432,
+        }
+        with tracer.start_as_current_span(
+            "POST /api/orders", kind=SpanKind.SERVER, attributes=server
+        ):
+            with tracer.start_as_current_span(
+                "INSERT orders", kind=SpanKind.CLIENT, attributes=database
+            ):
+                pass
+    return list(exporter.get_finished_spans())
+
+
+def test_a_span_is_about_400_bytes_in_a_batch_and_750_alone() -> None:
+    spans = realistic_spans()
+    assert len(spans) == 512
+    batch = encode_spans(spans).SerializeToString()
+    assert 360 < len(batch) / len(spans) < 420
+    assert 700 < len(encode_spans(spans[:1]).SerializeToString()) < 800
+    assert len(batch) / len(gzip.compress(batch)) > 8, "synthetic spans compress well"
+
+
+class Discard(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def microseconds_per_span(sampler: Any, spans: int = 4_000) -> float:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    tracer = provider.get_tracer("bench")
+    start = time.perf_counter()
+    for _ in range(spans):
+        with tracer.start_as_current_span("op") as span:
+            span.set_attribute("a", 1)
+            span.set_attribute("b", "x")
+            span.set_attribute("c", 2.0)
+    elapsed = time.perf_counter() - start
+    provider.shutdown()
+    return elapsed / spans * 1e6
+
+
+def test_a_dropped_span_costs_a_fraction_of_a_recorded_one() -> None:
+    recorded, dropped = [], []
+    for _ in range(4):  # interleaved, and the fastest run of each counts
+        recorded.append(microseconds_per_span(ALWAYS_ON))
+        dropped.append(microseconds_per_span(ALWAYS_OFF))
+    assert min(dropped) < 0.6 * min(recorded)
+    assert min(recorded) < 200, "a recorded span costs tens of microseconds"

@@ -2,10 +2,17 @@
 
 Each test reads a code block as the built site shows it (``named_block``) and
 checks it offline: the cardinality arithmetic and the OpenTelemetry overflow
-demonstration are run, the exemplar is parsed with the Prometheus client's
-OpenMetrics parser, the scrape configuration is checked against the per-target
-sample arithmetic, and the log record, exemplar and change event are checked to
-join on the identifiers the essay says they share.
+demonstration are run; the scrape configuration's target relabelling is
+replayed against discovered Kubernetes targets, its limits are checked against
+the per-target sample arithmetic, and promtool validates it; promtool checks
+and replays the overflow alert and the top-series query; the exemplar is parsed
+with the Prometheus client's OpenMetrics parser; and the log record, exemplar
+and change event are checked to tell one consistent story.
+
+promtool comes from Debian's ``prometheus`` package (2.42 on bookworm), which
+predates ``scrape_native_histograms`` and ``native_histogram_bucket_limit`` and
+is built without Kubernetes service discovery. The configuration test therefore
+asserts those parts structurally and has promtool validate everything else.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ import contextlib
 import io
 import json
 import re
+import shutil
+import subprocess
 from datetime import datetime
+from math import prod
 from pathlib import Path
 
 import pytest
@@ -64,29 +74,115 @@ def _fullmatch(regex: str, value: str) -> bool:
     return re.fullmatch(regex, value) is not None
 
 
-def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> None:
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    return found
+
+
+def _promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), *args], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+
+
+def relabel(rules: list[dict], labels: dict[str, str]) -> dict[str, str] | None:
+    """Prometheus target relabelling for the actions the essay uses.
+
+    Returns the target's labels after relabelling, or None if it was dropped.
+    """
+    labels = dict(labels)
+    for rule in rules:
+        action = rule.get("action", "replace")
+        value = rule.get("separator", ";").join(
+            labels.get(name, "") for name in rule.get("source_labels", [])
+        )
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if action == "keep" and not match:
+            return None
+        if action == "drop" and match:
+            return None
+        if action == "replace" and match:
+            replacement = rule.get("replacement", "$1")
+            result = re.sub(r"\$(\d+)", lambda m: match.group(int(m.group(1))), replacement)
+            labels[rule["target_label"]] = result
+        if action == "labeldrop":
+            labels = {k: v for k, v in labels.items() if not _fullmatch(rule["regex"], k)}
+        assert action in {"keep", "drop", "replace", "labeldrop"}, action
+    return labels
+
+
+def discovered(namespace: str, app: str, pod: str, port_name: str, port: int) -> dict:
+    """What the pod role discovers: one target per declared container port."""
+    return {
+        "__address__": f"10.0.0.1:{port}",
+        "__meta_kubernetes_namespace": namespace,
+        "__meta_kubernetes_pod_name": pod,
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": app,
+        "__meta_kubernetes_pod_container_port_name": port_name,
+    }
+
+
+DISCOVERED = [
+    discovered("shop", "checkout", "checkout-7d9f-abcde", "metrics", 9464),
+    discovered("shop", "checkout", "checkout-7d9f-abcde", "http", 8080),
+    discovered("shop", "checkout", "checkout-7d9f-abcde", "http-envoy-prom", 15090),
+    discovered("shop", "checkout", "checkout-7d9f-fghij", "metrics", 9464),
+    discovered("shop", "cart", "cart-5c6b-klmno", "metrics", 9464),
+    discovered("payments", "checkout", "checkout-1a2b-pqrst", "metrics", 9464),
+]
+
+
+def _scrape_job(site: Site) -> dict:
     config = yaml.safe_load(block(site, "scrape-limits"))
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "checkout"
-    assert job["scrape_native_histograms"] is True
+    return job
 
-    # One target is one pod: method x status x route label combinations.
-    per_target = 5 * 8 * 40
+
+def test_scrape_job_keeps_one_target_per_checkout_pod(site: Site) -> None:
+    job = _scrape_job(site)
+    (sd,) = job["kubernetes_sd_configs"]
+    assert sd["role"] == "pod"
+    # Without a namespace list the pod role sees every namespace.
+    names = sd.get("namespaces", {}).get("names")
+    visible = [
+        t for t in DISCOVERED if names is None or t["__meta_kubernetes_namespace"] in names
+    ]
+    kept = [relabel(job["relabel_configs"], t) for t in visible]
+    kept = [t for t in kept if t is not None]
+    assert [(t["namespace"], t["pod"]) for t in kept] == [
+        ("shop", "checkout-7d9f-abcde"),
+        ("shop", "checkout-7d9f-fghij"),
+    ]
+    assert all(t["__address__"].endswith(":9464") for t in kept), "the metrics port"
+    text = page_text(site)
+    assert "one target for each declared container port" in text
+    assert "each checkout pod's metrics port is one target" in text
+
+
+def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> None:
+    job = _scrape_job(site)
+    assert job["scrape_native_histograms"] is True
+    # sample_limit counts a native histogram as one sample, so its size
+    # needs a limit of its own.
+    assert job["native_histogram_bucket_limit"] == 160
+
+    _, names = run(block(site, "cardinality"))
+    per_target = prod(v for k, v in names["labels"].items() if k != "pod")
     native_samples = per_target * 1  # a native histogram is one sample
-    classic_samples = per_target * 14  # 12 buckets, _sum and _count
+    classic_samples = per_target * (11 + 1 + 2)  # buckets, +Inf, _sum, _count
     limit = job["sample_limit"]
     assert native_samples == 1_600 and classic_samples == 22_400
     assert native_samples * 2 <= limit < classic_samples
+    # Scraping both versions during a migration breaks the same limit.
+    assert native_samples + classic_samples == 24_000 > limit
     assert job["label_limit"] > 0 and job["label_value_length_limit"] > 0
-
-    (pod,) = job["relabel_configs"]
-    assert pod["source_labels"] == ["__meta_kubernetes_pod_name"]
-    assert pod["target_label"] == "pod"
 
     drop, labeldrop = job["metric_relabel_configs"]
     assert drop["action"] == "drop" and drop["source_labels"] == ["__name__"]
     assert _fullmatch(drop["regex"], "debug_cache_entries")
-    assert not _fullmatch(drop["regex"], "http_server_request_duration_seconds")
+    assert not _fullmatch(drop["regex"], "http_request_duration_seconds")
     assert labeldrop["action"] == "labeldrop"
     for label in ("user_id", "session_id", "request_id"):
         assert _fullmatch(labeldrop["regex"], label), label
@@ -94,6 +190,38 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
         assert not _fullmatch(labeldrop["regex"], label), label
     text = page_text(site)
     assert "1,600 samples per scrape" in text and "22,400 samples" in text
+    assert "1,600 + 22,400 = 24,000 samples" in text
+
+
+# Keys that the scrape job may use although Debian's promtool 2.42 predates
+# them; test_scrape_limits_admit_native_but_not_classic_histograms asserts them.
+NEWER_THAN_PROMTOOL = {"scrape_native_histograms", "native_histogram_bucket_limit"}
+
+
+def _for_old_promtool(job: dict) -> dict:
+    job = {k: v for k, v in job.items() if k not in NEWER_THAN_PROMTOOL}
+    # Debian's build has no Kubernetes discovery: stand in a static target.
+    assert job.pop("kubernetes_sd_configs")
+    job["static_configs"] = [{"targets": ["checkout:9464"]}]
+    return {"scrape_configs": [job]}
+
+
+def test_promtool_accepts_the_scrape_config(site: Site, tmp_path: Path) -> None:
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(_for_old_promtool(_scrape_job(site))), encoding="utf-8"
+    )
+    result = _promtool(tmp_path, "check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_would_reject_a_broken_scrape_config(site: Site, tmp_path: Path) -> None:
+    job = _scrape_job(site)
+    job["relabel_configs"][0]["action"] = "kepp"
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(_for_old_promtool(job)), encoding="utf-8"
+    )
+    result = _promtool(tmp_path, "check", "config", "prometheus.yml")
+    assert result.returncode != 0
 
 
 def test_overflow_keeps_the_total_and_hides_the_failures(site: Site) -> None:
@@ -109,6 +237,92 @@ def test_overflow_keeps_the_total_and_hides_the_failures(site: Site) -> None:
     assert "Twelve requests failed and the error query returns zero" in page_text(site)
 
 
+OVERFLOW_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'checkout_requests_total{job="checkout",http_route="/cart"}'
+        values: '0+10x20'
+      - series: 'checkout_requests_total{job="checkout",otel_metric_overflow="true"}'
+        values: '_x5 1+12x15'
+      - series: 'checkout_request_duration_seconds_count{job="checkout",otel_metric_overflow="true"}'
+        values: '_x5 1+12x15'
+      - series: 'cart_requests_total{job="cart",http_route="/"}'
+        values: '0+10x20'
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: OTelMetricOverflow
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: OTelMetricOverflow
+        exp_alerts:
+          - exp_labels: {severity: ticket, job: checkout, metric: checkout_requests_total}
+            exp_annotations:
+              summary: "checkout_requests_total in checkout hit the SDK cardinality limit"
+          - exp_labels: {severity: ticket, job: checkout, metric: checkout_request_duration_seconds_count}
+            exp_annotations:
+              summary: "checkout_request_duration_seconds_count in checkout hit the SDK cardinality limit"
+"""
+
+
+def test_overflow_alert_is_valid_and_names_each_metric(site: Site, tmp_path: Path) -> None:
+    rules = yaml.safe_load(block(site, "overflow-alert"))
+    (group,) = rules["groups"]
+    (rule,) = group["rules"]
+    assert 'otel_metric_overflow="true"' in rule["expr"]
+    (tmp_path / "rules.yml").write_text(block(site, "overflow-alert"), encoding="utf-8")
+    checked = _promtool(tmp_path, "check", "rules", "rules.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / "tests.yml").write_text(OVERFLOW_TESTS, encoding="utf-8")
+    replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+
+
+def test_overflow_alert_replay_can_fail(site: Site, tmp_path: Path) -> None:
+    """Expecting no alert once two metrics overflow is rejected."""
+    (tmp_path / "rules.yml").write_text(block(site, "overflow-alert"), encoding="utf-8")
+    head, _ = OVERFLOW_TESTS.split("      - eval_time: 10m")
+    wrong = head + "      - eval_time: 10m\n        alertname: OTelMetricOverflow\n        exp_alerts: []\n"
+    (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+
+
+def test_top_series_query_ranks_metrics_by_series(site: Site, tmp_path: Path) -> None:
+    query = block(site, "top-series").strip()
+    rules = {"groups": [{"name": "top", "rules": [{"record": "top_series", "expr": query}]}]}
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    checked = _promtool(tmp_path, "check", "rules", "rules.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # As a recording rule it would fail at evaluation (every result gets the
+    # same name); the essay runs it ad hoc, so replay it against no rules.
+    (tmp_path / "rules.yml").write_text("groups: []\n", encoding="utf-8")
+    series = [f"wide_metric{{pod=\"p{i}\"}}" for i in range(3)] + ['narrow_metric{pod="p0"}']
+    inputs = "\n".join(f"      - series: '{s}'\n        values: '1x5'" for s in series)
+    (tmp_path / "tests.yml").write_text(
+        f"""
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+{inputs}
+    promql_expr_test:
+      - expr: {json.dumps(query)}
+        eval_time: 2m
+        exp_samples:
+          - labels: 'wide_metric'
+            value: 3
+          - labels: 'narrow_metric'
+            value: 1
+""",
+        encoding="utf-8",
+    )
+    replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+
+
 def _exemplar_sample(site: Site):
     from prometheus_client.openmetrics import parser
 
@@ -119,39 +333,69 @@ def _exemplar_sample(site: Site):
     assert counts == sorted(counts), "buckets are cumulative"
     with_exemplar = [s for s in buckets if s.exemplar is not None]
     assert len(with_exemplar) == 1
-    return buckets, with_exemplar[0]
+    return family, buckets, with_exemplar[0]
 
 
 def test_exemplar_is_valid_openmetrics(site: Site) -> None:
-    buckets, sample = _exemplar_sample(site)
-    exemplar = sample.exemplar
+    family, buckets, sample = _exemplar_sample(site)
     bounds = [float(s.labels["le"]) for s in buckets]
+    # The Go client's default buckets, as the prose says.
+    assert bounds == [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")]
+    exemplar = sample.exemplar
     upper = float(sample.labels["le"])
     lower = max(b for b in bounds if b < upper)
     assert lower < exemplar.value <= upper, "the value falls inside its bucket"
     label_chars = sum(len(k) + len(v) for k, v in exemplar.labels.items())
     assert label_chars == 40 <= 128
     assert label_chars + len("span_id") + 16 == 63
+    # _sum must be reachable from the bucket counts: between every
+    # observation at its bucket's lower bound and at its upper bound.
+    (total,) = [s.value for s in family.samples if s.name.endswith("_sum")]
+    (count,) = [s.value for s in family.samples if s.name.endswith("_count")]
+    assert count == buckets[-1].value
+    counts = [s.value for s in buckets]
+    per_bucket = [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
+    assert per_bucket[-1] == 0, "nothing above 10 s, so +Inf adds no bound"
+    lower_edges = [0.0, *bounds[:-2]]
+    low = sum(n * e for n, e in zip(per_bucket, lower_edges))
+    high = sum(n * e for n, e in zip(per_bucket, bounds[:-1]))
+    assert low <= total <= high
 
 
-def test_exemplar_storage_memory(site: Site) -> None:
-    config = yaml.safe_load(block(site, "exemplar-storage"))
-    size = config["storage"]["exemplars"]["max_exemplars"]
+def test_exemplar_storage_is_valid_and_sized_as_the_prose_says(
+    site: Site, tmp_path: Path
+) -> None:
+    text = block(site, "exemplar-storage")
+    (tmp_path / "prometheus.yml").write_text(text, encoding="utf-8")
+    result = _promtool(tmp_path, "check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    size = yaml.safe_load(text)["storage"]["exemplars"]["max_exemplars"]
     bytes_per_exemplar = 100  # the feature flag documentation's estimate
-    assert size * bytes_per_exemplar == 50_000_000
-    assert 100_000 * bytes_per_exemplar == 10_000_000  # the default
+    assert f"about {size * bytes_per_exemplar // 1_000_000} MB" in page_text(site)
 
 
-def test_log_record_carries_the_trace_context(site: Site) -> None:
+def test_log_record_belongs_to_the_exemplars_request(site: Site) -> None:
     record = json.loads(block(site, "log-record"))
     assert re.fullmatch(r"[0-9a-f]{32}", record["trace_id"])
     assert record["trace_id"] != "0" * 32
     assert re.fullmatch(r"[0-9a-f]{16}", record["span_id"])
     assert record["trace_flags"] == "01"
-    _, sample = _exemplar_sample(site)
-    assert sample.exemplar.labels["trace_id"] == record["trace_id"]
-    logged = datetime.fromisoformat(record["timestamp"])
-    assert logged.timestamp() == pytest.approx(float(sample.exemplar.timestamp))
+    _, _, sample = _exemplar_sample(site)
+    exemplar = sample.exemplar
+    assert exemplar.labels["trace_id"] == record["trace_id"]
+    # The exemplar is stamped when the request finished, after
+    # exemplar.value seconds; the log line must fall inside that request,
+    # after the timed-out attempt it reports.
+    finished = float(exemplar.timestamp)
+    started = finished - exemplar.value
+    logged = datetime.fromisoformat(record["timestamp"]).timestamp()
+    assert started + record["timeout_ms"] / 1000 <= logged <= finished
+    assert logged == pytest.approx(finished - 0.8)
+    assert record["severity_text"] == "WARN", "the retry succeeded"
+    # Over the tracing essay's 1.5 s slow threshold, so tail sampling keeps it.
+    assert exemplar.value > 1.5
+    text = page_text(site)
+    assert "1.87" in text and "every trace over 1.5 seconds" in text
 
 
 def test_change_event_joins_the_log_record(site: Site) -> None:
@@ -165,4 +409,4 @@ def test_change_event_joins_the_log_record(site: Site) -> None:
         change["time"]
     )
     assert 11 * 60 <= gap.total_seconds() < 12 * 60
-    assert "eleven minutes before this error" in page_text(site)
+    assert "eleven minutes before this timeout" in page_text(site)

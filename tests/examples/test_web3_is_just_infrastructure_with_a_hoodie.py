@@ -18,6 +18,7 @@ exactly what a reader sees.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -206,11 +207,19 @@ def test_siwe_message_is_valid_and_verifies(site: Site) -> None:
 
 
 def test_envelope_block_shows_both_readings(site: Site) -> None:
+    """The block prints its own messages, so the check does not depend on the
+    wording of eth-account's exception; it does depend on both decoders
+    really refusing the bytes."""
     _, printed = run(block(site, "envelope"))
     assert printed.splitlines() == [
         "not an RLP transaction",
-        "typed transaction has unknown type: 25",
+        "transaction type 25 is not assigned",
     ]
+    signed_data = b"\x19Ethereum Signed Message:\n5hello"
+    with pytest.raises((TypeError, ValueError)):
+        TypedTransaction.from_bytes(HexBytes(signed_data))
+    with pytest.raises(rlp.DecodingError):
+        rlp.decode(signed_data)
 
 
 def test_assigned_types_do_decode_as_transactions() -> None:
@@ -287,8 +296,11 @@ def test_sha3_trap_value_in_the_prose_is_what_hashlib_gives(site: Site) -> None:
 def test_eth_call_request_encodes_balance_of_the_test_account(site: Site) -> None:
     request = json.loads(block(site, "eth-call"))
     assert request["method"] == "eth_call"
-    call, tag = request["params"]
-    assert tag == "finalized"  # one of the block tags of the execution-apis spec
+    call, block_parameter = request["params"]
+    # EIP-1898: the block is named by hash and must still be canonical.
+    assert set(block_parameter) == {"blockHash", "requireCanonical"}
+    assert re.fullmatch(r"0x[0-9a-f]{64}", block_parameter["blockHash"])
+    assert block_parameter["requireCanonical"] is True
     expected = function_signature_to_4byte_selector("balanceOf(address)") + encode(
         ["address"], [TEST_ADDRESS]
     )
@@ -296,9 +308,19 @@ def test_eth_call_request_encodes_balance_of_the_test_account(site: Site) -> Non
     assert is_checksum_address(call["to"])
 
 
+def test_the_token_and_the_release_gate_are_different_contracts(site: Site) -> None:
+    token = json.loads(block(site, "eth-call"))["params"][0]["to"]
+    gate = json.loads(block(site, "eip712"))["domain"]["verifyingContract"]
+    assert token.lower() != gate.lower()
+
+
 def test_eip1967_slots_in_the_prose_are_keccak_minus_one(site: Site) -> None:
     text = page_text(site)
-    for label in ("eip1967.proxy.implementation", "eip1967.proxy.admin"):
+    for label in (
+        "eip1967.proxy.implementation",
+        "eip1967.proxy.admin",
+        "eip1967.proxy.beacon",
+    ):
         slot = (int.from_bytes(keccak(text=label), "big") - 1).to_bytes(32, "big")
         assert "0x" + slot.hex() in text, label
 
@@ -307,8 +329,9 @@ def test_eip1967_slots_in_the_prose_are_keccak_minus_one(site: Site) -> None:
 
 
 def geth_accepts(old: Any, new: Any, bump: int) -> bool:
-    """Geth's replacement rule (core/txpool/legacypool/list.go, list.Add):
-    both caps strictly higher, and each at least old * (100 + bump) / 100."""
+    """Geth's replacement rule for the legacy pool (core/txpool/legacypool/
+    list.go, list.Add): both caps strictly higher, and each at least
+    old * (100 + bump) / 100."""
     old_cap, old_tip = old.max_fee_per_gas, old.max_priority_fee_per_gas
     new_cap, new_tip = new.max_fee_per_gas, new.max_priority_fee_per_gas
     if old_cap >= new_cap or old_tip >= new_tip:
@@ -318,6 +341,23 @@ def geth_accepts(old: Any, new: Any, bump: int) -> bool:
     return new_cap >= threshold_cap and new_tip >= threshold_tip
 
 
+def geth_blob_accepts(old: Any, new: Any, bump: int = 100) -> bool:
+    """Geth's blob-pool rule (core/txpool/blobpool/blobpool.go, the
+    ErrReplaceUnderpriced checks): fee cap, tip and blob fee cap each strictly
+    higher, and each at least old * (100 + bump) / 100."""
+    if new.max_fee_per_blob_gas is None:
+        return False  # a blob transaction always carries a blob fee cap
+    pairs = [
+        (old.max_fee_per_gas, new.max_fee_per_gas),
+        (old.max_priority_fee_per_gas, new.max_priority_fee_per_gas),
+        (old.max_fee_per_blob_gas, new.max_fee_per_blob_gas),
+    ]
+    for before, after in pairs:
+        if after <= before:
+            return False
+    return all(after >= before * (100 + bump) // 100 for before, after in pairs)
+
+
 @pytest.fixture
 def bump(site: Site) -> dict[str, Any]:
     namespace, printed = run(block(site, "bump"))
@@ -325,33 +365,60 @@ def bump(site: Site) -> dict[str, Any]:
     return namespace
 
 
+PRICES = [
+    (0, 0),
+    (1, 0),
+    (9, 1),
+    (10, 10),
+    (11, 9),
+    (30 * 10**9, 10**9),
+    (2**200 + 7, 2**100 + 3),
+]
+
+
 def test_min_replacement_is_exactly_the_geth_floor(bump: dict[str, Any]) -> None:
     fees, floor = bump["Fees"], bump["min_replacement"]
     assert bump["PRICE_BUMP"] == 10 and bump["BLOB_PRICE_BUMP"] == 100
-    for percent in (bump["PRICE_BUMP"], bump["BLOB_PRICE_BUMP"]):
-        for cap, tip in [
-            (0, 0),
-            (1, 0),
-            (9, 1),
-            (10, 10),
-            (11, 9),
-            (30 * 10**9, 10**9),
-            (2**200 + 7, 2**100 + 3),
-        ]:
-            old = fees(cap, tip)
-            least = floor(old, percent)
-            assert geth_accepts(old, least, percent), (old, least)
-            # One wei less on either price is refused: it really is the floor.
-            assert not geth_accepts(
-                old,
-                fees(least.max_fee_per_gas - 1, least.max_priority_fee_per_gas),
-                percent,
+    for cap, tip in PRICES:
+        old = fees(cap, tip)
+        least = floor(old)
+        assert least.max_fee_per_blob_gas is None
+        assert geth_accepts(old, least, 10), (old, least)
+        # One wei less on either price is refused: it really is the floor.
+        assert not geth_accepts(
+            old, fees(least.max_fee_per_gas - 1, least.max_priority_fee_per_gas), 10
+        )
+        assert not geth_accepts(
+            old, fees(least.max_fee_per_gas, least.max_priority_fee_per_gas - 1), 10
+        )
+
+
+def test_a_blob_replacement_raises_all_three_prices(bump: dict[str, Any]) -> None:
+    """The blob pool checks the blob fee cap too; a two-price floor (the
+    essay's first version) produced replacements Geth refuses."""
+    fees, floor = bump["Fees"], bump["min_replacement"]
+    for cap, tip in PRICES:
+        for blob_cap in (0, 1, 7, 5 * 10**9):
+            old = fees(cap, tip, blob_cap)
+            least = floor(old)
+            assert geth_blob_accepts(old, least), (old, least)
+            for field in (
+                "max_fee_per_gas",
+                "max_priority_fee_per_gas",
+                "max_fee_per_blob_gas",
+            ):
+                cheaper = dataclasses.replace(
+                    least, **{field: getattr(least, field) - 1}
+                )
+                assert not geth_blob_accepts(old, cheaper), field
+            # The legacy 10% floor is not enough for a blob transaction.
+            ten_percent = fees(
+                old.max_fee_per_gas * 110 // 100 + 1,
+                old.max_priority_fee_per_gas * 110 // 100 + 1,
+                old.max_fee_per_blob_gas * 110 // 100 + 1,
             )
-            assert not geth_accepts(
-                old,
-                fees(least.max_fee_per_gas, least.max_priority_fee_per_gas - 1),
-                percent,
-            )
+            if blob_cap > 1 and tip > 1 and cap > 1:
+                assert not geth_blob_accepts(old, ten_percent)
 
 
 def test_resubmission_follows_the_market_but_never_drops_below_the_floor(
@@ -360,8 +427,12 @@ def test_resubmission_follows_the_market_but_never_drops_below_the_floor(
     fees, resubmit = bump["Fees"], bump["resubmission"]
     stuck = fees(30_000_000_000, 1_000_000_000)
     assert bump["printed"].splitlines() == [
-        "Fees(max_fee_per_gas=33000000000, max_priority_fee_per_gas=1100000000)",
-        "Fees(max_fee_per_gas=82000000000, max_priority_fee_per_gas=2000000000)",
+        "Fees(max_fee_per_gas=33000000000, max_priority_fee_per_gas=1100000000,"
+        " max_fee_per_blob_gas=None)",
+        "Fees(max_fee_per_gas=82000000000, max_priority_fee_per_gas=2000000000,"
+        " max_fee_per_blob_gas=None)",
+        "Fees(max_fee_per_gas=60000000000, max_priority_fee_per_gas=2000000000,"
+        " max_fee_per_blob_gas=10000000000)",
     ]
     # Market fell: the floor wins. Market rose: the market wins.
     cheap = resubmit(stuck, base_fee=1_000_000_000, tip=100_000_000)
@@ -371,6 +442,12 @@ def test_resubmission_follows_the_market_but_never_drops_below_the_floor(
         assert new.max_fee_per_gas >= new.max_priority_fee_per_gas
     assert cheap == bump["min_replacement"](stuck)
     assert dear.max_fee_per_gas == 82_000_000_000
+    # The same for a blob transaction, with the blob fee following its market.
+    blob = fees(30_000_000_000, 1_000_000_000, 5_000_000_000)
+    for blob_base_fee in (1, 20_000_000_000):
+        new = resubmit(blob, 1_000_000_000, 100_000_000, blob_base_fee)
+        assert geth_blob_accepts(blob, new)
+    assert resubmit(blob, 1, 1, 20_000_000_000).max_fee_per_blob_gas == 40_000_000_000
 
 
 def test_a_replacement_is_a_second_signed_transaction_with_the_same_nonce(
@@ -402,12 +479,15 @@ def test_a_replacement_is_a_second_signed_transaction_with_the_same_nonce(
     assert Account.recover_transaction(second) == TEST_ADDRESS
 
 
+# -- The indexer ------------------------------------------------------------------
+
+
 def log(
     tx: str, block_hash: str, number: int, index: int = 0, removed: bool = False
 ) -> dict:
     """A log notification shaped like Geth's eth_subscribe("logs") results."""
     entry = {
-        "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "address": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
         "blockHash": block_hash,
         "blockNumber": hex(number),
         "logIndex": hex(index),
@@ -420,39 +500,131 @@ def log(
     return entry
 
 
-def test_indexer_survives_a_reorg_and_credits_once(site: Site) -> None:
-    namespace, _ = run(block(site, "indexer"))
-    indexer = namespace["DepositIndexer"]()
+def chain(**blocks: str) -> Any:
+    """canonical_hash(n) for a chain given as b100="0x...", b101="0x..."."""
+    hashes = {int(name[1:]): value for name, value in blocks.items()}
+    return lambda n: hashes[n]
 
+
+@pytest.fixture
+def indexer(site: Site) -> Any:
+    namespace, _ = run(block(site, "indexer"))
+    return namespace["DepositIndexer"]()
+
+
+def test_indexer_survives_a_reorg_and_credits_once(indexer: Any) -> None:
+    canonical = chain(b100="0xb100new", b101="0xc101")
     indexer.apply(log("0xaa", "0xb100", 100))  # seen at the head
     indexer.apply(log("0xdead", "0xb100", 100, index=1))  # ... with a neighbour
-    assert indexer.settle(finalized_block=99) == []  # not final yet
+    assert indexer.settle(99, canonical) == []  # not final yet
 
     # Reorg: block 0xb100 leaves the chain; 0xaa reappears one block later,
-    # 0xdead never comes back.
+    # 0xdead never comes back. This time the retractions do arrive.
     indexer.apply(log("0xaa", "0xb100", 100, removed=True))
     indexer.apply(log("0xdead", "0xb100", 100, index=1, removed=True))
     indexer.apply(log("0xaa", "0xc101", 101))
-    assert indexer.settle(finalized_block=100) == []  # 0xaa is now in 101
-    assert indexer.settle(finalized_block=101) == ["0xaa"]
+    assert indexer.settle(100, canonical) == []  # 0xaa is now in 101
+    assert indexer.settle(101, canonical) == [("0xaa", 0)]
 
-    # Duplicates after a reconnect backfill change nothing, and nothing is
-    # credited twice.
-    indexer.apply(log("0xaa", "0xc101", 101))
-    assert indexer.settle(finalized_block=150) == []
-    assert indexer.credited == {"0xaa"}
+    # Duplicates after a reconnect change nothing, and nothing is credited twice.
+    indexer.backfill(100, 101, [log("0xaa", "0xc101", 101)])
+    assert indexer.settle(150, canonical) == []
+    assert indexer.credited == {("0xaa", 0)}
 
 
-def test_an_append_only_indexer_would_have_credited_the_orphan(site: Site) -> None:
-    """The test above can fail: ignore `removed` and the orphaned deposit
-    is credited."""
-    namespace, _ = run(block(site, "indexer"))
-    naive = namespace["DepositIndexer"]()
-    naive.apply(log("0xdead", "0xb100", 100))
-    stripped = log("0xdead", "0xb100", 100, removed=True)
-    del stripped["removed"]
-    naive.apply(stripped)
-    assert naive.settle(finalized_block=200) == ["0xdead"]
+def test_a_missed_retraction_does_not_credit_the_orphan(indexer: Any) -> None:
+    """The review's case: the orphan's removed:true was lost with the
+    connection, the backfill brings in the canonical log, and settle must
+    credit only the canonical one. The essay's first version credited both."""
+    canonical = chain(b100="0xgoodblock")
+    indexer.apply(log("0xdead", "0xorphan", 100))
+    # ... the connection drops here; no retraction ever arrives.
+    indexer.backfill(100, 100, [log("0xgood", "0xgoodblock", 100)])
+    assert indexer.settle(100, canonical) == [("0xgood", 0)]
+    assert ("0xdead", 0) not in indexer.credited
+
+
+def test_the_hash_check_alone_rejects_an_orphan_without_a_backfill(
+    indexer: Any,
+) -> None:
+    canonical = chain(b100="0xgoodblock")
+    indexer.apply(log("0xdead", "0xorphan", 100))
+    assert indexer.settle(100, canonical) == []
+    assert indexer.credited == set()
+    assert indexer.rows == {}  # settled rows leave the table
+
+
+def test_backfill_replaces_the_range_instead_of_merging(indexer: Any) -> None:
+    indexer.apply(log("0xstale", "0xorphan", 100))
+    indexer.apply(log("0xkeep", "0xb099", 99))
+    indexer.backfill(100, 120, [])  # the node now has nothing in 100..120
+    assert [row["transactionHash"] for row in indexer.rows.values()] == ["0xkeep"]
+
+
+def test_a_batch_deposit_credits_every_log(indexer: Any) -> None:
+    """One transaction can emit several Deposit events (batchers, routers);
+    credits are keyed per log, not per transaction."""
+    canonical = chain(b100="0xb100")
+    indexer.apply(log("0xbatch", "0xb100", 100, index=3))
+    indexer.apply(log("0xbatch", "0xb100", 100, index=4))
+    assert indexer.settle(100, canonical) == [("0xbatch", 3), ("0xbatch", 4)]
+
+
+def test_an_indexer_that_ignores_the_chain_would_credit_the_orphan(
+    indexer: Any,
+) -> None:
+    """The hash check is what the tests above rely on: with a canonical_hash
+    that agrees with every row (that is, no check), the orphan is credited."""
+    indexer.apply(log("0xdead", "0xorphan", 100))
+    assert indexer.settle(100, lambda n: "0xorphan") == [("0xdead", 0)]
+
+
+# -- Finality stalls ----------------------------------------------------------------
+
+
+def checkpoints(finalized_epoch: int) -> dict:
+    """A reply shaped like the beacon API's getStateFinalityCheckpoints:
+    uint64 values are decimal strings."""
+    root = "0x" + "ab" * 32
+
+    def checkpoint(epoch: int) -> dict:
+        return {"epoch": str(epoch), "root": root}
+
+    return {
+        "execution_optimistic": False,
+        "finalized": False,
+        "data": {
+            "previous_justified": checkpoint(finalized_epoch),
+            "current_justified": checkpoint(finalized_epoch + 1),
+            "finalized": checkpoint(finalized_epoch),
+        },
+    }
+
+
+def spec_is_in_inactivity_leak(current_epoch: int, finalized_epoch: int) -> bool:
+    """consensus-specs phase 0: get_finality_delay(state) =
+    get_previous_epoch(state) - finalized_checkpoint.epoch, and the leak is
+    on while it exceeds MIN_EPOCHS_TO_INACTIVITY_PENALTY (4)."""
+    return (current_epoch - 1) - finalized_epoch > 4
+
+
+def test_finality_status_follows_the_spec(site: Site) -> None:
+    namespace, _ = run(block(site, "finality"))
+    status = namespace["finality_status"]
+    assert namespace["SLOTS_PER_EPOCH"] == 32
+    assert namespace["MIN_EPOCHS_TO_INACTIVITY_PENALTY"] == 4
+    current = 300_000
+    head_slot = current * 32 + 17
+    assert status(head_slot, checkpoints(current - 2)) == "ok"  # healthy
+    assert status(head_slot, checkpoints(current - 3)) == "ok"  # one late epoch
+    assert status(head_slot, checkpoints(current - 4)).startswith("warn")
+    for behind in range(2, 40):
+        result = status(head_slot, checkpoints(current - behind))
+        leaking = spec_is_in_inactivity_leak(current, current - behind)
+        assert result.startswith("page") == leaking, behind
+        assert str(behind) in result or result == "ok"
+    # 12 May 2023: nine epochs without finality is a page, not a warning.
+    assert status(head_slot, checkpoints(current - 2 - 9)).startswith("page")
 
 
 def test_authorized_keys_line_uses_options_sshd_understands(site: Site) -> None:

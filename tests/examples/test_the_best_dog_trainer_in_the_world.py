@@ -1,13 +1,14 @@
 """The examples of "The Best Dog Trainer in the World" do what the essay says.
 
-* The XmR block computes the natural process limits the prose quotes, finds
-  the one signal (week 13), and tells a week effect from a person effect.
-* The funnel experiment, simulated here, shows what the prose claims of
-  Deming's four rules: rule 2 doubles the variance, rules 3 and 4 drift.
-* The paging rules are valid Prometheus rules, and ``promtool test rules``
-  replays synthetic traffic through them: a busy node with no errors pages
-  through the cause-based rule only; a 2% error rate pages through the
-  burn-rate rule only; 1% errors, or a ten-minute spike, page through neither.
+* The XmR block computes the limits the prose quotes and finds the one
+  signal (week 14, plus the moving-range signal in week 15).
+* A person effect on an interleaved rotation hides from the whole-team chart
+  and shows on the per-person chart, whoever carries it; the tests measure
+  how large an effect four weeks a person can show.
+* The funnel block shows what the prose claims of Deming's four rules, over
+  many seeds rather than one lucky one.
+* The paging rules carry the SRE Workbook's three burn-rate tiers, and
+  ``promtool test rules`` replays synthetic traffic through them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import math
 import random
+import re
 import shutil
 import subprocess
-from statistics import pvariance
+from statistics import fmean, pvariance
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,153 +35,296 @@ if TYPE_CHECKING:
     from conftest import Site
 
 DOC = "essays/teams/the-best-dog-trainer-in-the-world"
+XMR = "the-best-dog-trainer-in-the-world-xmr"
+FUNNEL = "the-best-dog-trainer-in-the-world-funnel"
+RULES = "the-best-dog-trainer-in-the-world-paging-rules"
 
 
-# -- The XmR chart -----------------------------------------------------------
-
-
-def xmr_namespace(site: Site) -> dict[str, Any]:
-    """The XmR block's functions and data, run as an imported module."""
-    namespace: dict[str, Any] = {"__name__": "xmr_example"}
-    exec(
-        compile(
-            named_block(site, DOC, "the-best-dog-trainer-in-the-world-xmr"),
-            "xmr",
-            "exec",
-        ),
-        namespace,
-    )
+def run_block(site: Site, name: str, module: str = "example") -> dict[str, Any]:
+    """A code block's functions and data, run as an imported module."""
+    namespace: dict[str, Any] = {"__name__": module}
+    exec(compile(named_block(site, DOC, name), name, "exec"), namespace)
     return namespace
 
 
+def with_effect(ns: dict[str, Any], who: str, extra: float) -> list[float]:
+    """The block's page counts with *extra* pages in every week *who* is on call."""
+    rota = ns["ROTA"]
+    return [
+        p + extra if rota[w % len(rota)] == who else p
+        for w, p in enumerate(ns["PAGES"])
+    ]
+
+
+# -- The whole-team XmR chart ------------------------------------------------
+
+
 def test_xmr_limits_are_the_ones_the_prose_quotes(site: Site) -> None:
-    ns = xmr_namespace(site)
-    limits = ns["xmr_limits"](ns["PAGES"][:12])
-    assert round(limits["centre"], 1) == 40.6
-    assert round(limits["upper"] - limits["centre"], 1) == round(2.66 * 6.09, 1)
-    assert round(limits["lower"], 1) == 24.4
-    assert round(limits["upper"], 1) == 56.8
-    assert round(limits["upper_range"], 1) == 19.9
-    # Twelve baseline weeks between 35 and 47 are one process: no signal.
+    ns = run_block(site, XMR)
     baseline = ns["PAGES"][:12]
-    assert (min(baseline), max(baseline)) == (35, 47)
+    limits = ns["xmr_limits"](baseline)
+    moving = [abs(b - a) for a, b in itertools.pairwise(baseline)]
+    assert round(fmean(moving), 1) == 6.2
+    assert round(limits["centre"], 1) == 40.8
+    assert (round(limits["lower"], 1), round(limits["upper"], 1)) == (24.3, 57.2)
+    assert round(limits["sigma"], 1) == 5.5
+    assert (min(baseline), max(baseline)) == (35, 46)
+    # Twelve baseline weeks are one process under all four detection rules.
     assert ns["signals"](baseline, limits) == []
 
 
-def test_the_only_signal_follows_the_week_not_the_person(site: Site) -> None:
-    ns = xmr_namespace(site)
+def test_the_only_signal_is_week_14_and_follows_the_week(site: Site) -> None:
+    ns = run_block(site, XMR)
     pages, rota = ns["PAGES"], ns["ROTA"]
     limits = ns["xmr_limits"](pages[:12])
-    assert ns["signals"](pages, limits) == [13]
+    assert ns["signals"](pages, limits) == [
+        (14, "outside the limits"),
+        (15, "moving range"),
+    ]
     assert pages[13] == 63
-    assert rota[13 % len(rota)] == "ben"
+    assert rota[13 % 4] == "ben"
     bens_other_weeks = [
-        p for week, p in enumerate(pages) if rota[week % 4] == "ben" and week != 13
+        p for w, p in enumerate(pages) if rota[w % 4] == "ben" and w != 13
     ]
-    assert bens_other_weeks == [44, 39, 40]
-    assert all(limits["lower"] <= p <= limits["upper"] for p in bens_other_weeks)
-    # Week 13's neighbours in the moving-range chart jump too (22 and 24,
-    # above the upper range limit of 19.9): one spike, not a shifted level.
-    moving = [abs(b - a) for a, b in itertools.pairwise(pages)]
-    assert [w + 1 for w, r in enumerate(moving) if r > limits["upper_range"]] == [
-        13,
-        14,
-    ]
+    assert bens_other_weeks == [39, 39, 45]
 
 
-def test_a_person_effect_shows_up_when_the_chart_is_split_by_person(
-    site: Site,
-) -> None:
-    ns = xmr_namespace(site)
-    rota = ns["ROTA"]
-    # Same data, except that every week dev holds the pager runs 25 high.
-    pages = [p + 25 if rota[w % 4] == "dev" else p for w, p in enumerate(ns["PAGES"])]
-    others = [p for w, p in enumerate(pages[:12]) if rota[w % 4] != "dev"]
-    limits = ns["xmr_limits"](others)
-    devs = [p for w, p in enumerate(pages) if rota[w % 4] == "dev"]
-    assert len(ns["signals"](devs, limits)) == len(devs) == 4
-    rest = [p for w, p in enumerate(pages) if rota[w % 4] != "dev" and w != 13]
-    assert ns["signals"](rest, limits) == []
+def test_the_run_rules_can_fire(site: Site) -> None:
+    """Each Western Electric run test flags a pattern made to trip it."""
+    ns = run_block(site, XMR)
+    limits = {
+        "centre": 40.0,
+        "sigma": 5.0,
+        "lower": 25.0,
+        "upper": 55.0,
+        "upper_range": 99,
+    }
+    found = ns["signals"]
+    assert (3, "2 of 3 beyond 2 sigma") in found([51, 40, 52], limits)
+    assert (5, "4 of 5 beyond 1 sigma") in found([46, 46, 40, 46, 46], limits)
+    assert (8, "8 in a row on one side") in found([41] * 8, limits)
+    assert found([41] * 7 + [39], limits) == []
 
 
 def test_the_xmr_block_runs_as_a_script(site: Site) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(
-            compile(
-                named_block(site, DOC, "the-best-dog-trainer-in-the-world-xmr"),
-                "xmr",
-                "exec",
-            ),
-            {"__name__": "__main__"},
-        )
-    printed = out.getvalue().splitlines()
-    assert printed[0] == str(
-        {"centre": 40.6, "lower": 24.4, "upper": 56.8, "upper_range": 19.9}
+        run_block(site, XMR, "__main__")
+    assert out.getvalue().splitlines() == [
+        str(
+            {
+                "centre": 40.8,
+                "lower": 24.3,
+                "upper": 57.2,
+                "sigma": 5.5,
+                "upper_range": 20.2,
+            }
+        ),
+        "week 14: 63 pages (outside the limits), on call: ben",
+        "week 15: 37 pages (moving range), on call: chen",
+        "by person: 32.5 to 52.2, outside: []",
+    ]
+
+
+# -- Person effects -----------------------------------------------------------
+
+
+def test_the_whole_team_chart_misses_a_20_page_person_effect(site: Site) -> None:
+    """A person effect on a rotation widens the limits and hides itself."""
+    ns = run_block(site, XMR)
+    pages = with_effect(ns, "dev", 20)
+    limits = ns["xmr_limits"](pages[:12])
+    assert (round(limits["lower"], 1), round(limits["upper"], 1)) == (15.8, 75.7)
+    assert ns["signals"](pages, limits) == []  # not even ben's 63
+
+
+@pytest.mark.parametrize("who", ["ana", "ben", "chen", "dev"])
+def test_the_person_chart_finds_whoever_carries_the_effect(
+    site: Site, who: str
+) -> None:
+    """No suspect is chosen in advance: every person is charted at once."""
+    ns = run_block(site, XMR)
+    assert ns["person_chart"](ns["PAGES"], ns["ROTA"])["outside"] == []
+    chart = ns["person_chart"](with_effect(ns, who, 20), ns["ROTA"])
+    assert chart["outside"] == [who]
+    assert chart["averages"][who] > chart["limits"][1]
+
+
+def test_the_person_chart_numbers_in_the_prose(site: Site) -> None:
+    ns = run_block(site, XMR)
+    real = ns["person_chart"](ns["PAGES"], ns["ROTA"])
+    assert [round(x, 1) for x in real["limits"]] == [32.5, 52.2]
+    dev = ns["person_chart"](with_effect(ns, "dev", 20), ns["ROTA"])
+    assert dev["averages"]["dev"] == 61
+    assert round(dev["limits"][1], 1) == 57.2
+    # A 10-page effect on this data is below what four weeks each can show.
+    assert ns["person_chart"](with_effect(ns, "dev", 10), ns["ROTA"])["outside"] == []
+
+
+def detection_rates(
+    ns: dict[str, Any], extra: float, runs: int = 4000
+) -> tuple[float, float]:
+    """How often the person chart flags dev, and the team chart flags anything.
+
+    Weekly pages are drawn from a normal distribution with the rotation's
+    own centre and sigma, and dev gets *extra* pages in each of his weeks.
+    """
+    rng = random.Random(2026)
+    baseline = ns["xmr_limits"](ns["PAGES"][:12])
+    rota, person_hits, team_hits = ns["ROTA"], 0, 0
+    for _ in range(runs):
+        pages = [
+            rng.gauss(baseline["centre"], baseline["sigma"])
+            + (extra if rota[w % 4] == "dev" else 0.0)
+            for w in range(16)
+        ]
+        person_hits += "dev" in ns["person_chart"](pages, rota)["outside"]
+        team_hits += bool(ns["signals"](pages, ns["xmr_limits"](pages[:12])))
+    return person_hits / runs, team_hits / runs
+
+
+def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
+    ns = run_block(site, XMR)
+    none, five, ten, fifteen, twenty = (
+        detection_rates(ns, e) for e in (0, 5, 10, 15, 20)
     )
-    assert printed[1:] == ["week 13: 63 pages, on call: ben"]
+    assert none[0] < 0.01  # the per-person chart rarely accuses anyone
+    assert five[0] < 0.10
+    assert 0.33 < ten[0] < 0.47  # "about 40%"
+    assert 0.80 < fifteen[0] < 0.90  # "about 85%"
+    assert twenty[0] > 0.95
+    # The whole-team chart grows quieter as the person effect grows.
+    assert none[1] > five[1] > ten[1] > fifteen[1] > twenty[1]
+
+
+def expected_range(n: int, steps: int = 20_000) -> float:
+    """d2: the expected range of n standard normal values, by integration."""
+
+    def cdf(x: float) -> float:
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    width = 16 / steps
+    return sum(
+        (1 - (1 - cdf(x)) ** n - cdf(x) ** n) * width
+        for x in (-8 + (i + 0.5) * width for i in range(steps))
+    )
+
+
+def test_the_chart_constants_follow_from_the_normal_distribution() -> None:
+    """2.66, 3.27, A2 = 0.729 and D4 = 2.282 are not magic numbers."""
+    d2_2, d2_4 = expected_range(2), expected_range(4)
+    assert round(d2_2, 3) == 1.128
+    assert round(3 / d2_2, 2) == 2.66
+    assert round(3 / (d2_4 * math.sqrt(4)), 3) == 0.729
+    rng = random.Random(1)
+    ranges2, ranges4 = [], []
+    for _ in range(200_000):
+        a, b = rng.gauss(0, 1), rng.gauss(0, 1)
+        ranges2.append(abs(a - b))
+        four = [rng.gauss(0, 1) for _ in range(4)]
+        ranges4.append(max(four) - min(four))
+    d3_2, d3_4 = math.sqrt(pvariance(ranges2)), math.sqrt(pvariance(ranges4))
+    assert abs((1 + 3 * d3_2 / d2_2) - 3.27) < 0.02
+    assert abs((1 + 3 * d3_4 / d2_4) - 2.282) < 0.02
 
 
 # -- The funnel experiment -----------------------------------------------------
 
 
-def funnel(rule: int, drops: int = 20_000, seed: int = 7) -> list[float]:
-    """Where marbles land (target at 0) when the funnel is moved by *rule*.
+def landings(site: Site, rule: int, seeds: range) -> list[list[float]]:
+    funnel = run_block(site, FUNNEL)["funnel"]
+    return [funnel(rule, drops=400, seed=seed) for seed in seeds]
 
-    1: never move it. 2: move it from where it is by minus the last miss.
-    3: set it at minus the last miss, measured from the target.
-    4: set it over the spot where the last marble landed.
+
+def mean_square_at(runs: list[list[float]], drop: int) -> float:
+    return fmean(run[drop] ** 2 for run in runs)
+
+
+def lag_one_correlation(run: list[float]) -> float:
+    x, y = run[:-1], run[1:]
+    mx, my = fmean(x), fmean(y)
+    cov = fmean((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    return cov / math.sqrt(pvariance(x) * pvariance(y))
+
+
+@pytest.mark.parametrize("first_seed", [0, 1000, 5000])
+def test_rule_two_doubles_the_variance(site: Site, first_seed: int) -> None:
+    seeds = range(first_seed, first_seed + 50)
+    one = fmean(pvariance(run) for run in landings(site, 1, seeds))
+    two = fmean(pvariance(run) for run in landings(site, 2, seeds))
+    assert 0.9 < one < 1.1
+    assert 1.8 < two / one < 2.2
+
+
+@pytest.mark.parametrize("first_seed", [0, 1000, 5000])
+def test_rules_three_and_four_grow_without_limit(site: Site, first_seed: int) -> None:
+    """Rule 3 swings with growing amplitude; rule 4 is a random walk.
+
+    In both, the spread after t drops grows like t: the mean square landing
+    across many runs is about 100 at drop 100 and about 400 at drop 400.
     """
-    rng = random.Random(seed)
-    aim, landed = 0.0, []
-    for _ in range(drops):
-        x = aim + rng.gauss(0.0, 1.0)
-        landed.append(x)
-        if rule == 2:
-            aim -= x
-        elif rule == 3:
-            aim = -x
-        elif rule == 4:
-            aim = x
-    return landed
-
-
-def test_rule_two_doubles_the_variance() -> None:
-    one, two = pvariance(funnel(1)), pvariance(funnel(2))
-    assert 0.95 < one < 1.05
-    assert 1.9 < two / one < 2.1
-
-
-@pytest.mark.parametrize("rule", [3, 4])
-def test_rules_three_and_four_drift_without_limit(rule: int) -> None:
-    landed = funnel(rule)
-    early, late = pvariance(landed[:500]), pvariance(landed[-5_000:])
-    assert late > 20 * pvariance(funnel(1))
-    assert late > early
+    seeds = range(first_seed, first_seed + 400)
+    for rule in (3, 4):
+        runs = landings(site, rule, seeds)
+        assert 75 < mean_square_at(runs, 99) < 125
+        assert 300 < mean_square_at(runs, 399) < 500
+    # Rule 3 flips side on almost every drop; rule 4 stays where it wandered.
+    assert all(lag_one_correlation(r) < -0.9 for r in landings(site, 3, seeds[:20]))
+    assert all(lag_one_correlation(r) > 0.9 for r in landings(site, 4, seeds[:20]))
 
 
 # -- The paging rules ------------------------------------------------------------
 
 
 def paging_rules(site: Site) -> str:
-    return named_block(site, DOC, "the-best-dog-trainer-in-the-world-paging-rules")
+    return named_block(site, DOC, RULES)
 
 
-def test_the_rules_page_on_a_cause_and_on_a_fast_burn(site: Site) -> None:
+def burn_clauses(expr: str) -> list[dict[str, Any]]:
+    """Each ``and`` clause of an alert as its windows and burn-rate factor."""
+    clauses = []
+    for clause in re.split(r"\bor\b", expr):
+        found = re.findall(
+            r"checkout:error_ratio:rate(\w+) > \(([\d.]+) \* 0\.001\)", clause
+        )
+        assert len(found) == 2, clause
+        (long_w, factor), (short_w, factor2) = found
+        assert factor == factor2
+        clauses.append({"long": long_w, "short": short_w, "factor": float(factor)})
+    return clauses
+
+
+HOURS = {"5m": 5 / 60, "30m": 0.5, "1h": 1, "6h": 6, "3d": 72}
+
+
+def test_the_rules_carry_the_workbooks_three_tiers(site: Site) -> None:
     doc = yaml.safe_load(paging_rules(site))
     (group,) = doc["groups"]
-    rules = {rule["alert"]: rule for rule in group["rules"]}
-    assert set(rules) == {"NodeHighCPU", "CheckoutErrorBudgetFastBurn"}
-    assert all(rule["labels"]["severity"] == "page" for rule in rules.values())
-    burn = rules["CheckoutErrorBudgetFastBurn"]["expr"]
-    assert burn.count("> (14.4 * 0.001)") == 2
-    assert burn.count("[1h]") == 2 and burn.count("[5m]") == 2
-    # The short window is a twelfth of the long one, as the Workbook advises.
-    assert 60 / 5 == 12
-    # 14.4x for one hour of a 30-day (720-hour) budget spends 2% of it.
-    assert round(14.4 * 1 / (30 * 24), 4) == 0.02
-    # At 2,000 requests per second that is about 29 failed requests a second.
-    assert round(2000 * 14.4 * 0.001) == 29
+    records = {r["record"]: r["expr"] for r in group["rules"] if "record" in r}
+    for name, expr in records.items():
+        window = name.removeprefix("checkout:error_ratio:rate")
+        assert expr.count(f"[{window}]") == 2, name
+    alerts = {r["alert"]: r for r in group["rules"] if "alert" in r}
+    assert set(alerts) == {
+        "NodeHighCPU",
+        "CheckoutErrorBudgetBurn",
+        "CheckoutErrorBudgetSlowBurn",
+    }
+    assert alerts["CheckoutErrorBudgetBurn"]["labels"]["severity"] == "page"
+    assert alerts["CheckoutErrorBudgetSlowBurn"]["labels"]["severity"] == "ticket"
+    tiers = burn_clauses(alerts["CheckoutErrorBudgetBurn"]["expr"]) + burn_clauses(
+        alerts["CheckoutErrorBudgetSlowBurn"]["expr"]
+    )
+    for tier in tiers:
+        assert f"checkout:error_ratio:rate{tier['long']}" in records
+        assert f"checkout:error_ratio:rate{tier['short']}" in records
+    # Share of a 30-day (720-hour) budget each tier has spent when it fires.
+    spent = [round(t["factor"] * HOURS[t["long"]] / 720, 4) for t in tiers]
+    assert spent == [0.02, 0.05, 0.10]
+    # Each short window is a twelfth of its long one (3 days : 6 hours).
+    assert [round(HOURS[t["long"]] / HOURS[t["short"]]) for t in tiers] == [12, 12, 12]
+    # At 2,000 requests per second: about 29, 12 and 2 failed requests a second.
+    assert [round(2000 * t["factor"] * 0.001) for t in tiers] == [29, 12, 2]
 
 
 PROMTOOL_TESTS = """
@@ -199,9 +345,12 @@ tests:
         exp_alerts:
           - exp_labels: {severity: page, instance: node-a}
       - eval_time: 30m
-        alertname: CheckoutErrorBudgetFastBurn
+        alertname: CheckoutErrorBudgetBurn
         exp_alerts: []
-  # A quiet node while 2% of checkout requests fail for over an hour.
+      - eval_time: 30m
+        alertname: CheckoutErrorBudgetSlowBurn
+        exp_alerts: []
+  # A quiet node while 2% of checkout requests fail (a 20x burn).
   - interval: 1m
     input_series:
       - series: 'node_cpu_seconds_total{instance="node-a",cpu="0",mode="idle"}'
@@ -212,36 +361,72 @@ tests:
         values: '0+2400x90'
     alert_rule_test:
       - eval_time: 75m
-        alertname: CheckoutErrorBudgetFastBurn
+        alertname: CheckoutErrorBudgetBurn
         exp_alerts:
           - exp_labels: {severity: page}
             exp_annotations:
-              summary: "Checkout is spending its monthly error budget about 14x too fast"
+              summary: "Checkout is burning its 30-day error budget fast enough to page"
       - eval_time: 75m
         alertname: NodeHighCPU
         exp_alerts: []
-  # 1% errors burn the budget 10x too fast: below the 14.4x page threshold.
+  # Six clean hours, then 1% errors (a 10x burn): too slow for the one-hour
+  # clause, but the six-hour clause pages once about 5% of the budget is gone.
   - interval: 1m
     input_series:
       - series: 'http_requests_total{job="checkout",code="200"}'
-        values: '0+118800x90'
+        values: '0+120000x360 43320000+118800x240'
       - series: 'http_requests_total{job="checkout",code="500"}'
-        values: '0+1200x90'
+        values: '0x360 0+1200x240'
     alert_rule_test:
-      - eval_time: 75m
-        alertname: CheckoutErrorBudgetFastBurn
+      - eval_time: 9h30m
+        alertname: CheckoutErrorBudgetBurn
         exp_alerts: []
-  # A ten-minute burst of 2% errors after an hour of none: the five-minute
-  # window is hot, but the one-hour window stays under the threshold.
+      - eval_time: 9h45m
+        alertname: CheckoutErrorBudgetBurn
+        exp_alerts:
+          - exp_labels: {severity: page}
+            exp_annotations:
+              summary: "Checkout is burning its 30-day error budget fast enough to page"
+  # 0.15% errors (a 1.5x burn) for seven hours: a ticket, never a page.
   - interval: 1m
     input_series:
       - series: 'http_requests_total{job="checkout",code="200"}'
-        values: '0+120000x60 7200000+117600x10'
+        values: '0+119820x420'
+      - series: 'http_requests_total{job="checkout",code="500"}'
+        values: '0+180x420'
+    alert_rule_test:
+      - eval_time: 7h
+        alertname: CheckoutErrorBudgetSlowBurn
+        exp_alerts:
+          - exp_labels: {severity: ticket}
+      - eval_time: 7h
+        alertname: CheckoutErrorBudgetBurn
+        exp_alerts: []
+  # 0.05% errors (half the budgeted rate) for seven hours: nothing fires.
+  - interval: 1m
+    input_series:
+      - series: 'http_requests_total{job="checkout",code="200"}'
+        values: '0+119940x420'
+      - series: 'http_requests_total{job="checkout",code="500"}'
+        values: '0+60x420'
+    alert_rule_test:
+      - eval_time: 7h
+        alertname: CheckoutErrorBudgetSlowBurn
+        exp_alerts: []
+      - eval_time: 7h
+        alertname: CheckoutErrorBudgetBurn
+        exp_alerts: []
+  # A ten-minute burst of 2% errors after an hour of none: the short windows
+  # are hot, but neither long window reaches its threshold.
+  - interval: 1m
+    input_series:
+      - series: 'http_requests_total{job="checkout",code="200"}'
+        values: '0+120000x60 7320000+117600x10'
       - series: 'http_requests_total{job="checkout",code="500"}'
         values: '0x60 0+2400x10'
     alert_rule_test:
       - eval_time: 70m
-        alertname: CheckoutErrorBudgetFastBurn
+        alertname: CheckoutErrorBudgetBurn
         exp_alerts: []
 """
 
@@ -254,6 +439,20 @@ def promtool() -> str:
     return found
 
 
+def promtool_test(
+    site: Site, tmp_path: Path, tests: str, rules: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "rules.yml").write_text(rules or paging_rules(site), encoding="utf-8")
+    (tmp_path / "tests.yml").write_text(tests, encoding="utf-8")
+    return subprocess.run(
+        [promtool(), "test", "rules", "tests.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
 def test_promtool_accepts_the_rules(site: Site, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yml"
     rules.write_text(paging_rules(site), encoding="utf-8")
@@ -264,41 +463,39 @@ def test_promtool_accepts_the_rules(site: Site, tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rules found" in result.stdout
+    assert "8 rules found" in result.stdout
 
 
 def test_promtool_replays_traffic_through_the_rules(site: Site, tmp_path: Path) -> None:
-    (tmp_path / "rules.yml").write_text(paging_rules(site), encoding="utf-8")
-    (tmp_path / "tests.yml").write_text(PROMTOOL_TESTS, encoding="utf-8")
-    result = subprocess.run(
-        [promtool(), "test", "rules", "tests.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = promtool_test(site, tmp_path, PROMTOOL_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
+def test_a_fast_burn_page_alone_misses_a_one_percent_burn(
+    site: Site, tmp_path: Path
+) -> None:
+    """The replay fails for the old rule that paged on the one-hour tier only."""
+    rules = paging_rules(site)
+    slow_tier = re.search(
+        r"\n\s*or\n\s*\(\n[^()]*rate6h[^()]*\(6 \* 0\.001\)[^()]*\(6 \* 0\.001\)\n\s*\)",
+        rules,
+    )
+    assert slow_tier, "the six-hour page tier is missing"
+    fast_only = rules.replace(slow_tier.group(0), "")
+    result = promtool_test(site, tmp_path, PROMTOOL_TESTS, rules=fast_only)
+    assert result.returncode != 0
+    assert "time: 9h45m" in result.stdout + result.stderr
+
+
 def test_promtool_would_catch_a_wrong_expectation(site: Site, tmp_path: Path) -> None:
-    """The replay can fail: expecting no page at 2% errors is rejected."""
-    (tmp_path / "rules.yml").write_text(paging_rules(site), encoding="utf-8")
+    """The replay can fail: expecting no ticket at a 1.5x burn is rejected."""
     wrong = PROMTOOL_TESTS.replace(
-        """        exp_alerts:
-          - exp_labels: {severity: page}
-            exp_annotations:
-              summary: "Checkout is spending its monthly error budget about 14x too fast"
-""",
-        "        exp_alerts: []\n",
+        "          - exp_labels: {severity: ticket}\n", ""
+    ).replace(
+        "        alertname: CheckoutErrorBudgetSlowBurn\n        exp_alerts:\n      - eval_time",
+        "        alertname: CheckoutErrorBudgetSlowBurn\n        exp_alerts: []\n      - eval_time",
     )
     assert wrong != PROMTOOL_TESTS
-    (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
-    result = subprocess.run(
-        [promtool(), "test", "rules", "tests.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = promtool_test(site, tmp_path, wrong)
     assert result.returncode != 0

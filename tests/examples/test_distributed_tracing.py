@@ -202,16 +202,17 @@ def test_without_an_empty_context_the_consumer_joins_the_ambient_trace() -> None
         is_remote=True,
         trace_flags=TraceFlags(0x01),
     )
-    with tracer.start_as_current_span("poll"):
-        with tracer.start_as_current_span(
+    with (
+        tracer.start_as_current_span("poll"),
+        tracer.start_as_current_span(
             "process order.placed", kind=SpanKind.CONSUMER, links=[Link(producer_span)]
-        ):
-            pass
+        ),
+    ):
+        pass
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert spans["process order.placed"].parent is not None
     assert (
-        spans["process order.placed"].context.trace_id
-        == spans["poll"].context.trace_id
+        spans["process order.placed"].context.trace_id == spans["poll"].context.trace_id
     )
 
 
@@ -345,7 +346,9 @@ def test_auto_instrumentation_makes_the_sdk_count_its_queue_drops(
     provider = TracerProvider()
     provider.add_span_processor(
         BatchSpanProcessor(
-            SlowExporter(), max_queue_size=16, max_export_batch_size=8,
+            SlowExporter(),
+            max_queue_size=16,
+            max_export_batch_size=8,
             meter_provider=meters,
         )
     )
@@ -537,7 +540,9 @@ def policy_problems(policy: dict[str, Any], allowed_types: set[str]) -> list[str
     if kind in TAIL_SAMPLING_SCHEMA:
         unknown = set(options) - TAIL_SAMPLING_SCHEMA[kind]
         if unknown:
-            problems.append(f"{policy['name']}: unknown {kind} options {sorted(unknown)}")
+            problems.append(
+                f"{policy['name']}: unknown {kind} options {sorted(unknown)}"
+            )
     if kind == "drop":
         for sub in options["drop_sub_policy"]:
             problems += policy_problems(sub, SUB_POLICY_TYPES)
@@ -607,7 +612,9 @@ def sampled(policies: list[dict[str, Any]], t: FakeTrace) -> bool:
 
 
 def tail_sampling(site: Site) -> dict[str, Any]:
-    return config(site, "distributed-tracing-tail-sampling")["processors"]["tail_sampling"]
+    return config(site, "distributed-tracing-tail-sampling")["processors"][
+        "tail_sampling"
+    ]
 
 
 def test_tail_sampling_config_uses_only_options_the_processor_defines(
@@ -619,7 +626,9 @@ def test_tail_sampling_config_uses_only_options_the_processor_defines(
     assert set(ts["decision_cache"]) <= TAIL_SAMPLING_SCHEMA["decision_cache"]
     for key in ("decision_wait", "decision_wait_after_root_received"):
         seconds(ts[key])  # a duration the collector parses
-    problems = [p for policy in ts["policies"] for p in policy_problems(policy, POLICY_TYPES)]
+    problems = [
+        p for policy in ts["policies"] for p in policy_problems(policy, POLICY_TYPES)
+    ]
     assert not problems, problems
     assert set(cfg["processors"]["memory_limiter"]) <= MEMORY_LIMITER_OPTIONS
 
@@ -656,7 +665,9 @@ def test_tail_sampling_pipeline_is_wired_and_batches_in_the_exporter(
     assert "batch" in cfg["exporters"]["otlp_grpc"]["sending_queue"]
 
 
-def decision_time(ts: dict[str, Any], first_arrival: float, root_arrival: float) -> float:
+def decision_time(
+    ts: dict[str, Any], first_arrival: float, root_arrival: float
+) -> float:
     """When the processor decides, per its README and pull request 44878."""
     deadline = first_arrival + seconds(ts["decision_wait"])
     after_root = seconds(ts.get("decision_wait_after_root_received", "0s"))
@@ -671,7 +682,11 @@ def every_span_arrives_before_the_decision(ts: dict[str, Any]) -> bool:
     Each span reaches the collector up to one BSP schedule delay after it
     ends; the check tries every combination of those delays.
     """
-    ends = {"leaf": 0.3, "late child": GATEWAY_TIMEOUT_S - 0.1, "root": GATEWAY_TIMEOUT_S}
+    ends = {
+        "leaf": 0.3,
+        "late child": GATEWAY_TIMEOUT_S - 0.1,
+        "root": GATEWAY_TIMEOUT_S,
+    }
     delays = [0.0, 1.0, 2.5, 4.0, BSP_DELAY_S]
     for d_leaf in delays:
         for d_child in delays:
@@ -883,13 +898,15 @@ def realistic_spans(seed: int = 0) -> list[Any]:
             "server.address": "pg-primary.shop.svc",
             "server.port": 5432,
         }
-        with tracer.start_as_current_span(
-            "POST /api/orders", kind=SpanKind.SERVER, attributes=server
-        ):
-            with tracer.start_as_current_span(
+        with (
+            tracer.start_as_current_span(
+                "POST /api/orders", kind=SpanKind.SERVER, attributes=server
+            ),
+            tracer.start_as_current_span(
                 "INSERT orders", kind=SpanKind.CLIENT, attributes=database
-            ):
-                pass
+            ),
+        ):
+            pass
     return list(exporter.get_finished_spans())
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import re
 import shutil
@@ -76,7 +77,9 @@ def _fullmatch(regex: str, value: str) -> bool:
 
 def promtool() -> str:
     found = shutil.which("promtool")
-    assert found, "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    assert found, (
+        "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    )
     return found
 
 
@@ -104,10 +107,16 @@ def relabel(rules: list[dict], labels: dict[str, str]) -> dict[str, str] | None:
             return None
         if action == "replace" and match:
             replacement = rule.get("replacement", "$1")
-            result = re.sub(r"\$(\d+)", lambda m: match.group(int(m.group(1))), replacement)
+            result = re.sub(
+                r"\$(\d+)",
+                lambda m, match=match: match.group(int(m.group(1))),
+                replacement,
+            )
             labels[rule["target_label"]] = result
         if action == "labeldrop":
-            labels = {k: v for k, v in labels.items() if not _fullmatch(rule["regex"], k)}
+            labels = {
+                k: v for k, v in labels.items() if not _fullmatch(rule["regex"], k)
+            }
         assert action in {"keep", "drop", "replace", "labeldrop"}, action
     return labels
 
@@ -147,7 +156,9 @@ def test_scrape_job_keeps_one_target_per_checkout_pod(site: Site) -> None:
     # Without a namespace list the pod role sees every namespace.
     names = sd.get("namespaces", {}).get("names")
     visible = [
-        t for t in DISCOVERED if names is None or t["__meta_kubernetes_namespace"] in names
+        t
+        for t in DISCOVERED
+        if names is None or t["__meta_kubernetes_namespace"] in names
     ]
     kept = [relabel(job["relabel_configs"], t) for t in visible]
     kept = [t for t in kept if t is not None]
@@ -214,7 +225,9 @@ def test_promtool_accepts_the_scrape_config(site: Site, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_would_reject_a_broken_scrape_config(site: Site, tmp_path: Path) -> None:
+def test_promtool_would_reject_a_broken_scrape_config(
+    site: Site, tmp_path: Path
+) -> None:
     job = _scrape_job(site)
     job["relabel_configs"][0]["action"] = "kepp"
     (tmp_path / "prometheus.yml").write_text(
@@ -267,7 +280,9 @@ tests:
 """
 
 
-def test_overflow_alert_is_valid_and_names_each_metric(site: Site, tmp_path: Path) -> None:
+def test_overflow_alert_is_valid_and_names_each_metric(
+    site: Site, tmp_path: Path
+) -> None:
     rules = yaml.safe_load(block(site, "overflow-alert"))
     (group,) = rules["groups"]
     (rule,) = group["rules"]
@@ -284,21 +299,28 @@ def test_overflow_alert_replay_can_fail(site: Site, tmp_path: Path) -> None:
     """Expecting no alert once two metrics overflow is rejected."""
     (tmp_path / "rules.yml").write_text(block(site, "overflow-alert"), encoding="utf-8")
     head, _ = OVERFLOW_TESTS.split("      - eval_time: 10m")
-    wrong = head + "      - eval_time: 10m\n        alertname: OTelMetricOverflow\n        exp_alerts: []\n"
+    wrong = (
+        head
+        + "      - eval_time: 10m\n        alertname: OTelMetricOverflow\n        exp_alerts: []\n"
+    )
     (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
     assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
 
 
 def test_top_series_query_ranks_metrics_by_series(site: Site, tmp_path: Path) -> None:
     query = block(site, "top-series").strip()
-    rules = {"groups": [{"name": "top", "rules": [{"record": "top_series", "expr": query}]}]}
+    rules = {
+        "groups": [{"name": "top", "rules": [{"record": "top_series", "expr": query}]}]
+    }
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
     checked = _promtool(tmp_path, "check", "rules", "rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # As a recording rule it would fail at evaluation (every result gets the
     # same name); the essay runs it ad hoc, so replay it against no rules.
     (tmp_path / "rules.yml").write_text("groups: []\n", encoding="utf-8")
-    series = [f"wide_metric{{pod=\"p{i}\"}}" for i in range(3)] + ['narrow_metric{pod="p0"}']
+    series = [f'wide_metric{{pod="p{i}"}}' for i in range(3)] + [
+        'narrow_metric{pod="p0"}'
+    ]
     inputs = "\n".join(f"      - series: '{s}'\n        values: '1x5'" for s in series)
     (tmp_path / "tests.yml").write_text(
         f"""
@@ -340,7 +362,20 @@ def test_exemplar_is_valid_openmetrics(site: Site) -> None:
     family, buckets, sample = _exemplar_sample(site)
     bounds = [float(s.labels["le"]) for s in buckets]
     # The Go client's default buckets, as the prose says.
-    assert bounds == [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")]
+    assert bounds == [
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        float("inf"),
+    ]
     exemplar = sample.exemplar
     upper = float(sample.labels["le"])
     lower = max(b for b in bounds if b < upper)
@@ -354,11 +389,11 @@ def test_exemplar_is_valid_openmetrics(site: Site) -> None:
     (count,) = [s.value for s in family.samples if s.name.endswith("_count")]
     assert count == buckets[-1].value
     counts = [s.value for s in buckets]
-    per_bucket = [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
+    per_bucket = [counts[0]] + [b - a for a, b in itertools.pairwise(counts)]
     assert per_bucket[-1] == 0, "nothing above 10 s, so +Inf adds no bound"
     lower_edges = [0.0, *bounds[:-2]]
-    low = sum(n * e for n, e in zip(per_bucket, lower_edges))
-    high = sum(n * e for n, e in zip(per_bucket, bounds[:-1]))
+    low = sum(n * e for n, e in zip(per_bucket, lower_edges, strict=False))
+    high = sum(n * e for n, e in zip(per_bucket, bounds[:-1], strict=False))
     assert low <= total <= high
 
 

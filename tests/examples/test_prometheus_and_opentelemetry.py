@@ -100,7 +100,9 @@ def inline_comments(code: str) -> list[str]:
 
 def promtool() -> str:
     found = shutil.which("promtool")
-    assert found, "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    assert found, (
+        "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    )
     return found
 
 
@@ -610,7 +612,7 @@ def test_alerts_fire_on_a_broken_pipeline_only(site: Site, tmp_path: Path) -> No
 def test_alert_replay_would_catch_a_silent_pipeline(site: Site, tmp_path: Path) -> None:
     (tmp_path / "alerts.yml").write_text(block(site, "alerts"))
     wrong = ALERT_REPLAY.replace(
-        "alertname: PrometheusRejectingOTLP, exp_alerts: [{exp_labels: {instance: b, code: \"400\"}}]",
+        'alertname: PrometheusRejectingOTLP, exp_alerts: [{exp_labels: {instance: b, code: "400"}}]',
         "alertname: PrometheusRejectingOTLP, exp_alerts: []",
     )
     assert wrong != ALERT_REPLAY
@@ -756,4 +758,6 @@ def test_diagram_draws_the_configured_design(site: Site) -> None:
     assert {("proma", "lts"), ("promb", "lts")} <= edges  # Prometheus writes the store
     assert {src for src, dst in edges if dst == "lts"} == {"proma", "promb"}
     assert ("front", "delta") in edges and ("app", "front") in edges
-    assert not {src for src, dst in edges if src == "legacy" and dst in {"front", "delta"}}
+    assert not {
+        src for src, dst in edges if src == "legacy" and dst in {"front", "delta"}
+    }

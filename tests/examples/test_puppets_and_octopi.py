@@ -146,8 +146,14 @@ def drive(
     clock = FakeClock()
     host.clock = clock
     agent.run(
-        host, fetch, str(state), clock=clock, sleep=clock.sleep, rand=rand,
-        passes=passes, **options,
+        host,
+        fetch,
+        str(state),
+        clock=clock,
+        sleep=clock.sleep,
+        rand=rand,
+        passes=passes,
+        **options,
     )
     return clock
 
@@ -157,12 +163,16 @@ def state(tmp_path: Path) -> Path:
     return tmp_path / "intent.json"
 
 
-def test_an_upgrade_restarts_the_old_binary(agent: types.ModuleType, state: Path) -> None:
+def test_an_upgrade_restarts_the_old_binary(
+    agent: types.ModuleType, state: Path
+) -> None:
     host = FakeHost(installed="2.14.0", running="2.14.0")
     drive(agent, host, intent, passes=1, state=state)
     assert host.calls == [("install", "2.14.1"), ("restart",)]
     assert (host.installed, host.running) == ("2.14.1", "2.14.1")
-    assert host.reports == [{"intent_generation": 7, "converged": True, "problem": None}]
+    assert host.reports == [
+        {"intent_generation": 7, "converged": True, "problem": None}
+    ]
 
 
 def test_a_package_swapped_underneath_is_not_mistaken_for_convergence(
@@ -219,7 +229,9 @@ def test_it_reports_what_it_observes_after_acting(
     assert [r["converged"] for r in host.reports] == [False, False]
     assert "start" in host.reports[0]["problem"]
     assert host.reports[0]["intent_generation"] == 7
-    assert clock.sleeps[1:] == pytest.approx([10.0, 20.0])  # it backs off instead of retrying hot
+    assert clock.sleeps[1:] == pytest.approx(
+        [10.0, 20.0]
+    )  # it backs off instead of retrying hot
 
 
 def test_a_failed_apply_is_reported_and_backed_off(
@@ -237,7 +249,9 @@ def test_with_no_intent_ever_seen_both_loops_back_off_to_the_cap(
 ) -> None:
     host = FakeHost()
     clock = drive(agent, host, down, passes=9, state=state)
-    assert clock.sleeps[1:] == pytest.approx([10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 600.0, 600.0, 600.0])
+    assert clock.sleeps[1:] == pytest.approx(
+        [10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 600.0, 600.0, 600.0]
+    )
     first = host.reports[0]
     assert first["intent_generation"] is None and first["converged"] is False
     assert "no intent accepted yet" in first["problem"]
@@ -302,7 +316,9 @@ def test_a_restart_during_an_outage_enforces_the_saved_intent(
     first = FakeHost(installed="2.14.0", running="2.14.0")
     drive(agent, first, intent, passes=1, state=state)
     assert json.loads(state.read_text()) == {
-        "generation": 7, "version": "2.14.1", "running": True,
+        "generation": 7,
+        "version": "2.14.1",
+        "running": True,
     }
     # The agent restarts while the server is down, on a host that has drifted.
     again = FakeHost(installed="2.14.1", running=None)
@@ -351,8 +367,13 @@ def test_a_newer_generation_is_saved_and_acted_on_at_once(
 ) -> None:
     answers = [intent(7, "2.14.1"), intent(8, "2.14.2")]
     host = FakeHost(installed="2.14.1", running="2.14.1")
-    drive(agent, host, lambda: answers.pop(0) if len(answers) > 1 else answers[0],
-          passes=2, state=state)
+    drive(
+        agent,
+        host,
+        lambda: answers.pop(0) if len(answers) > 1 else answers[0],
+        passes=2,
+        state=state,
+    )
     assert host.calls == [("install", "2.14.2"), ("restart",)]
     assert [r["intent_generation"] for r in host.reports] == [7, 8]
     assert agent.load_intent(str(state)).generation == 8
@@ -433,9 +454,17 @@ def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -
         "ANSIBLE_LOCALHOST_WARNING": "false",
     }
     result = subprocess.run(
-        [BIN / "ansible-playbook", "--syntax-check", "-i", "app_servers_host,",
-         str(playbook)],
-        capture_output=True, text=True, env=env, check=False,
+        [
+            BIN / "ansible-playbook",
+            "--syntax-check",
+            "-i",
+            "app_servers_host,",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -445,7 +474,10 @@ def test_the_apt_task_uses_only_documented_options(site: Site, tmp_path: Path) -
     env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "home")}
     docs = subprocess.run(
         [BIN / "ansible-doc", "--json", "ansible.builtin.apt"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     options = json.loads(docs.stdout)["ansible.builtin.apt"]["doc"]["options"]
     apt = play["tasks"][0]["ansible.builtin.apt"]
@@ -499,7 +531,9 @@ def lint(site: Site) -> types.ModuleType:
     del sys.modules[module.__name__]
 
 
-def test_the_lint_passes_the_essays_manifests(site: Site, lint: types.ModuleType) -> None:
+def test_the_lint_passes_the_essays_manifests(
+    site: Site, lint: types.ModuleType
+) -> None:
     assert lint.hpa_problems(yaml_docs(site, "puppets-and-octopi-checkout")) == []
 
 
@@ -541,7 +575,9 @@ def test_the_lint_fails_the_build_as_a_script(site: Site, tmp_path: Path) -> Non
     bad.write_text(yaml.safe_dump_all([deployment, hpa]))
     ok = subprocess.run([sys.executable, script, good], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    failed = subprocess.run([sys.executable, script, bad], capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, script, bad], capture_output=True, text=True
+    )
     assert failed.returncode == 1
     assert "spec.replicas" in failed.stderr
 

@@ -66,6 +66,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     # What the essays' examples are checked with (tests/examples).
     "promtool": (("promtool",), "prometheus"),
     "postgresql": (("/usr/lib/postgresql/*/bin/postgres",), "postgresql"),
+    "pgbackrest": (("pgbackrest",), "pgbackrest"),
     "epubcheck": (("java", EPUBCHECK_JAR), "epubcheck"),
 }
 DIAGRAMS = ("graphviz",)
@@ -81,7 +82,7 @@ PDF = (
     "tex-gyre",
 )
 BROWSER = ("chromium",)
-EXAMPLES = ("promtool", "postgresql")
+EXAMPLES = ("promtool", "postgresql", "pgbackrest")
 EPUB = ("graphviz", "epubcheck")
 EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.

@@ -919,33 +919,31 @@ def test_a_span_is_about_400_bytes_in_a_batch_and_750_alone() -> None:
     assert len(batch) / len(gzip.compress(batch)) > 8, "synthetic spans compress well"
 
 
-class Discard(SpanExporter):
+class Collect(SpanExporter):
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+
     def export(self, spans: Any) -> SpanExportResult:
+        self.spans.extend(spans)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         pass
 
 
-def microseconds_per_span(sampler: Any, spans: int = 4_000) -> float:
-    provider = TracerProvider(sampler=sampler)
-    provider.add_span_processor(BatchSpanProcessor(Discard()))
-    tracer = provider.get_tracer("bench")
-    start = time.perf_counter()
-    for _ in range(spans):
+def test_a_dropped_span_records_and_exports_nothing() -> None:
+    """What head sampling saves, as work rather than time (the time is
+    measured by benchmarks/span_cost.py): a dropped span still gets an ID
+    and carries context, but stores no attribute and never reaches the
+    exporter."""
+    for sampler, kept in ((ALWAYS_ON, True), (ALWAYS_OFF, False)):
+        exporter = Collect()
+        provider = TracerProvider(sampler=sampler)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("cost")
         with tracer.start_as_current_span("op") as span:
             span.set_attribute("a", 1)
-            span.set_attribute("b", "x")
-            span.set_attribute("c", 2.0)
-    elapsed = time.perf_counter() - start
-    provider.shutdown()
-    return elapsed / spans * 1e6
-
-
-def test_a_dropped_span_costs_a_fraction_of_a_recorded_one() -> None:
-    recorded, dropped = [], []
-    for _ in range(4):  # interleaved, and the fastest run of each counts
-        recorded.append(microseconds_per_span(ALWAYS_ON))
-        dropped.append(microseconds_per_span(ALWAYS_OFF))
-    assert min(dropped) < 0.6 * min(recorded)
-    assert min(recorded) < 200, "a recorded span costs tens of microseconds"
+            assert span.is_recording() is kept
+            assert span.get_span_context().is_valid
+        provider.shutdown()
+        assert len(exporter.spans) == (1 if kept else 0)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sphinx_essays.sources import scan_bibfile
+from sphinx_essays.sources import plain_text, scan_bibfile
 
 DEFAULT_MAX_AGE = 365
 
@@ -77,7 +77,7 @@ def stale_sources(
         age = (today - checked).days
         if age <= max_age:
             continue
-        title = str(entry.fields.get("title", "")).replace("{", "").replace("}", "")
+        title = plain_text(entry.fields.get("title", ""))
         cited = tuple(f"{p}:{line}" for p, line in sorted(set(places.get(key, []))))
         found.append(Stale(key, title, checked, age, starts.get(key, "?"), cited))
     return sorted(found, key=lambda s: (s.checked, s.key))

@@ -65,7 +65,9 @@ class AddPreviews(SphinxPostTransform):
                 block.extend(self._prepare(content, docname))
                 blocks += block
             wrapper = nodes.inline(classes=["kb-ref", f"kb-ref-{previews[key]}"])
-            xref.replace_self(wrapper)
+            # Not replace_self(), which would copy the link's ids onto the
+            # wrapper: a cited link keeps its id, and ids must stay unique.
+            xref.parent.replace(xref, wrapper)
             wrapper += xref
         if previews:
             self.document += blocks

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pybtex.plugin
 import pybtex_docutils
 from docutils import nodes
+from pybtex.richtext import Text
 from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
 from pybtex.style.template import field as bib_field
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.config import Config
     from sphinx.environment import BuildEnvironment
+    from sphinx.writers.html5 import HTML5Translator
     from sphinxcontrib.bibtex.domain import BibtexDomain, Citation
 
 logger = logging.getLogger(__name__)
@@ -64,12 +66,12 @@ Content = list[tuple[str, list[IndexEntry]]]
 
 #: What a source is, as ``kind`` in its entry, and how the index names it.
 KINDS = {
-    "spec": "Specifications and standards",
+    "spec": "Specifications",
     "paper": "Papers",
-    "docs": "Official documentation",
+    "docs": "Documentation",
     "book": "Books",
-    "report": "Reports and postmortems",
-    "article": "Articles and posts",
+    "report": "Reports",
+    "article": "Articles",
 }
 #: The same kinds, one source at a time (what a preview says it is).
 KIND_NAMES = {
@@ -88,8 +90,9 @@ ENTRY_START = re.compile(r"^\s*@\s*(\w+)\s*[{(]\s*([^,\s]+)\s*,", re.MULTILINE)
 NOT_ENTRIES = {"string", "comment", "preamble"}
 
 
-def _plain(text: object) -> str:
-    return " ".join(str(text).replace("{", "").replace("}", "").split())
+def plain_text(text: object) -> str:
+    """A BibTeX field as plain text: braces gone, ``\\_`` and accents decoded."""
+    return " ".join(Text.from_latex(str(text)).render_as("text").split())
 
 
 def is_organisation(person: Any) -> bool:
@@ -100,7 +103,7 @@ def is_organisation(person: Any) -> bool:
 
 def short_title(title: object, words: int = 6) -> str:
     """A title's head: up to its first colon, at most *words* words."""
-    head = _plain(title).split(": ")[0]
+    head = plain_text(title).split(": ")[0]
     kept = head.split()
     return " ".join(kept[:words]) + ("…" if len(kept) > words else "")
 
@@ -108,9 +111,11 @@ def short_title(title: object, words: int = 6) -> str:
 def author_year(entry: Entry) -> str:
     """``Sigelman et al., 2010`` or ``W3C, 2021``: who and when."""
     people = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = [_plain(" ".join(p.last_names) or " ".join(p.first_names)) for p in people]
+    names = [
+        plain_text(" ".join(p.last_names) or " ".join(p.first_names)) for p in people
+    ]
     if len(people) == 1 and is_organisation(people[0]):
-        names = [_plain(people[0])]
+        names = [plain_text(people[0])]
     who = f"{names[0]} et al." if len(names) > 2 else " and ".join(names)
     return f"{who}, {entry.fields.get('year', '')}"
 
@@ -121,7 +126,7 @@ def short_label(entry: Entry) -> str:
     organisation publishes dozens of pages in a year."""
     people = entry.persons.get("author") or entry.persons.get("editor") or []
     if len(people) == 1 and is_organisation(people[0]):
-        return f"{_plain(people[0])}, {short_title(entry.fields.get('title', ''))}"
+        return f"{plain_text(people[0])}, {short_title(entry.fields.get('title', ''))}"
     return author_year(entry)
 
 
@@ -411,9 +416,7 @@ class SourceIndex(Index):
             )
             groups[kind].append(
                 IndexEntry(
-                    str(entry.fields.get("title", citation.key))
-                    .replace("{", "")
-                    .replace("}", ""),
+                    plain_text(entry.fields.get("title", citation.key)),
                     1 if users else 0,
                     citation.bibliography_key.docname,
                     citation.citation_id,
@@ -527,6 +530,21 @@ class LabelBibliographyEntries(SphinxPostTransform):
                 body.insert(0, mark)
 
 
+def visit_citation_html(self: HTML5Translator, node: nodes.citation) -> None:
+    """A bibliography entry as a list item. docutils gives each the role
+    ``doc-biblioentry``, which DPUB-ARIA 1.1 deprecates and axe rejects
+    inside its ``role="list"`` wrapper."""
+    if not isinstance(node.previous_sibling(), nodes.citation):
+        self.body.append('<div role="list" class="citation-list">\n')
+    self.body.append(self.starttag(node, "div", classes=["citation"], role="listitem"))
+
+
+def depart_citation_html(self: HTML5Translator, node: nodes.citation) -> None:
+    self.body.append("</div>\n")
+    if not isinstance(node.next_node(descend=False, siblings=True), nodes.citation):
+        self.body.append("</div>\n")
+
+
 # -- Setup --------------------------------------------------------------------
 
 
@@ -551,4 +569,7 @@ def setup(app: Sphinx) -> None:
     app.connect("env-check-consistency", check_sources)
     app.add_post_transform(AddReferences)
     app.add_post_transform(LabelBibliographyEntries)
+    app.add_node(
+        nodes.citation, override=True, html=(visit_citation_html, depart_citation_html)
+    )
     app.add_index_to_domain("essay", SourceIndex)

@@ -26,7 +26,7 @@ def test_search_finds_the_tracing_essay(browser: Browser, base_url: str) -> None
     box.fill("traceparent")
     box.press("Enter")
     page.wait_for_url("**/search.html?q=traceparent*")
-    results = page.locator("#search-results ul.search li a")
+    results = page.locator(".essays-search-page-results .essays-search-title")
     results.first.wait_for(timeout=15_000)
     hrefs = [results.nth(i).get_attribute("href") or "" for i in range(results.count())]
     assert any("essays/observability/distributed-tracing.html" in h for h in hrefs), (

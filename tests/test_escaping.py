@@ -8,7 +8,7 @@ an error: ``test_metadata`` and ``test_glossary`` prove those rejections.
 
 Here the site is built and every place the text reaches is parsed as its
 reader would parse it: the pages (including ``<meta>``, previews and the inline
-concept maps), ``searchindex.js`` and the Atom feed. Nothing may become markup,
+concept maps), the search index and the Atom feed. Nothing may become markup,
 and a browser must run no script of the author's.
 """
 
@@ -109,10 +109,13 @@ def test_the_concept_maps_draw_the_title_as_text(hostile: Path) -> None:
 
 
 def test_the_search_index_holds_the_title_as_data(hostile: Path) -> None:
-    text = (hostile / "searchindex.js").read_text()
-    assert text.startswith("Search.setIndex(") and text.endswith(")")
-    index = json.loads(text[len("Search.setIndex(") : -1])
-    assert TITLE in index["titles"]
+    titles = [
+        item[1]
+        for block in sorted((hostile / "_search" / "i").glob("*.json"))
+        for item in json.loads(block.read_text())
+    ]
+    assert TITLE in titles
+    assert TERM in titles
 
 
 def test_the_feed_holds_the_title_and_summary_as_text(hostile: Path) -> None:
@@ -148,6 +151,18 @@ def test_a_browser_runs_none_of_it(browser: Browser, hostile: Path) -> None:
             page.goto(base_url + path)
             for link in page.locator("article span.kb-ref a").all():
                 link.hover()
+        # The hostile title and term come back as search results: as text.
+        for query in ("script alert", "Bold Term"):
+            box = page.locator("form.essays-search-form input[name=q]")
+            box.fill("")
+            box.type(query, delay=20)
+            page.locator("#essays-search-results [role=option]").first.wait_for()
+            assert (
+                page.locator(
+                    "#essays-search-results script, #essays-search-results b"
+                ).count()
+                == 0
+            )
         page.close()
     assert dialogs == []
     assert errors == []

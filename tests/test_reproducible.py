@@ -27,7 +27,7 @@ def test_serial_build_equals_parallel_build_byte_for_byte(
     assert result.returncode == 0, result.stderr
     serial, parallel = file_bytes(html), file_bytes(site.html)
     assert serial.keys() == parallel.keys()
-    for name in ("searchindex.js", "objects.inv", "atom.xml", "index.html"):
+    for name in ("_search/index.json", "objects.inv", "atom.xml", "index.html"):
         assert name in serial
     assert [name for name in serial if serial[name] != parallel[name]] == []
 

@@ -22,6 +22,8 @@ Each module registers one concept:
 * :mod:`.csp` -- what furo's templates need to run under a strict CSP;
 * :mod:`.scrollable` -- code blocks and tables the keyboard can scroll;
 * :mod:`.feed` -- the Atom feed;
+* :mod:`.search` -- a small sharded index of what each essay says, and the
+  search box and page;
 * :mod:`.navigation` -- a sidebar that costs O(page), for HTML and LaTeX;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
@@ -49,6 +51,7 @@ from sphinx_essays import (
     previews,
     related,
     scrollable,
+    search,
     sources,
 )
 
@@ -100,6 +103,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     csp.setup(app)
     scrollable.setup(app)
     feed.setup(app)
+    search.setup(app)
     navigation.setup(app)
     invalidation.setup(app)
     return {

@@ -378,12 +378,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(reuse_venv=True)
 def bench(session: nox.Session) -> None:
-    """Benchmark full and incremental builds against stock furo navigation.
+    """Benchmark full and incremental builds against stock furo navigation,
+    and what search costs the build and a reader's phone.
 
     Writes benchmarks/results.{json,md} and docs/_static/benchmarks.{svg,pdf}.
     Pass options through, e.g. ``nox -s bench -- --sizes 100 300 --repeat 3``.
     """
-    ensure_system_tools(session, *DIAGRAMS)
+    ensure_system_tools(session, *DIAGRAMS, *BROWSER)
     install_project(session, "bench")
     session.run("python", "benchmarks/run.py", *session.posargs)
 

@@ -7,7 +7,10 @@ same corpus with furo's own navigation) it times, in the same run:
 
 * a full build, a no-change rebuild, a rebuild after editing one essay's
   body and a rebuild after renaming one essay's title (medians of --repeat);
-* the median and largest essay page, and ``searchindex.js``;
+* the median and largest essay page, and the search index: the time the
+  build spent writing it and its size on disk;
+* what a phone downloads for a first query typed in the sidebar box and for
+  the search page, with its layout shift (``search_payload.py``);
 * peak memory (the largest resident set of the build processes).
 
 Results go to ``benchmarks/results.json`` and ``benchmarks/results.md``, and a
@@ -28,10 +31,18 @@ import time
 from pathlib import Path
 
 from corpus import generate
+from search_payload import measure as search_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 HERE = Path(__file__).resolve().parent
+
+#: A first query that matches most synthetic essays: the worst case for what
+#: the browser fetches.
+QUERY = "latency budget"
+
+#: What sphinx_essays.search logs when it has written the index.
+INDEXED = re.compile(r"search: indexed \d+ essays and \d+ glossary terms in ([\d.]+) s")
 
 
 #: Runs one build in a fresh process and reports that process tree's peak RSS.
@@ -46,15 +57,15 @@ sys.exit(status)
 """
 
 
-def build(source: Path, out: Path, jobs: int) -> tuple[float, int]:
-    """Run one ``sphinx-build``; return seconds and peak RSS in KiB."""
+def build(source: Path, out: Path, jobs: int) -> tuple[float, int, float]:
+    """Run one ``sphinx-build``; return its seconds, its peak RSS in KiB and
+    the seconds it spent writing the search index (0 when it wrote none)."""
     start = time.perf_counter()
     done = subprocess.run(
         [
             sys.executable,
             "-c",
             BUILD,
-            "-q",
             "-j",
             str(jobs),
             "-b",
@@ -65,12 +76,16 @@ def build(source: Path, out: Path, jobs: int) -> tuple[float, int]:
             str(out / "html"),
         ],
         check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
     )
     seconds = time.perf_counter() - start
-    return seconds, int(done.stderr.strip().splitlines()[-1])
+    indexed = INDEXED.search(done.stdout)
+    return (
+        seconds,
+        int(done.stderr.strip().splitlines()[-1]),
+        float(indexed.group(1)) if indexed else 0.0,
+    )
 
 
 def touch_body(source: Path) -> None:
@@ -87,15 +102,16 @@ def rename_title(source: Path, n: int) -> None:
 
 
 def measure(size: int, variant: str, repeat: int, jobs: int, work: Path) -> dict:
-    full, nochange, edit, rename, peaks = [], [], [], [], []
+    full, nochange, edit, rename, peaks, index = [], [], [], [], [], []
     for attempt in range(repeat):
         source = generate(
             work / f"{variant}-{size}", size, DOCS, sidebar=variant == "ours"
         )
         out = work / f"{variant}-{size}" / "out"
-        seconds, peak = build(source, out, jobs)
+        seconds, peak, indexing = build(source, out, jobs)
         full.append(seconds)
         peaks.append(peak)
+        index.append(indexing)
         nochange.append(build(source, out, jobs)[0])
         touch_body(source)
         edit.append(build(source, out, jobs)[0])
@@ -103,6 +119,8 @@ def measure(size: int, variant: str, repeat: int, jobs: int, work: Path) -> dict
         rename.append(build(source, out, jobs)[0])
     html = out / "html"
     pages = sorted(p.stat().st_size for p in html.glob("essays/*/essay-*.html"))
+    payload = search_payload(html, QUERY)
+    index_files = [p for p in (html / "_search").rglob("*") if p.is_file()]
     return {
         "essays": size,
         "variant": variant,
@@ -114,7 +132,15 @@ def measure(size: int, variant: str, repeat: int, jobs: int, work: Path) -> dict
         "per_essay_ms": 1000 * statistics.median(full) / size,
         "page_median_kb": statistics.median(pages) / 1024,
         "page_max_kb": pages[-1] / 1024,
-        "searchindex_kb": (html / "searchindex.js").stat().st_size / 1024,
+        "index_s": statistics.median(index),
+        "index_share": statistics.median(index) / statistics.median(full),
+        "index_mb": sum(p.stat().st_size for p in index_files) / 1024**2,
+        "index_files": len(index_files),
+        "first_query_kb": payload["first_query"]["kb"],
+        "first_query_requests": payload["first_query"]["requests"],
+        "search_page_kb": payload["search_page"]["kb"],
+        "search_page_requests": payload["search_page"]["requests"],
+        "search_page_cls": payload["search_page"]["cls"],
         "peak_rss_mb": max(peaks) / 1024,
     }
 
@@ -123,8 +149,8 @@ def table(results: list[dict]) -> str:
     head = (
         "| essays | variant | full build (s) | per essay (ms) | no change (s) | "
         "one edit (s) | title rename (s) | page median (KB) | page max (KB) | "
-        "searchindex.js (KB) | peak RSS (MB) | speed-up vs stock |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "peak RSS (MB) | speed-up vs stock |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     stock = {r["essays"]: r["full_s"] for r in results if r["variant"] == "stock"}
     rows = []
@@ -137,9 +163,29 @@ def table(results: list[dict]) -> str:
             f"| {r['essays']} | {r['variant']} | {r['full_s']:.1f} | "
             f"{r['per_essay_ms']:.0f} | {r['nochange_s']:.1f} | {r['edit_s']:.1f} | "
             f"{r['rename_s']:.1f} | {r['page_median_kb']:.0f} | "
-            f"{r['page_max_kb']:.0f} | {r['searchindex_kb']:.0f} | "
-            f"{r['peak_rss_mb']:.0f} | {speedup} |"
+            f"{r['page_max_kb']:.0f} | {r['peak_rss_mb']:.0f} | {speedup} |"
         )
+    return head + "\n".join(rows) + "\n" + search_table(results)
+
+
+def search_table(results: list[dict]) -> str:
+    """Search's own figures: the index's cost to the build, and what a phone
+    downloads (first query in the sidebar box, and the search page)."""
+    head = (
+        f"\nSearch, first query {QUERY!r}:\n\n"
+        "| essays | variant | index time (s) | share of full build | index on disk "
+        "(MB, files) | first query (KB, requests) | search page (KB, requests) | "
+        "search page CLS |\n|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = [
+        f"| {r['essays']} | {r['variant']} | {r['index_s']:.2f} | "
+        f"{100 * r['index_share']:.1f}% | {r['index_mb']:.1f}, {r['index_files']} | "
+        f"{r['first_query_kb']:.0f}, {r['first_query_requests']} | "
+        f"{r['search_page_kb']:.0f}, {r['search_page_requests']} | "
+        f"{r['search_page_cls']:.3f} |"
+        for r in results
+        if "index_s" in r
+    ]
     return head + "\n".join(rows) + "\n"
 
 

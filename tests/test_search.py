@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
+from test_every_page import AXE, AXE_OPTIONS, READERS
 
 from sphinx_essays.search import INDEX_DIR, shard_of, words
 
@@ -265,6 +266,47 @@ def test_a_first_query_downloads_little_and_moves_nothing(
     assert len(sizes) <= 20, sizes
     assert page.evaluate("window.shifts") < 0.1
     page.close()
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_open_results_have_no_axe_violation_and_are_announced(
+    browser: Browser, base_url: str, reader: str
+) -> None:
+    """The open list and the search page, for each of the four readers: no
+    axe violation, and the live status line says what was found."""
+    settings: dict[str, Any] = READERS[reader]
+    width, height = settings["viewport"]
+    phone = settings.get("phone", False)
+    context = browser.new_context(
+        color_scheme=settings["color_scheme"],
+        viewport={"width": width, "height": height},
+        is_mobile=phone,
+        has_touch=phone,
+    )
+    page = context.new_page()
+    page.goto(base_url + TRACING)
+    page.wait_for_load_state("networkidle")
+    if phone:
+        page.locator('[data-drawer="__navigation"]').click()
+    box, listbox = sidebar(page)
+    box.click()
+    box.type("sampling", delay=30)
+    listbox.locator("[role=option]").first.wait_for(state="visible")
+    page.keyboard.press("ArrowDown")
+    status = page.locator(".essays-search-status")
+    assert status.get_attribute("aria-live") == "polite"
+    assert re.fullmatch(
+        r"(a glossary definition and )?\d+ essays? for sampling", status.inner_text()
+    ), status.inner_text()
+    found = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+    assert [v["id"] for v in found] == [], found
+    page.goto(base_url + "search.html?q=sampling")
+    page_status = page.locator(".essays-search-page-status")
+    page_status.filter(has_text="match").wait_for()
+    assert page_status.get_attribute("role") == "status"
+    found = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+    assert [v["id"] for v in found] == [], found
+    context.close()
 
 
 # -- What the index holds --------------------------------------------------------

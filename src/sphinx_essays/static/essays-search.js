@@ -382,7 +382,7 @@
       select.value = params.get(name) || "";
       select.addEventListener("change", () => form.requestSubmit());
     }
-    form.querySelector(".essays-search-filters").hidden = false;
+    form.querySelector(".essays-search-filters").classList.remove("essays-search-pending");
 
     const query = input.value.trim();
     if (!query) {
@@ -407,13 +407,12 @@
       const text = element("p");
       text.append(found.definition.excerpt);
       answerBox.replaceChildren(heading, text);
-      answerBox.hidden = false;
     }
     let shown = 0;
     async function next() {
       const slice = found.essays.slice(shown, shown + PAGE);
       const hits = await Promise.all(slice.map((hit) => describe(form, found.state, hit, found.wanted)));
-      for (const hit of hits) {
+      const items = hits.map((hit) => {
         const item = element("li", "essays-search-page-result");
         const head = element("p");
         const title = element("a", "essays-search-title", hit.title);
@@ -428,8 +427,12 @@
         }
         body.append(hit.excerpt);
         item.append(head, body);
-        list.append(item);
-      }
+        return item;
+      });
+      // The answer and the first results appear together, in one frame, so
+      // the list's reserved space never moves under the reader.
+      if (found.definition) answerBox.hidden = false;
+      list.append(...items);
       shown += slice.length;
       more.hidden = shown >= found.essays.length;
     }

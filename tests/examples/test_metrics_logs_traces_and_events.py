@@ -5,7 +5,9 @@ checks it offline: the cardinality arithmetic and the OpenTelemetry overflow
 demonstration are run; the scrape configuration's target relabelling is
 replayed against discovered Kubernetes targets, its limits are checked against
 the per-target sample arithmetic, and promtool validates it; promtool checks
-and replays the overflow alert and the top-series query; the exemplar is parsed
+and replays the overflow alert (including a histogram's three series and the
+failure of the cited post's ``__name__`` grouping) and the top-series query;
+the exemplar is parsed
 with the Prometheus client's OpenMetrics parser; and the log record, exemplar
 and change event are checked to tell one consistent story.
 
@@ -121,12 +123,20 @@ def relabel(rules: list[dict], labels: dict[str, str]) -> dict[str, str] | None:
     return labels
 
 
-def discovered(namespace: str, app: str, pod: str, port_name: str, port: int) -> dict:
+def discovered(
+    namespace: str,
+    app: str,
+    pod: str,
+    port_name: str,
+    port: int,
+    phase: str = "Running",
+) -> dict:
     """What the pod role discovers: one target per declared container port."""
     return {
         "__address__": f"10.0.0.1:{port}",
         "__meta_kubernetes_namespace": namespace,
         "__meta_kubernetes_pod_name": pod,
+        "__meta_kubernetes_pod_phase": phase,
         "__meta_kubernetes_pod_label_app_kubernetes_io_name": app,
         "__meta_kubernetes_pod_container_port_name": port_name,
     }
@@ -137,6 +147,9 @@ DISCOVERED = [
     discovered("shop", "checkout", "checkout-7d9f-abcde", "http", 8080),
     discovered("shop", "checkout", "checkout-7d9f-abcde", "http-envoy-prom", 15090),
     discovered("shop", "checkout", "checkout-7d9f-fghij", "metrics", 9464),
+    # A completed pod keeps its discovered target until it is deleted.
+    discovered("shop", "checkout", "checkout-6c1e-uvwxy", "metrics", 9464, "Succeeded"),
+    discovered("shop", "checkout", "checkout-6c1e-zzzzz", "metrics", 9464, "Failed"),
     discovered("shop", "cart", "cart-5c6b-klmno", "metrics", 9464),
     discovered("payments", "checkout", "checkout-1a2b-pqrst", "metrics", 9464),
 ]
@@ -169,7 +182,16 @@ def test_scrape_job_keeps_one_target_per_checkout_pod(site: Site) -> None:
     assert all(t["__address__"].endswith(":9464") for t in kept), "the metrics port"
     text = page_text(site)
     assert "one target for each declared container port" in text
-    assert "each checkout pod's metrics port is one target" in text
+    assert "each running checkout pod's metrics port is one target" in text
+
+
+def test_scrape_interval_is_the_one_the_arithmetic_assumes(site: Site) -> None:
+    """Prometheus's global default is 1m; the sums use a 15-second scrape."""
+    job = _scrape_job(site)
+    assert job["scrape_interval"] == "15s"
+    code = block(site, "cardinality")
+    assert "samples_per_second = classic / 15" in code
+    assert "scraped every 15 seconds as the arithmetic above assumes" in page_text(site)
 
 
 def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> None:
@@ -262,6 +284,12 @@ tests:
         values: '_x5 1+12x15'
       - series: 'checkout_request_duration_seconds_count{job="checkout",otel_metric_overflow="true"}'
         values: '_x5 1+12x15'
+      - series: 'checkout_request_duration_seconds_sum{job="checkout",otel_metric_overflow="true"}'
+        values: '_x5 1+3x15'
+      - series: 'checkout_request_duration_seconds_bucket{job="checkout",otel_metric_overflow="true",le="250"}'
+        values: '_x5 1+11x15'
+      - series: 'checkout_request_duration_seconds_bucket{job="checkout",otel_metric_overflow="true",le="+Inf"}'
+        values: '_x5 1+12x15'
       - series: 'cart_requests_total{job="cart",http_route="/"}'
         values: '0+10x20'
     alert_rule_test:
@@ -274,9 +302,10 @@ tests:
           - exp_labels: {severity: ticket, job: checkout, metric: checkout_requests_total}
             exp_annotations:
               summary: "checkout_requests_total in checkout hit the SDK cardinality limit"
-          - exp_labels: {severity: ticket, job: checkout, metric: checkout_request_duration_seconds_count}
+          # One alert per histogram, not one each for _bucket, _sum and _count.
+          - exp_labels: {severity: ticket, job: checkout, metric: checkout_request_duration_seconds}
             exp_annotations:
-              summary: "checkout_request_duration_seconds_count in checkout hit the SDK cardinality limit"
+              summary: "checkout_request_duration_seconds in checkout hit the SDK cardinality limit"
 """
 
 
@@ -305,6 +334,37 @@ def test_overflow_alert_replay_can_fail(site: Site, tmp_path: Path) -> None:
     )
     (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
     assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+
+
+# The alert in Thomas's post, as an alerting rule.
+GROUPED_BY_NAME = """
+groups:
+  - name: blog
+    rules:
+      - alert: OTelMetricOverflow
+        expr: |
+          count by (__name__, job) (
+            last_over_time({otel_metric_overflow="true"}[5m])
+          ) > 0
+"""
+
+
+def test_grouping_by_name_fails_once_two_metrics_overflow(
+    site: Site, tmp_path: Path
+) -> None:
+    """The prose's claim: alert labels lose __name__, so the label sets clash."""
+    (tmp_path / "rules.yml").write_text(GROUPED_BY_NAME, encoding="utf-8")
+    checked = _promtool(tmp_path, "check", "rules", "rules.yml")
+    assert checked.returncode == 0, "it is valid; it fails only when evaluated"
+    (tmp_path / "tests.yml").write_text(OVERFLOW_TESTS, encoding="utf-8")
+    replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode != 0
+    assert (
+        "same labelset after applying alert labels" in replayed.stdout + replayed.stderr
+    )
+    text = page_text(site)
+    assert "as the alert in Thomas's post does" in text
+    assert "duplicate-label-set error" in text
 
 
 def test_top_series_query_ranks_metrics_by_series(site: Site, tmp_path: Path) -> None:
@@ -440,6 +500,20 @@ def test_change_event_joins_the_log_record(site: Site) -> None:
     assert change["service.version"] == record["service.version"]
     assert change["previous_version"] != change["service.version"]
     assert change["deployment.status"] in {"succeeded", "failed"}
+    # Every key but three is an OpenTelemetry attribute name, as the prose says.
+    otel = {
+        "service.name",
+        "service.version",
+        "deployment.environment.name",
+        "deployment.id",
+        "deployment.status",
+        "cicd.pipeline.name",
+        "cicd.pipeline.run.id",
+        "vcs.ref.head.revision",
+    }
+    assert set(change) - otel == {"event", "time", "previous_version"}
+    assert re.fullmatch(r"[0-9a-f]{40}", change["vcs.ref.head.revision"])
+    assert "so event and previous_version are ours" in page_text(site)
     gap = datetime.fromisoformat(record["timestamp"]) - datetime.fromisoformat(
         change["time"]
     )

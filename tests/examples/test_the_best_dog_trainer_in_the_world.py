@@ -1,13 +1,17 @@
 """The examples of "The Best Dog Trainer in the World" do what the essay says.
 
 * The XmR block computes the limits the prose quotes and finds the one
-  signal (week 14, plus the moving-range signal in week 15).
+  point signal (week 14; the full rule set adds its moving-range echo in
+  week 15, printed without a name), and the tests measure how often the rule
+  sets raise false alarms on stable data.
 * A person effect on an interleaved rotation hides from the whole-team chart
-  and shows on the per-person chart, whoever carries it; the tests measure
-  how large an effect four weeks a person can show.
+  and shows on the per-person chart, whoever carries it, once the explained
+  week 14 is set aside; a four-week calendar effect reads as a person effect
+  until the rotation order changes; the tests measure how large an effect
+  four weeks a person can show.
 * The funnel block shows what the prose claims of Deming's four rules, over
   many seeds rather than one lucky one.
-* The paging rules carry the SRE Workbook's three burn-rate tiers, and
+* The paging rules carry the SRE Workbook's four burn-rate tiers, and
   ``promtool test rules`` replays synthetic traffic through them.
 """
 
@@ -30,6 +34,7 @@ import yaml
 from conftest import named_block
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from conftest import Site
@@ -49,11 +54,18 @@ def run_block(site: Site, name: str, module: str = "example") -> dict[str, Any]:
 
 def with_effect(ns: dict[str, Any], who: str, extra: float) -> list[float]:
     """The block's page counts with *extra* pages in every week *who* is on call."""
-    rota = ns["ROTA"]
     return [
-        p + extra if rota[w % len(rota)] == who else p
-        for w, p in enumerate(ns["PAGES"])
+        p + extra if name == who else p
+        for p, name in zip(ns["PAGES"], ns["ON_CALL"], strict=True)
     ]
+
+
+def limits_of(
+    chart: dict[str, tuple[float, float, float]], who: str
+) -> tuple[float, float]:
+    """*who*'s limits on a person chart, rounded as the prose quotes them."""
+    _, low, high = chart[who]
+    return (round(low, 1), round(high, 1))
 
 
 # -- The whole-team XmR chart ------------------------------------------------
@@ -69,22 +81,27 @@ def test_xmr_limits_are_the_ones_the_prose_quotes(site: Site) -> None:
     assert (round(limits["lower"], 1), round(limits["upper"], 1)) == (24.3, 57.2)
     assert round(limits["sigma"], 1) == 5.5
     assert (min(baseline), max(baseline)) == (35, 46)
-    # Twelve baseline weeks are one process under all four detection rules.
-    assert ns["signals"](baseline, limits) == []
+    # Twelve baseline weeks are one process under every detection rule.
+    assert ns["signals"](baseline, limits, ns["ALL_RULES"]) == []
 
 
-def test_the_only_signal_is_week_14_and_follows_the_week(site: Site) -> None:
+def test_the_only_point_signal_is_week_14(site: Site) -> None:
     ns = run_block(site, XMR)
-    pages, rota = ns["PAGES"], ns["ROTA"]
+    pages, on_call = ns["PAGES"], ns["ON_CALL"]
     limits = ns["xmr_limits"](pages[:12])
-    assert ns["signals"](pages, limits) == [
+    # The default, recommended rule: points outside the limits only.
+    assert ns["signals"](pages, limits) == [(14, "outside the limits")]
+    # The full set adds the moving-range echo of week 14 and nothing else.
+    assert ns["signals"](pages, limits, ns["ALL_RULES"]) == [
         (14, "outside the limits"),
         (15, "moving range"),
     ]
     assert pages[13] == 63
-    assert rota[13 % 4] == "ben"
+    assert on_call[13] == "ben"
     bens_other_weeks = [
-        p for w, p in enumerate(pages) if rota[w % 4] == "ben" and w != 13
+        p
+        for w, (p, name) in enumerate(zip(pages, on_call, strict=True))
+        if name == "ben" and w != 13
     ]
     assert bens_other_weeks == [39, 39, 45]
 
@@ -99,14 +116,18 @@ def test_the_run_rules_can_fire(site: Site) -> None:
         "upper": 55.0,
         "upper_range": 99,
     }
-    found = ns["signals"]
-    assert (3, "2 of 3 beyond 2 sigma") in found([51, 40, 52], limits)
-    assert (5, "4 of 5 beyond 1 sigma") in found([46, 46, 40, 46, 46], limits)
-    assert (8, "8 in a row on one side") in found([41] * 8, limits)
-    assert found([41] * 7 + [39], limits) == []
+    found, rules = ns["signals"], ns["ALL_RULES"]
+    assert (3, "2 of 3 beyond 2 sigma") in found([51, 40, 52], limits, rules)
+    assert (5, "4 of 5 beyond 1 sigma") in found([46, 46, 40, 46, 46], limits, rules)
+    assert (8, "8 in a row on one side") in found([41] * 8, limits, rules)
+    assert found([41] * 7 + [39], limits, rules) == []
+    # ...and only when asked for: the default checks the limits alone.
+    assert found([41] * 8, limits) == []
+    assert (2, "moving range") in found([30, 54], {**limits, "upper_range": 20}, rules)
 
 
 def test_the_xmr_block_runs_as_a_script(site: Site) -> None:
+    """The script names the on-call engineer only beside a point signal."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         run_block(site, XMR, "__main__")
@@ -121,9 +142,38 @@ def test_the_xmr_block_runs_as_a_script(site: Site) -> None:
             }
         ),
         "week 14: 63 pages (outside the limits), on call: ben",
-        "week 15: 37 pages (moving range), on call: chen",
-        "by person: 32.5 to 52.2, outside: []",
+        "week 15: 37 pages (moving range)",
+        "ana: average 41.0, limits 34.2 to 47.8",
+        "ben: average 41.0, limits 33.2 to 48.8",
+        "chen: average 41.0, limits 34.2 to 47.8",
+        "dev: average 41.0, limits 34.2 to 47.8",
     ]
+
+
+def stable_histories(
+    ns: dict[str, Any], runs: int, seed: int = 2026
+) -> Iterator[list[float]]:
+    """Sixteen normal weeks at a time, with the rotation's centre and sigma."""
+    rng = random.Random(seed)
+    baseline = ns["xmr_limits"](ns["PAGES"][:12])
+    for _ in range(runs):
+        yield [rng.gauss(baseline["centre"], baseline["sigma"]) for _ in range(16)]
+
+
+def test_the_false_alarm_rates_in_the_prose(site: Site) -> None:
+    """On stable histories, the full rule set cries wolf about one time in five.
+
+    Limits come from the first twelve weeks, as in the essay; points outside
+    the limits alone raise a false alarm in about one history in eleven.
+    """
+    ns = run_block(site, XMR)
+    runs, full, point = 20_000, 0, 0
+    for pages in stable_histories(ns, runs):
+        limits = ns["xmr_limits"](pages[:12])
+        full += bool(ns["signals"](pages, limits, ns["ALL_RULES"]))
+        point += bool(ns["signals"](pages, limits))
+    assert 0.18 < full / runs < 0.23  # "about one history in five"
+    assert 0.075 < point / runs < 0.105  # "about one in eleven"
 
 
 # -- Person effects -----------------------------------------------------------
@@ -135,7 +185,7 @@ def test_the_whole_team_chart_misses_a_20_page_person_effect(site: Site) -> None
     pages = with_effect(ns, "dev", 20)
     limits = ns["xmr_limits"](pages[:12])
     assert (round(limits["lower"], 1), round(limits["upper"], 1)) == (15.8, 75.7)
-    assert ns["signals"](pages, limits) == []  # not even ben's 63
+    assert ns["signals"](pages, limits, ns["ALL_RULES"]) == []  # not even ben's 63
 
 
 @pytest.mark.parametrize("who", ["ana", "ben", "chen", "dev"])
@@ -144,21 +194,46 @@ def test_the_person_chart_finds_whoever_carries_the_effect(
 ) -> None:
     """No suspect is chosen in advance: every person is charted at once."""
     ns = run_block(site, XMR)
-    assert ns["person_chart"](ns["PAGES"], ns["ROTA"])["outside"] == []
-    chart = ns["person_chart"](with_effect(ns, who, 20), ns["ROTA"])
-    assert chart["outside"] == [who]
-    assert chart["averages"][who] > chart["limits"][1]
+    chart, outside, on_call = ns["person_chart"], ns["outside"], ns["ON_CALL"]
+    assert outside(chart(ns["PAGES"], on_call, {14})) == []
+    found = chart(with_effect(ns, who, 20), on_call, {14})
+    assert outside(found) == [who]
+    average, _, high = found[who]
+    assert average > high
 
 
 def test_the_person_chart_numbers_in_the_prose(site: Site) -> None:
     ns = run_block(site, XMR)
-    real = ns["person_chart"](ns["PAGES"], ns["ROTA"])
-    assert [round(x, 1) for x in real["limits"]] == [32.5, 52.2]
-    dev = ns["person_chart"](with_effect(ns, "dev", 20), ns["ROTA"])
-    assert dev["averages"]["dev"] == 61
-    assert round(dev["limits"][1], 1) == 57.2
-    # A 10-page effect on this data is below what four weeks each can show.
-    assert ns["person_chart"](with_effect(ns, "dev", 10), ns["ROTA"])["outside"] == []
+    chart, outside, on_call = ns["person_chart"], ns["outside"], ns["ON_CALL"]
+    left_in = chart(ns["PAGES"], on_call)
+    set_aside = chart(ns["PAGES"], on_call, {14})
+    assert limits_of(left_in, "ana") == (32.5, 52.2)
+    assert limits_of(set_aside, "ana") == (34.2, 47.8)
+    assert {round(avg, 1) for avg, _, _ in set_aside.values()} == {41.0}
+    dev = chart(with_effect(ns, "dev", 20), on_call, {14})
+    assert dev["dev"][0] == 61
+    assert outside(dev) == ["dev"]
+    # Week 14 left in hides a 10-page effect that shows once it is set aside.
+    ten = with_effect(ns, "dev", 10)
+    assert outside(chart(ten, on_call)) == []
+    assert outside(chart(ten, on_call, {14})) == ["dev"]
+
+
+def test_a_four_week_cycle_reads_as_a_person_effect(site: Site) -> None:
+    """A monthly job in the second week of each cycle is pinned on ben.
+
+    With the rotation order shifted by one each cycle, everyone holds that
+    week once and nobody is flagged.
+    """
+    ns = run_block(site, XMR)
+    chart, outside, rota = ns["person_chart"], ns["outside"], ns["ROTA"]
+    monthly = [p + 10 if w % 4 == 1 else p for w, p in enumerate(ns["PAGES"])]
+    assert outside(chart(monthly, ns["ON_CALL"], {14})) == ["ben"]
+    shifted = [rota[(w + w // 4) % 4] for w in range(16)]
+    assert sorted(shifted) == sorted(ns["ON_CALL"])  # four weeks each
+    holders = [shifted[w] for w in range(1, 16, 4)]
+    assert sorted(holders) == sorted(rota)  # each holds the monthly week once
+    assert outside(chart(monthly, shifted, {14})) == []
 
 
 def detection_rates(
@@ -169,17 +244,16 @@ def detection_rates(
     Weekly pages are drawn from a normal distribution with the rotation's
     own centre and sigma, and dev gets *extra* pages in each of his weeks.
     """
-    rng = random.Random(2026)
-    baseline = ns["xmr_limits"](ns["PAGES"][:12])
-    rota, person_hits, team_hits = ns["ROTA"], 0, 0
-    for _ in range(runs):
+    on_call, person_hits, team_hits = ns["ON_CALL"], 0, 0
+    for noise in stable_histories(ns, runs):
         pages = [
-            rng.gauss(baseline["centre"], baseline["sigma"])
-            + (extra if rota[w % 4] == "dev" else 0.0)
-            for w in range(16)
+            p + (extra if name == "dev" else 0.0)
+            for p, name in zip(noise, on_call, strict=True)
         ]
-        person_hits += "dev" in ns["person_chart"](pages, rota)["outside"]
-        team_hits += bool(ns["signals"](pages, ns["xmr_limits"](pages[:12])))
+        chart = ns["person_chart"](pages, on_call)
+        person_hits += "dev" in ns["outside"](chart)
+        limits = ns["xmr_limits"](pages[:12])
+        team_hits += bool(ns["signals"](pages, limits, ns["ALL_RULES"]))
     return person_hits / runs, team_hits / runs
 
 
@@ -210,22 +284,19 @@ def expected_range(n: int, steps: int = 20_000) -> float:
     )
 
 
-def test_the_chart_constants_follow_from_the_normal_distribution() -> None:
-    """2.66, 3.27, A2 = 0.729 and D4 = 2.282 are not magic numbers."""
+def test_the_chart_constants_follow_from_the_normal_distribution(site: Site) -> None:
+    """2.66, 3.27 and the block's d2 values are not magic numbers."""
+    d2 = run_block(site, XMR)["D2"]
+    assert {n: round(expected_range(n), 3) for n in d2} == d2
     d2_2, d2_4 = expected_range(2), expected_range(4)
-    assert round(d2_2, 3) == 1.128
     assert round(3 / d2_2, 2) == 2.66
+    # With all four weeks each, the person chart is an average chart with
+    # A2 = 3 / (d2 sqrt 4) = 0.729: the same limits as the textbook's table.
     assert round(3 / (d2_4 * math.sqrt(4)), 3) == 0.729
+    # The moving-range limit: 1 + 3 d3 / d2, with d3 the spread of the range.
     rng = random.Random(1)
-    ranges2, ranges4 = [], []
-    for _ in range(200_000):
-        a, b = rng.gauss(0, 1), rng.gauss(0, 1)
-        ranges2.append(abs(a - b))
-        four = [rng.gauss(0, 1) for _ in range(4)]
-        ranges4.append(max(four) - min(four))
-    d3_2, d3_4 = math.sqrt(pvariance(ranges2)), math.sqrt(pvariance(ranges4))
-    assert abs((1 + 3 * d3_2 / d2_2) - 3.27) < 0.02
-    assert abs((1 + 3 * d3_4 / d2_4) - 2.282) < 0.02
+    ranges = [abs(rng.gauss(0, 1) - rng.gauss(0, 1)) for _ in range(200_000)]
+    assert abs((1 + 3 * math.sqrt(pvariance(ranges)) / d2_2) - 3.27) < 0.02
 
 
 # -- The funnel experiment -----------------------------------------------------
@@ -294,10 +365,10 @@ def burn_clauses(expr: str) -> list[dict[str, Any]]:
     return clauses
 
 
-HOURS = {"5m": 5 / 60, "30m": 0.5, "1h": 1, "6h": 6, "3d": 72}
+HOURS = {"5m": 5 / 60, "30m": 0.5, "1h": 1, "2h": 2, "6h": 6, "1d": 24, "3d": 72}
 
 
-def test_the_rules_carry_the_workbooks_three_tiers(site: Site) -> None:
+def test_the_rules_carry_the_workbooks_four_tiers(site: Site) -> None:
     doc = yaml.safe_load(paging_rules(site))
     (group,) = doc["groups"]
     records = {r["record"]: r["expr"] for r in group["rules"] if "record" in r}
@@ -320,11 +391,13 @@ def test_the_rules_carry_the_workbooks_three_tiers(site: Site) -> None:
         assert f"checkout:error_ratio:rate{tier['short']}" in records
     # Share of a 30-day (720-hour) budget each tier has spent when it fires.
     spent = [round(t["factor"] * HOURS[t["long"]] / 720, 4) for t in tiers]
-    assert spent == [0.02, 0.05, 0.10]
+    assert spent == [0.02, 0.05, 0.10, 0.10]
+    assert [t["long"] for t in tiers] == ["1h", "6h", "1d", "3d"]
     # Each short window is a twelfth of its long one (3 days : 6 hours).
-    assert [round(HOURS[t["long"]] / HOURS[t["short"]]) for t in tiers] == [12, 12, 12]
-    # At 2,000 requests per second: about 29, 12 and 2 failed requests a second.
-    assert [round(2000 * t["factor"] * 0.001) for t in tiers] == [29, 12, 2]
+    assert [round(HOURS[t["long"]] / HOURS[t["short"]]) for t in tiers] == [12] * 4
+    # At 2,000 requests per second the page tiers trip at about 29 and 12
+    # failed requests a second.
+    assert [round(2000 * t["factor"] * 0.001) for t in tiers] == [29, 12, 6, 2]
 
 
 PROMTOOL_TESTS = """
@@ -402,6 +475,22 @@ tests:
       - eval_time: 7h
         alertname: CheckoutErrorBudgetBurn
         exp_alerts: []
+  # 0.4% errors (a 4x burn) for seven hours: the one-day tier tickets,
+  # and neither page tier fires.
+  - interval: 1m
+    input_series:
+      - series: 'http_requests_total{job="checkout",code="200"}'
+        values: '0+119520x420'
+      - series: 'http_requests_total{job="checkout",code="500"}'
+        values: '0+480x420'
+    alert_rule_test:
+      - eval_time: 7h
+        alertname: CheckoutErrorBudgetSlowBurn
+        exp_alerts:
+          - exp_labels: {severity: ticket}
+      - eval_time: 7h
+        alertname: CheckoutErrorBudgetBurn
+        exp_alerts: []
   # 0.05% errors (half the budgeted rate) for seven hours: nothing fires.
   - interval: 1m
     input_series:
@@ -463,7 +552,7 @@ def test_promtool_accepts_the_rules(site: Site, tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 rules found" in result.stdout
+    assert "10 rules found" in result.stdout
 
 
 def test_promtool_replays_traffic_through_the_rules(site: Site, tmp_path: Path) -> None:

@@ -272,6 +272,106 @@ def test_eip712_release_approval_is_bound_to_chain_and_contract(site: Site) -> N
         assert recovered != TEST_ADDRESS
 
 
+# -- What a Safe signer approves ------------------------------------------------
+
+#: The constants of Safe's contracts (GnosisSafe.sol at v1.1.1 and v1.3.0,
+#: Safe.sol today), as the contracts themselves hard-code them.
+SAFE_TX_TYPEHASH = "bb8310d486368db6bd6f849402fdd73ad53d316b5a4b2644ad6efe0f941286d8"
+DOMAIN_TYPEHASH_BEFORE_1_3 = (
+    "035aff83d86937d35b32e04f0ddc6ff469290eef2f1b692d8a815c89404d4749"
+)
+DOMAIN_TYPEHASH_SINCE_1_3 = (
+    "47e79534a245952e8b16893a336b85a3d9ea9fa8c573f3d803afb92a79469218"
+)
+
+
+def safe_tx_hash_by_hand(safe: str, tx: dict, chain_id: int | None = None) -> bytes:
+    """GnosisSafe.encodeTransactionData, written out with abi.encode."""
+    if chain_id is None:  # v1.1.1 and v1.2.0: the domain names no chain
+        domain = keccak(
+            encode(
+                ["bytes32", "address"],
+                [bytes.fromhex(DOMAIN_TYPEHASH_BEFORE_1_3), safe],
+            )
+        )
+    else:
+        domain = keccak(
+            encode(
+                ["bytes32", "uint256", "address"],
+                [bytes.fromhex(DOMAIN_TYPEHASH_SINCE_1_3), chain_id, safe],
+            )
+        )
+    struct = keccak(
+        encode(
+            [
+                "bytes32",
+                "address",
+                "uint256",
+                "bytes32",
+                "uint8",
+                "uint256",
+                "uint256",
+                "uint256",
+                "address",
+                "address",
+                "uint256",
+            ],
+            [
+                bytes.fromhex(SAFE_TX_TYPEHASH),
+                tx["to"],
+                tx["value"],
+                keccak(hexstr=tx["data"]),
+                tx["operation"],
+                tx["safeTxGas"],
+                tx["baseGas"],
+                tx["gasPrice"],
+                tx["gasToken"],
+                tx["refundReceiver"],
+                tx["nonce"],
+            ],
+        )
+    )
+    return keccak(b"\x19\x01" + domain + struct)
+
+
+def test_the_safe_types_are_the_ones_the_contract_hashes(site: Site) -> None:
+    typed = json.loads(block(site, "safe-tx"))
+    fields = ",".join(f"{f['type']} {f['name']}" for f in typed["types"]["SafeTx"])
+    assert keccak(text=f"SafeTx({fields})").hex() == SAFE_TX_TYPEHASH
+    domain = ",".join(
+        f"{f['type']} {f['name']}" for f in typed["types"]["EIP712Domain"]
+    )
+    assert keccak(text=f"EIP712Domain({domain})").hex() == DOMAIN_TYPEHASH_BEFORE_1_3
+
+
+def test_two_implementations_agree_on_the_safe_transaction_hash(site: Site) -> None:
+    """An EIP-712 library (eth-account) and Safe's own encoding, written out
+    by hand, give the same digest: that is the independent check."""
+    typed = json.loads(block(site, "safe-tx"))
+    safe = typed["domain"]["verifyingContract"]
+    assert is_checksum_address(safe)
+    library = digest(encode_typed_data(full_message=typed))
+    assert library == safe_tx_hash_by_hand(safe, typed["message"])
+    # The same proposal to a v1.3.0+ Safe hashes differently: a checker has to
+    # know the wallet's version.
+    assert safe_tx_hash_by_hand(safe, typed["message"], chain_id=1) != library
+
+
+def test_the_safe_proposal_is_a_delegate_call_that_names_the_attacker(
+    site: Site,
+) -> None:
+    message = json.loads(block(site, "safe-tx"))["message"]
+    assert message["operation"] == 1  # Enum.Operation.DelegateCall
+    data = bytes.fromhex(message["data"].removeprefix("0x"))
+    assert data[:4] == function_signature_to_4byte_selector("transfer(address,uint256)")
+    from eth_abi import decode
+
+    target, amount = decode(["address", "uint256"], data[4:])
+    assert amount == 0
+    assert target.lower() not in {message["to"].lower(), TEST_ADDRESS.lower()}
+    assert message["safeTxGas"] == 45_746  # as in the public reproduction
+
+
 # -- The interface definition ---------------------------------------------------
 
 
@@ -323,6 +423,14 @@ def test_eip1967_slots_in_the_prose_are_keccak_minus_one(site: Site) -> None:
     ):
         slot = (int.from_bytes(keccak(text=label), "big") - 1).to_bytes(32, "big")
         assert "0x" + slot.hex() in text, label
+
+
+def test_the_uups_slot_in_the_prose_is_keccak_of_proxiable(site: Site) -> None:
+    """ERC-1822 stores the implementation at keccak256("PROXIABLE"), without
+    the EIP-1967 "minus one"."""
+    slot = "0x" + keccak(text="PROXIABLE").hex()
+    assert slot.startswith("0xc5f16f0f")
+    assert slot in page_text(site)
 
 
 # -- The write path -------------------------------------------------------------
@@ -433,6 +541,7 @@ def test_resubmission_follows_the_market_but_never_drops_below_the_floor(
         " max_fee_per_blob_gas=None)",
         "Fees(max_fee_per_gas=60000000000, max_priority_fee_per_gas=2000000000,"
         " max_fee_per_blob_gas=10000000000)",
+        "3",
     ]
     # Market fell: the floor wins. Market rose: the market wins.
     cheap = resubmit(stuck, base_fee=1_000_000_000, tip=100_000_000)
@@ -479,6 +588,79 @@ def test_a_replacement_is_a_second_signed_transaction_with_the_same_nonce(
     assert Account.recover_transaction(second) == TEST_ADDRESS
 
 
+class ReservingPool:
+    """Geth's subpool reservation (core/txpool/reserver.go, errors.go): an
+    address with a pending blob transaction is held by the blob pool, and any
+    transaction of another type from it fails with ErrAlreadyReserved."""
+
+    def __init__(self, pending_type: int, pending: Any) -> None:
+        self.pending_type, self.pending = pending_type, pending
+
+    def add(self, tx: dict, fees: Any) -> str:
+        blob_pending = self.pending_type == 3
+        if blob_pending != (tx["type"] == 3):
+            return "address already reserved"
+        if blob_pending:
+            if tx.get("blobs", 0) < 1:
+                return "blob transaction without blobs"  # EIP-4844
+            ok = geth_blob_accepts(self.pending, fees)
+        else:
+            ok = geth_accepts(self.pending, fees, 10)
+        return "replaced" if ok else "replacement transaction underpriced"
+
+
+def fees_of(bump: dict[str, Any], tx: dict) -> Any:
+    return bump["Fees"](
+        tx["maxFeePerGas"], tx["maxPriorityFeePerGas"], tx.get("maxFeePerBlobGas")
+    )
+
+
+def test_a_cancel_replaces_the_stuck_transaction_of_either_kind(
+    bump: dict[str, Any],
+) -> None:
+    fees, cancel = bump["Fees"], bump["cancellation"]
+    plain = fees(30_000_000_000, 1_000_000_000)
+    tx = cancel(plain, TEST_ADDRESS, 7)
+    assert tx["type"] == 2 and tx["to"] == tx["from"] == TEST_ADDRESS
+    assert tx["value"] == 0 and tx["nonce"] == 7
+    assert ReservingPool(2, plain).add(tx, fees_of(bump, tx)) == "replaced"
+    signable = {k: v for k, v in tx.items() if k != "from"}
+    raw = Account.sign_transaction({**signable, "chainId": 1, "gas": 21000}, TEST_KEY)
+    assert Account.recover_transaction(raw.raw_transaction) == TEST_ADDRESS
+
+    blob = fees(30_000_000_000, 1_000_000_000, 5_000_000_000)
+    tx = cancel(blob, TEST_ADDRESS, 7)
+    assert tx["type"] == 3 and tx["blobs"] >= 1
+    assert ReservingPool(3, blob).add(tx, fees_of(bump, tx)) == "replaced"
+
+
+def test_a_plain_cancel_is_refused_while_a_blob_transaction_is_pending(
+    bump: dict[str, Any],
+) -> None:
+    """The essay's first version cancelled every stuck transaction with a
+    zero-value type-2 transfer; Geth refuses that for a pending blob sender,
+    however high its fees."""
+    blob = bump["Fees"](30_000_000_000, 1_000_000_000, 5_000_000_000)
+    pool = ReservingPool(3, blob)
+    plain_cancel = {"type": 2, "maxFeePerGas": 10**12, "maxPriorityFeePerGas": 10**11}
+    assert (
+        pool.add(plain_cancel, fees_of(bump, plain_cancel))
+        == "address already reserved"
+    )
+    tx = bump["cancellation"](blob, TEST_ADDRESS, 7)
+    assert pool.add(tx, fees_of(bump, tx)) == "replaced"
+    # ... and a blob cancel at the legacy 10% bump is still underpriced.
+    cheap = {
+        **tx,
+        "maxFeePerGas": 33_000_000_000,
+        "maxPriorityFeePerGas": 1_100_000_000,
+        "maxFeePerBlobGas": 5_500_000_000,
+    }
+    assert (
+        pool.add(cheap, fees_of(bump, cheap)) == "replacement transaction underpriced"
+    )
+
+
 # -- The indexer ------------------------------------------------------------------
 
 
@@ -500,89 +682,130 @@ def log(
     return entry
 
 
-def chain(**blocks: str) -> Any:
-    """canonical_hash(n) for a chain given as b100="0x...", b101="0x..."."""
-    hashes = {int(name[1:]): value for name, value in blocks.items()}
-    return lambda n: hashes[n]
+class Chain:
+    """A node's view of a finalized chain: block hashes by height, and
+    eth_getLogs by blockHash (EIP-234) returning that block's logs."""
+
+    def __init__(
+        self, deposits: dict[int, list[str]], first: int = 90, last: int = 400
+    ):
+        self.hashes = {n: f"0xb{n}" for n in range(first, last + 1)}
+        self.deposits = deposits
+        self.calls: list[int] = []
+        self.fail_at: int | None = None
+
+    def block_hash(self, height: int) -> str:
+        return self.hashes[height]
+
+    def logs_at(self, block_hash: str) -> list:
+        height = next(n for n, h in self.hashes.items() if h == block_hash)
+        self.calls.append(height)
+        if height == self.fail_at:
+            raise ConnectionError("node went away")
+        return [
+            log(tx, block_hash, height, index)
+            for index, tx in enumerate(self.deposits.get(height, []))
+        ]
 
 
 @pytest.fixture
-def indexer(site: Site) -> Any:
+def indexer_class(site: Site) -> Any:
     namespace, _ = run(block(site, "indexer"))
-    return namespace["DepositIndexer"]()
+    return namespace["DepositIndexer"]
 
 
-def test_indexer_survives_a_reorg_and_credits_once(indexer: Any) -> None:
-    canonical = chain(b100="0xb100new", b101="0xc101")
-    indexer.apply(log("0xaa", "0xb100", 100))  # seen at the head
-    indexer.apply(log("0xdead", "0xb100", 100, index=1))  # ... with a neighbour
-    assert indexer.settle(99, canonical) == []  # not final yet
+def settle(indexer: Any, finalized: int, node: Chain) -> list:
+    return indexer.settle(finalized, node.block_hash, node.logs_at)
 
-    # Reorg: block 0xb100 leaves the chain; 0xaa reappears one block later,
-    # 0xdead never comes back. This time the retractions do arrive.
-    indexer.apply(log("0xaa", "0xb100", 100, removed=True))
-    indexer.apply(log("0xdead", "0xb100", 100, index=1, removed=True))
-    indexer.apply(log("0xaa", "0xc101", 101))
-    assert indexer.settle(100, canonical) == []  # 0xaa is now in 101
-    assert indexer.settle(101, canonical) == [("0xaa", 0)]
 
-    # Duplicates after a reconnect change nothing, and nothing is credited twice.
-    indexer.backfill(100, 101, [log("0xaa", "0xc101", 101)])
-    assert indexer.settle(150, canonical) == []
+def test_the_race_the_review_found_cannot_lose_a_deposit(indexer_class: Any) -> None:
+    """The review's race: the subscription delivered the canonical log, then a
+    range read taken before the reorg replaced it with the orphan, and the
+    essay's first version settled to nothing. Credits now come only from reads
+    by canonical hash, whatever the pending view holds."""
+    node = Chain({100: ["0xaa"]})
+    indexer = indexer_class(settled_through=99)
+    indexer.apply(log("0xaa", "0xb100", 100))  # canonical, from the subscription
+    indexer.apply(log("0xdead", "0xorphan", 100))  # the stale read's orphan
+    indexer.pending.pop(("0xb100", 0))  # ... which displaced the canonical row
+    assert settle(indexer, 100, node) == [("0xaa", 0)]
     assert indexer.credited == {("0xaa", 0)}
+    assert indexer.pending == {}  # the orphan is dropped for good, uncredited
 
 
-def test_a_missed_retraction_does_not_credit_the_orphan(indexer: Any) -> None:
-    """The review's case: the orphan's removed:true was lost with the
-    connection, the backfill brings in the canonical log, and settle must
-    credit only the canonical one. The essay's first version credited both."""
-    canonical = chain(b100="0xgoodblock")
-    indexer.apply(log("0xdead", "0xorphan", 100))
-    # ... the connection drops here; no retraction ever arrives.
-    indexer.backfill(100, 100, [log("0xgood", "0xgoodblock", 100)])
-    assert indexer.settle(100, canonical) == [("0xgood", 0)]
-    assert ("0xdead", 0) not in indexer.credited
+def test_blocks_finalized_while_disconnected_are_all_read(indexer_class: Any) -> None:
+    """The review's gap: no notification ever arrived for 101..299, which
+    finalized while the client was away. The walk from the watermark reads
+    them anyway."""
+    node = Chain({150: ["0xmid"], 299: ["0xlate"]})
+    indexer = indexer_class(settled_through=100)
+    assert settle(indexer, 300, node) == [("0xmid", 0), ("0xlate", 0)]
+    assert node.calls == list(range(101, 301))  # every block, in order
+    assert indexer.settled_through == 300
 
 
-def test_the_hash_check_alone_rejects_an_orphan_without_a_backfill(
-    indexer: Any,
+def test_nothing_is_credited_before_finalized(indexer_class: Any) -> None:
+    node = Chain({101: ["0xsoon"]})
+    indexer = indexer_class(settled_through=99)
+    indexer.apply(log("0xsoon", "0xb101", 101))
+    assert settle(indexer, 100, node) == []
+    assert list(indexer.pending) == [("0xb101", 0)]  # still shown as incoming
+    assert settle(indexer, 101, node) == [("0xsoon", 0)]
+    assert indexer.pending == {}
+
+
+def test_a_failed_read_resumes_where_it_stopped_and_credits_once(
+    indexer_class: Any,
 ) -> None:
-    canonical = chain(b100="0xgoodblock")
-    indexer.apply(log("0xdead", "0xorphan", 100))
-    assert indexer.settle(100, canonical) == []
-    assert indexer.credited == set()
-    assert indexer.rows == {}  # settled rows leave the table
+    node = Chain({110: ["0xa"], 120: ["0xb"], 130: ["0xc"]})
+    node.fail_at = 120
+    indexer = indexer_class(settled_through=100)
+    with pytest.raises(ConnectionError):
+        settle(indexer, 140, node)
+    assert indexer.settled_through == 119  # the last whole block
+    assert indexer.credited == {("0xa", 0)}
+    node.fail_at = None
+    assert settle(indexer, 140, node) == [("0xb", 0), ("0xc", 0)]
+    assert settle(indexer, 140, node) == []  # a second pass changes nothing
+    assert indexer.credited == {("0xa", 0), ("0xb", 0), ("0xc", 0)}
 
 
-def test_backfill_replaces_the_range_instead_of_merging(indexer: Any) -> None:
-    indexer.apply(log("0xstale", "0xorphan", 100))
-    indexer.apply(log("0xkeep", "0xb099", 99))
-    indexer.backfill(100, 120, [])  # the node now has nothing in 100..120
-    assert [row["transactionHash"] for row in indexer.rows.values()] == ["0xkeep"]
+def test_a_node_answering_for_another_block_is_refused(indexer_class: Any) -> None:
+    """A node that ignores the blockHash filter and answers by height from a
+    fork must not decide what is credited."""
+    node = Chain({100: ["0xaa"]})
+    indexer = indexer_class(settled_through=99)
+
+    def by_height(block_hash: str) -> list:
+        return [log("0xdead", "0xorphan", 100)]
+
+    with pytest.raises(ValueError):
+        indexer.settle(100, node.block_hash, by_height)
+    assert indexer.credited == set() and indexer.settled_through == 99
 
 
-def test_a_batch_deposit_credits_every_log(indexer: Any) -> None:
+def test_a_batch_deposit_credits_every_log(indexer_class: Any) -> None:
     """One transaction can emit several Deposit events (batchers, routers);
     credits are keyed per log, not per transaction."""
-    canonical = chain(b100="0xb100")
-    indexer.apply(log("0xbatch", "0xb100", 100, index=3))
-    indexer.apply(log("0xbatch", "0xb100", 100, index=4))
-    assert indexer.settle(100, canonical) == [("0xbatch", 3), ("0xbatch", 4)]
+    node = Chain({100: ["0xbatch", "0xbatch"]})
+    indexer = indexer_class(settled_through=99)
+    assert settle(indexer, 100, node) == [("0xbatch", 0), ("0xbatch", 1)]
 
 
-def test_an_indexer_that_ignores_the_chain_would_credit_the_orphan(
-    indexer: Any,
-) -> None:
-    """The hash check is what the tests above rely on: with a canonical_hash
-    that agrees with every row (that is, no check), the orphan is credited."""
-    indexer.apply(log("0xdead", "0xorphan", 100))
-    assert indexer.settle(100, lambda n: "0xorphan") == [("0xdead", 0)]
+def test_retractions_only_change_the_pending_view(indexer_class: Any) -> None:
+    indexer = indexer_class(settled_through=99)
+    indexer.apply(log("0xaa", "0xb100", 100))
+    indexer.apply(log("0xaa", "0xb100", 100, removed=True))
+    assert indexer.pending == {} and indexer.credited == set()
 
 
 # -- Finality stalls ----------------------------------------------------------------
 
 
-def checkpoints(finalized_epoch: int) -> dict:
+GENESIS = 1606824023  # mainnet, as in go-ethereum's beacon/params/networks.go
+
+
+def checkpoints(finalized_epoch: int, optimistic: bool = False) -> dict:
     """A reply shaped like the beacon API's getStateFinalityCheckpoints:
     uint64 values are decimal strings."""
     root = "0x" + "ab" * 32
@@ -591,7 +814,7 @@ def checkpoints(finalized_epoch: int) -> dict:
         return {"epoch": str(epoch), "root": root}
 
     return {
-        "execution_optimistic": False,
+        "execution_optimistic": optimistic,
         "finalized": False,
         "data": {
             "previous_justified": checkpoint(finalized_epoch),
@@ -608,23 +831,64 @@ def spec_is_in_inactivity_leak(current_epoch: int, finalized_epoch: int) -> bool
     return (current_epoch - 1) - finalized_epoch > 4
 
 
-def test_finality_status_follows_the_spec(site: Site) -> None:
+def clock_at(epoch: int, slot_in_epoch: int = 17) -> float:
+    return GENESIS + (epoch * 32 + slot_in_epoch) * 12 + 5.5
+
+
+@pytest.fixture
+def finality(site: Site) -> dict[str, Any]:
     namespace, _ = run(block(site, "finality"))
-    status = namespace["finality_status"]
-    assert namespace["SLOTS_PER_EPOCH"] == 32
-    assert namespace["MIN_EPOCHS_TO_INACTIVITY_PENALTY"] == 4
+    return namespace
+
+
+def test_finality_status_follows_the_spec(finality: dict[str, Any]) -> None:
+    status = finality["finality_status"]
+    assert finality["SLOTS_PER_EPOCH"] == 32
+    assert finality["MIN_EPOCHS_TO_INACTIVITY_PENALTY"] == 4
+    assert finality["SECONDS_PER_SLOT"] == 12
+    assert finality["MAINNET_GENESIS_TIME"] == GENESIS
     current = 300_000
-    head_slot = current * 32 + 17
-    assert status(head_slot, checkpoints(current - 2)) == "ok"  # healthy
-    assert status(head_slot, checkpoints(current - 3)) == "ok"  # one late epoch
-    assert status(head_slot, checkpoints(current - 4)).startswith("warn")
+    now = clock_at(current)
+    assert finality["clock_slot"](now) == current * 32 + 17
+    assert status(now, checkpoints(current - 2)) == "ok"  # healthy
+    assert status(now, checkpoints(current - 3)) == "ok"  # one late epoch
+    assert status(now, checkpoints(current - 4)).startswith("warn")
     for behind in range(2, 40):
-        result = status(head_slot, checkpoints(current - behind))
+        result = status(now, checkpoints(current - behind))
         leaking = spec_is_in_inactivity_leak(current, current - behind)
         assert result.startswith("page") == leaking, behind
         assert str(behind) in result or result == "ok"
     # 12 May 2023: nine epochs without finality is a page, not a warning.
-    assert status(head_slot, checkpoints(current - 2 - 9)).startswith("page")
+    assert status(now, checkpoints(current - 2 - 9)).startswith("page")
+
+
+def test_a_stuck_node_cannot_hide_a_stall(finality: dict[str, Any]) -> None:
+    """The review's case: a node whose head stopped at epoch E reports a
+    finalized epoch of E - 2, which looks healthy against its own head. The
+    essay's first version measured against the head and said "ok"."""
+    stuck_at = 300_000
+    reply = checkpoints(stuck_at - 2)
+    an_hour_later = clock_at(stuck_at + 10)
+    assert finality["finality_status"](clock_at(stuck_at), reply) == "ok"
+    assert finality["finality_status"](an_hour_later, reply).startswith("page")
+    head = finality["head_status"]
+    assert head(an_hour_later, stuck_at * 32 + 17).startswith("page")
+
+
+def test_head_lag_is_its_own_signal(finality: dict[str, Any]) -> None:
+    head = finality["head_status"]
+    now = clock_at(300_000)
+    slot = finality["clock_slot"](now)
+    assert head(now, slot) == "ok"
+    assert head(now, slot - 2) == "ok"  # a missed slot or two is normal
+    assert head(now, slot - 5).startswith("warn")
+    assert head(now, slot - 33).startswith("page")
+
+
+def test_an_optimistic_reply_is_unknown_not_ok(finality: dict[str, Any]) -> None:
+    now = clock_at(300_000)
+    healthy_looking = checkpoints(300_000 - 2, optimistic=True)
+    assert finality["finality_status"](now, healthy_looking).startswith("unknown")
 
 
 def test_authorized_keys_line_uses_options_sshd_understands(site: Site) -> None:

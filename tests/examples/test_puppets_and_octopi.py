@@ -3,12 +3,18 @@
 The Python agent runs against a fake host whose package database and running
 process can disagree, with the clock, the random source and the state file
 replaced, so the tests can check what it observes, what it does, what it keeps
-across restarts and how long it waits. The Kubernetes manifests are validated
-against the API's own models (the ``kubernetes`` client, generated from the
-OpenAPI schema, refuses unknown fields and wrong types), the playbook is
-checked by ``ansible-playbook --syntax-check`` and against the documented
-options of the ``apt`` module, the HPA lint runs on the essay's manifests and on
-broken copies of them, and the PromQL expression is parsed with promql-parser.
+across restarts, how long it waits and that a reporting outage does not stop
+it. The Kubernetes manifests are validated against the API's own models (the
+``kubernetes`` client, generated from the OpenAPI schema, refuses unknown
+fields and wrong types), and the Argo CD Application against the schema of
+Argo CD's own CRD. The playbook is checked by ``ansible-playbook
+--syntax-check`` and against the documented options of the ``apt`` module, and
+its play keywords (``serial``, ``max_fail_percentage``, the handler flush) are
+run by ansible-core on twenty local stand-in hosts, which also shows what
+``force_handlers`` would do to the circuit breaker. The HPA lint runs on the
+essay's manifests and on broken copies of them, the PromQL expression is parsed
+with promql-parser, and the silence alerts are replayed by ``promtool test
+rules`` against a fleet with one host of each failure.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import types
@@ -23,10 +31,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import jsonschema
 import promql_parser
 import pytest
 import yaml
-from kubernetes.client import V1Deployment, V2HorizontalPodAutoscaler
+from kubernetes.client import (
+    V1Deployment,
+    V1DeploymentStatus,
+    V1ObjectMeta,
+    V2HorizontalPodAutoscaler,
+)
 
 from conftest import Site, named_block
 
@@ -81,12 +96,14 @@ class FakeHost:
         running: str | None = "2.14.0",
         fail_install: bool = False,
         crash_on_start: bool = False,
+        fail_reports: int = 0,
     ) -> None:
         self.name = name
         self.installed = installed
         self.running = running
         self.fail_install = fail_install
         self.crash_on_start = crash_on_start
+        self.fail_reports = fail_reports  # how many reports in a row are lost
         self.calls: list[tuple[str, ...]] = []
         self.reports: list[dict[str, Any]] = []
         self.report_times: list[float] = []
@@ -120,6 +137,9 @@ class FakeHost:
         self.running = None
 
     def report(self, **fields: Any) -> None:
+        if self.fail_reports:
+            self.fail_reports -= 1
+            raise ConnectionError("report endpoint down")
         self.reports.append(fields)
         self.report_times.append(self.clock() if self.clock else -1.0)
 
@@ -341,6 +361,7 @@ def test_a_restart_during_an_outage_enforces_the_saved_intent(
         {"generation": 8, "version": "2.14.2", "running": "yes"},
         {"generation": 8, "version": "2.14.2", "rm": "-rf /"},
         {"generation": 6, "version": "2.13.0"},  # older than what it holds
+        {"generation": 7, "version": "2.14.2"},  # same generation, other content
     ],
 )
 def test_bad_or_stale_intent_is_refused_and_the_good_one_kept(
@@ -377,6 +398,75 @@ def test_a_newer_generation_is_saved_and_acted_on_at_once(
     assert host.calls == [("install", "2.14.2"), ("restart",)]
     assert [r["intent_generation"] for r in host.reports] == [7, 8]
     assert agent.load_intent(str(state)).generation == 8
+
+
+class DebianHost(FakeHost):
+    """Package versions carry a Debian revision; the process reports upstream."""
+
+    def _launch(self) -> None:
+        super()._launch()
+        if self.running is not None:
+            self.running = self.running.split(":")[-1].rsplit("-", 1)[0]
+
+
+def test_a_debian_revision_is_not_mistaken_for_a_stale_process(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # Comparing "2.14.1-1" with "2.14.1" as raw strings would restart every pass.
+    host = DebianHost(installed="2.14.1-1", running="2.14.1")
+    drive(agent, host, lambda: intent(version="2.14.1-1"), passes=3, state=state)
+    assert host.calls == []
+    assert all(r["converged"] for r in host.reports)
+    assert agent.upstream("1:2.14.1-1") == agent.upstream("2.14.1") == "2.14.1"
+    assert agent.upstream("2.14.1-rc1-3") == "2.14.1-rc1"
+
+
+def test_a_debian_upgrade_installs_restarts_and_then_rests(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = DebianHost(installed="2.14.0-3", running="2.14.0")
+    drive(agent, host, lambda: intent(version="2.14.1-1"), passes=2, state=state)
+    assert host.calls == [("install", "2.14.1-1"), ("restart",)]
+    assert (host.installed, host.running) == ("2.14.1-1", "2.14.1")
+    assert [r["converged"] for r in host.reports] == [True, True]
+
+
+def test_a_reporting_outage_does_not_stop_enforcement(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = FakeHost(installed="2.14.1", running="2.14.1", fail_reports=2)
+    stops = iter([True, True, True, False])
+
+    def fetch() -> Any:
+        if next(stops, False):
+            host.running = None  # drift before each of the first three passes
+        return intent()
+
+    clock = drive(agent, host, fetch, passes=4, state=state)
+    # Two reports were lost, yet the agent kept its schedule and kept fixing.
+    assert host.calls.count(("start",)) == 3
+    assert clock.sleeps[1:] == pytest.approx([300.0] * 4)
+    first, second = host.reports
+    assert first["converged"] is True
+    assert first["problem"] == "2 reports lost"  # the next report says so
+    assert second["problem"] is None  # and the count starts again
+
+
+def test_the_same_generation_with_other_content_is_refused(
+    agent: types.ModuleType, state: Path
+) -> None:
+    answers = [intent(7, "2.14.1"), intent(7, "2.14.2")]
+    host = FakeHost(installed="2.14.1", running="2.14.1")
+    drive(
+        agent,
+        host,
+        lambda: answers.pop(0) if len(answers) > 1 else answers[0],
+        passes=2,
+        state=state,
+    )
+    assert host.calls == []  # no flip to 2.14.2 under generation 7
+    assert "refused" in host.reports[-1]["problem"]
+    assert agent.load_intent(str(state)).version == "2.14.1"
 
 
 def test_the_state_file_is_replaced_atomically(
@@ -438,10 +528,167 @@ def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     restart = play["handlers"][0]["ansible.builtin.service"]
     assert restart == {"name": "app", "state": "restarted"}
     apt = play["tasks"][0]["ansible.builtin.apt"]
-    assert apt["name"] == "app=2.14.1"
+    assert apt["name"] == "app=2.14.1-*"  # Debian versions carry a revision
     assert apt["allow_downgrade"] is True  # the same play can roll back
     assert apt["update_cache"] is True
     assert apt["policy_rc_d"] == 101  # the package may not restart the service
+
+
+def test_the_playbook_restarts_before_the_tasks_that_can_fail(site: Site) -> None:
+    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
+    assert "force_handlers" not in play  # see the stand-in runs below for why
+    names = [next(k for k in t if k.startswith("ansible.")) for t in play["tasks"]]
+    flush = names.index("ansible.builtin.meta")
+    assert play["tasks"][flush]["ansible.builtin.meta"] == "flush_handlers"
+    assert all("notify" in t for t in play["tasks"][:flush])  # every notifier first
+    assert all("notify" not in t for t in play["tasks"][flush:])
+    assert names[-1] == "ansible.builtin.uri"  # and the run ends by observing
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "fails"),
+    [
+        (200, "2.14.1\n", False),
+        (200, "2.14.0", True),  # the old process is still serving
+        (-1, None, True),  # nothing answers on the port
+    ],
+)
+def test_the_version_check_fails_a_stale_or_silent_process(
+    site: Site, status: int, content: str | None, fails: bool
+) -> None:
+    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
+    check = play["tasks"][-1]
+    assert check["ansible.builtin.uri"]["return_content"] is True
+    live = (
+        {"status": status}
+        if content is None
+        else {"status": status, "content": content}
+    )
+    condition = jinja2.Environment().compile_expression(check["failed_when"])
+    assert bool(condition(live=live)) is fails
+
+
+ANSIBLE_HOSTS = [f"h{i:02d}" for i in range(1, 21)]
+
+
+def stand_in_run(
+    site: Site,
+    tmp_path: Path,
+    fail_task: str,
+    *,
+    force_handlers: bool | None = None,
+    flush: bool = True,
+) -> tuple[set[str], set[str]]:
+    """Run the essay's play on 20 local hosts with its modules replaced by
+    ``debug`` stand-ins; return (hosts restarted, hosts touched)."""
+    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
+    play = {**play, "become": False, "gather_facts": False}
+    if force_handlers is not None:
+        play["force_handlers"] = force_handlers
+    tasks = []
+    for task in play["tasks"]:
+        if "ansible.builtin.meta" in task:
+            if flush:
+                tasks.append(task)
+            continue
+        stand_in: dict[str, Any] = {
+            "name": task["name"],
+            "ansible.builtin.debug": {
+                "msg": f"{task['name']} {{{{ inventory_hostname }}}}"
+            },
+        }
+        if "notify" in task:  # apt and template report a change, as on a real upgrade
+            stand_in |= {"notify": task["notify"], "changed_when": True}
+        if task["name"] == fail_task:
+            stand_in["failed_when"] = "inventory_hostname == 'h03'"
+        tasks.append(stand_in)
+    assert any("failed_when" in t for t in tasks), fail_task
+    play["tasks"] = tasks
+    play["handlers"] = [
+        {
+            "name": h["name"],
+            "ansible.builtin.debug": {
+                "msg": f"{h['name']} {{{{ inventory_hostname }}}}"
+            },
+        }
+        for h in play["handlers"]
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    (tmp_path / "hosts").write_text(
+        "[app_servers]\n"
+        + "".join(
+            f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+            for h in ANSIBLE_HOSTS
+        )
+    )
+    env = {
+        **os.environ,
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+        "ANSIBLE_HOME": str(tmp_path / "home"),
+        "ANSIBLE_FORCE_COLOR": "false",
+        "ANSIBLE_NOCOLOR": "true",
+    }
+    result = subprocess.run(
+        [
+            BIN / "ansible-playbook",
+            "-i",
+            str(tmp_path / "hosts"),
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr  # h03 failed
+    said = re.findall(r'"msg": "(.+) (h\d\d)"', result.stdout)
+    restarted = {host for msg, host in said if msg == "Restart app"}
+    return restarted, {host for _, host in said}
+
+
+FIRST_TWO_BATCHES = {"h01", "h02", "h03", "h04"}  # serial 10% of 20 is 2 hosts
+
+
+def test_a_failed_version_check_trips_the_breaker_after_restarting(
+    site: Site, tmp_path: Path
+) -> None:
+    restarted, touched = stand_in_run(
+        site, tmp_path, "Ask the running process which version it is"
+    )
+    assert touched == FIRST_TWO_BATCHES  # 1 of 2 failed > 5 %: later batches untouched
+    assert restarted == FIRST_TWO_BATCHES  # the flush ran before the check failed
+
+
+def test_a_breaker_trip_strands_the_restarts_of_the_batchs_healthy_hosts(
+    site: Site, tmp_path: Path
+) -> None:
+    restarted, touched = stand_in_run(site, tmp_path, "Render the config file")
+    assert touched == FIRST_TWO_BATCHES
+    assert restarted == {"h01", "h02"}  # h04 got its package and file, no restart
+
+
+def test_without_the_flush_the_failing_host_is_never_restarted(
+    site: Site, tmp_path: Path
+) -> None:
+    restarted, touched = stand_in_run(
+        site, tmp_path, "Ask the running process which version it is", flush=False
+    )
+    assert touched == FIRST_TWO_BATCHES
+    assert "h03" not in restarted  # the documented handler trap
+
+
+@pytest.mark.parametrize(
+    "fail_task",
+    ["Render the config file", "Ask the running process which version it is"],
+)
+def test_force_handlers_would_switch_the_breaker_off(
+    site: Site, tmp_path: Path, fail_task: str
+) -> None:
+    restarted, touched = stand_in_run(
+        site, tmp_path, fail_task, force_handlers=True, flush=False
+    )
+    # ansible-core 2.19: the failing host never counts; all ten batches run.
+    assert touched == restarted == set(ANSIBLE_HOSTS)
 
 
 def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -> None:
@@ -564,6 +811,78 @@ def test_the_lint_reports_a_target_it_cannot_find(
     assert "not found" in problem
 
 
+def test_the_lint_applies_the_default_cpu_metric_when_none_is_given(
+    site: Site, lint: types.ModuleType
+) -> None:
+    # autoscaling/v2 scales an HPA without metrics on 80 % CPU utilisation, so
+    # no metrics and no CPU request is the same mistake as an explicit CPU target.
+    deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
+    del deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    del hpa["spec"]["metrics"]
+    (problem,) = lint.hpa_problems([deployment, hpa])
+    assert "no cpu request" in problem
+    hpa["spec"]["metrics"] = []  # the lint treats an empty list like a missing one
+    assert lint.hpa_problems([deployment, hpa]) == [problem]
+
+
+def test_the_lint_checks_container_resource_metrics(
+    site: Site, lint: types.ModuleType
+) -> None:
+    deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
+    sidecar = {"name": "proxy", "image": "registry.example.com/proxy:1"}
+    deployment["spec"]["template"]["spec"]["containers"].append(sidecar)
+    target = {"type": "Utilization", "averageUtilization": 60}
+    hpa["spec"]["metrics"] = [
+        {
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": "cpu",
+                "container": "proxy",
+                "target": target,
+            },
+        }
+    ]
+    (problem,) = lint.hpa_problems([deployment, hpa])
+    assert "proxy: no cpu request" in problem  # only the named container counts
+    hpa["spec"]["metrics"][0]["containerResource"]["container"] = "checkout"
+    assert lint.hpa_problems([deployment, hpa]) == []
+    hpa["spec"]["metrics"][0]["containerResource"]["container"] = "missing"
+    (problem,) = lint.hpa_problems([deployment, hpa])
+    assert "no container missing" in problem
+
+
+def test_the_lint_is_namespace_aware_and_order_independent(
+    site: Site, lint: types.ModuleType
+) -> None:
+    deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
+    bad = copy.deepcopy(deployment)
+    bad["spec"]["replicas"] = 3
+    elsewhere = copy.deepcopy(deployment)
+    elsewhere["metadata"]["namespace"] = "staging"
+    # A namesake in another namespace neither hides nor stands in for the target.
+    for docs in ([elsewhere, bad, hpa], [bad, hpa, elsewhere]):
+        (problem,) = lint.hpa_problems(docs)
+        assert "spec.replicas" in problem
+    # Two copies of one object are reported, whatever their order.
+    for docs in ([deployment, bad, hpa], [bad, deployment, hpa]):
+        assert any("defined twice" in p for p in lint.hpa_problems(docs))
+
+
+def test_the_lint_unpacks_lists_and_survives_odd_documents(
+    site: Site, lint: types.ModuleType
+) -> None:
+    deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
+    deployment["spec"]["replicas"] = 3
+    docs = [
+        {"apiVersion": "v1", "kind": "List", "items": [deployment, hpa]},
+        {"apiVersion": "v1", "kind": "ConfigMap"},  # no metadata at all
+        None,
+        "a stray scalar",
+    ]
+    (problem,) = lint.hpa_problems(docs)
+    assert "spec.replicas" in problem
+
+
 def test_the_lint_fails_the_build_as_a_script(site: Site, tmp_path: Path) -> None:
     script = tmp_path / "hpa_lint.py"
     script.write_text(named_block(site, DOC, "puppets-and-octopi-hpa-lint"))
@@ -601,6 +920,137 @@ def test_the_argo_cd_application_guards_the_autoscalers_field(site: Site) -> Non
     assert retry["backoff"]["factor"] == 2
 
 
+# The Application CRD's schema for .spec, from argoproj/argo-cd
+# manifests/crds/application-crd.yaml (master, 2026-08-22), with descriptions
+# removed, the objects the example does not use (helm, kustomize, directory,
+# plugin, info, sources, sourceHydrator, managedNamespaceMetadata) reduced to
+# their type, and additionalProperties set to false wherever the CRD lists
+# properties, as a strict server-side field validation would treat them.
+ARGO_APPLICATION_SPEC: dict[str, Any] = {
+    "type": "object",
+    "required": ["destination", "project"],
+    "additionalProperties": False,
+    "properties": {
+        "destination": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "server": {"type": "string"},
+            },
+        },
+        "ignoreDifferences": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kind"],
+                "additionalProperties": False,
+                "properties": {
+                    "group": {"type": "string"},
+                    "jqPathExpressions": {"type": "array", "items": {"type": "string"}},
+                    "jsonPointers": {"type": "array", "items": {"type": "string"}},
+                    "kind": {"type": "string"},
+                    "managedFieldsManagers": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                    },
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                },
+            },
+        },
+        "info": {"type": "array"},
+        "project": {"type": "string"},
+        "revisionHistoryLimit": {"type": "integer"},
+        "source": {
+            "type": "object",
+            "required": ["repoURL"],
+            "additionalProperties": False,
+            "properties": {
+                "chart": {"type": "string"},
+                "directory": {"type": "object"},
+                "helm": {"type": "object"},
+                "kustomize": {"type": "object"},
+                "name": {"type": "string"},
+                "path": {"type": "string"},
+                "plugin": {"type": "object"},
+                "ref": {"type": "string"},
+                "repoURL": {"type": "string"},
+                "tagPrefix": {"type": "string"},
+                "targetRevision": {"type": "string"},
+            },
+        },
+        "sourceHydrator": {"type": "object"},
+        "sources": {"type": "array"},
+        "syncPolicy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "automated": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "allowEmpty": {"type": "boolean"},
+                        "enabled": {"type": "boolean"},
+                        "prune": {"type": "boolean"},
+                        "selfHeal": {"type": "boolean"},
+                    },
+                },
+                "managedNamespaceMetadata": {"type": "object"},
+                "retry": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "backoff": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "duration": {"type": "string"},
+                                "factor": {"type": "integer"},
+                                "maxDuration": {"type": "string"},
+                            },
+                        },
+                        "limit": {"type": "integer"},
+                        "refresh": {"type": "boolean"},
+                    },
+                },
+                "syncOptions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def test_the_argo_cd_application_matches_the_crd_schema(site: Site) -> None:
+    (app,) = yaml_docs(site, "puppets-and-octopi-argocd-app")
+    validator = jsonschema.Draft7Validator(ARGO_APPLICATION_SPEC)
+    assert list(validator.iter_errors(app["spec"])) == []
+    for path, value in (
+        (("syncPolicy", "automated", "selfheal"), True),  # a typo of selfHeal
+        (("syncPolicy", "retry", "limit"), "5"),  # a string, not an integer
+        (("ignoreDifferences", 0, "jsonPointer"), ["/spec/replicas"]),
+    ):
+        broken = copy.deepcopy(app["spec"])
+        node = broken
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = value
+        assert list(validator.iter_errors(broken)), path
+
+
+def test_the_status_excerpt_uses_the_deployment_apis_fields(site: Site) -> None:
+    # An excerpt (no spec), so its two parts are checked against their models.
+    (excerpt,) = yaml_docs(site, "puppets-and-octopi-status")
+    assert set(excerpt) == {"metadata", "status"}
+    V1ObjectMeta.model_validate(excerpt["metadata"])
+    V1DeploymentStatus.model_validate(excerpt["status"])
+    typo = copy.deepcopy(excerpt["status"])
+    typo["observedGenerations"] = 7
+    with pytest.raises(ValueError, match="observedGenerations"):
+        V1DeploymentStatus.model_validate(typo)
+
+
 def test_the_status_excerpt_is_current_and_available(site: Site) -> None:
     (status,) = yaml_docs(site, "puppets-and-octopi-status")
     assert status["status"]["observedGeneration"] == status["metadata"]["generation"]
@@ -632,3 +1082,129 @@ def test_the_error_ratio_divides_errors_by_reconciles_per_controller(
         assert str(side.op) == "sum"
         assert "controller" in str(side.modifier)
         assert metric in str(side.expr)
+
+
+# -- The silence alerts --------------------------------------------------------
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, (
+        "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    )
+    return found
+
+
+# Six hours of a five-host fleet, one minute per sample. The store serves
+# generation 7 until minute 30 and 8 from minute 31. h1 is healthy; h2's agent
+# stops at minute 40; h3 keeps converging on generation 7 (a stale mirror); h4
+# is in the inventory and never reports; h5 is paused at minute 60 and left so.
+SILENCE_REPLAY = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'intent_served_generation', values: '7x30 8x330'}
+      - {series: 'inventory_host_info{host="h1"}', values: '1x360'}
+      - {series: 'inventory_host_info{host="h2"}', values: '1x360'}
+      - {series: 'inventory_host_info{host="h3"}', values: '1x360'}
+      - {series: 'inventory_host_info{host="h4"}', values: '1x360'}
+      - {series: 'inventory_host_info{host="h5"}', values: '1x360'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x360'}
+      - {series: 'agent_converged_generation{host="h1"}', values: '7x35 8x325'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h2"}', values: '0+60x40 2400x320'}
+      - {series: 'agent_converged_generation{host="h2"}', values: '7x35 8x325'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h3"}', values: '0+60x360'}
+      - {series: 'agent_converged_generation{host="h3"}', values: '7x360'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h5"}', values: '0+60x60 3600x300'}
+      - {series: 'agent_converged_generation{host="h5"}', values: '7x35 8x325'}
+      - {series: 'agent_paused_since_timestamp_seconds{host="h5"}', values: '_x59 3600x301'}
+    promql_expr_test:
+      - expr: fleet:converged_on_served_intent:ratio
+        eval_time: 20m  # everyone converged on 7, except h4 which never reports
+        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.8}]
+      - expr: fleet:converged_on_served_intent:ratio
+        eval_time: 33m  # generation 8 is out; nobody has it yet
+        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0}]
+      - expr: fleet:converged_on_served_intent:ratio
+        eval_time: 40m  # h1, h2 and h5 have converged on 8
+        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.6}]
+    alert_rule_test:
+      - {alertname: AgentNotConverging, eval_time: 20m, exp_alerts: []}
+      - {alertname: AgentBehindServedIntent, eval_time: 20m, exp_alerts: []}
+      - {alertname: HostNeverReports, eval_time: 20m, exp_alerts: []}
+      - {alertname: AgentPausedTooLong, eval_time: 20m, exp_alerts: []}
+      - alertname: AgentNotConverging  # h2 stopped at 40m: 20 minutes of silence
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {host: h2}}]
+      - alertname: AgentNotConverging  # the stopped agent, and the paused one
+        eval_time: 6h
+        exp_alerts: [{exp_labels: {host: h2}}, {exp_labels: {host: h5}}]
+      - alertname: AgentBehindServedIntent
+        eval_time: 6h
+        exp_alerts: [{exp_labels: {host: h3}}]
+      - alertname: HostNeverReports
+        eval_time: 6h
+        exp_alerts: [{exp_labels: {host: h4}}]
+      - alertname: AgentPausedTooLong
+        eval_time: 6h
+        exp_alerts: [{exp_labels: {host: h5}}]
+"""
+
+
+def replay_silence_rules(
+    rules: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "replay.yml").write_text(SILENCE_REPLAY)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_the_silence_rules_pass_promtool_check(site: Site, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "puppets-and-octopi-silence-rules")
+    )
+    result = subprocess.run(
+        [promtool(), "check", "rules", "rules.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 rules found" in result.stdout
+
+
+def test_each_silence_alert_catches_its_host_and_only_that_one(
+    site: Site, tmp_path: Path
+) -> None:
+    result = replay_silence_rules(
+        named_block(site, DOC, "puppets-and-octopi-silence-rules"), tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("3 * 300", "3 * 3000"),  # a threshold too lax to see h2 stop
+        ("unless on(host)", "and on(host)"),  # the inventory diff turned inside out
+        ("< on() group_left()", "> on() group_left()"),  # behind, not ahead
+        (" or vector(0)", ""),  # the ratio would vanish instead of reading 0
+    ],
+)
+def test_the_replay_would_catch_a_broken_rule(
+    site: Site, tmp_path: Path, old: str, new: str
+) -> None:
+    rules = named_block(site, DOC, "puppets-and-octopi-silence-rules")
+    assert old in rules
+    result = replay_silence_rules(rules.replace(old, new, 1), tmp_path)
+    assert result.returncode != 0, result.stdout

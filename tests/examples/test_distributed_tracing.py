@@ -3,23 +3,38 @@
 What is checked, and against what:
 
 * The Python examples run against the real OpenTelemetry SDK (1.45) with
-  in-memory exporters and fake Kafka clients.
+  in-memory exporters. The Kafka example runs with kafka-python's own
+  ``ConsumerRecord``, ``Future`` and ``RecordMetadata`` types (the producer is
+  a fake that returns a real future, which the tests resolve as a broker
+  would), including a broker failure and a header that is not UTF-8.
 * The shell examples are applied as environment variables to a real SDK.
-* The unexpected-roots and orphan queries run in SQLite over a table of
-  fake spans.
+* The unexpected-roots and orphan queries run in SQLite over fake spans
+  written in three storage conventions (NULL, empty-string and all-zero root
+  parents; upper-case, enum and title-case kinds); a test keeps the round-3
+  query to show it reported a split as all clear under the second.
 * The B3 migration example is applied to the SDK's own propagator loading
-  (it needs the ``opentelemetry-propagator-b3`` package).
-* The two collector configurations are *not* run by a collector: no
-  collector binary can be installed here. Their keys are checked at every
-  level against option lists copied from the collector's own sources (the
-  tail sampling processor's ``config.schema.yaml`` and README at the commits
-  named below), and the tail-sampling policies are evaluated on synthetic
-  traces with the processor's documented voting rule and its real
-  probabilistic hash (FNV-1a, from ``internal/sampling/probabilistic.go``).
-  The option lists are a copy: if the collector changes, they must be
-  updated by hand.
-* The decision-wait and memory arithmetic of the prose is recomputed from
-  the configuration, and the storage table from the shared worked example.
+  (it needs the ``opentelemetry-propagator-b3`` package), including a B3
+  not-sampled flag from a mesh under the default parent-based sampler.
+* The alert rules are checked and replayed by ``promtool`` (Debian's
+  ``prometheus`` package) over synthetic series, and their metric names are
+  derived from the count connector's configuration.
+* The collector configurations are *not* run by a collector: no collector
+  binary can be installed here. Their keys are checked at every level
+  against option lists copied from the collector's own sources (the tail
+  sampling processor's ``config.schema.yaml`` and README at the commits named
+  below, matching the options Grafana Alloy documents for contrib v0.158.0),
+  pipelines are checked for undefined components and half-wired connectors,
+  and the tail-sampling policies are evaluated on synthetic traces with the
+  processor's documented voting rule and its real probabilistic hash
+  (FNV-1a, from ``internal/sampling/probabilistic.go``). That evaluator is a
+  re-implementation: it can catch a configuration that contradicts the
+  prose, not a difference between the documentation and the processor. The
+  option lists are a copy: if the collector changes, they must be updated
+  by hand. The OTTL conditions of the count connector are checked for the
+  functions and enums the prose relies on, not evaluated.
+* The numbers of the sizing, shutdown, counting and money paragraphs are
+  read from the rendered page and recomputed from the configurations and the
+  shared worked example, as is the storage table.
 * The byte measurements of the cost section are repeated. The CPU timings
   are not: they come from ``benchmarks/span_cost.py``, a measurement run by
   hand; the tests check only what a dropped span skips.
@@ -32,15 +47,23 @@ import pickle
 import random
 import re
 import shlex
+import shutil
 import sqlite3
+import subprocess
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from docutils import nodes
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaTimeoutError
+from kafka.future import Future as KafkaFuture
+from kafka.producer.future import RecordMetadata
+from kafka.structs import TopicPartition
 from opentelemetry import context as otel_context
 from opentelemetry import propagate as otel_propagate
 from opentelemetry import trace
@@ -69,6 +92,7 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from sphinx import addnodes
 
 from conftest import Site, named_block
 
@@ -113,6 +137,23 @@ def config(site: Site, name: str) -> dict[str, Any]:
     return loaded
 
 
+def doctree(site: Site) -> nodes.document:
+    return pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
+
+
+def paragraph(site: Site, start: str) -> str:
+    """The rendered paragraph that starts with *start*, citations removed."""
+    for para in doctree(site).findall(nodes.paragraph):
+        copy = para.deepcopy()
+        for ref in list(copy.findall(addnodes.pending_xref)):
+            if ref.get("refdomain") == "cite":
+                ref.parent.remove(ref)
+        text = " ".join(copy.astext().split())
+        if text.startswith(start):
+            return text
+    raise AssertionError(f"no paragraph starts with {start!r}")
+
+
 def random_trace_id(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
@@ -125,21 +166,19 @@ def seconds(duration: str) -> float:
 
 
 # -- propagation through Kafka headers -----------------------------------------
-
-
-@dataclass
-class FakeRecord:
-    topic: str
-    value: bytes | None
-    key: bytes | None
-    headers: list[tuple[str, bytes]] | None
+#
+# The records, futures and metadata are kafka-python's own types; only the
+# producer is a fake, whose send() queues nothing and returns the real Future
+# that the test then resolves as the broker would.
 
 
 @dataclass
 class FakeProducer:
     """kafka-python's ``send(topic, value=None, key=None, headers=None)``."""
 
-    sent: list[FakeRecord] = field(default_factory=list)
+    sent: list[ConsumerRecord] = field(default_factory=list)
+    futures: list[KafkaFuture] = field(default_factory=list)
+    refuse: BaseException | None = None
 
     def send(
         self,
@@ -147,8 +186,44 @@ class FakeProducer:
         value: bytes | None = None,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        self.sent.append(FakeRecord(topic, value, key, headers or []))
+    ) -> KafkaFuture:
+        if self.refuse is not None:
+            raise self.refuse
+        offset = len(self.sent)
+        self.sent.append(consumer_record(topic, value, key, headers or [], offset))
+        future = KafkaFuture()
+        self.futures.append(future)
+        return future
+
+
+def consumer_record(
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]] | None,
+    offset: int = 0,
+    partition: int = 3,
+) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic, partition, 0, offset, 0, 0, key, value, headers, None, -1, -1, -1
+    )
+
+
+def acknowledge(producer: FakeProducer, index: int = 0) -> None:
+    record = producer.sent[index]
+    producer.futures[index].success(
+        RecordMetadata(
+            record.topic,
+            record.partition,
+            TopicPartition(record.topic, record.partition),
+            record.offset,
+            0,
+            None,
+            -1,
+            -1,
+            -1,
+        )
+    )
 
 
 def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
@@ -157,14 +232,17 @@ def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
     ns, exporter = run_example(site, "distributed-tracing-kafka")
     producer = FakeProducer()
 
-    ns["publish"](producer, "order-42", b'{"order": "order-42"}')
+    future = ns["publish"](producer, "order-42", b'{"order": "order-42"}')
+    assert future is producer.futures[0]
     [record] = producer.sent
     assert record.value is not None, "a record without a value is a tombstone"
     assert all(isinstance(v, bytes) for _, v in record.headers)
+    assert not exporter.get_finished_spans(), "the span waits for the broker"
+    acknowledge(producer)
 
     # The consumer runs inside an ambient span, as in a poll loop.
     with ns["tracer"].start_as_current_span("poll"):
-        ns["handle"](record)
+        ns["handle"](record, "email-senders")
     spans = {s.name: s for s in exporter.get_finished_spans()}
     sent, processed = spans["send order.placed"], spans["process order.placed"]
     assert sent.kind is SpanKind.PRODUCER and processed.kind is SpanKind.CONSUMER
@@ -174,6 +252,13 @@ def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
         assert span.attributes["messaging.operation.type"] == operation
         assert span.attributes["messaging.operation.name"] == operation
         assert span.attributes["messaging.kafka.message.key"] == "order-42"
+        # Recommended for single messages; the send span learns them from
+        # the broker's acknowledgement.
+        assert span.attributes["messaging.destination.partition.id"] == "3"
+        assert span.attributes["messaging.kafka.offset"] == 0
+    assert sent.status.status_code is StatusCode.UNSET
+    # Conditionally Required on a group consumer's process span.
+    assert processed.attributes["messaging.consumer.group.name"] == "email-senders"
 
     version, trace_id, parent_id, flags = (
         dict(record.headers)["traceparent"].decode().split("-")
@@ -198,11 +283,36 @@ def test_kafka_context_travels_in_headers_and_the_consumer_links_back(
     assert link.context.span_id == sent.context.span_id
 
 
+def test_a_broker_failure_reaches_the_producer_span(site: Site) -> None:
+    """kafka-python's send() only queues; a span closed around the call would
+    have ended, Unset, before the broker answered."""
+    ns, exporter = run_example(site, "distributed-tracing-kafka")
+    producer = FakeProducer()
+    ns["publish"](producer, "order-9", b"{}")
+    assert not exporter.get_finished_spans()
+    producer.futures[0].failure(KafkaTimeoutError("batch expired"))
+    [sent] = exporter.get_finished_spans()
+    assert sent.status.status_code is StatusCode.ERROR
+    assert sent.attributes["error.type"] == "KafkaTimeoutError"
+    assert [e.name for e in sent.events] == ["exception"]
+    assert "messaging.kafka.offset" not in sent.attributes
+
+
+def test_a_send_refused_before_queueing_fails_the_span_and_raises(site: Site) -> None:
+    ns, exporter = run_example(site, "distributed-tracing-kafka")
+    producer = FakeProducer(refuse=KafkaTimeoutError("buffer full"))
+    with pytest.raises(KafkaTimeoutError):
+        ns["publish"](producer, "order-10", b"{}")
+    [sent] = exporter.get_finished_spans()
+    assert sent.status.status_code is StatusCode.ERROR
+
+
 def test_without_an_ambient_span_the_consumer_is_a_linked_root(site: Site) -> None:
     ns, exporter = run_example(site, "distributed-tracing-kafka")
     producer = FakeProducer()
     ns["publish"](producer, "order-7", b"{}")
-    ns["handle"](producer.sent[0])
+    acknowledge(producer)
+    ns["handle"](producer.sent[0], "email-senders")
     spans = {s.name: s for s in exporter.get_finished_spans()}
     processed = spans["process order.placed"]
     assert processed.parent is None
@@ -217,11 +327,31 @@ def test_a_record_without_headers_or_key_is_processed_without_a_link(
     getter raised TypeError on it. Such a span has no link, which is what the
     unexpected-roots query looks for."""
     ns, exporter = run_example(site, "distributed-tracing-kafka")
-    ns["handle"](FakeRecord("order.placed", b"{}", None, None))
+    ns["handle"](consumer_record("order.placed", b"{}", None, None), "g")
     [processed] = exporter.get_finished_spans()
     assert processed.kind is SpanKind.CONSUMER
     assert not processed.links
     assert "messaging.kafka.message.key" not in processed.attributes
+
+
+POISON = [
+    ("traceparent", b"00-\xff\xfe" + b"0" * 30 + b"-00f067aa0ba902b7-01"),
+    ("baggage", b"tenant.id=\xe9"),
+]
+
+
+def test_a_header_that_is_not_utf8_costs_the_link_not_the_message(
+    site: Site,
+) -> None:
+    """The round-3 getter decoded strictly, so one bad header value raised
+    UnicodeDecodeError in handle(); the example must process the record."""
+    with pytest.raises(UnicodeDecodeError):
+        [v.decode() for _, v in POISON]  # what the old getter did
+    ns, exporter = run_example(site, "distributed-tracing-kafka")
+    ns["handle"](consumer_record("order.placed", b"{}", b"\xff", POISON), "g")
+    [processed] = exporter.get_finished_spans()
+    assert not processed.links, "a garbled traceparent is no context"
+    assert processed.attributes["messaging.kafka.message.key"] == "\ufffd"
 
 
 # -- manual span: declined cards are not errors ----------------------------------
@@ -308,6 +438,9 @@ def test_auto_instrumentation_limits_span_attributes_but_keeps_stack_traces(
     env = exports(site, "distributed-tracing-auto-instrumentation")
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")  # OTLP/gRPC port
+    # The cost section counts on the SDK hop being compressed, which the
+    # specification leaves to each SDK's default.
+    assert env["OTEL_EXPORTER_OTLP_COMPRESSION"] == "gzip"
     assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" not in env
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -477,6 +610,34 @@ def test_a_w3c_only_sdk_splits_the_trace_at_a_b3_hop(
     env = exports(site, "distributed-tracing-head-sampling")
     w3c_only = loaded_propagator(monkeypatch, env["OTEL_PROPAGATORS"])
     assert not extracted(w3c_only, B3_ONLY).is_valid, "a new trace starts here"
+
+
+def test_a_b3_not_sampled_flag_makes_the_mesh_the_head_sampler(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With b3multi read, a parent-based SDK obeys the sidecar's decision."""
+    env = exports(site, "distributed-tracing-b3-migration")
+    both = loaded_propagator(monkeypatch, env["OTEL_PROPAGATORS"])
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    provider = TracerProvider()  # the default, as behind the tail tier
+    assert provider.sampler.get_description().startswith(
+        "ParentBased{root:AlwaysOnSampler"
+    )
+    tracer = provider.get_tracer("t")
+
+    def recorded(carrier: dict[str, str]) -> bool:
+        incoming = both.extract(carrier)
+        with tracer.start_as_current_span(
+            "POST /checkout", context=incoming, kind=SpanKind.SERVER
+        ) as span:
+            return span.is_recording()
+
+    assert recorded({**B3_ONLY, "x-b3-sampled": "0"}) is False
+    assert recorded(B3_ONLY) is True
+    assert recorded({}) is True, "a request without context is a root"
+    text = paragraph(site, "A composite propagator runs its members")
+    assert "X-B3-Sampled: 0" in text
+    assert "set the mesh's sampling to 100%" in text
 
 
 # -- consistent probability sampling ----------------------------------------------
@@ -798,8 +959,13 @@ def every_span_arrives_before_the_decision(ts: dict[str, Any]) -> bool:
 
 def test_the_decision_waits_for_a_timeout_trace_to_arrive_whole(site: Site) -> None:
     ts = tail_sampling(site)
-    assert seconds(ts["decision_wait"]) == 40  # the number the prose gives
-    assert seconds(ts["decision_wait_after_root_received"]) == 6
+    wait = seconds(ts["decision_wait"])
+    grace = seconds(ts["decision_wait_after_root_received"])
+    text = paragraph(site, "The wait is where tail sampling")
+    assert f"{wait:g} seconds here" in text
+    assert f"here {grace:g} seconds, one schedule delay plus a margin" in text
+    assert f"{BSP_DELAY_S:g} seconds by default" in text
+    assert f"a {GATEWAY_TIMEOUT_S:g}-second gateway timeout" in text
     assert every_span_arrives_before_the_decision(ts)
     # The old configuration decided a timeout trace before its root arrived,
     # and so did one without the root-based grace but with a short wait.
@@ -808,21 +974,58 @@ def test_the_decision_waits_for_a_timeout_trace_to_arrive_whole(site: Site) -> N
     assert not every_span_arrives_before_the_decision(too_short_grace)
 
 
+#: The shared worked example: checkout's traffic and spans.
+TRACES_PER_S, SPANS_PER_TRACE, SPAN_BYTES = 2_000, 25, 400
+SAMPLERS = 3  # the tier in the diagram
+
+
 def test_tail_sampling_buffer_and_memory_follow_the_prose(site: Site) -> None:
+    """Every number of the sizing paragraph, recomputed from the configuration."""
     ts = tail_sampling(site)
-    samplers = 3  # the tier in the diagram
-    per_instance_in_restart = 2_000 / (samplers - 1)
-    assert ts["expected_new_traces_per_sec"] == per_instance_in_restart == 1_000
+    text = paragraph(site, "Size the tier for a restart.")
+    steady = round(TRACES_PER_S / SAMPLERS, -1)
+    in_restart = TRACES_PER_S / (SAMPLERS - 1)
+    assert ts["expected_new_traces_per_sec"] == in_restart
+    assert f"about {steady:,.0f} new traces a second" in text
+    assert f"and {in_restart:,.0f} while another restarts" in text
     wait = seconds(ts["decision_wait"])
-    assert per_instance_in_restart * wait == 40_000 <= ts["num_traces"] == 50_000
+    need = in_restart * wait
+    assert need <= ts["num_traces"]
+    assert f"must hold {need:,.0f}; {ts['num_traces']:,} leaves room" in text
     # Decision caches an order of magnitude above the buffer, as the schema advises.
     for size in ts["decision_cache"].values():
         assert size >= 10 * ts["num_traces"]
     # Spans are held until the decision: ~11 s with prompt roots, 40 s without.
-    spans, span_bytes = 25, 400
+    grace = seconds(ts["decision_wait_after_root_received"])
+    prompt = BSP_DELAY_S + grace
+    assert f"about {prompt:g} seconds when roots arrive promptly" in text
+    assert "(five for the root's export, six of grace)" in text
+    assert (BSP_DELAY_S, grace) == (5, 6)
+    held = in_restart * prompt * SPANS_PER_TRACE * SPAN_BYTES
+    assert f"is about {held / 1e6:.0f} MB of wire-format spans" in text
+    full = in_restart * wait * SPANS_PER_TRACE * SPAN_BYTES
+    assert f"and {full / 1e6:.0f} MB at the full {wait:g} seconds" in text
+
+
+def test_oversized_traces_and_shutdown_follow_the_prose(site: Site) -> None:
+    ts = tail_sampling(site)
+    text = paragraph(site, "Two more things threaten that memory.")
+    assert f"of 100,000 spans puts {100_000 * SPAN_BYTES / 1e6:.0f} MB" in text
+    assert "maximum_trace_size_bytes" in text
+    stop = paragraph(site, "Stopping costs more than the ring move.")
+    steady = round(TRACES_PER_S / SAMPLERS, -1)
     prompt = BSP_DELAY_S + seconds(ts["decision_wait_after_root_received"])
-    assert per_instance_in_restart * prompt * spans * span_bytes == 110_000_000
-    assert per_instance_in_restart * wait * spans * span_bytes == 400_000_000
+    assert (
+        f"about {round(steady * prompt, -2):,.0f} at {steady:,.0f} new traces"
+        f" a second held for {prompt:g} seconds" in stop
+    )
+    late = round(steady * seconds(ts["decision_wait"]), -3)
+    assert f"up to {late:,.0f} if roots are late" in stop
+    # Both options are in the processor's schema, though the example leaves
+    # them at their defaults.
+    assert {"maximum_trace_size_bytes", "drop_pending_traces_on_shutdown"} <= (
+        TAIL_SAMPLING_SCHEMA["config"]
+    )
 
 
 def test_tail_sampling_policies_keep_errors_and_slow_traces_but_no_health_checks(
@@ -859,13 +1062,47 @@ def test_independently_sampled_linked_halves_are_rarely_kept_together(
     assert 0.0017 < both / pairs < 0.0033  # about 0.25%, as the prose says
 
 
+#: The count connector's options (its README, and Alloy's wrapper of v0.158.0).
+COUNT_METRIC_OPTIONS = {"description", "conditions", "attributes"}
+COUNT_ATTRIBUTE_OPTIONS = {"key", "default_value"}
+
+
+def pipeline_problems(cfg: dict[str, Any]) -> list[str]:
+    """Components a pipeline names but the configuration does not define,
+    and connectors not used as both an exporter and a receiver."""
+    problems = []
+    pipelines = cfg["service"]["pipelines"]
+    connectors = set(cfg.get("connectors", {}))
+    for name, pipeline in pipelines.items():
+        for kind in ("receivers", "processors", "exporters"):
+            defined = set(cfg.get(kind, {})) | (
+                connectors if kind != "processors" else set()
+            )
+            problems += [
+                f"{name}: {kind} {c} undefined"
+                for c in pipeline.get(kind, [])
+                if c not in defined
+            ]
+    for connector in connectors:
+        ends = [
+            kind
+            for pipeline in pipelines.values()
+            for kind in ("receivers", "exporters")
+            if connector in pipeline.get(kind, [])
+        ]
+        if sorted(set(ends)) != ["exporters", "receivers"]:
+            problems.append(f"connector {connector} is not wired at both ends")
+    return problems
+
+
 def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
     site: Site,
 ) -> None:
     lb = config(site, "distributed-tracing-load-balancing")
     tier2 = config(site, "distributed-tracing-tail-sampling")
+    assert not pipeline_problems(lb), pipeline_problems(lb)
+    assert not pipeline_problems(tier2), pipeline_problems(tier2)
     # The name every release accepts (the collector docs use it too).
-    assert set(lb["exporters"]) == {"loadbalancing"}
     exporter = lb["exporters"]["loadbalancing"]
     assert set(exporter) <= {"routing_key", "protocol", "resolver"}
     assert exporter["routing_key"] == "traceID"
@@ -877,8 +1114,181 @@ def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
     # Without a port the DNS resolver sends to 4317: tier 2 must listen there.
     assert "port" not in exporter["resolver"]["dns"]
     assert tier2["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
-    assert lb["service"]["pipelines"]["traces"]["exporters"] == ["loadbalancing"]
-    assert "processors" not in lb["service"]["pipelines"]["traces"]
+    traces = lb["service"]["pipelines"]["traces"]
+    assert traces["exporters"] == ["loadbalancing", "count"]
+    assert "processors" not in traces, "tier 1 must not drop or reorder spans"
+
+
+def test_the_checker_rejects_a_half_wired_connector() -> None:
+    broken = {
+        "receivers": {"otlp": {}},
+        "connectors": {"count": {}},
+        "exporters": {"loadbalancing": {}},
+        "service": {
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "exporters": ["loadbalancing", "count"],
+                }
+            }
+        },
+    }
+    assert pipeline_problems(broken) == ["connector count is not wired at both ends"]
+
+
+def count_metrics(site: Site) -> dict[str, dict[str, Any]]:
+    lb = config(site, "distributed-tracing-load-balancing")
+    return lb["connectors"]["count"]["spans"]
+
+
+def prometheus_name(otel_name: str) -> str:
+    """A monotonic sum's name after Prometheus's default translation (dots
+    to underscores, ``_total`` added), as the Prometheus essay describes."""
+    return otel_name.replace(".", "_") + "_total"
+
+
+def test_tier_one_counts_server_spans_and_roots_before_any_sampling(
+    site: Site,
+) -> None:
+    lb = config(site, "distributed-tracing-load-balancing")
+    metrics = count_metrics(site)
+    for name, info in metrics.items():
+        assert set(info) <= COUNT_METRIC_OPTIONS, name
+        for attribute in info["attributes"]:
+            assert set(attribute) <= COUNT_ATTRIBUTE_OPTIONS, name
+        assert [a["key"] for a in info["attributes"]] == ["service.name"]
+    conditions = {name: " ".join(info["conditions"]) for name, info in metrics.items()}
+    roots = [n for n, c in conditions.items() if "IsRootSpan()" in c]
+    totals = [n for n, c in conditions.items() if "IsRootSpan()" not in c]
+    assert len(roots) == len(totals) == 1
+    for name in (*roots, *totals):
+        assert "kind == SPAN_KIND_SERVER" in conditions[name]
+    # The connector emits deltas; the metrics pipeline makes them cumulative
+    # before they leave for Prometheus's OTLP endpoint.
+    pipeline = lb["service"]["pipelines"]["metrics/roots"]
+    assert pipeline["receivers"] == ["count"]
+    assert pipeline["processors"] == ["deltatocumulative"]
+    [out] = pipeline["exporters"]
+    assert out.split("/")[0] == "otlp_http"
+    assert lb["exporters"][out]["metrics_endpoint"].endswith("/api/v1/otlp/v1/metrics")
+
+
+def alert_rules(site: Site) -> dict[str, dict[str, Any]]:
+    rules = config(site, "distributed-tracing-alerts")
+    return {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+
+
+def test_the_alerts_use_the_metrics_the_pipeline_produces(site: Site) -> None:
+    rules = alert_rules(site)
+    metrics = count_metrics(site)
+    roots = next(
+        n for n, i in metrics.items() if "IsRootSpan()" in " ".join(i["conditions"])
+    )
+    totals = next(n for n in metrics if n != roots)
+    expr = rules["UnexpectedTraceRoots"]["expr"]
+    numerator, denominator = expr.split("/", 1)
+    assert prometheus_name(roots) in numerator
+    assert prometheus_name(totals) in denominator
+    assert "by (service_name)" in numerator and "by (service_name)" in denominator
+    # The same entry point is allowed by the alert, the SQL and the TraceQL.
+    [gateway] = re.findall(r'service_name!="([^"]+)"', expr)
+    sql = named_block(site, DOC, "distributed-tracing-unexpected-roots")
+    assert re.search(rf"service_name NOT IN \('{gateway}'\)", sql)
+    assert f'trace:rootService != "{gateway}"' in paragraph(site, "Column names vary")
+    # The collector's own counters, with the _total suffix Prometheus adds.
+    assert (
+        "otelcol_exporter_enqueue_failed_spans_total"
+        in (rules["SpansLostAtFullExporterQueue"]["expr"])
+    )
+    assert (
+        "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total"
+        in (rules["TailSamplerEvictingUndecidedTraces"]["expr"])
+    )
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, (
+        "promtool is not installed (nox -s tests installs Debian's prometheus)"
+    )
+    return found
+
+
+def run_promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), *args], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+
+
+#: Replayed series: a tier-1 exporter losing spans, a payment service whose
+#: server spans are 2% roots (a split), checkout at 0.5% and the gateway,
+#: whose server spans are all roots.
+ALERT_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'otelcol_exporter_enqueue_failed_spans_total{job="tier1", exporter="loadbalancing"}'
+        values: '0x10 0+50x30'
+      - series: 'otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{job="tier2"}'
+        values: '0x40'
+      - series: 'tracing_server_roots_total{service_name="payment"}'
+        values: '0+2x60'
+      - series: 'tracing_server_spans_total{service_name="payment"}'
+        values: '0+100x60'
+      - series: 'tracing_server_roots_total{service_name="checkout"}'
+        values: '0+0.5x60'
+      - series: 'tracing_server_spans_total{service_name="checkout"}'
+        values: '0+100x60'
+      - series: 'tracing_server_roots_total{service_name="edge-gateway"}'
+        values: '0+300x60'
+      - series: 'tracing_server_spans_total{service_name="edge-gateway"}'
+        values: '0+300x60'
+    alert_rule_test:
+      - eval_time: 8m
+        alertname: SpansLostAtFullExporterQueue
+        exp_alerts: []
+      - eval_time: 25m
+        alertname: SpansLostAtFullExporterQueue
+        exp_alerts:
+          - exp_labels: {job: tier1, exporter: loadbalancing}
+      - eval_time: 40m
+        alertname: TailSamplerEvictingUndecidedTraces
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: UnexpectedTraceRoots
+        exp_alerts:
+          - exp_labels: {service_name: payment}
+"""
+
+
+def test_the_alerts_fire_on_losses_and_splits_and_only_on_them(
+    site: Site, tmp_path: Path
+) -> None:
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
+    )
+    checked = run_promtool(tmp_path, "check", "rules", "rules.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / "tests.yml").write_text(ALERT_TESTS, encoding="utf-8")
+    replayed = run_promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+
+
+def test_the_alert_replay_can_fail(site: Site, tmp_path: Path) -> None:
+    """Claiming that checkout's 0.5% of roots alerts too is rejected."""
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
+    )
+    wrong = ALERT_TESTS.replace(
+        "          - exp_labels: {service_name: payment}\n",
+        "          - exp_labels: {service_name: payment}\n"
+        "          - exp_labels: {service_name: checkout}\n",
+    )
+    assert wrong != ALERT_TESTS
+    (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
+    assert run_promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
 
 
 # -- unexpected root spans -------------------------------------------------------------
@@ -907,44 +1317,90 @@ HEALTHY = [
 ]
 
 
+#: How stores write a root's parent and a span's kind: SQLite-style NULL and
+#: upper-case names; an empty string and OTLP's enum names (the collector's
+#: ClickHouse schema, by the reviewer's account); zeros and title case.
+CONVENTIONS = {
+    "null-and-upper": (None, str.upper),
+    "empty-and-enum": ("", lambda kind: f"SPAN_KIND_{kind}"),
+    "zeros-and-title": ("0000000000000000", str.capitalize),
+}
+
+
+def in_convention(
+    rows: list[tuple[Any, ...]], convention: str
+) -> list[tuple[Any, ...]]:
+    root_parent, kind = CONVENTIONS[convention]
+    return [
+        (t, span, root_parent if parent is None else parent, svc, kind(k), links, ts)
+        for t, span, parent, svc, k, links, ts in rows
+    ]
+
+
+SPLITS = [
+    *HEALTHY,
+    # A split: payment's server span started a trace of its own.
+    ("t2", "d", None, "edge-gateway", "SERVER", 0, 110),
+    ("t2", "e", "d", "checkout", "SERVER", 0, 111),
+    ("t3", "f", None, "payment", "SERVER", 0, 112),
+    # A broken queue hop: a consumer that found no context to link to.
+    ("t7", "m", None, "email-worker", "INTERNAL", 0, 115),
+    ("t7", "n", "m", "email-worker", "CONSUMER", 0, 115),
+    # An old split, outside the window.
+    ("t5", "h", None, "cart", "SERVER", 0, 5),
+]
+
+
+@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
 def test_unexpected_roots_query_finds_splits_and_unlinked_consumers(
-    site: Site,
+    site: Site, convention: str
 ) -> None:
-    rows = [
-        *HEALTHY,
-        # A split: payment's server span started a trace of its own.
-        ("t2", "d", None, "edge-gateway", "SERVER", 0, 110),
-        ("t2", "e", "d", "checkout", "SERVER", 0, 111),
-        ("t3", "f", None, "payment", "SERVER", 0, 112),
-        # A broken queue hop: a consumer that found no context to link to.
-        ("t7", "m", None, "email-worker", "INTERNAL", 0, 115),
-        ("t7", "n", "m", "email-worker", "CONSUMER", 0, 115),
-        # An old split, outside the window.
-        ("t5", "h", None, "cart", "SERVER", 0, 5),
-    ]
     query = named_block(site, DOC, "distributed-tracing-unexpected-roots")
-    found = span_table(rows).execute(query, {"since": 50}).fetchall()
-    assert sorted(found) == [("email-worker", "CONSUMER", 1), ("payment", "SERVER", 1)]
-    assert span_table(HEALTHY).execute(query, {"since": 50}).fetchall() == []
-
-
-def test_orphans_query_finds_lost_parents_but_not_roots_still_in_flight(
-    site: Site,
-) -> None:
-    rows = [
-        *HEALTHY,
-        # The checkout span's parent (the gateway root) never arrived.
-        ("t8", "p", "lost", "checkout", "SERVER", 0, 120),
-        ("t8", "q", "p", "payment", "SERVER", 0, 121),
-        # A recent trace whose root is still in an SDK's batch queue.
-        ("t9", "r", "not-yet", "checkout", "SERVER", 0, 199),
-        # A parent that started before the window still counts as present.
-        ("t10", "s", None, "edge-gateway", "SERVER", 0, 40),
-        ("t10", "t", "s", "checkout", "SERVER", 0, 60),
+    found = span_table(in_convention(SPLITS, convention)).execute(query, {"since": 50})
+    _, kind = CONVENTIONS[convention]
+    assert sorted(found.fetchall()) == [
+        ("email-worker", kind("CONSUMER"), 1),
+        ("payment", kind("SERVER"), 1),
     ]
+    healthy = span_table(in_convention(HEALTHY, convention))
+    assert healthy.execute(query, {"since": 50}).fetchall() == []
+
+
+def test_the_round_three_query_saw_nothing_under_empty_string_roots() -> None:
+    """The old query assumed NULL parents and the kind 'SERVER': over a store
+    that writes '' and SPAN_KIND_SERVER it reported a split as all clear."""
+    old = """SELECT service_name, kind, count(*) AS suspects
+FROM spans
+WHERE start_time >= :since
+  AND ((parent_span_id IS NULL AND kind = 'SERVER'
+        AND service_name NOT IN ('edge-gateway'))
+       OR (kind = 'CONSUMER' AND link_count = 0))
+GROUP BY service_name, kind"""
+    rows = in_convention(SPLITS, "empty-and-enum")
+    assert span_table(rows).execute(old, {"since": 50}).fetchall() == []
+
+
+ORPHANS = [
+    *HEALTHY,
+    # The checkout span's parent (the gateway root) never arrived.
+    ("t8", "p", "lost", "checkout", "SERVER", 0, 120),
+    ("t8", "q", "p", "payment", "SERVER", 0, 121),
+    # A recent trace whose root is still in an SDK's batch queue.
+    ("t9", "r", "not-yet", "checkout", "SERVER", 0, 199),
+    # A parent that started before the window still counts as present.
+    ("t10", "s", None, "edge-gateway", "SERVER", 0, 40),
+    ("t10", "t", "s", "checkout", "SERVER", 0, 60),
+]
+
+
+@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
+def test_orphans_query_finds_lost_parents_but_not_roots_still_in_flight(
+    site: Site, convention: str
+) -> None:
     query = named_block(site, DOC, "distributed-tracing-orphans")
-    found = span_table(rows).execute(query, {"since": 50, "until": 190}).fetchall()
-    assert found == [("checkout", 1)]
+    table = span_table(in_convention(ORPHANS, convention))
+    found = table.execute(query, {"since": 50, "until": 190}).fetchall()
+    assert found == [("checkout", 1)], "roots must not count as orphans"
 
 
 # -- the storage table ----------------------------------------------------------------
@@ -986,6 +1442,78 @@ def test_storage_table_follows_from_the_shared_worked_example(site: Site) -> Non
         unit = 1e12 if "TB" in per_day else 1e9
         assert number(per_day) * unit == pytest.approx(day_bytes, rel=0.01)
         assert number(fortnight) * 1e12 == pytest.approx(14 * day_bytes, rel=0.01)
+
+
+def test_money_follows_from_the_worked_example(site: Site) -> None:
+    """The money paragraph's arithmetic, at its stated assumed prices."""
+    text = paragraph(site, "Money follows the bytes")
+    per_day = TRACES_PER_S * SPANS_PER_TRACE * SPAN_BYTES * 86_400
+    crossing = per_day * 2 / 3  # three zones, placement ignoring zones
+    assert f"about {crossing / 1e12:.2f} TB a day per hop" in text
+    cross_zone_price = 0.01  # per GB, charged on each side
+    assert "one cent per GB on each side" in text
+    daily = 2 * crossing / 1e9 * 2 * cross_zone_price
+    assert f"about ${daily:.0f} a day" in text
+    assert f"some ${round(daily * 30, -2):,.0f} a month" in text
+    assert (
+        f"about ${round(daily * 30 / 10, -1):.0f} if compression shrinks them tenfold"
+        in text
+    )
+    kept_rate = 0.05 + 0.005 + 0.01  # the tail row of the storage table
+    kept_day = per_day * kept_rate
+    assert f"the kept {kept_day / 1e9:.0f} GB a day for 14 days" in text
+    stored = 14 * kept_day
+    assert f"{stored / 1e12:.1f} TB at an assumed two cents per GB-month" in text
+    assert f"about ${stored / 1e9 * 0.02:.0f} a month" in text
+    spans_day = TRACES_PER_S * SPANS_PER_TRACE * kept_rate * 86_400
+    assert f"about {round(spans_day / 1e6, -1):.0f} million a day" in text
+
+
+def test_the_counting_table_follows_from_the_rates(site: Site) -> None:
+    """Each kept span's true weight against the count its th would claim."""
+    ns: dict[str, Any] = {}
+    exec(named_block(site, DOC, "distributed-tracing-adjusted-count"), ns)
+    policies = {p["name"]: p for p in tail_sampling(site)["policies"]}
+    baseline = policies["baseline"]["probabilistic"]["sampling_percentage"] / 100
+    head = 0.10
+    # What a 10% consistent head sampler writes, read back by the sketch.
+    sampler = composite_sampler(
+        composable_parent_threshold(composable_traceid_ratio_based(head))
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for _ in range(200):
+        with provider.get_tracer("t").start_as_current_span("root"):
+            pass
+    header = exporter.get_finished_spans()[0].context.trace_state.to_header()
+    claimed = ns["adjusted_count"](header)
+    assert claimed == pytest.approx(1 / head, rel=1e-9)
+    assert ns["adjusted_count"]("") is None  # AlwaysOn writes no th
+
+    rows = {row[0]: row[1:] for row in table_rows(site, "Span kept by")}
+    always_on, consistent = rows[f"the {baseline:.0%} baseline"]
+    assert "no th" in always_on and f"stands for {1 / baseline:.0f}" in always_on
+    assert f"th claims {claimed:.0f}" in consistent
+    assert f"stands for {1 / (head * baseline):.0f}" in consistent
+    always_on, consistent = rows["the error policy"]
+    assert "no th" in always_on and "stands for 1" in always_on
+    assert f"th claims {claimed:.0f}" in consistent
+    assert f"stands for {1 / head:.0f}" in consistent
+    assert f"Behind a {head:.0%} ProbabilitySampler" in [
+        row for row in table_header(site, "Span kept by")
+    ]
+
+
+def table_header(site: Site, first_header: str) -> list[str]:
+    for table in doctree(site).findall(nodes.table):
+        rows = [
+            [entry.astext() for entry in row.findall(nodes.entry)]
+            for row in table.findall(nodes.row)
+        ]
+        if rows and rows[0][0] == first_header:
+            return rows[0]
+    raise AssertionError(f"no table headed {first_header!r}")
 
 
 # -- the measurements of the cost section -------------------------------------------

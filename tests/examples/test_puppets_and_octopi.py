@@ -20,14 +20,19 @@ rules`` against a fleet with one host of each failure.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import types
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -516,10 +521,24 @@ def yaml_docs(site: Site, name: str) -> list[Any]:
     return list(yaml.safe_load_all(named_block(site, DOC, name)))
 
 
+def essay_play(site: Site) -> dict[str, Any]:
+    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
+    return play
+
+
+def module_of(task: dict[str, Any]) -> str:
+    return next(k for k in task if k.startswith("ansible."))
+
+
+def the_task(play: dict[str, Any], module: str) -> dict[str, Any]:
+    (task,) = [t for t in play["tasks"] if module_of(t) == module]
+    return task
+
+
 def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     site: Site,
 ) -> None:
-    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
+    play = essay_play(site)
     assert play["serial"] == "10%"
     assert play["max_fail_percentage"] == 5
     handlers = {h["name"] for h in play["handlers"]}
@@ -527,69 +546,152 @@ def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     assert notified == handlers == {"Restart app"}
     restart = play["handlers"][0]["ansible.builtin.service"]
     assert restart == {"name": "app", "state": "restarted"}
-    apt = play["tasks"][0]["ansible.builtin.apt"]
+    apt = the_task(play, "ansible.builtin.apt")["ansible.builtin.apt"]
     assert apt["name"] == "app=2.14.1-*"  # Debian versions carry a revision
     assert apt["allow_downgrade"] is True  # the same play can roll back
     assert apt["update_cache"] is True
     assert apt["policy_rc_d"] == 101  # the package may not restart the service
 
 
-def test_the_playbook_restarts_before_the_tasks_that_can_fail(site: Site) -> None:
-    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
+def test_the_pin_matches_every_revision_of_2_14_1_and_nothing_else(
+    site: Site,
+) -> None:
+    # The apt module matches a version pin with fnmatch against apt's own
+    # version string, which carries the epoch when there is one.
+    apt = the_task(essay_play(site), "ansible.builtin.apt")
+    pattern = apt["ansible.builtin.apt"]["name"].split("=", 1)[1]
+    assert fnmatch.fnmatch("2.14.1-1", pattern)
+    assert fnmatch.fnmatch("2.14.1-3ubuntu1", pattern)
+    assert not fnmatch.fnmatch("2.14.10-1", pattern)
+    assert not fnmatch.fnmatch("2.14.0-1", pattern)
+    # With an epoch the pin must name it, as the example's comment says.
+    assert not fnmatch.fnmatch("1:2.14.1-1", pattern)
+    assert '"1:2.14.1-*"' in named_block(
+        site, DOC, "puppets-and-octopi-rolling-playbook"
+    )
+
+
+def test_the_playbook_gates_restarts_and_observes_in_order(site: Site) -> None:
+    play = essay_play(site)
     assert "force_handlers" not in play  # see the stand-in runs below for why
-    names = [next(k for k in t if k.startswith("ansible.")) for t in play["tasks"]]
-    flush = names.index("ansible.builtin.meta")
-    assert play["tasks"][flush]["ansible.builtin.meta"] == "flush_handlers"
-    assert all("notify" in t for t in play["tasks"][:flush])  # every notifier first
-    assert all("notify" not in t for t in play["tasks"][flush:])
-    assert names[-1] == "ansible.builtin.uri"  # and the run ends by observing
+    tasks = play["tasks"]
+    names = [module_of(t) for t in tasks]
+    assert names[:2] == ["ansible.builtin.ping", "ansible.builtin.fail"]
+    assert tasks[0]["ignore_unreachable"] is True  # so the fail task can count it
+    assert tasks[1]["when"] == "reach.unreachable | default(false)"
+    flushes = [i for i, t in enumerate(tasks) if t.get("ansible.builtin.meta")]
+    assert [tasks[i]["ansible.builtin.meta"] for i in flushes] == ["flush_handlers"] * 2
+    first, second = flushes
+    assert all("notify" in t for t in tasks[2:first])  # every change notifies
+    assert names[first + 1 : second] == [
+        "ansible.builtin.service",
+        "ansible.builtin.uri",
+    ]
+    assert tasks[second - 1]["notify"] == "Restart app"  # a stale process
+    assert names[second + 1 :] == ["ansible.builtin.uri"]  # and it ends observing
+    assert "notify" not in tasks[-1]
+
+
+def uri_tasks(site: Site) -> tuple[dict[str, Any], dict[str, Any]]:
+    observe, verify = [
+        t for t in essay_play(site)["tasks"] if "ansible.builtin.uri" in t
+    ]
+    return observe, verify
+
+
+def test_both_checks_wait_for_a_service_that_is_still_starting(site: Site) -> None:
+    for check in uri_tasks(site):
+        assert check["ansible.builtin.uri"]["return_content"] is True
+        assert check["until"] == "live.status == 200"
+        assert check["retries"] * check["delay"] >= 30  # seconds, as the essay says
 
 
 @pytest.mark.parametrize(
-    ("status", "content", "fails"),
+    ("status", "content", "changed", "fails"),
     [
-        (200, "2.14.1\n", False),
-        (200, "2.14.0", True),  # the old process is still serving
-        (-1, None, True),  # nothing answers on the port
+        (200, "2.14.1\n", False, False),
+        (200, "2.14.0", True, True),  # the old process is still serving
+        (-1, None, False, True),  # nothing answers on the port
     ],
 )
-def test_the_version_check_fails_a_stale_or_silent_process(
-    site: Site, status: int, content: str | None, fails: bool
+def test_the_checks_restart_a_stale_process_and_fail_a_silent_one(
+    site: Site, status: int, content: str | None, changed: bool, fails: bool
 ) -> None:
-    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
-    check = play["tasks"][-1]
-    assert check["ansible.builtin.uri"]["return_content"] is True
-    live = (
-        {"status": status}
-        if content is None
-        else {"status": status, "content": content}
-    )
-    condition = jinja2.Environment().compile_expression(check["failed_when"])
-    assert bool(condition(live=live)) is fails
+    observe, verify = uri_tasks(site)
+    live = {"status": status} if content is None else {"status": status, "content": content}
+    env = jinja2.Environment()
+    assert bool(env.compile_expression(observe["changed_when"])(live=live)) is changed
+    assert bool(env.compile_expression(verify["failed_when"])(live=live)) is fails
 
 
 ANSIBLE_HOSTS = [f"h{i:02d}" for i in range(1, 21)]
+
+#: A connection plugin for a host the control node cannot reach: every
+#: connection attempt fails, as it would across a network partition.
+PARTITIONED_CONNECTION = '''
+from ansible.errors import AnsibleConnectionFailure
+from ansible.plugins.connection.local import Connection as Local
+
+DOCUMENTATION = """
+name: partitioned
+short_description: a host behind a network partition
+description: [Every connection attempt fails.]
+author: the essay's tests
+"""
+
+
+class Connection(Local):
+    transport = "partitioned"
+
+    def _connect(self):
+        raise AnsibleConnectionFailure("no route to host (test stand-in)")
+'''
+
+
+def ansible_env(tmp_path: Path) -> dict[str, str]:
+    plugins = tmp_path / "connection_plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "partitioned.py").write_text(PARTITIONED_CONNECTION)
+    return {
+        **os.environ,
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+        "ANSIBLE_HOME": str(tmp_path / "home"),
+        "ANSIBLE_CONNECTION_PLUGINS": str(plugins),
+        "ANSIBLE_FORCE_COLOR": "false",
+        "ANSIBLE_NOCOLOR": "true",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+    }
 
 
 def stand_in_run(
     site: Site,
     tmp_path: Path,
-    fail_task: str,
+    fail_task: str | None = None,
     *,
+    unreachable: bool = False,
+    stale: bool = False,
+    changed: bool = True,
     force_handlers: bool | None = None,
     flush: bool = True,
-) -> tuple[set[str], set[str]]:
-    """Run the essay's play on 20 local hosts with its modules replaced by
-    ``debug`` stand-ins; return (hosts restarted, hosts touched)."""
-    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
-    play = {**play, "become": False, "gather_facts": False}
+) -> tuple[int, set[str], set[str]]:
+    """Run the essay's play on 20 local hosts, with its reachability gate as
+    written and its other modules replaced by ``debug`` stand-ins.
+
+    h03 is the odd host: it fails *fail_task*, or cannot be reached, or runs
+    a stale process that the version check notices. Return the exit status,
+    the hosts restarted and the hosts that ran any stand-in task."""
+    play = {**essay_play(site), "become": False, "gather_facts": False}
     if force_handlers is not None:
         play["force_handlers"] = force_handlers
     tasks = []
     for task in play["tasks"]:
-        if "ansible.builtin.meta" in task:
+        module = module_of(task)
+        if module == "ansible.builtin.meta":
             if flush:
                 tasks.append(task)
+            continue
+        if module in ("ansible.builtin.ping", "ansible.builtin.fail"):
+            tasks.append(task)  # the gate runs as written
             continue
         stand_in: dict[str, Any] = {
             "name": task["name"],
@@ -597,12 +699,18 @@ def stand_in_run(
                 "msg": f"{task['name']} {{{{ inventory_hostname }}}}"
             },
         }
-        if "notify" in task:  # apt and template report a change, as on a real upgrade
-            stand_in |= {"notify": task["notify"], "changed_when": True}
+        if "changed_when" in task:  # the version check: only a stale process changes
+            stand_in["changed_when"] = (
+                "inventory_hostname == 'h03'" if stale else False
+            )
+        elif "notify" in task:  # apt and template report a change, as on an upgrade
+            stand_in["changed_when"] = changed
+        if "notify" in task:
+            stand_in["notify"] = task["notify"]
         if task["name"] == fail_task:
             stand_in["failed_when"] = "inventory_hostname == 'h03'"
         tasks.append(stand_in)
-    assert any("failed_when" in t for t in tasks), fail_task
+    assert fail_task is None or any("failed_when" in t for t in tasks), fail_task
     play["tasks"] = tasks
     play["handlers"] = [
         {
@@ -614,20 +722,14 @@ def stand_in_run(
         for h in play["handlers"]
     ]
     (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    local = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
     (tmp_path / "hosts").write_text(
         "[app_servers]\n"
         + "".join(
-            f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+            f"{h} {'ansible_connection=partitioned' if unreachable and h == 'h03' else local}\n"
             for h in ANSIBLE_HOSTS
         )
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_HOME": str(tmp_path / "home"),
-        "ANSIBLE_FORCE_COLOR": "false",
-        "ANSIBLE_NOCOLOR": "true",
-    }
     result = subprocess.run(
         [
             BIN / "ansible-playbook",
@@ -637,32 +739,98 @@ def stand_in_run(
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=ansible_env(tmp_path),
         check=False,
     )
-    assert result.returncode == 2, result.stdout + result.stderr  # h03 failed
     said = re.findall(r'"msg": "(.+) (h\d\d)"', result.stdout)
     restarted = {host for msg, host in said if msg == "Restart app"}
-    return restarted, {host for _, host in said}
+    return result.returncode, restarted, {host for _, host in said}
 
 
 FIRST_TWO_BATCHES = {"h01", "h02", "h03", "h04"}  # serial 10% of 20 is 2 hosts
+HEALTHY_FIRST_TWO_BATCHES = FIRST_TWO_BATCHES - {"h03"}
+
+
+def test_a_healthy_run_upgrades_and_restarts_every_host(
+    site: Site, tmp_path: Path
+) -> None:
+    rc, restarted, touched = stand_in_run(site, tmp_path)
+    assert rc == 0
+    assert restarted == touched == set(ANSIBLE_HOSTS)
+
+
+def test_an_unreachable_host_trips_the_breaker_through_the_gate(
+    site: Site, tmp_path: Path
+) -> None:
+    # Without the gate, an unreachable host is dropped, not failed, and
+    # max_fail_percentage never counts it: all ten batches would run.
+    rc, restarted, touched = stand_in_run(site, tmp_path, unreachable=True)
+    assert rc == 2  # a failed host, not merely an unreachable one
+    assert touched == restarted == {"h01", "h02"}  # batch 2 stopped at the gate
+
+
+def test_without_the_gate_an_unreachable_host_never_trips_the_breaker(
+    tmp_path: Path,
+) -> None:
+    # The behaviour the gate exists for, shown on ansible-core itself.
+    play = {
+        "hosts": "all",
+        "gather_facts": False,
+        "serial": "10%",
+        "max_fail_percentage": 5,
+        "tasks": [
+            {"ansible.builtin.ping": None},
+            {"ansible.builtin.debug": {"msg": "upgraded {{ inventory_hostname }}"}},
+        ],
+    }
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play]))
+    local = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
+    (tmp_path / "hosts").write_text(
+        "".join(
+            f"{h} {'ansible_connection=partitioned' if h == 'h03' else local}\n"
+            for h in ANSIBLE_HOSTS
+        )
+    )
+    result = subprocess.run(
+        [BIN / "ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
+        capture_output=True,
+        text=True,
+        env=ansible_env(tmp_path),
+        check=False,
+    )
+    upgraded = set(re.findall(r'"msg": "upgraded (h\d\d)"', result.stdout))
+    assert upgraded == set(ANSIBLE_HOSTS) - {"h03"}  # every batch ran
+    assert "UNREACHABLE" in result.stdout
+    assert result.returncode != 0  # reported, but only at the end
 
 
 def test_a_failed_version_check_trips_the_breaker_after_restarting(
     site: Site, tmp_path: Path
 ) -> None:
-    restarted, touched = stand_in_run(
-        site, tmp_path, "Ask the running process which version it is"
+    rc, restarted, touched = stand_in_run(
+        site, tmp_path, "Fail the host unless the process now reports 2.14.1"
     )
+    assert rc == 2
     assert touched == FIRST_TWO_BATCHES  # 1 of 2 failed > 5 %: later batches untouched
     assert restarted == FIRST_TWO_BATCHES  # the flush ran before the check failed
+
+
+def test_a_rerun_restarts_a_stale_process_and_nothing_else(
+    site: Site, tmp_path: Path
+) -> None:
+    # The second run after a stranded restart: package and file are in place,
+    # so only the version check can notice h03's old process.
+    rc, restarted, touched = stand_in_run(site, tmp_path, stale=True, changed=False)
+    assert rc == 0
+    assert touched == set(ANSIBLE_HOSTS)
+    assert restarted == {"h03"}
 
 
 def test_a_breaker_trip_strands_the_restarts_of_the_batchs_healthy_hosts(
     site: Site, tmp_path: Path
 ) -> None:
-    restarted, touched = stand_in_run(site, tmp_path, "Render the config file")
+    rc, restarted, touched = stand_in_run(site, tmp_path, "Render the config file")
+    assert rc == 2
     assert touched == FIRST_TWO_BATCHES
     assert restarted == {"h01", "h02"}  # h04 got its package and file, no restart
 
@@ -670,36 +838,224 @@ def test_a_breaker_trip_strands_the_restarts_of_the_batchs_healthy_hosts(
 def test_without_the_flush_the_failing_host_is_never_restarted(
     site: Site, tmp_path: Path
 ) -> None:
-    restarted, touched = stand_in_run(
-        site, tmp_path, "Ask the running process which version it is", flush=False
+    rc, restarted, touched = stand_in_run(
+        site,
+        tmp_path,
+        "Fail the host unless the process now reports 2.14.1",
+        flush=False,
     )
+    assert rc == 2
     assert touched == FIRST_TWO_BATCHES
     assert "h03" not in restarted  # the documented handler trap
 
 
 @pytest.mark.parametrize(
     "fail_task",
-    ["Render the config file", "Ask the running process which version it is"],
+    ["Render the config file", "Fail the host unless the process now reports 2.14.1"],
 )
 def test_force_handlers_would_switch_the_breaker_off(
     site: Site, tmp_path: Path, fail_task: str
 ) -> None:
-    restarted, touched = stand_in_run(
+    rc, restarted, touched = stand_in_run(
         site, tmp_path, fail_task, force_handlers=True, flush=False
     )
     # ansible-core 2.19: the failing host never counts; all ten batches run.
+    assert rc == 2
     assert touched == restarted == set(ANSIBLE_HOSTS)
+
+
+def run_reproducer(site: Site, tmp_path: Path, text: str) -> str:
+    """Run the essay's force_handlers reproducer with the command in its comment."""
+    command = text.splitlines()[0]
+    assert command.startswith("# ansible-playbook ")
+    argv = command[2:].split()
+    assert argv[-1] == "this.yml"
+    (tmp_path / "this.yml").write_text(text)
+    env = {**ansible_env(tmp_path), "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    result = subprocess.run(
+        [BIN / argv[0], *argv[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr  # h03 failed
+    return result.stdout
+
+
+def test_the_force_handlers_reproducer_runs_every_batch(
+    site: Site, tmp_path: Path
+) -> None:
+    text = named_block(site, DOC, "puppets-and-octopi-force-handlers")
+    assert "force_handlers: true" in text
+    out = run_reproducer(site, tmp_path, text)
+    assert out.count('"msg": "still rolling"') == 19  # every host but h03
+    assert out.count('"msg": "restarted"') == 20
+
+
+def test_without_force_handlers_the_reproducer_stops_after_h03s_batch(
+    site: Site, tmp_path: Path
+) -> None:
+    text = named_block(site, DOC, "puppets-and-octopi-force-handlers")
+    out = run_reproducer(
+        site, tmp_path, text.replace("  force_handlers: true\n", "", 1)
+    )
+    assert out.count('"msg": "still rolling"') == 2  # h01 and h02 only
+    assert out.count('"msg": "restarted"') == 2
+
+
+class FakeApp:
+    """A service on localhost that reports its version at /version and, on
+    /restart, stops listening for a while before it comes back with the
+    version now on disk: a restart that returns before the port is open.
+
+    Timing alone cannot be trusted on a loaded machine (ansible-playbook may
+    take longer to start than the service), so a process that is starting
+    also answers its first *not_ready* requests by closing the connection
+    unanswered, which the uri module reports as status -1, as it does for a
+    refused connection. Every start, the first and each restart, does so."""
+
+    def __init__(
+        self, running: str, on_disk: str, down_for: float, not_ready: int = 1
+    ) -> None:
+        self.running, self.on_disk, self.down_for = running, on_disk, down_for
+        self.not_ready = not_ready
+        self.unanswered = 0  # requests dropped while starting, all starts
+        self.restarts = 0
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server: ThreadingHTTPServer | None = None
+        self.closed = False
+
+    def listen(self, after: float = 0.0) -> None:
+        app = self
+        starting = [self.not_ready]  # this start's requests still to drop
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if starting[0] > 0:
+                    starting[0] -= 1
+                    app.unanswered += 1
+                    self.close_connection = True
+                    return  # no status line: the client sees no response
+                body = (app.running + "\n").encode()
+                if self.path == "/restart":
+                    body = b"restarting\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                if self.path == "/restart":
+                    threading.Thread(target=app.restart, daemon=True).start()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        def start() -> None:
+            time.sleep(after)
+            if self.closed:
+                return
+            server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+            self.server = server
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        threading.Thread(target=start, daemon=True).start()
+
+    def restart(self) -> None:
+        self.restarts += 1
+        self.stop()
+        self.running = self.on_disk
+        self.listen(after=self.down_for)
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def real_check_run(
+    site: Site, tmp_path: Path, app: FakeApp, delay: float = 0.5
+) -> subprocess.CompletedProcess[str]:
+    """Run the play's two version checks and its handler flush as written,
+    against the fake service, with the restart handler pointed at /restart
+    and the retry delay shortened (the retry count is the essay's)."""
+    play = essay_play(site)
+    first = next(i for i, t in enumerate(play["tasks"]) if "ansible.builtin.uri" in t)
+    tasks = copy.deepcopy(play["tasks"][first:])
+    for task in tasks:
+        if "ansible.builtin.uri" in task:
+            url = task["ansible.builtin.uri"]["url"]
+            assert url == "http://127.0.0.1:8080/version"
+            task["ansible.builtin.uri"]["url"] = url.replace("8080", str(app.port))
+            task["delay"] = delay
+    handler = {
+        "name": "Restart app",
+        "ansible.builtin.uri": {"url": f"http://127.0.0.1:{app.port}/restart"},
+    }
+    check_play = {
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": tasks,
+        "handlers": [handler],
+    }
+    (tmp_path / "check.yml").write_text(yaml.safe_dump([check_play], sort_keys=False))
+    (tmp_path / "hosts").write_text(
+        f"h01 ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    try:
+        return subprocess.run(
+            [BIN / "ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "check.yml")],
+            capture_output=True,
+            text=True,
+            env=ansible_env(tmp_path),
+            check=False,
+            timeout=180,
+        )
+    finally:
+        app.closed = True
+        app.stop()
+
+
+def test_the_check_waits_for_a_service_that_is_slow_to_start(
+    site: Site, tmp_path: Path
+) -> None:
+    app = FakeApp(running="2.14.1", on_disk="2.14.1", down_for=0.0)
+    app.listen(after=2.0)  # the service is still starting when the check begins
+    result = real_check_run(site, tmp_path, app)
+    assert result.returncode == 0, result.stdout
+    assert app.unanswered == 1  # the first request found no answer...
+    assert "RETRYING" in result.stdout  # ...and it waited instead of failing the host
+    assert app.restarts == 0  # a healthy process is left alone
+
+
+def test_the_check_restarts_a_stale_process_and_waits_for_it(
+    site: Site, tmp_path: Path
+) -> None:
+    app = FakeApp(running="2.14.0", on_disk="2.14.1", down_for=2.0)
+    app.listen()
+    result = real_check_run(site, tmp_path, app)
+    assert result.returncode == 0, result.stdout
+    assert app.restarts == 1 and app.running == "2.14.1"
+    assert app.unanswered == 2  # one unanswered request per start, both retried
+    assert "RETRYING" in result.stdout  # the second check waited for the port
+
+
+def test_the_check_fails_a_process_that_stays_stale(
+    site: Site, tmp_path: Path
+) -> None:
+    app = FakeApp(running="2.14.0", on_disk="2.14.0", down_for=0.5)
+    app.listen()
+    result = real_check_run(site, tmp_path, app)
+    assert result.returncode == 2, result.stdout
+    assert app.restarts == 1  # restarted once, still wrong: the host fails
 
 
 def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -> None:
     playbook = tmp_path / "rollout.yml"
     playbook.write_text(named_block(site, DOC, "puppets-and-octopi-rolling-playbook"))
-    env = {
-        **os.environ,
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_HOME": str(tmp_path / "home"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-    }
     result = subprocess.run(
         [
             BIN / "ansible-playbook",
@@ -710,14 +1066,13 @@ def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=ansible_env(tmp_path),
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_apt_task_uses_only_documented_options(site: Site, tmp_path: Path) -> None:
-    (play,) = yaml_docs(site, "puppets-and-octopi-rolling-playbook")[0]
     env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "home")}
     docs = subprocess.run(
         [BIN / "ansible-doc", "--json", "ansible.builtin.apt"],
@@ -727,7 +1082,7 @@ def test_the_apt_task_uses_only_documented_options(site: Site, tmp_path: Path) -
         check=True,
     )
     options = json.loads(docs.stdout)["ansible.builtin.apt"]["doc"]["options"]
-    apt = play["tasks"][0]["ansible.builtin.apt"]
+    apt = the_task(essay_play(site), "ansible.builtin.apt")["ansible.builtin.apt"]
     assert set(apt) <= set(options), set(apt) - set(options)
     assert options["policy_rc_d"]["type"] == "int"
     assert options["allow_downgrade"]["type"] == "bool"
@@ -912,6 +1267,8 @@ def test_the_argo_cd_application_guards_the_autoscalers_field(site: Site) -> Non
     # not protect replicas: the ignore rule must hold during sync as well.
     assert {"ServerSideApply=true", "RespectIgnoreDifferences=true"} <= options
     assert "CreateNamespace=true" in options  # the destination namespace is new
+    # The default project allows any source and destination, and checks nothing.
+    assert app["spec"]["project"] != "default"
     (rule,) = app["spec"]["ignoreDifferences"]
     assert (rule["group"], rule["kind"]) == ("apps", "Deployment")
     assert rule["jsonPointers"] == ["/spec/replicas"]
@@ -1096,27 +1453,30 @@ def promtool() -> str:
 
 
 # Six hours of a five-host fleet, one minute per sample. The store serves
-# generation 7 until minute 30 and 8 from minute 31. h1 is healthy; h2's agent
+# generation 7 until minute 30 and 8 from minute 31; at minute 231 it serves 9
+# for ten minutes and is then restored from a backup that holds 8. h1 is
+# healthy, takes 9 and keeps it (it refuses older generations); h2's agent
 # stops at minute 40; h3 keeps converging on generation 7 (a stale mirror); h4
 # is in the inventory and never reports; h5 is paused at minute 60 and left so.
+# A second fleet has agents but has lost the inventory and the store's series.
 SILENCE_REPLAY = """
 rule_files: [rules.yml]
 evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - {series: 'intent_served_generation', values: '7x30 8x330'}
-      - {series: 'inventory_host_info{host="h1"}', values: '1x360'}
-      - {series: 'inventory_host_info{host="h2"}', values: '1x360'}
-      - {series: 'inventory_host_info{host="h3"}', values: '1x360'}
-      - {series: 'inventory_host_info{host="h4"}', values: '1x360'}
-      - {series: 'inventory_host_info{host="h5"}', values: '1x360'}
-      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x360'}
-      - {series: 'agent_converged_generation{host="h1"}', values: '7x35 8x325'}
+      - {series: 'intent_served_generation', values: '7x30 8x199 9x9 8x120'}
+      - {series: 'inventory_host_info{host="h1"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h2"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h3"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h4"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h5"}', values: '1x361'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x361'}
+      - {series: 'agent_converged_generation{host="h1"}', values: '7x35 8x196 9x128'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h2"}', values: '0+60x40 2400x320'}
       - {series: 'agent_converged_generation{host="h2"}', values: '7x35 8x325'}
-      - {series: 'agent_last_converged_timestamp_seconds{host="h3"}', values: '0+60x360'}
-      - {series: 'agent_converged_generation{host="h3"}', values: '7x360'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h3"}', values: '0+60x361'}
+      - {series: 'agent_converged_generation{host="h3"}', values: '7x361'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h5"}', values: '0+60x60 3600x300'}
       - {series: 'agent_converged_generation{host="h5"}', values: '7x35 8x325'}
       - {series: 'agent_paused_since_timestamp_seconds{host="h5"}', values: '_x59 3600x301'}
@@ -1130,11 +1490,18 @@ tests:
       - expr: fleet:converged_on_served_intent:ratio
         eval_time: 40m  # h1, h2 and h5 have converged on 8
         exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.6}]
+      - expr: fleet:converged_on_served_intent:ratio
+        eval_time: 200m  # h2 and h5 still show 8, but their agents went quiet
+        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.2}]
     alert_rule_test:
       - {alertname: AgentNotConverging, eval_time: 20m, exp_alerts: []}
       - {alertname: AgentBehindServedIntent, eval_time: 20m, exp_alerts: []}
+      - {alertname: AgentAheadOfServedIntent, eval_time: 20m, exp_alerts: []}
       - {alertname: HostNeverReports, eval_time: 20m, exp_alerts: []}
       - {alertname: AgentPausedTooLong, eval_time: 20m, exp_alerts: []}
+      - {alertname: InventoryMissing, eval_time: 6h, exp_alerts: []}
+      - {alertname: ServedIntentMissing, eval_time: 6h, exp_alerts: []}
+      - {alertname: Watchdog, eval_time: 20m, exp_alerts: [{exp_labels: {}}]}
       - alertname: AgentNotConverging  # h2 stopped at 40m: 20 minutes of silence
         eval_time: 60m
         exp_alerts: [{exp_labels: {host: h2}}]
@@ -1144,12 +1511,25 @@ tests:
       - alertname: AgentBehindServedIntent
         eval_time: 6h
         exp_alerts: [{exp_labels: {host: h3}}]
+      - alertname: AgentAheadOfServedIntent  # h1 holds 9 after the restore to 8
+        eval_time: 6h
+        exp_alerts: [{exp_labels: {host: h1}}]
       - alertname: HostNeverReports
         eval_time: 6h
         exp_alerts: [{exp_labels: {host: h4}}]
       - alertname: AgentPausedTooLong
         eval_time: 6h
         exp_alerts: [{exp_labels: {host: h5}}]
+  - interval: 1m
+    input_series:
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x60'}
+      - {series: 'agent_converged_generation{host="h1"}', values: '7x60'}
+    alert_rule_test:
+      - {alertname: HostNeverReports, eval_time: 30m, exp_alerts: []}  # blind
+      - {alertname: AgentBehindServedIntent, eval_time: 30m, exp_alerts: []}  # blind
+      - {alertname: InventoryMissing, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
+      - {alertname: ServedIntentMissing, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
+      - {alertname: Watchdog, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
 """
 
 
@@ -1179,7 +1559,7 @@ def test_the_silence_rules_pass_promtool_check(site: Site, tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 rules found" in result.stdout
+    assert "9 rules found" in result.stdout
 
 
 def test_each_silence_alert_catches_its_host_and_only_that_one(
@@ -1199,6 +1579,12 @@ def test_each_silence_alert_catches_its_host_and_only_that_one(
         ("unless on(host)", "and on(host)"),  # the inventory diff turned inside out
         ("< on() group_left()", "> on() group_left()"),  # behind, not ahead
         (" or vector(0)", ""),  # the ratio would vanish instead of reading 0
+        # a dead agent's last gauge would count as converged
+        ("and on(host) (time() - agent_last_converged_timestamp_seconds < 900)", ""),
+        ("> on() group_left()", "== on() group_left()"),  # ahead is not current
+        ("absent(inventory_host_info)", "inventory_host_info == 0"),
+        ("absent(intent_served_generation)", "intent_served_generation == 0"),
+        ("expr: vector(1)", "expr: vector(1) == 0"),  # a watchdog that never fires
     ],
 )
 def test_the_replay_would_catch_a_broken_rule(

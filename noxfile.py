@@ -68,6 +68,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     "postgresql": (("/usr/lib/postgresql/*/bin/postgres",), "postgresql"),
     "pgbackrest": (("pgbackrest",), "pgbackrest"),
     "jq": (("jq",), "jq"),
+    "ssh-keygen": (("ssh-keygen",), "openssh-client"),
     "epubcheck": (("java", EPUBCHECK_JAR), "epubcheck"),
 }
 DIAGRAMS = ("graphviz",)
@@ -83,7 +84,7 @@ PDF = (
     "tex-gyre",
 )
 BROWSER = ("chromium",)
-EXAMPLES = ("promtool", "postgresql", "pgbackrest", "jq")
+EXAMPLES = ("promtool", "postgresql", "pgbackrest", "jq", "ssh-keygen")
 EPUB = ("graphviz", "epubcheck")
 EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.

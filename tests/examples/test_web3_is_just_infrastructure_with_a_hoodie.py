@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import re
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -841,6 +842,11 @@ def finality(site: Site) -> dict[str, Any]:
     return namespace
 
 
+def at_head(now: float, finality: dict[str, Any], finalized_epoch: int, optimistic: bool = False):
+    """One beacon node that follows the head: (head slot, checkpoints reply)."""
+    return (finality["clock_slot"](now), checkpoints(finalized_epoch, optimistic))
+
+
 def test_finality_status_follows_the_spec(finality: dict[str, Any]) -> None:
     status = finality["finality_status"]
     assert finality["SLOTS_PER_EPOCH"] == 32
@@ -850,29 +856,76 @@ def test_finality_status_follows_the_spec(finality: dict[str, Any]) -> None:
     current = 300_000
     now = clock_at(current)
     assert finality["clock_slot"](now) == current * 32 + 17
-    assert status(now, checkpoints(current - 2)) == "ok"  # healthy
-    assert status(now, checkpoints(current - 3)) == "ok"  # one late epoch
-    assert status(now, checkpoints(current - 4)).startswith("warn")
+
+    def both(behind: int) -> str:  # two clients at the head that agree
+        epoch = current - behind
+        return status(now, {"lighthouse": at_head(now, finality, epoch),
+                            "teku": at_head(now, finality, epoch)})
+
+    assert both(2) == "ok"  # healthy
+    assert both(3) == "ok"  # one late epoch
+    assert both(4).startswith("warn")
     for behind in range(2, 40):
-        result = status(now, checkpoints(current - behind))
+        result = both(behind)
         leaking = spec_is_in_inactivity_leak(current, current - behind)
         assert result.startswith("page") == leaking, behind
+        assert ("network stall" in result) == leaking, behind
         assert str(behind) in result or result == "ok"
     # 12 May 2023: nine epochs without finality is a page, not a warning.
-    assert status(now, checkpoints(current - 2 - 9)).startswith("page")
+    assert both(2 + 9).startswith("page: network stall")
 
 
-def test_a_stuck_node_cannot_hide_a_stall(finality: dict[str, Any]) -> None:
-    """The review's case: a node whose head stopped at epoch E reports a
-    finalized epoch of E - 2, which looks healthy against its own head. The
-    essay's first version measured against the head and said "ok"."""
+def test_a_stuck_node_is_not_reported_as_a_stall(finality: dict[str, Any]) -> None:
+    """Review round 3: a node whose head froze an hour ago reports an
+    hour-old finalized epoch, and the essay's previous version, fed that one
+    node, paged "inactivity leak". Compared with nodes at the head, it is a
+    node problem."""
+    status = finality["finality_status"]
     stuck_at = 300_000
-    reply = checkpoints(stuck_at - 2)
-    an_hour_later = clock_at(stuck_at + 10)
-    assert finality["finality_status"](clock_at(stuck_at), reply) == "ok"
-    assert finality["finality_status"](an_hour_later, reply).startswith("page")
-    head = finality["head_status"]
-    assert head(an_hour_later, stuck_at * 32 + 17).startswith("page")
+    now = clock_at(stuck_at + 10)  # about an hour later
+    frozen = (stuck_at * 32 + 17, checkpoints(stuck_at - 2))
+    healthy = {"teku": at_head(now, finality, stuck_at + 8),
+               "nimbus": at_head(now, finality, stuck_at + 8)}
+    result = status(now, {"lighthouse": frozen, **healthy})
+    assert result == "warn: node stuck: lighthouse; finality ok on the others"
+    # With only one other node there is no second opinion: node trouble,
+    # never a network stall.
+    result = status(now, {"lighthouse": frozen, "teku": healthy["teku"]})
+    assert result.startswith("page: node trouble") and "stuck: lighthouse" in result
+    assert "stall" not in result and "leak" not in result
+    # The stuck node's own head tells the same story.
+    assert finality["head_status"](now, frozen[0]).startswith("page")
+
+
+def test_nodes_that_disagree_are_not_a_stall(finality: dict[str, Any]) -> None:
+    """A node at the head whose finality is stale (a client bug) disagrees
+    with the others: page, but as a disagreement, not as a network stall."""
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    result = status(now, {"prysm": at_head(now, finality, 300_000 - 12),
+                          "teku": at_head(now, finality, 300_000 - 2)})
+    assert result.startswith("page: nodes disagree")
+    assert "stall" not in result
+
+
+def test_a_real_stall_needs_every_node_at_the_head_to_agree(
+    finality: dict[str, Any],
+) -> None:
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    nodes = {name: at_head(now, finality, 300_000 - 11)
+             for name in ("lighthouse", "teku", "nimbus")}
+    assert status(now, nodes) == (
+        "page: network stall, inactivity leak; finalized 11 epochs behind"
+    )
+
+
+def test_no_fresh_head_anywhere_is_its_own_page(finality: dict[str, Any]) -> None:
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    old = finality["clock_slot"](now) - 40
+    result = status(now, {"a": (old, checkpoints(299_990)), "b": (old, checkpoints(299_990))})
+    assert result.startswith("page: no node has a block from the last 40 slots")
 
 
 def test_head_lag_is_its_own_signal(finality: dict[str, Any]) -> None:
@@ -886,9 +939,106 @@ def test_head_lag_is_its_own_signal(finality: dict[str, Any]) -> None:
 
 
 def test_an_optimistic_reply_is_unknown_not_ok(finality: dict[str, Any]) -> None:
+    status = finality["finality_status"]
     now = clock_at(300_000)
-    healthy_looking = checkpoints(300_000 - 2, optimistic=True)
-    assert finality["finality_status"](now, healthy_looking).startswith("unknown")
+    healthy_looking = at_head(now, finality, 300_000 - 2, optimistic=True)
+    result = status(now, {"a": healthy_looking, "b": at_head(now, finality, 300_000 - 2)})
+    assert result.startswith("page: node trouble, finality unknown")
+    # An optimistic node that looks like a stall does not make one either.
+    stalled_looking = at_head(now, finality, 300_000 - 20, optimistic=True)
+    result = status(now, {"a": stalled_looking, "b": at_head(now, finality, 300_000 - 2),
+                          "c": at_head(now, finality, 300_000 - 2)})
+    assert result == "ok"
+
+
+def test_the_alert_table_thresholds_match_the_code(site: Site) -> None:
+    """The table's finality row pages at "more than 5" epochs behind: the
+    spec's leak test against the wall-clock epoch."""
+    text = page_text(site)
+    assert "more than 3 (warn), more than 5 (page)" in text
+    assert "Network stall: queue credits" in text
+    assert "Node problem: fix or drain the node" in text
+
+
+# -- Native ETH from traces --------------------------------------------------------
+
+OURS = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"  # the second Hardhat account
+OTHER = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
+SAFE = "0x1111111111111111111111111111111111111111"
+
+
+def frame(kind: str, to: str, value: int = 0, calls: list | None = None,
+          error: str | None = None) -> dict:
+    """A callTracer frame, shaped as go-ethereum's eth/tracers/native/call.go
+    emits it: value as hex, omitted when empty; error only where the frame
+    itself failed."""
+    out: dict[str, Any] = {"type": kind, "from": SAFE, "to": to, "gas": "0x0",
+                           "gasUsed": "0x0", "input": "0x"}
+    if value:
+        out["value"] = hex(value)
+    if calls:
+        out["calls"] = calls
+    if error:
+        out["error"] = error
+    return out
+
+
+@pytest.fixture
+def native_credits(site: Site) -> Any:
+    namespace, _ = run(block(site, "native"))
+    return namespace["native_credits"]
+
+
+def test_native_credits_finds_eth_a_contract_sends(native_credits: Any) -> None:
+    """A Safe paying out by an internal CALL emits no log; the trace has it."""
+    trace = [
+        {"txHash": "0xt1", "result": frame("CALL", OURS, 5)},  # a plain transfer
+        {"txHash": "0xt2", "result": frame("CALL", SAFE, 0, calls=[
+            frame("DELEGATECALL", "0x2222222222222222222222222222222222222222", 0, calls=[
+                frame("CALL", OTHER, 1),
+                frame("CALL", OURS.upper().replace("0X", "0x"), 7),
+            ]),
+        ])},
+        {"txHash": "0xt3", "result": frame("SELFDESTRUCT", OURS, 3)},
+    ]
+    assert native_credits(trace, {OURS}) == [
+        ("0xt1", (), OURS, 5),
+        ("0xt2", (0, 1), OURS, 7),
+        ("0xt3", (), OURS, 3),
+    ]
+
+
+def test_eth_inside_a_reverted_frame_is_not_credited(native_credits: Any) -> None:
+    """callTracer marks only the frame that failed; its children, which
+    succeeded before the revert undid them, carry no error."""
+    trace = [
+        {"txHash": "0xt1", "result": frame("CALL", SAFE, 0, calls=[
+            frame("CALL", OTHER, 0, error="execution reverted", calls=[
+                frame("CALL", OURS, 9),
+            ]),
+            frame("CALL", OURS, 2),
+        ])},
+        {"txHash": "0xt2", "result": frame("CALL", OURS, 4, error="out of gas")},
+    ]
+    assert native_credits(trace, {OURS}) == [("0xt1", (1,), OURS, 2)]
+
+
+def test_a_delegatecall_frame_moves_no_eth(native_credits: Any) -> None:
+    """go-ethereum's DelegateCall hands the tracer the caller's value; the
+    transfer was the outer CALL, counted once."""
+    trace = [{"txHash": "0xt1", "result": frame("CALL", OURS, 6, calls=[
+        frame("DELEGATECALL", OURS, 6),
+    ])}]
+    assert native_credits(trace, {OURS}) == [("0xt1", (), OURS, 6)]
+
+
+def test_a_failed_trace_stops_the_walk(native_credits: Any) -> None:
+    trace = [
+        {"txHash": "0xt1", "result": frame("CALL", OURS, 1)},
+        {"txHash": "0xt2", "error": "execution timeout"},
+    ]
+    with pytest.raises(ValueError, match="0xt2"):
+        native_credits(trace, {OURS})
 
 
 def test_authorized_keys_line_uses_options_sshd_understands(site: Site) -> None:
@@ -903,3 +1053,26 @@ def test_authorized_keys_line_uses_options_sshd_understands(site: Site) -> None:
     assert re.fullmatch(r"\d{8}(\d{4}(\d{2})?)?Z?", found["expiry-time"])
     assert datetime.strptime(found["expiry-time"].rstrip("Z")[:8], "%Y%m%d")
     assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+/\d+", found["from"])
+
+
+#: OpenSSH's own test key, regress/unittests/sshkey/testdata/ed25519_1.pub,
+#: and its published fingerprint (ed25519_1.fp).
+OPENSSH_TEST_KEY_FP = "SHA256:L3k/oJubblSY0lB9Ulsl7emDMnRPKm/8udf2ccwk560"
+
+
+def test_authorized_keys_line_is_a_whole_key_ssh_keygen_reads(
+    site: Site, tmp_path: Path
+) -> None:
+    """ssh-keygen parses the line, options and all, as an authorized_keys
+    entry, and the key is OpenSSH's published ed25519 test key. A truncated
+    or mistyped blob fails here. (openssh-client must be installed: the test
+    fails, never skips, without it.)"""
+    path = tmp_path / "authorized_keys"
+    path.write_text(block(site, "authorized-keys").strip() + "\n", encoding="ascii")
+    result = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    bits, fingerprint, comment, kind = result.stdout.split()
+    assert (bits, fingerprint, kind) == ("256", OPENSSH_TEST_KEY_FP, "(ED25519)")
+    assert comment == "ci-deploy@example"

@@ -46,7 +46,7 @@ class EssayDomain(Domain):
         "search": {},
     }
     #: Bump when the shape of the stored data changes.
-    data_version = 8
+    data_version = 9
 
     def __init__(self, env: BuildEnvironment) -> None:
         super().__init__(env)

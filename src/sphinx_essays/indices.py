@@ -3,7 +3,9 @@
 They are :class:`sphinx.domains.Index` subclasses of the ``essay`` domain, so
 the HTML builder writes them as ``essay-topics.html``, ``essay-tags.html`` and
 ``essay-archive.html`` and the LaTeX builder prints them at the end of the PDF,
-with no special-casing. Each is also a ``std`` label (``{ref}`essay-tags```).
+with no special-casing. Each entry links the essay's title section: the LaTeX
+writer drops an entry without an anchor, and gives the others a page number.
+Each is also a ``std`` label (``{ref}`essay-tags```).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def _by_title(essays: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, A
 
 
 def _entry(docname: str, record: dict[str, Any], subtype: int = 0) -> IndexEntry:
-    return IndexEntry(record["title"], subtype, docname, "", record["date"], "", "")
+    anchor = record.get("anchor", "")
+    return IndexEntry(record["title"], subtype, docname, anchor, record["date"], "", "")
 
 
 class TopicIndex(Index):

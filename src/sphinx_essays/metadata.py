@@ -344,6 +344,9 @@ def _read_title(app: Sphinx, doctree: nodes.document) -> None:
         )
     essay["title"] = title.astext()
     essay["title_line"] = title.line or sections[0].line or 1
+    # The indexes link the title's section: LaTeX needs an anchor to give a
+    # page number (an empty one is dropped), HTML lands on the title.
+    essay["anchor"] = sections[0]["ids"][0] if sections[0]["ids"] else ""
     essay["words"] = count_words(sections[0])
     wpm = essays_config.from_sphinx(app.config).words_per_minute
     essay["minutes"] = reading_minutes(essay["words"], wpm)

@@ -47,6 +47,15 @@ nitpicky = True
 
 essays_topics = ("observability", "infrastructure", "security", "teams")
 essays_root = "essays"
+# Pages for the website only: the PDF and the EPUB are for readers, so they
+# leave out the authors' section and the web's own ways in.
+essays_web_only = ("about/*", "browse", "concept-map")
+
+# -- The book (PDF and EPUB) ---------------------------------------------------
+
+essays_book_subtitle = "Observability, platforms, security and the teams that run them"
+essays_book_edition = "First edition, December 2026"
+essays_licence = "CC-BY-4.0"
 
 # -- Sources -----------------------------------------------------------------
 
@@ -106,7 +115,6 @@ ogp_site_name = project
 ogp_type = "article"
 ogp_enable_meta_description = True
 ogp_social_cards = {"enable": False}
-ogp_custom_meta_tags = ('<meta name="twitter:card" content="summary" />',)
 
 # The 404 page links with absolute paths, so it works at any depth
 # (sphinx-notfound-page). Read the Docs serves it under /<lang>/<version>/.
@@ -118,12 +126,23 @@ notfound_urls_prefix = (
 copybutton_prompt_text = r"\$ |>>> "
 copybutton_prompt_is_regexp = True
 
-# The PDF that Read the Docs builds next to the site ("Download PDF").
-essays_pdf_url = (
-    html_baseurl.replace(
-        urlsplit(html_baseurl).path, "/_/downloads" + urlsplit(html_baseurl).path
+# The book's downloads in the sidebar (sphinx_essays.downloads): on Read the
+# Docs, the PDF and the EPUB it built next to the site; elsewhere, the files
+# `nox -s pdf` and `nox -s epub` built, copied into the site, or a note saying
+# how to build them.
+_downloads = html_baseurl.replace(
+    urlsplit(html_baseurl).path, "/_/downloads" + urlsplit(html_baseurl).path
+)
+essays_downloads = (
+    (
+        ("PDF", _downloads + "pdf/", ""),
+        ("EPUB", _downloads + "epub/", ""),
     )
-    + "pdf/"
+    if os.environ.get("READTHEDOCS")
+    else (
+        ("PDF", "_build/pdf/infrastructure-essays.pdf", "nox -s pdf"),
+        ("EPUB", "_build/epub/InfrastructureEssays.epub", "nox -s epub"),
+    )
 )
 
 # -- EPUB --------------------------------------------------------------------
@@ -155,8 +174,9 @@ latex_show_urls = "no"
 latex_elements = {
     "papersize": "a4paper",
     "pointsize": "11pt",
-    # Diagrams stay next to the text that discusses them.
-    "figure_align": "H",
+    # Diagrams float to the nearest place they fit, so the text runs on
+    # rather than leaving the rest of a page blank.
+    "figure_align": "htbp",
     "fontpkg": r"""
 \setmainfont{FreeSerif}[Scale=1.0]
 \setsansfont{FreeSans}

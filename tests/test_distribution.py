@@ -4,6 +4,7 @@ print stylesheet. Each is checked in the real output, parsed."""
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 from bs4 import BeautifulSoup
+from PIL import Image
 
 from conftest import DOCS, ESSAYS, ROOT, sphinx_build
 
@@ -135,6 +137,45 @@ def test_epub_has_title_contents_every_essay_glossary_and_index(epub: Path) -> N
     assert "search.xhtml" not in names
 
 
+def test_epub_has_a_drawn_cover_front_matter_and_back_matter(epub: Path) -> None:
+    with zipfile.ZipFile(epub) as book:
+        opf = ET.fromstring(book.read("content.opf"))
+        names = set(book.namelist())
+        cover_page = book.read("epub-cover.xhtml").decode()
+        cover = book.read("_static/essays-cover.png")
+        landing = book.read("index.xhtml").decode()
+        nav = ET.fromstring(book.read("nav.xhtml"))
+    opf_ns = "{http://www.idpf.org/2007/opf}"
+    dc = "{http://purl.org/dc/elements/1.1/}"
+    # The cover image is declared as the cover and shown on the first page.
+    items = {item.get("id"): item.get("href") for item in opf.iter(f"{opf_ns}item")}
+    declared = opf.find(f".//{opf_ns}meta[@name='cover']")
+    assert declared is not None
+    assert items[declared.get("content")] == "_static/essays-cover.png"
+    assert "_static/essays-cover.png" in cover_page
+    with Image.open(io.BytesIO(cover)) as image:
+        assert image.size == (1600, 2560)
+    spine = opf.find(f".//{opf_ns}spine")
+    assert spine is not None
+    assert items[spine[0].get("idref")] == "epub-cover.xhtml"
+    assert opf.findtext(f".//{dc}description") == (
+        "Observability, platforms, security and the teams that run them"
+    )
+    # Front matter: the preface on the opening page, none of the web's cards.
+    assert "Preface" in landing and "sd-card" not in landing
+    # Back matter, and no authors' pages.
+    contents = [
+        " ".join("".join(a.itertext()).split())
+        for a in nav.iter("{http://www.w3.org/1999/xhtml}a")
+    ]
+    for back in ("Glossary", "Bibliography"):
+        assert any(text.startswith(back) for text in contents), back
+    generated = {"essay-topics", "essay-tags", "essay-archive", "essay-sources"}
+    assert {f"{name}.xhtml" for name in generated} <= names
+    assert not {n for n in names if n.startswith("about/")}
+    assert "browse.xhtml" not in names and "concept-map.xhtml" not in names
+
+
 # -- Discovery -----------------------------------------------------------------
 
 
@@ -163,7 +204,19 @@ def test_every_essay_has_open_graph_and_twitter_card_metadata(site: Site) -> Non
         assert meta["og:url"] == f"{BASE}{essay.docname}.html"
         assert meta["og:site_name"] == "Infrastructure Essays"
         assert meta["og:type"] == "article"
-        assert meta["twitter:card"] == "summary"
+        assert meta["twitter:card"] == "summary_large_image"
+        assert meta["og:image"] == f"{BASE}_social/{essay.docname}.png"
+        assert meta["og:image:alt"].startswith(essay.title)
+        image = site.html / "_social" / f"{essay.docname}.png"
+        assert 0 < image.stat().st_size < 100_000, image
+
+
+def test_pages_other_than_essays_have_no_large_card(site: Site) -> None:
+    for name in ("index.html", "glossary.html", "essays/security/index.html"):
+        page = soup(site.html / name)
+        card = page.find("meta", attrs={"name": "twitter:card"})
+        assert card is not None and card.get("content") == "summary", name
+        assert page.find("meta", attrs={"property": "og:image"}) is None, name
 
 
 def test_404_page_links_from_the_site_root(site: Site) -> None:
@@ -208,12 +261,27 @@ def test_code_blocks_have_copy_buttons(browser: Browser, base_url: str) -> None:
     page.close()
 
 
-def test_navigation_links_the_pdf(site: Site) -> None:
-    pdf = f"{BASE.replace('/en/latest/', '/_/downloads/en/latest/')}pdf/"
+def test_navigation_offers_the_book_and_no_link_leads_nowhere(site: Site) -> None:
+    """The PDF and the EPUB: a copy in the site when they were built here,
+    or a note saying which command builds them."""
+    built = {
+        "PDF": DOCS / "_build/pdf/infrastructure-essays.pdf",
+        "EPUB": DOCS / "_build/epub/InfrastructureEssays.epub",
+    }
     for path in ("index.html", "essays/teams/the-best-dog-trainer-in-the-world.html"):
-        links = soup(site.html / path).select(".sidebar-drawer a.essays-pdf")
-        assert [str(a["href"]) for a in links] == [pdf]
-        assert links[0].get_text() == "Download PDF"
+        block = soup(site.html / path).select_one(".sidebar-drawer .essays-downloads")
+        assert block is not None, path
+        items = block.find_all("li")
+        assert len(items) == len(built)
+        for item, (label, source) in zip(items, built.items(), strict=True):
+            link = item.find("a")
+            if source.is_file():
+                assert link is not None and link.get_text() == label
+                target = (site.html / path).parent / str(link["href"])
+                assert target.read_bytes() == source.read_bytes()
+            else:
+                assert link is None
+                assert item.get_text().startswith(f"{label}: not built yet")
 
 
 def git_date(path: Path) -> str | None:

@@ -22,9 +22,13 @@ Each module registers one concept:
 * :mod:`.csp` -- what furo's templates need to run under a strict CSP;
 * :mod:`.scrollable` -- code blocks and tables the keyboard can scroll;
 * :mod:`.feed` -- the Atom feed;
+* :mod:`.social` -- each essay's social preview image (drawn by
+  :mod:`.drawing`);
 * :mod:`.search` -- a small sharded index of what each essay says, and the
   search box and page;
-* :mod:`.navigation` -- a sidebar that costs O(page), for HTML and LaTeX;
+* :mod:`.navigation` -- a sidebar that costs O(page);
+* :mod:`.book` -- what the PDF and the EPUB hold, and their front matter;
+* :mod:`.downloads` -- the book's PDF and EPUB, linked from the sidebar;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
 
@@ -35,12 +39,14 @@ from typing import TYPE_CHECKING
 
 from sphinx_essays import (
     backlinks,
+    book,
     cite_this,
     conceptmap,
     config,
     csp,
     diagrams,
     domain,
+    downloads,
     feed,
     glossary,
     header,
@@ -52,6 +58,7 @@ from sphinx_essays import (
     related,
     scrollable,
     search,
+    social,
     sources,
 )
 
@@ -103,8 +110,11 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     csp.setup(app)
     scrollable.setup(app)
     feed.setup(app)
+    social.setup(app)
     search.setup(app)
     navigation.setup(app)
+    book.setup(app)
+    downloads.setup(app)
     invalidation.setup(app)
     return {
         "version": __version__,

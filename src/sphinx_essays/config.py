@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from sphinx.config import Config
 
 PREFIX = "essays_"
+#: The licences the book can state, by SPDX identifier: name, short name and
+#: the address of the licence's deed.
+LICENCES = {
+    "CC-BY-4.0": (
+        "Creative Commons Attribution 4.0 International",
+        "CC BY 4.0",
+        "https://creativecommons.org/licenses/by/4.0/",
+    ),
+    "CC-BY-SA-4.0": (
+        "Creative Commons Attribution-ShareAlike 4.0 International",
+        "CC BY-SA 4.0",
+        "https://creativecommons.org/licenses/by-sa/4.0/",
+    ),
+    "CC0-1.0": (
+        "Creative Commons Zero 1.0 Universal",
+        "CC0 1.0",
+        "https://creativecommons.org/publicdomain/zero/1.0/",
+    ),
+}
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -47,9 +66,20 @@ class EssaysConfig:
     """Replace furo's sidebar, which renders the whole site on every page, with
     one computed once per build (``False`` keeps furo's, as a baseline)."""
 
-    pdf_url: str = ""
-    """Where readers download the PDF; the sidebar links it as "Download PDF"
-    (nothing is shown when empty)."""
+    web_only: tuple[str, ...] = ()
+    """Documents (glob patterns of docnames, such as ``about/*``) that belong
+    to the website only: the PDF and the EPUB leave them out (:mod:`.book`)."""
+
+    book_subtitle: str = ""
+    """The subtitle on the book's title page (PDF and EPUB)."""
+
+    book_edition: str = ""
+    """The edition the title page names, such as ``December 2026``; a date
+    written in conf.py, so the build never depends on today's date."""
+
+    licence: str = ""
+    """The licence of the essays, by its SPDX identifier (``CC-BY-4.0``),
+    stated on the book's copyright page and in the PDF's metadata."""
 
     sources_max_age: int = field(default=365, metadata={"rebuild": ""})
     """Days after which the freshness report (``nox -s sources``) lists a
@@ -80,6 +110,17 @@ class EssaysConfig:
                 raise ConfigError(
                     f"{PREFIX}{name} must be a positive integer, not {value!r}"
                 )
+        for pattern in self.web_only:
+            if not isinstance(pattern, str) or not pattern or pattern.startswith("/"):
+                raise ConfigError(
+                    f"{PREFIX}web_only: {pattern!r} is not a docname pattern "
+                    "relative to the source directory (such as 'about/*')"
+                )
+        if self.licence and self.licence not in LICENCES:
+            raise ConfigError(
+                f"{PREFIX}licence: {self.licence!r} is not one of "
+                f"{', '.join(sorted(LICENCES))}"
+            )
         if not self.feed_filename.endswith(".xml") or "/" in self.feed_filename:
             raise ConfigError(
                 f"{PREFIX}feed_filename must be a file name ending in .xml, "
@@ -92,7 +133,7 @@ def from_sphinx(config: Config) -> EssaysConfig:
     values: dict[str, Any] = {}
     for option in dataclasses.fields(EssaysConfig):
         value = getattr(config, PREFIX + option.name)
-        if option.name == "topics":
+        if option.name in ("topics", "web_only"):
             value = tuple(value)
         values[option.name] = value
     return EssaysConfig(**values)
@@ -109,7 +150,9 @@ def setup(app: Sphinx) -> None:
             PREFIX + option.name,
             default,
             option.metadata.get("rebuild", "env"),
-            types=(tuple, list) if option.name == "topics" else type(default),
+            types=(tuple, list)
+            if option.name in ("topics", "web_only")
+            else type(default),
             description=f"essays extension: {option.name}",
         )
     app.connect("config-inited", _check_config)

@@ -8,9 +8,8 @@ toctrees, and for each topic its newest essays. Each page then renders it with
 only its own marks: its topic expanded, itself marked current. Every control is
 a plain link, so the sidebar is fully keyboard-operable (unlike furo#940).
 
-The HTML navigation also lists generated pages (``genindex``, ``search``).
-Other builders have no such pages, so they are dropped from the toctrees that
-the LaTeX builder inlines, which would otherwise warn about them.
+The HTML navigation also lists generated pages (``genindex``, ``search``);
+the book's builders leave them out (:mod:`.book`).
 """
 
 from __future__ import annotations
@@ -21,40 +20,17 @@ from typing import TYPE_CHECKING, Any
 from sphinx import addnodes
 
 from sphinx_essays import config as essays_config
+from sphinx_essays.book import HTML_ONLY_PAGES
 from sphinx_essays.domain import get_domain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from docutils import nodes
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
 
-#: Pages that only HTML builders generate, with their default titles.
-HTML_ONLY_PAGES = {
-    "genindex": "Index",
-    "modindex": "Module Index",
-    "py-modindex": "Module Index",
-    "search": "Search",
-}
 #: How many of the current topic's essays the sidebar lists (newest first).
 NEWEST = 10
-
-
-def _drop_html_only_entries(app: Sphinx, doctree: nodes.document) -> None:
-    """The index and search pages are in the website's toctree; LaTeX has no
-    such pages, and an EPUB adds its own index and has no search."""
-    if app.builder.format == "html" and app.builder.name != "epub":
-        return
-    for toctree in doctree.findall(addnodes.toctree):
-        toctree["entries"] = [
-            (title, ref)
-            for title, ref in toctree["entries"]
-            if ref not in HTML_ONLY_PAGES
-        ]
-        toctree["includefiles"] = [
-            ref for ref in toctree["includefiles"] if ref not in HTML_ONLY_PAGES
-        ]
 
 
 def collect(app: Sphinx, env: BuildEnvironment) -> dict[str, Any]:
@@ -181,7 +157,6 @@ def _page_context(
     context: dict[str, Any],
     doctree: object,
 ) -> None:
-    context["essays_pdf_url"] = essays_config.from_sphinx(app.config).pdf_url
     navigation = get_domain(app.env).data.get("navigation")
     if (
         navigation is None
@@ -194,7 +169,6 @@ def _page_context(
 
 
 def setup(app: Sphinx) -> None:
-    app.connect("doctree-read", _drop_html_only_entries)
     app.connect("env-updated", _store)
     # Before furo's handler (priority 500), so it never renders the full tree.
     app.connect("html-page-context", _page_context, priority=400)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from bs4 import BeautifulSoup
 
-from sphinx_essays.glossary import distinctive
+from sphinx_essays.glossary import az_list, distinctive
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,6 +30,38 @@ def test_each_term_lists_the_essays_that_use_it(app: SphinxTestApp) -> None:
     assert used == {"Alpha": ["Essay One", "Essay Two"], "Beta": ["Essay One"]}
     link = page.select_one(".glossary-used-in a")
     assert link is not None and link["href"] == "essays/observability/one.html"
+
+
+def test_az_list_jumps_to_the_first_term_of_each_letter() -> None:
+    from docutils import nodes
+    from sphinx import addnodes
+
+    glossary = addnodes.glossary()
+    for name in ("Alpha", "Apex", "beta", "0x19 prefix"):
+        glossary += nodes.term(name, name, ids=[f"term-{name.replace(' ', '-')}"])
+    html = BeautifulSoup(az_list(glossary), "html.parser")
+    nav = html.select_one("nav.essays-az")
+    assert nav is not None and nav["aria-label"] == "Glossary, A to Z"
+    links = [(a.get_text(), a["href"]) for a in nav.select("a")]
+    assert links == [
+        ("#", "#term-0x19-prefix"),
+        ("A", "#term-Alpha"),
+        ("B", "#term-beta"),
+    ]
+
+
+@pytest.mark.sphinx("html", testroot="essays-site", freshenv=True)
+def test_the_glossary_page_opens_with_its_az_list(app: SphinxTestApp) -> None:
+    app.build()
+    page = BeautifulSoup((app.outdir / "glossary.html").read_text(), "html.parser")
+    nav = page.select_one("nav.essays-az")
+    assert nav is not None
+    ids = {dt.get("id") for dt in page.select("dl.glossary dt")}
+    hrefs = [str(a["href"]) for a in nav.select("a")]
+    assert hrefs == ["#term-Alpha", "#term-Beta"]
+    assert {h[1:] for h in hrefs} <= ids
+    # The list comes before the terms it jumps to.
+    assert nav.find_next("dl", class_="glossary") is not None
 
 
 @pytest.mark.parametrize(

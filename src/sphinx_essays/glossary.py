@@ -7,6 +7,9 @@
   - a term defined twice (compared case-insensitively, as Sphinx resolves);
   - an essay whose prose uses a term but never links it with ``{term}``.
 
+On HTML pages (the website and the EPUB) each glossary opens with an A-Z
+list that jumps to the first term of each letter.
+
 The last check runs at ``env-updated`` and looks only for terms that cannot
 be mistaken for ordinary words: several words ("tail-based sampling"), or
 one word with a digit, an inner capital, a hyphen or an underscore
@@ -267,7 +270,37 @@ class AddUsedIn(SphinxPostTransform):
                     definition += paragraph
 
 
+def az_list(glossary: nodes.Element) -> str:
+    """HTML for the A-Z jump list of one glossary: each letter that begins a
+    term, linked to its first term ("#" for terms that begin otherwise)."""
+    first: dict[str, str] = {}
+    for term in glossary.findall(nodes.term):
+        if not term["ids"]:
+            continue
+        initial = term.astext()[:1].upper()
+        letter = initial if "A" <= initial <= "Z" else "#"
+        first.setdefault(letter, term["ids"][0])
+    order = sorted(first, key=lambda letter: (letter != "#", letter))
+    items = "".join(
+        f'<li><a href="#{first[letter]}">{letter}</a></li>' for letter in order
+    )
+    return (
+        f'<nav class="essays-az" aria-label="Glossary, A to Z"><ul>{items}</ul></nav>'
+    )
+
+
+def _add_az_list(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    if app.builder.format != "html":
+        return
+    for glossary in list(doctree.findall(addnodes.glossary)):
+        html = az_list(glossary)
+        glossary.parent.insert(
+            glossary.parent.index(glossary), nodes.raw("", html, format="html")
+        )
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("doctree-resolved", _add_az_list)
     app.connect("doctree-read", _read)
     app.connect("env-check-consistency", _check)
     app.connect("env-updated", _check_unlinked)

@@ -22,6 +22,7 @@ Each module registers one concept:
 * :mod:`.csp` -- what furo's templates need to run under a strict CSP;
 * :mod:`.scrollable` -- code blocks and tables the keyboard can scroll;
 * :mod:`.feed` -- the Atom feed;
+* :mod:`.llms` -- ``llms.txt`` and ``llms-full.txt`` for machine readers;
 * :mod:`.social` -- each essay's social preview image (drawn by
   :mod:`.drawing`);
 * :mod:`.search` -- a small sharded index of what each essay says, and the
@@ -52,6 +53,7 @@ from sphinx_essays import (
     header,
     invalidation,
     listing,
+    llms,
     metadata,
     navigation,
     previews,
@@ -110,6 +112,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     csp.setup(app)
     scrollable.setup(app)
     feed.setup(app)
+    llms.setup(app)
     social.setup(app)
     search.setup(app)
     navigation.setup(app)

@@ -65,6 +65,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     "chromium": (("chromium",), "chromium"),
     # What the essays' examples are checked with (tests/examples).
     "promtool": (("promtool",), "prometheus"),
+    "prometheus": (("prometheus",), "prometheus"),
     "postgresql": (("/usr/lib/postgresql/*/bin/postgres",), "postgresql"),
     "pgbackrest": (("pgbackrest",), "pgbackrest"),
     "jq": (("jq",), "jq"),
@@ -84,7 +85,7 @@ PDF = (
     "tex-gyre",
 )
 BROWSER = ("chromium",)
-EXAMPLES = ("promtool", "postgresql", "pgbackrest", "jq", "ssh-keygen")
+EXAMPLES = ("promtool", "prometheus", "postgresql", "pgbackrest", "jq", "ssh-keygen")
 EPUB = ("graphviz", "epubcheck")
 EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.

@@ -14,8 +14,8 @@ same corpus with furo's own navigation) it times, in the same run:
 * peak memory (the largest resident set of the build processes).
 
 Results go to ``benchmarks/results.json`` and ``benchmarks/results.md``, and a
-plot to ``docs/_static/benchmarks.{svg,pdf}`` for ``docs/about/benchmarks.md``. This is a
-benchmark, not a test: nothing here passes or fails.
+plot to ``docs/_static/benchmarks.{svg,pdf}`` for ``docs/about/benchmarks.md``.
+This is a benchmark, not a test: nothing here passes or fails.
 """
 
 from __future__ import annotations

@@ -11,18 +11,23 @@ the exemplar is parsed
 with the Prometheus client's OpenMetrics parser; and the log record, exemplar
 and change event are checked to tell one consistent story.
 
-What these tests cannot check. promtool comes from Debian's ``prometheus``
-package (2.42 on bookworm), the only Prometheus available offline here. It
-predates ``scrape_native_histograms`` and ``native_histogram_bucket_limit`` and
-is built without Kubernetes service discovery, so no Prometheus that knows
-those keys ever parses the scrape job. Instead the job's keys are compared with
-the YAML field names of current Prometheus source (transcribed below), the
-discovery block is checked structurally, the target filtering (namespace list,
-label selector, relabelling) is replayed by this file's own reimplementation,
-and promtool 2.42 validates the rest with the newer keys stripped. That a
-native histogram counts as one sample against ``sample_limit`` is checked
-only as arithmetic: it rests on ``limitAppender`` in Prometheus's
-``scrape/target.go``, which no ``promtool test rules`` replay exercises.
+What these tests cannot check. Prometheus and promtool come from Debian's
+``prometheus`` package (2.42 on bookworm), the only Prometheus installable
+here; no 3.x binary is. So the memory measurement behind "about 3 KB per head
+series" is re-run on 2.42 (``test_a_head_series_costs_about_3_kb``, about
+30 s), not on a current release, and so is the labeldrop trial. promtool 2.42
+predates ``scrape_native_histograms``, ``native_histogram_bucket_limit`` and
+``convert_classic_histograms_to_nhcb`` and is built without Kubernetes
+service discovery, so no Prometheus that knows those keys ever parses the
+scrape job. Instead the job's keys are compared with the YAML field names of
+current Prometheus source (transcribed below), the discovery block is checked
+structurally, the target filtering (namespace list, label selector,
+relabelling) is replayed by this file's own reimplementation, and promtool
+2.42 validates the rest with the newer keys stripped (and shows that it
+refuses a key it does not know). That a native histogram counts as one sample
+against ``sample_limit`` is checked only as arithmetic: it rests on
+``limitAppender`` in Prometheus's ``scrape/target.go``, which no ``promtool
+test rules`` replay exercises.
 """
 
 from __future__ import annotations
@@ -78,21 +83,156 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     text = page_text(site)
     for claim in ("672,000", "44,800 samples per second", "58 to 116 GB", "48,000"):
         assert claim in text, claim
-    # Memory: the essay's 2.9 KB per head series was measured once, with
-    # Debian's Prometheus 2.42 scraping 100,800 and then 302,400 synthetic
-    # series of this histogram every 15 s for six minutes (RSS 368 MB and
-    # 952 MB). It is not re-measured here, a run takes minutes; the figures
-    # derived from it are checked.
-    rss = {101_161: 367_898_624, 302_761: 951_709_696}  # head series: bytes
-    (n1, r1), (n2, r2) = sorted(rss.items())
-    per_series = (r2 - r1) / (n2 - n1)
-    assert round(per_series / 100) / 10 == 2.9
-    assert "about 2.9 KB more resident memory per series" in text
+    # Memory: the figures derived from the essay's 3 KB per head series.
+    per_series = 3_000
+    assert "heap in use grew by about 3 KB per head series" in text
     assert round(672_000 * per_series / 1e9) == 2 and "need about 2 GB" in text
     user_series = 100_000 * 5 * 14
     assert user_series == 7_000_000
-    assert round(user_series * per_series / 1e9) == 20
+    assert 18 <= user_series * per_series / 1e9 <= 24
     assert "about 20 GB of memory" in text
+    assert "Cortex" not in text  # its figure is for another storage design
+
+
+# The memory measurement behind "about 3 KB per head series": Prometheus
+# (Debian's 2.42 here) scrapes a local target that exposes the essay's
+# histogram for one pod's 1,600 label combinations, then for three pods'
+# 4,800; heap in use (GOGC=25) and RSS are read from Prometheus's own
+# metrics after a few scrapes at each size. A run takes about 30 s.
+LE = [
+    "0.005",
+    "0.01",
+    "0.025",
+    "0.05",
+    "0.1",
+    "0.25",
+    "0.5",
+    "1",
+    "2.5",
+    "5",
+    "10",
+    "+Inf",
+]
+
+
+def _histogram_exposition(pods: int) -> bytes:
+    out = ["# TYPE http_request_duration_seconds histogram"]
+    for pod, method, status, route in itertools.product(
+        range(pods),
+        ("GET", "POST", "PUT", "DELETE", "PATCH"),
+        ("200", "201", "204", "400", "404", "409", "500", "503"),
+        range(40),
+    ):
+        lab = (
+            f'method="{method}",status="{status}",route="/api/v1/route{route}",'
+            f'pod="checkout-7d9f8c6b5-{pod:05d}"'
+        )
+        for i, le in enumerate(LE):
+            out.append(f'http_request_duration_seconds_bucket{{{lab},le="{le}"}} {i}')
+        out.append(f"http_request_duration_seconds_sum{{{lab}}} 1.5")
+        out.append(f"http_request_duration_seconds_count{{{lab}}} 11")
+    return ("\n".join(out) + "\n").encode()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def measure_head_memory(workdir: Path, phases=(1, 3), interval=2, scrapes=4):
+    """Return (head series, heap in use, RSS) after each phase's scrapes."""
+    import os
+    import threading
+    import time
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus is not installed (Debian's prometheus package)"
+    body = {"v": b""}
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body["v"])))
+            self.end_headers()
+            self.wfile.write(body["v"])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    tport, pport = _free_port(), _free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", tport), Target)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (workdir / "prometheus.yml").write_text(
+        f"global:\n  scrape_interval: {interval}s\nscrape_configs:\n"
+        f"  - job_name: synthetic\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{tport}']\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{pport}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, GOGC="25"),
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def read() -> tuple[float, float, float]:
+        txt = (
+            opener.open(f"http://127.0.0.1:{pport}/metrics", timeout=5).read().decode()
+        )
+
+        def get(n):
+            return float(re.search(rf"^{n} (\S+)$", txt, re.M).group(1))
+
+        return (
+            get("prometheus_tsdb_head_series"),
+            get("go_memstats_heap_inuse_bytes"),
+            get("process_resident_memory_bytes"),
+        )
+
+    try:
+        readings = []
+        for pods in phases:
+            body["v"] = _histogram_exposition(pods)
+            deadline = time.monotonic() + 120
+            while True:
+                assert time.monotonic() < deadline, (
+                    "Prometheus never ingested the target"
+                )
+                time.sleep(0.5)
+                try:
+                    if read()[0] >= pods * 1_600 * 14:
+                        break
+                except (OSError, AttributeError):
+                    continue
+            time.sleep(interval * scrapes)
+            readings.append(read())
+        return readings
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
+
+
+def test_a_head_series_costs_about_3_kb(tmp_path: Path) -> None:
+    (n1, heap1, rss1), (n2, heap2, rss2) = measure_head_memory(tmp_path)
+    assert n2 - n1 >= 40_000
+    heap = (heap2 - heap1) / (n2 - n1)
+    rss = (rss2 - rss1) / (n2 - n1)
+    # "about 3 KB ... and resident memory by about as much"
+    assert 2_000 <= heap <= 4_500, heap
+    assert 1_500 <= rss <= 5_000, rss
 
 
 def _fullmatch(regex: str, value: str) -> bool:
@@ -224,7 +364,9 @@ def test_scrape_job_keeps_one_target_per_checkout_pod(site: Site) -> None:
     # The server-side selector, not relabelling, is what leaves out the cart
     # pods: without it their metrics port would be scraped as well.
     unselected = _targets(job, {k: v for k, v in sd.items() if k != "selectors"})
-    assert ("shop", "cart-5c6b-klmno") in [(t["namespace"], t["pod"]) for t in unselected]
+    assert ("shop", "cart-5c6b-klmno") in [
+        (t["namespace"], t["pod"]) for t in unselected
+    ]
     # And without the namespace list, the payments namespace's checkout too.
     everywhere = _targets(job, {k: v for k, v in sd.items() if k != "namespaces"})
     assert ("payments", "checkout-1a2b-pqrst") in [
@@ -242,16 +384,39 @@ def test_scrape_job_keeps_one_target_per_checkout_pod(site: Site) -> None:
 # 2026, after v3.14.0-rc.0). Inline HTTP client settings are left out: the job
 # uses none.
 SCRAPE_CONFIG_KEYS = set(
-    """job_name honor_labels honor_timestamps track_timestamps_staleness params
-    scrape_interval scrape_timeout scrape_protocols fallback_scrape_protocol
-    scrape_native_histograms always_scrape_classic_histograms
-    convert_classic_histograms_to_nhcb scrape_failure_log_file metrics_path
-    scheme enable_compression body_size_limit sample_limit target_limit
-    label_limit label_name_length_limit label_value_length_limit
-    native_histogram_bucket_limit native_histogram_min_bucket_factor
-    keep_dropped_targets metric_name_validation_scheme
-    metric_name_escaping_scheme extra_scrape_metrics relabel_configs
-    metric_relabel_configs kubernetes_sd_configs""".split()
+    [
+        "job_name",
+        "honor_labels",
+        "honor_timestamps",
+        "track_timestamps_staleness",
+        "params",
+        "scrape_interval",
+        "scrape_timeout",
+        "scrape_protocols",
+        "fallback_scrape_protocol",
+        "scrape_native_histograms",
+        "always_scrape_classic_histograms",
+        "convert_classic_histograms_to_nhcb",
+        "scrape_failure_log_file",
+        "metrics_path",
+        "scheme",
+        "enable_compression",
+        "body_size_limit",
+        "sample_limit",
+        "target_limit",
+        "label_limit",
+        "label_name_length_limit",
+        "label_value_length_limit",
+        "native_histogram_bucket_limit",
+        "native_histogram_min_bucket_factor",
+        "keep_dropped_targets",
+        "metric_name_validation_scheme",
+        "metric_name_escaping_scheme",
+        "extra_scrape_metrics",
+        "relabel_configs",
+        "metric_relabel_configs",
+        "kubernetes_sd_configs",
+    ]
 )
 KUBERNETES_SD_KEYS = {
     "api_server",
@@ -276,8 +441,7 @@ def test_scrape_job_uses_only_keys_current_prometheus_defines(site: Site) -> Non
         assert set(selector) <= SELECTOR_KEYS, set(selector) - SELECTOR_KEYS
     # The check can fail: a misspelt key is caught.
     assert not {"native_histograms_bucket_limit"} <= SCRAPE_CONFIG_KEYS
-    text = page_text(site)
-    assert "promtool 2.42" in text and "checked only against the key names" in text
+    assert job["convert_classic_histograms_to_nhcb"] is True
 
 
 def test_scrape_interval_is_the_one_the_arithmetic_assumes(site: Site) -> None:
@@ -323,7 +487,11 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
 
 # Keys that the scrape job may use although Debian's promtool 2.42 predates
 # them; test_scrape_limits_admit_native_but_not_classic_histograms asserts them.
-NEWER_THAN_PROMTOOL = {"scrape_native_histograms", "native_histogram_bucket_limit"}
+NEWER_THAN_PROMTOOL = {
+    "scrape_native_histograms",
+    "native_histogram_bucket_limit",
+    "convert_classic_histograms_to_nhcb",
+}
 
 
 def _for_old_promtool(job: dict) -> dict:
@@ -340,6 +508,94 @@ def test_promtool_accepts_the_scrape_config(site: Site, tmp_path: Path) -> None:
     )
     result = _promtool(tmp_path, "check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_labeldrop_keeps_one_users_value_not_a_total(
+    site: Site, tmp_path: Path
+) -> None:
+    """Prometheus (Debian's 2.42) scrapes three users' samples through the job's
+    labeldrop rule and keeps one of them."""
+    import threading
+    import time
+    import urllib.parse
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus is not installed (Debian's prometheus package)"
+    _, labeldrop = _scrape_job(site)["metric_relabel_configs"]
+    body = b'# TYPE cart_value gauge\ncart_value{user_id="a"} 1\ncart_value{user_id="b"} 2\ncart_value{user_id="c"} 3\n'
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    tport, pport = _free_port(), _free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", tport), Target)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "j",
+                "static_configs": [{"targets": [f"127.0.0.1:{tport}"]}],
+                "metric_relabel_configs": [labeldrop],
+            }
+        ],
+    }
+    (tmp_path / "p.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'p.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{pport}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def query(q: str) -> list:
+        url = f"http://127.0.0.1:{pport}/api/v1/query?query={urllib.parse.quote(q)}"
+        return json.loads(opener.open(url, timeout=5).read())["data"]["result"]
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "no sample ingested"
+            time.sleep(1)
+            try:
+                result = query("cart_value")
+            except OSError:
+                continue
+            if result:
+                break
+        (series,) = result  # one series, not three
+        assert "user_id" not in series["metric"]
+        assert series["value"][1] in {"1", "2", "3"} and series["value"][1] != "6"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
+    assert "one arbitrary user's value, not a total" in page_text(site)
+
+
+def test_prometheus_refuses_keys_it_does_not_know(site: Site, tmp_path: Path) -> None:
+    """Why the essay says to check the job with the promtool you deploy."""
+    config = _for_old_promtool(_scrape_job(site))
+    config["scrape_configs"][0]["scrape_native_histograms"] = True
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = _promtool(tmp_path, "check", "config", "prometheus.yml")
+    assert result.returncode != 0
+    assert "scrape_native_histograms" in result.stdout + result.stderr
+    assert "run promtool check config from the release you deploy" in page_text(site)
 
 
 def test_promtool_would_reject_a_broken_scrape_config(
@@ -485,9 +741,7 @@ tests:
 """
 
 
-def test_a_single_histogram_breaks_grouping_by_name(
-    site: Site, tmp_path: Path
-) -> None:
+def test_a_single_histogram_breaks_grouping_by_name(site: Site, tmp_path: Path) -> None:
     """The prose's claim: two metrics are not needed, one histogram suffices."""
     (tmp_path / "tests.yml").write_text(LONE_HISTOGRAM_TESTS, encoding="utf-8")
     (tmp_path / "rules.yml").write_text(GROUPED_BY_NAME, encoding="utf-8")

@@ -335,7 +335,7 @@ def pull_scrape(site: Site) -> tuple[dict[str, Any], str]:
     server, _thread = real(0, addr="127.0.0.1")
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as response:
             body = response.read().decode()
     finally:
         server.shutdown()
@@ -421,7 +421,9 @@ def test_pushed_scopes_collide_without_scope_labels(site: Site) -> None:
     assert (name_a, attrs_a, t_a // 10**6) == (name_b, attrs_b, t_b // 10**6)
 
     def labels(scope: str, attributes: dict[str, Any], promote: bool) -> frozenset:
-        found = {re.sub(r"[^a-zA-Z0-9_]", "_", k): str(v) for k, v in attributes.items()}
+        found = {
+            re.sub(r"[^a-zA-Z0-9_]", "_", k): str(v) for k, v in attributes.items()
+        }
         if promote:
             found["otel_scope_name"] = scope
         return frozenset(found.items())
@@ -531,9 +533,7 @@ def test_quantile_queries_read_classic_then_native(site: Site) -> None:
     # View's temporary name; the query falls back to it with `or`.
     inner = otlp.args[1]
     assert type(inner).__name__ == "BinaryExpr" and str(inner.op).lower().endswith("or")
-    names = {
-        side.expr.args[0].vector_selector.name for side in (inner.lhs, inner.rhs)
-    }
+    names = {side.expr.args[0].vector_selector.name for side in (inner.lhs, inner.rhs)}
     assert names == {
         "http_server_request_duration_seconds",
         translated("http.server.request.duration.native", "s"),

@@ -618,7 +618,11 @@ def test_the_checks_restart_a_stale_process_and_fail_a_silent_one(
     site: Site, status: int, content: str | None, changed: bool, fails: bool
 ) -> None:
     observe, verify = uri_tasks(site)
-    live = {"status": status} if content is None else {"status": status, "content": content}
+    live = (
+        {"status": status}
+        if content is None
+        else {"status": status, "content": content}
+    )
     env = jinja2.Environment()
     assert bool(env.compile_expression(observe["changed_when"])(live=live)) is changed
     assert bool(env.compile_expression(verify["failed_when"])(live=live)) is fails
@@ -700,9 +704,7 @@ def stand_in_run(
             },
         }
         if "changed_when" in task:  # the version check: only a stale process changes
-            stand_in["changed_when"] = (
-                "inventory_hostname == 'h03'" if stale else False
-            )
+            stand_in["changed_when"] = "inventory_hostname == 'h03'" if stale else False
         elif "notify" in task:  # apt and template report a change, as on an upgrade
             stand_in["changed_when"] = changed
         if "notify" in task:
@@ -792,7 +794,12 @@ def test_without_the_gate_an_unreachable_host_never_trips_the_breaker(
         )
     )
     result = subprocess.run(
-        [BIN / "ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
+        [
+            BIN / "ansible-playbook",
+            "-i",
+            str(tmp_path / "hosts"),
+            str(tmp_path / "play.yml"),
+        ],
         capture_output=True,
         text=True,
         env=ansible_env(tmp_path),
@@ -934,7 +941,7 @@ class FakeApp:
         starting = [self.not_ready]  # this start's requests still to drop
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if starting[0] > 0:
                     starting[0] -= 1
                     app.unanswered += 1
@@ -1007,7 +1014,12 @@ def real_check_run(
     )
     try:
         return subprocess.run(
-            [BIN / "ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "check.yml")],
+            [
+                BIN / "ansible-playbook",
+                "-i",
+                str(tmp_path / "hosts"),
+                str(tmp_path / "check.yml"),
+            ],
             capture_output=True,
             text=True,
             env=ansible_env(tmp_path),
@@ -1043,9 +1055,7 @@ def test_the_check_restarts_a_stale_process_and_waits_for_it(
     assert "RETRYING" in result.stdout  # the second check waited for the port
 
 
-def test_the_check_fails_a_process_that_stays_stale(
-    site: Site, tmp_path: Path
-) -> None:
+def test_the_check_fails_a_process_that_stays_stale(site: Site, tmp_path: Path) -> None:
     app = FakeApp(running="2.14.0", on_disk="2.14.0", down_for=0.5)
     app.listen()
     result = real_check_run(site, tmp_path, app)

@@ -842,7 +842,9 @@ def finality(site: Site) -> dict[str, Any]:
     return namespace
 
 
-def at_head(now: float, finality: dict[str, Any], finalized_epoch: int, optimistic: bool = False):
+def at_head(
+    now: float, finality: dict[str, Any], finalized_epoch: int, optimistic: bool = False
+):
     """One beacon node that follows the head: (head slot, checkpoints reply)."""
     return (finality["clock_slot"](now), checkpoints(finalized_epoch, optimistic))
 
@@ -859,8 +861,13 @@ def test_finality_status_follows_the_spec(finality: dict[str, Any]) -> None:
 
     def both(behind: int) -> str:  # two clients at the head that agree
         epoch = current - behind
-        return status(now, {"lighthouse": at_head(now, finality, epoch),
-                            "teku": at_head(now, finality, epoch)})
+        return status(
+            now,
+            {
+                "lighthouse": at_head(now, finality, epoch),
+                "teku": at_head(now, finality, epoch),
+            },
+        )
 
     assert both(2) == "ok"  # healthy
     assert both(3) == "ok"  # one late epoch
@@ -884,8 +891,10 @@ def test_a_stuck_node_is_not_reported_as_a_stall(finality: dict[str, Any]) -> No
     stuck_at = 300_000
     now = clock_at(stuck_at + 10)  # about an hour later
     frozen = (stuck_at * 32 + 17, checkpoints(stuck_at - 2))
-    healthy = {"teku": at_head(now, finality, stuck_at + 8),
-               "nimbus": at_head(now, finality, stuck_at + 8)}
+    healthy = {
+        "teku": at_head(now, finality, stuck_at + 8),
+        "nimbus": at_head(now, finality, stuck_at + 8),
+    }
     result = status(now, {"lighthouse": frozen, **healthy})
     assert result == "warn: node stuck: lighthouse; finality ok on the others"
     # With only one other node there is no second opinion: node trouble,
@@ -902,8 +911,13 @@ def test_nodes_that_disagree_are_not_a_stall(finality: dict[str, Any]) -> None:
     with the others: page, but as a disagreement, not as a network stall."""
     status = finality["finality_status"]
     now = clock_at(300_000)
-    result = status(now, {"prysm": at_head(now, finality, 300_000 - 12),
-                          "teku": at_head(now, finality, 300_000 - 2)})
+    result = status(
+        now,
+        {
+            "prysm": at_head(now, finality, 300_000 - 12),
+            "teku": at_head(now, finality, 300_000 - 2),
+        },
+    )
     assert result.startswith("page: nodes disagree")
     assert "stall" not in result
 
@@ -913,8 +927,10 @@ def test_a_real_stall_needs_every_node_at_the_head_to_agree(
 ) -> None:
     status = finality["finality_status"]
     now = clock_at(300_000)
-    nodes = {name: at_head(now, finality, 300_000 - 11)
-             for name in ("lighthouse", "teku", "nimbus")}
+    nodes = {
+        name: at_head(now, finality, 300_000 - 11)
+        for name in ("lighthouse", "teku", "nimbus")
+    }
     assert status(now, nodes) == (
         "page: network stall, inactivity leak; finalized 11 epochs behind"
     )
@@ -924,7 +940,9 @@ def test_no_fresh_head_anywhere_is_its_own_page(finality: dict[str, Any]) -> Non
     status = finality["finality_status"]
     now = clock_at(300_000)
     old = finality["clock_slot"](now) - 40
-    result = status(now, {"a": (old, checkpoints(299_990)), "b": (old, checkpoints(299_990))})
+    result = status(
+        now, {"a": (old, checkpoints(299_990)), "b": (old, checkpoints(299_990))}
+    )
     assert result.startswith("page: no node has a block from the last 40 slots")
 
 
@@ -942,12 +960,20 @@ def test_an_optimistic_reply_is_unknown_not_ok(finality: dict[str, Any]) -> None
     status = finality["finality_status"]
     now = clock_at(300_000)
     healthy_looking = at_head(now, finality, 300_000 - 2, optimistic=True)
-    result = status(now, {"a": healthy_looking, "b": at_head(now, finality, 300_000 - 2)})
+    result = status(
+        now, {"a": healthy_looking, "b": at_head(now, finality, 300_000 - 2)}
+    )
     assert result.startswith("page: node trouble, finality unknown")
     # An optimistic node that looks like a stall does not make one either.
     stalled_looking = at_head(now, finality, 300_000 - 20, optimistic=True)
-    result = status(now, {"a": stalled_looking, "b": at_head(now, finality, 300_000 - 2),
-                          "c": at_head(now, finality, 300_000 - 2)})
+    result = status(
+        now,
+        {
+            "a": stalled_looking,
+            "b": at_head(now, finality, 300_000 - 2),
+            "c": at_head(now, finality, 300_000 - 2),
+        },
+    )
     assert result == "ok"
 
 
@@ -967,13 +993,24 @@ OTHER = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
 SAFE = "0x1111111111111111111111111111111111111111"
 
 
-def frame(kind: str, to: str, value: int = 0, calls: list | None = None,
-          error: str | None = None) -> dict:
+def frame(
+    kind: str,
+    to: str,
+    value: int = 0,
+    calls: list | None = None,
+    error: str | None = None,
+) -> dict:
     """A callTracer frame, shaped as go-ethereum's eth/tracers/native/call.go
     emits it: value as hex, omitted when empty; error only where the frame
     itself failed."""
-    out: dict[str, Any] = {"type": kind, "from": SAFE, "to": to, "gas": "0x0",
-                           "gasUsed": "0x0", "input": "0x"}
+    out: dict[str, Any] = {
+        "type": kind,
+        "from": SAFE,
+        "to": to,
+        "gas": "0x0",
+        "gasUsed": "0x0",
+        "input": "0x",
+    }
     if value:
         out["value"] = hex(value)
     if calls:
@@ -993,12 +1030,25 @@ def test_native_credits_finds_eth_a_contract_sends(native_credits: Any) -> None:
     """A Safe paying out by an internal CALL emits no log; the trace has it."""
     trace = [
         {"txHash": "0xt1", "result": frame("CALL", OURS, 5)},  # a plain transfer
-        {"txHash": "0xt2", "result": frame("CALL", SAFE, 0, calls=[
-            frame("DELEGATECALL", "0x2222222222222222222222222222222222222222", 0, calls=[
-                frame("CALL", OTHER, 1),
-                frame("CALL", OURS.upper().replace("0X", "0x"), 7),
-            ]),
-        ])},
+        {
+            "txHash": "0xt2",
+            "result": frame(
+                "CALL",
+                SAFE,
+                0,
+                calls=[
+                    frame(
+                        "DELEGATECALL",
+                        "0x2222222222222222222222222222222222222222",
+                        0,
+                        calls=[
+                            frame("CALL", OTHER, 1),
+                            frame("CALL", OURS.upper().replace("0X", "0x"), 7),
+                        ],
+                    ),
+                ],
+            ),
+        },
         {"txHash": "0xt3", "result": frame("SELFDESTRUCT", OURS, 3)},
     ]
     assert native_credits(trace, {OURS}) == [
@@ -1012,12 +1062,26 @@ def test_eth_inside_a_reverted_frame_is_not_credited(native_credits: Any) -> Non
     """callTracer marks only the frame that failed; its children, which
     succeeded before the revert undid them, carry no error."""
     trace = [
-        {"txHash": "0xt1", "result": frame("CALL", SAFE, 0, calls=[
-            frame("CALL", OTHER, 0, error="execution reverted", calls=[
-                frame("CALL", OURS, 9),
-            ]),
-            frame("CALL", OURS, 2),
-        ])},
+        {
+            "txHash": "0xt1",
+            "result": frame(
+                "CALL",
+                SAFE,
+                0,
+                calls=[
+                    frame(
+                        "CALL",
+                        OTHER,
+                        0,
+                        error="execution reverted",
+                        calls=[
+                            frame("CALL", OURS, 9),
+                        ],
+                    ),
+                    frame("CALL", OURS, 2),
+                ],
+            ),
+        },
         {"txHash": "0xt2", "result": frame("CALL", OURS, 4, error="out of gas")},
     ]
     assert native_credits(trace, {OURS}) == [("0xt1", (1,), OURS, 2)]
@@ -1026,9 +1090,19 @@ def test_eth_inside_a_reverted_frame_is_not_credited(native_credits: Any) -> Non
 def test_a_delegatecall_frame_moves_no_eth(native_credits: Any) -> None:
     """go-ethereum's DelegateCall hands the tracer the caller's value; the
     transfer was the outer CALL, counted once."""
-    trace = [{"txHash": "0xt1", "result": frame("CALL", OURS, 6, calls=[
-        frame("DELEGATECALL", OURS, 6),
-    ])}]
+    trace = [
+        {
+            "txHash": "0xt1",
+            "result": frame(
+                "CALL",
+                OURS,
+                6,
+                calls=[
+                    frame("DELEGATECALL", OURS, 6),
+                ],
+            ),
+        }
+    ]
     assert native_credits(trace, {OURS}) == [("0xt1", (), OURS, 6)]
 
 
@@ -1071,7 +1145,9 @@ def test_authorized_keys_line_is_a_whole_key_ssh_keygen_reads(
     path.write_text(block(site, "authorized-keys").strip() + "\n", encoding="ascii")
     result = subprocess.run(
         ["ssh-keygen", "-l", "-E", "sha256", "-f", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     bits, fingerprint, comment, kind = result.stdout.split()
     assert (bits, fingerprint, kind) == ("256", OPENSSH_TEST_KEY_FP, "(ED25519)")

@@ -23,12 +23,15 @@
   terminated, and the waiting commit keeps its row lock.
 * The slot controller runs against PostgreSQL 18 with ``pg_receivewal``
   standing in for standbys: it follows the streaming peers, ignores the
-  region-2 slot and never empties the list.
+  region-2 slot, never empties the list, and resets its ``ALTER SYSTEM``
+  override once the peers are the configured ones again.
+* The Patroni file's version floor matches the installed Patroni's commands.
 * The restore drill runs for real: a cluster whose ``postgresql.conf`` is
   what Patroni writes from the essay's file (production's address, TLS keys
   and synchronous standbys included) is archived and backed up with
   pgBackRest, and the drill restores it to a target time, checks the data,
-  makes a write and runs ``pg_amcheck`` and ``pgbackrest verify``. Without
+  makes a write (which stops its clock, before the balance check) and runs
+  ``pg_amcheck`` and ``pgbackrest verify``. Without
   each of its overrides, the same drill fails. Fast runs against fake
   ``pgbackrest``, ``pg_ctl``, ``psql`` and ``pg_amcheck`` cover its
   refusals: a cluster that would archive, a target in the future, an
@@ -59,6 +62,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -252,6 +256,33 @@ def test_patroni_validator_rejects_a_broken_copy(
     assert old in patroni_config
     result = validate_patroni(patroni_config.replace(old, new), tmp_path)
     assert result.returncode != 0
+
+
+def test_patroni_file_states_the_version_floor_the_runbook_needs(site: Site) -> None:
+    """The header's floor is Patroni 4.1, whose patronictl has the two commands
+    the region runbook uses, and pgBackRest 2.55, the first with PostgreSQL 18."""
+    header = " ".join(
+        line.lstrip("# ").strip()
+        for line in block(site, "patroni").splitlines()
+        if line.startswith("#")
+    )
+    assert "Patroni 4.1 or later" in header
+    assert "pgBackRest 2.55 or later (PostgreSQL 18)" in header
+    installed = in_patroni(PATRONI_COMMANDS)
+    major, minor = (int(part) for part in installed["version"].split(".")[:2])
+    assert (major, minor) >= (4, 1)
+    assert {"promote-cluster", "demote-cluster"} <= set(installed["commands"])
+
+
+#: The installed Patroni's version and patronictl's commands.
+PATRONI_COMMANDS = """
+import json
+import patroni.ctl, patroni.version
+print(json.dumps({
+    "version": patroni.version.__version__,
+    "commands": sorted(patroni.ctl.ctl.commands),
+}))
+"""
 
 
 def hba_lines(config: dict) -> list[list[str]]:
@@ -621,6 +652,8 @@ def start_server(root: Path, conf: str = "", bin_dir: Path = PG18_BIN) -> Server
     root.mkdir(exist_ok=True)
     postgres_owned_dir(root)
     sock = root / "sock"
+    if len(str(sock)) > 80:  # a socket path is limited to 107 bytes
+        sock = Path(tempfile.mkdtemp(prefix="pgsock-", dir="/tmp")) / "sock"
     sock.mkdir()
     postgres_owned_dir(sock)
     data = root / "data"
@@ -994,6 +1027,10 @@ def test_the_slot_controller_follows_the_streaming_peers(
     def setting() -> str:
         return slot_server.query("SHOW synchronized_standby_slots")[0][0]
 
+    def overridden() -> bool:
+        auto = (slot_server.data / "postgresql.auto.conf").read_text(encoding="utf-8")
+        return "synchronized_standby_slots" in auto
+
     try:
         # Nobody streams (ledger_a's peers are both away): the list stays.
         assert run() == ""
@@ -1003,11 +1040,15 @@ def test_the_slot_controller_follows_the_streaming_peers(
         stream("ledger_dr")
         assert run() == "synchronized_standby_slots = ledger_c\n"
         wait_until(lambda: setting() == "ledger_c", "the reload")
+        assert overridden()
         assert run() == ""  # nothing to change
-        # ledger_b comes back: both peers again.
+        # ledger_b comes back: both peers again, and the override is reset
+        # (not rewritten), so Patroni's own value is back in force.
         stream("ledger_b")
         assert run() == "synchronized_standby_slots = ledger_b,ledger_c\n"
         wait_until(lambda: setting() == "ledger_b,ledger_c", "the reload")
+        assert not overridden()
+        assert run() == ""  # nothing to change
         # Everybody stops: the list is never emptied.
         for receiver in receivers.values():
             receiver.terminate()
@@ -1391,6 +1432,9 @@ def test_drill_restores_without_archiving_by_default(
         if c.startswith("pg_amcheck") or c.endswith(" verify")
     ]
     assert len(checks) == 2 and min(checks) > write
+    # So does the full-table balance check, which a real restore would not wait for.
+    balance = next(i for i, c in enumerate(log) if "sum(amount_minor)" in c)
+    assert balance > write
     # With no TARGET given, the drill targets the past (an hour ago).
     assert "ledger_restore_drill_success 1\n" in outcome(tmp_path)
 

@@ -66,6 +66,10 @@ class EssaysConfig:
     """Replace furo's sidebar, which renders the whole site on every page, with
     one computed once per build (``False`` keeps furo's, as a baseline)."""
 
+    social_cards: bool = True
+    """Draw each essay's social preview image, its ``og:image`` (``False``
+    draws none: the benchmark's baseline)."""
+
     web_only: tuple[str, ...] = ()
     """Documents (glob patterns of docnames, such as ``about/*``) that belong
     to the website only: the PDF and the EPUB leave them out (:mod:`.book`)."""

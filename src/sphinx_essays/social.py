@@ -115,7 +115,7 @@ def _set_image(
     card = "summary" if record is None else "summary_large_image"
     tag = f'<meta name="twitter:card" content="{card}" />'
     context["metatags"] = context.get("metatags", "") + "\n    " + tag
-    if record is None:
+    if record is None or not essays_config.from_sphinx(app.config).social_cards:
         return
     essay_card(app, pagename, record)
     fields = dict(context.get("meta") or {})

@@ -1,0 +1,88 @@
+"""What the essays' social preview images cost a full build.
+
+    python benchmarks/social_cards.py --size 1000 --repeat 3 --jobs 2
+
+Three full builds of the same synthetic corpus, in the same run, each into a
+new output folder: without the images (``essays_social_cards = False``, the
+baseline), with the images drawn from nothing, and with them copied from the
+cache a previous build left in the doctree folder (``-E``: every page read
+and written again). Reports medians and each variant's cost as a share of
+the baseline. This is a benchmark, not a test: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from corpus import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def build(source: Path, out: Path, doctrees: Path, jobs: int, *extra: str) -> float:
+    if out.exists():
+        shutil.rmtree(out)
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-q",
+            "-j",
+            str(jobs),
+            "-b",
+            "html",
+            "-d",
+            str(doctrees),
+            *extra,
+            str(source),
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work")
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {"baseline": [], "fresh": [], "cached": []}
+    for _ in range(args.repeat):
+        work = args.work / f"social-{args.size}"
+        source = generate(work, args.size, DOCS, sidebar=True)
+        base, cards = work / "doctrees-off", work / "doctrees-on"
+        off = ("-D", "essays_social_cards=0")
+        times["baseline"].append(build(source, work / "off", base, args.jobs, *off))
+        times["fresh"].append(build(source, work / "on", cards, args.jobs))
+        times["cached"].append(build(source, work / "on", cards, args.jobs, "-E"))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    result = {
+        "essays": args.size,
+        "runs": args.repeat,
+        "jobs": args.jobs,
+        **{f"{name}_s": round(value, 2) for name, value in medians.items()},
+        "fresh_share": round(medians["fresh"] / medians["baseline"] - 1, 3),
+        "cached_share": round(medians["cached"] / medians["baseline"] - 1, 3),
+    }
+    print(json.dumps(result, indent=2))
+    (ROOT / "benchmarks" / "social_cards.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

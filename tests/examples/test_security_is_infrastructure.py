@@ -242,8 +242,20 @@ def test_the_lint_does_not_fail_open_on_a_list_of_principals(
         ({"Federated": ["*", ARN + PROVIDER]}, "sts:AssumeRoleWithWebIdentity"),
         ("*", ["sts:*"]),
         ({"Federated": "*"}, "*"),
+        ("*", "sts:AssumeRole*"),
+        ("*", ["sts:TagSession", "STS:Assume*"]),
+        ("*", "sts:AssumeRoleWith?ebIdentity"),
     ],
-    ids=["star", "federated-star", "star-in-a-list", "sts-star", "action-star"],
+    ids=[
+        "star",
+        "federated-star",
+        "star-in-a-list",
+        "sts-star",
+        "action-star",
+        "assume-role-star",
+        "assume-star-in-a-list",
+        "question-mark",
+    ],
 )
 def test_the_lint_rejects_a_wildcard_principal(
     lint: Any, trust_policy: dict, principal: Any, action: Any
@@ -253,6 +265,35 @@ def test_the_lint_rejects_a_wildcard_principal(
     policy["Statement"][0]["Action"] = action
     found = lint(policy)
     assert any("wildcard principal" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "not_action", ["sts:TagSession", ["sts:AssumeRole", "sts:TagSession"]]
+)
+def test_the_lint_rejects_a_wildcard_principal_with_not_action(
+    lint: Any, trust_policy: dict, not_action: Any
+) -> None:
+    """NotAction admits every action it does not name, web identity included
+    (round 4 found the lint never read it)."""
+    policy = json.loads(json.dumps(trust_policy))
+    statement = policy["Statement"][0]
+    statement["Principal"] = "*"
+    del statement["Action"]
+    statement["NotAction"] = not_action
+    found = lint(policy)
+    assert any("wildcard principal" in p for p in found), found
+
+
+def test_a_wildcard_principal_that_cannot_use_web_identity_is_not_this_lints_business(
+    lint: Any, trust_policy: dict
+) -> None:
+    policy = json.loads(json.dumps(trust_policy))
+    policy["Statement"][0]["Principal"] = "*"
+    policy["Statement"][0]["Action"] = ["sts:TagSession", "sts:AssumeRoleWithSAML"]
+    assert not any("wildcard principal" in p for p in lint(policy))
+    policy["Statement"][0]["NotAction"] = "sts:AssumeRoleWithWebIdentity"
+    del policy["Statement"][0]["Action"]
+    assert not any("wildcard principal" in p for p in lint(policy))
 
 
 def test_the_lint_checks_an_enterprise_issuer_with_its_own_keys(
@@ -562,7 +603,7 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(
 
 
 def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> None:
-    _namespace, deny, dns = yaml.safe_load_all(block(site, "netpol"))
+    _namespace, deny, dns, _identity = yaml.safe_load_all(block(site, "netpol"))
     assert deny["kind"] == dns["kind"] == "NetworkPolicy"
     assert deny["metadata"]["namespace"] == dns["metadata"]["namespace"] == "payments"
     assert deny["spec"]["podSelector"] == {}
@@ -571,7 +612,7 @@ def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> No
 
 
 def test_the_only_exception_is_dns_to_kube_dns(site: Site) -> None:
-    _namespace, _deny, dns = yaml.safe_load_all(block(site, "netpol"))
+    _namespace, _deny, dns, _identity = yaml.safe_load_all(block(site, "netpol"))
     assert dns["spec"]["policyTypes"] == ["Egress"]
     (rule,) = dns["spec"]["egress"]
     (peer,) = rule["to"]
@@ -583,6 +624,32 @@ def test_the_only_exception_is_dns_to_kube_dns(site: Site) -> None:
         ("UDP", 53),
         ("TCP", 53),
     }
+
+
+def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
+    """Round 4: DNS alone blocks the Pod Identity agent and Vault. The template
+    opens those two paths and nothing wider."""
+    *_, identity = yaml.safe_load_all(block(site, "netpol"))
+    assert identity["kind"] == "NetworkPolicy"
+    assert identity["metadata"]["namespace"] == "payments"
+    assert identity["spec"]["podSelector"] == {}
+    assert identity["spec"]["policyTypes"] == ["Egress"]
+    assert "ingress" not in identity["spec"]
+    paths = set()
+    for rule in identity["spec"]["egress"]:
+        (peer,) = rule["to"]
+        (port,) = rule["ports"]
+        if "ipBlock" in peer:
+            assert set(peer["ipBlock"]) == {"cidr"}  # no except list to widen it
+            where = peer["ipBlock"]["cidr"]
+        else:
+            assert set(peer) == {"namespaceSelector"}
+            where = peer["namespaceSelector"]["matchLabels"][
+                "kubernetes.io/metadata.name"
+            ]
+        paths.add((where, port["protocol"], port["port"]))
+    # The EKS Pod Identity agent's link-local address and default port; Vault's port.
+    assert paths == {("169.254.170.23/32", "TCP", 80), ("vault", "TCP", 8200)}
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(

@@ -84,7 +84,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -351,7 +351,9 @@ def test_a_header_that_is_not_utf8_costs_the_link_not_the_message(
     ns["handle"](consumer_record("order.placed", b"{}", b"\xff", POISON), "g")
     [processed] = exporter.get_finished_spans()
     assert not processed.links, "a garbled traceparent is no context"
-    assert processed.attributes["messaging.kafka.message.key"] == "\ufffd"
+    # A key with no unambiguous string form is not recorded (Kafka conventions);
+    # the round-4 example recorded U+FFFD instead.
+    assert "messaging.kafka.message.key" not in processed.attributes
 
 
 # -- manual span: declined cards are not errors ----------------------------------
@@ -637,7 +639,39 @@ def test_a_b3_not_sampled_flag_makes_the_mesh_the_head_sampler(
     assert recorded({}) is True, "a request without context is a root"
     text = paragraph(site, "A composite propagator runs its members")
     assert "X-B3-Sampled: 0" in text
-    assert "set the mesh's sampling to 100%" in text
+    assert "mesh's sampling to 100%" in text
+
+
+def test_ignoring_a_remote_drop_records_what_the_mesh_declined(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cheaper way out: the SDK records a request the sidecar's 1% left
+    unsampled, in the caller's trace, and passes on a sampled flag."""
+    installed: list[TracerProvider] = []
+    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
+    exec(named_block(site, DOC, "distributed-tracing-ignore-remote-drop"), {})
+    [provider] = installed
+    env = exports(site, "distributed-tracing-b3-migration")
+    both = loaded_propagator(monkeypatch, env["OTEL_PROPAGATORS"])
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span(
+        "POST /checkout",
+        context=both.extract({**B3_ONLY, "x-b3-sampled": "0"}),
+        kind=SpanKind.SERVER,
+    ) as span:
+        assert span.is_recording()
+        ids = span.get_span_context()
+        carrier: dict[str, str] = {}
+        both.inject(carrier)
+    assert ids.trace_flags.sampled
+    assert ids.trace_id == 0x80F198EE56343BA864FE8B2A57D3EFF7, "the caller's trace"
+    assert carrier["x-b3-sampled"] == "1", "what the prose warns the mesh sees"
+    # The default sampler, for contrast, obeys the mesh (see the test above).
+    default = TracerProvider(sampler=ParentBased(ALWAYS_ON)).get_tracer("t")
+    with default.start_as_current_span(
+        "POST /checkout", context=both.extract({**B3_ONLY, "x-b3-sampled": "0"})
+    ) as span:
+        assert not span.is_recording()
 
 
 # -- consistent probability sampling ----------------------------------------------
@@ -1116,7 +1150,22 @@ def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
     assert tier2["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
     traces = lb["service"]["pipelines"]["traces"]
     assert traces["exporters"] == ["loadbalancing", "count"]
-    assert "processors" not in traces, "tier 1 must not drop or reorder spans"
+    # Only the memory limiter, which refuses (retryably) rather than drops.
+    assert traces["processors"] == ["memory_limiter"]
+    assert set(lb["processors"]["memory_limiter"]) <= MEMORY_LIMITER_OPTIONS
+
+
+@pytest.mark.parametrize(
+    "name", ["distributed-tracing-load-balancing", "distributed-tracing-tail-sampling"]
+)
+def test_both_tiers_serve_a_health_check_for_their_probes(
+    site: Site, name: str
+) -> None:
+    cfg = config(site, name)
+    assert cfg["service"]["extensions"] == ["health_check"]
+    assert set(cfg["extensions"]["health_check"]) <= {"endpoint", "path"}
+    assert cfg["extensions"]["health_check"]["endpoint"].endswith(":13133")
+    assert cfg["service"]["pipelines"]["traces"]["processors"][0] == "memory_limiter"
 
 
 def test_the_checker_rejects_a_half_wired_connector() -> None:
@@ -1156,7 +1205,15 @@ def test_tier_one_counts_server_spans_and_roots_before_any_sampling(
         assert set(info) <= COUNT_METRIC_OPTIONS, name
         for attribute in info["attributes"]:
             assert set(attribute) <= COUNT_ATTRIBUTE_OPTIONS, name
-        assert [a["key"] for a in info["attributes"]] == ["service.name"]
+        # By service, and by tier-1 replica: no span carries collector.instance,
+        # so every point takes the default, the pod's name from the environment.
+        # Without it two replicas counting one pod's spans write one series.
+        assert [a["key"] for a in info["attributes"]] == [
+            "service.name",
+            "collector.instance",
+        ]
+        assert "default_value" not in info["attributes"][0]
+        assert info["attributes"][1]["default_value"] == "${env:POD_NAME}"
     conditions = {name: " ".join(info["conditions"]) for name, info in metrics.items()}
     roots = [n for n, c in conditions.items() if "IsRootSpan()" in c]
     totals = [n for n, c in conditions.items() if "IsRootSpan()" not in c]
@@ -1220,9 +1277,10 @@ def run_promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-#: Replayed series: a tier-1 exporter losing spans, a payment service whose
-#: server spans are 2% roots (a split), checkout at 0.5% and the gateway,
-#: whose server spans are all roots.
+#: Replayed series: a tier-1 exporter losing spans, a tail sampler that starts
+#: evicting at 40 minutes, a payment service whose server spans are 2% roots
+#: (a split) counted half by each of two tier-1 replicas, checkout at 0.5% and
+#: the gateway, whose server spans are all roots.
 ALERT_TESTS = """
 rule_files: [rules.yml]
 evaluation_interval: 1m
@@ -1232,18 +1290,22 @@ tests:
       - series: 'otelcol_exporter_enqueue_failed_spans_total{job="tier1", exporter="loadbalancing"}'
         values: '0x10 0+50x30'
       - series: 'otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{job="tier2"}'
-        values: '0x40'
-      - series: 'tracing_server_roots_total{service_name="payment"}'
-        values: '0+2x60'
-      - series: 'tracing_server_spans_total{service_name="payment"}'
-        values: '0+100x60'
-      - series: 'tracing_server_roots_total{service_name="checkout"}'
+        values: '0x40 0+20x30'
+      - series: 'tracing_server_roots_total{service_name="payment", collector_instance="tier1-a"}'
+        values: '0+1x60'
+      - series: 'tracing_server_spans_total{service_name="payment", collector_instance="tier1-a"}'
+        values: '0+50x60'
+      - series: 'tracing_server_roots_total{service_name="payment", collector_instance="tier1-b"}'
+        values: '0+1x60'
+      - series: 'tracing_server_spans_total{service_name="payment", collector_instance="tier1-b"}'
+        values: '0+50x60'
+      - series: 'tracing_server_roots_total{service_name="checkout", collector_instance="tier1-a"}'
         values: '0+0.5x60'
-      - series: 'tracing_server_spans_total{service_name="checkout"}'
+      - series: 'tracing_server_spans_total{service_name="checkout", collector_instance="tier1-a"}'
         values: '0+100x60'
-      - series: 'tracing_server_roots_total{service_name="edge-gateway"}'
+      - series: 'tracing_server_roots_total{service_name="edge-gateway", collector_instance="tier1-b"}'
         values: '0+300x60'
-      - series: 'tracing_server_spans_total{service_name="edge-gateway"}'
+      - series: 'tracing_server_spans_total{service_name="edge-gateway", collector_instance="tier1-b"}'
         values: '0+300x60'
     alert_rule_test:
       - eval_time: 8m
@@ -1252,14 +1314,27 @@ tests:
       - eval_time: 25m
         alertname: SpansLostAtFullExporterQueue
         exp_alerts:
-          - exp_labels: {job: tier1, exporter: loadbalancing}
+          - exp_labels: {job: tier1, exporter: loadbalancing, severity: ticket}
+            exp_annotations:
+              summary: tier1 drops spans at a full loadbalancing queue
+              runbook_url: https://runbooks.example.com/tracing/exporter-queue
       - eval_time: 40m
         alertname: TailSamplerEvictingUndecidedTraces
         exp_alerts: []
+      - eval_time: 55m
+        alertname: TailSamplerEvictingUndecidedTraces
+        exp_alerts:
+          - exp_labels: {job: tier2, severity: ticket}
+            exp_annotations:
+              summary: "tier2 evicts traces before deciding: raise num_traces"
+              runbook_url: https://runbooks.example.com/tracing/tail-buffer
       - eval_time: 40m
         alertname: UnexpectedTraceRoots
         exp_alerts:
-          - exp_labels: {service_name: payment}
+          - exp_labels: {service_name: payment, severity: ticket}
+            exp_annotations:
+              summary: "payment starts traces: a caller drops context"
+              runbook_url: https://runbooks.example.com/tracing/split-traces
 """
 
 
@@ -1282,9 +1357,9 @@ def test_the_alert_replay_can_fail(site: Site, tmp_path: Path) -> None:
         named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
     )
     wrong = ALERT_TESTS.replace(
-        "          - exp_labels: {service_name: payment}\n",
-        "          - exp_labels: {service_name: payment}\n"
-        "          - exp_labels: {service_name: checkout}\n",
+        "          - exp_labels: {service_name: payment, severity: ticket}\n",
+        "          - exp_labels: {service_name: checkout, severity: ticket}\n"
+        "          - exp_labels: {service_name: payment, severity: ticket}\n",
     )
     assert wrong != ALERT_TESTS
     (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
@@ -1314,6 +1389,12 @@ HEALTHY = [
     ("t4", "g2", "g", "email-worker", "CONSUMER", 1, 113),
     # A consumer root that links to its producer is expected too.
     ("t6", "k", None, "email-worker", "CONSUMER", 1, 114),
+    # The message's context as parent, as the essay advises for one decision
+    # per pair: no link, but the producer's span is the parent. The round-4
+    # query counted this consumer as a suspect.
+    ("t11", "w", None, "edge-gateway", "SERVER", 0, 116),
+    ("t11", "u", "w", "checkout", "PRODUCER", 0, 116),
+    ("t11", "v", "u", "email-worker", "CONSUMER", 0, 117),
 ]
 
 

@@ -547,7 +547,8 @@ def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     restart = play["handlers"][0]["ansible.builtin.service"]
     assert restart == {"name": "app", "state": "restarted"}
     apt = the_task(play, "ansible.builtin.apt")["ansible.builtin.apt"]
-    assert apt["name"] == "app=2.14.1-*"  # Debian versions carry a revision
+    assert apt["name"] == "app={{ app_version }}-*"  # Debian versions carry a revision
+    assert play["vars"] == {"app_version": "2.14.1"}
     assert apt["allow_downgrade"] is True  # the same play can roll back
     assert apt["update_cache"] is True
     assert apt["policy_rc_d"] == 101  # the package may not restart the service
@@ -558,17 +559,32 @@ def test_the_pin_matches_every_revision_of_2_14_1_and_nothing_else(
 ) -> None:
     # The apt module matches a version pin with fnmatch against apt's own
     # version string, which carries the epoch when there is one.
-    apt = the_task(essay_play(site), "ansible.builtin.apt")
-    pattern = apt["ansible.builtin.apt"]["name"].split("=", 1)[1]
+    play = essay_play(site)
+    apt = the_task(play, "ansible.builtin.apt")
+    pattern = (
+        jinja2.Environment()
+        .from_string(apt["ansible.builtin.apt"]["name"])
+        .render(**play["vars"])
+        .split("=", 1)[1]
+    )
     assert fnmatch.fnmatch("2.14.1-1", pattern)
     assert fnmatch.fnmatch("2.14.1-3ubuntu1", pattern)
     assert not fnmatch.fnmatch("2.14.10-1", pattern)
     assert not fnmatch.fnmatch("2.14.0-1", pattern)
     # With an epoch the pin must name it, as the example's comment says.
     assert not fnmatch.fnmatch("1:2.14.1-1", pattern)
-    assert '"1:2.14.1-*"' in named_block(
+    assert '"app=1:{{ app_version }}-*"' in named_block(
         site, DOC, "puppets-and-octopi-rolling-playbook"
     )
+
+
+def test_the_version_is_named_once_so_a_rollback_changes_one_line(
+    site: Site,
+) -> None:
+    # Review round 4: the version was hard-coded in four places, so changing
+    # only the pin to roll back made every host fail its final check.
+    text = named_block(site, DOC, "puppets-and-octopi-rolling-playbook")
+    assert text.count("2.14.1") == 1, text
 
 
 def test_the_playbook_gates_restarts_and_observes_in_order(site: Site) -> None:
@@ -624,8 +640,13 @@ def test_the_checks_restart_a_stale_process_and_fail_a_silent_one(
         else {"status": status, "content": content}
     )
     env = jinja2.Environment()
-    assert bool(env.compile_expression(observe["changed_when"])(live=live)) is changed
-    assert bool(env.compile_expression(verify["failed_when"])(live=live)) is fails
+    version = essay_play(site)["vars"]["app_version"]
+    for check, expected in (
+        (observe["changed_when"], changed),
+        (verify["failed_when"], fails),
+    ):
+        result = env.compile_expression(check)(live=live, app_version=version)
+        assert bool(result) is expected
 
 
 ANSIBLE_HOSTS = [f"h{i:02d}" for i in range(1, 21)]
@@ -815,7 +836,7 @@ def test_a_failed_version_check_trips_the_breaker_after_restarting(
     site: Site, tmp_path: Path
 ) -> None:
     rc, restarted, touched = stand_in_run(
-        site, tmp_path, "Fail the host unless the process now reports 2.14.1"
+        site, tmp_path, "Fail the host unless the process now reports app_version"
     )
     assert rc == 2
     assert touched == FIRST_TWO_BATCHES  # 1 of 2 failed > 5 %: later batches untouched
@@ -848,7 +869,7 @@ def test_without_the_flush_the_failing_host_is_never_restarted(
     rc, restarted, touched = stand_in_run(
         site,
         tmp_path,
-        "Fail the host unless the process now reports 2.14.1",
+        "Fail the host unless the process now reports app_version",
         flush=False,
     )
     assert rc == 2
@@ -858,7 +879,10 @@ def test_without_the_flush_the_failing_host_is_never_restarted(
 
 @pytest.mark.parametrize(
     "fail_task",
-    ["Render the config file", "Fail the host unless the process now reports 2.14.1"],
+    [
+        "Render the config file",
+        "Fail the host unless the process now reports app_version",
+    ],
 )
 def test_force_handlers_would_switch_the_breaker_off(
     site: Site, tmp_path: Path, fail_task: str
@@ -984,7 +1008,11 @@ class FakeApp:
 
 
 def real_check_run(
-    site: Site, tmp_path: Path, app: FakeApp, delay: float = 0.5
+    site: Site,
+    tmp_path: Path,
+    app: FakeApp,
+    delay: float = 0.5,
+    version: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the play's two version checks and its handler flush as written,
     against the fake service, with the restart handler pointed at /restart
@@ -1002,9 +1030,13 @@ def real_check_run(
         "name": "Restart app",
         "ansible.builtin.uri": {"url": f"http://127.0.0.1:{app.port}/restart"},
     }
+    play_vars = dict(play["vars"])
+    if version is not None:  # a rollback edits only this one variable
+        play_vars["app_version"] = version
     check_play = {
         "hosts": "all",
         "gather_facts": False,
+        "vars": play_vars,
         "tasks": tasks,
         "handlers": [handler],
     }
@@ -1061,6 +1093,17 @@ def test_the_check_fails_a_process_that_stays_stale(site: Site, tmp_path: Path) 
     result = real_check_run(site, tmp_path, app)
     assert result.returncode == 2, result.stdout
     assert app.restarts == 1  # restarted once, still wrong: the host fails
+
+
+def test_a_rollback_changes_only_app_version(site: Site, tmp_path: Path) -> None:
+    # 2.14.1 is running; the operator sets app_version to 2.14.0 and the
+    # package on disk is now 2.14.0. The checks restart the process once and
+    # then accept it; with the version hard-coded they would leave it alone.
+    app = FakeApp(running="2.14.1", on_disk="2.14.0", down_for=0.5)
+    app.listen()
+    result = real_check_run(site, tmp_path, app, version="2.14.0")
+    assert result.returncode == 0, result.stdout
+    assert app.restarts == 1 and app.running == "2.14.0"
 
 
 def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -> None:
@@ -1540,6 +1583,18 @@ tests:
       - {alertname: InventoryMissing, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
       - {alertname: ServedIntentMissing, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
       - {alertname: Watchdog, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
+  - interval: 1m  # h9 was decommissioned but its agent still reports
+    input_series:
+      - {series: 'intent_served_generation', values: '7x60'}
+      - {series: 'inventory_host_info{host="h1"}', values: '1x60'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x60'}
+      - {series: 'agent_converged_generation{host="h1"}', values: '7x60'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h9"}', values: '0+60x60'}
+      - {series: 'agent_converged_generation{host="h9"}', values: '7x60'}
+    promql_expr_test:
+      - expr: fleet:converged_on_served_intent:ratio
+        eval_time: 30m  # one of one, not two of one
+        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 1}]
 """
 
 
@@ -1595,6 +1650,8 @@ def test_each_silence_alert_catches_its_host_and_only_that_one(
         ("absent(inventory_host_info)", "inventory_host_info == 0"),
         ("absent(intent_served_generation)", "intent_served_generation == 0"),
         ("expr: vector(1)", "expr: vector(1) == 0"),  # a watchdog that never fires
+        # a decommissioned host that still reports would push the ratio past 1
+        ("\n             and on(host) inventory_host_info", ""),
     ],
 )
 def test_the_replay_would_catch_a_broken_rule(
@@ -1604,3 +1661,127 @@ def test_the_replay_would_catch_a_broken_rule(
     assert old in rules
     result = replay_silence_rules(rules.replace(old, new, 1), tmp_path)
     assert result.returncode != 0, result.stdout
+
+
+# -- The ring gate -------------------------------------------------------------
+
+# Two canary hosts and two stable ones. The canary ring is served generation 8
+# from minute 10; c1 converges at minute 12, c2 at minute 14. Every host
+# serves 100 requests a minute. In the "bad" variant the canary fails 1 in 10
+# of them, and in the "silent" variant c2's agent stops at minute 20.
+RING_REPLAY = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'intent_served_generation{ring="canary"}', values: '7x10 8x110'}
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x120'}
+      - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="c2",ring="canary"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="s1",ring="stable"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="s2",ring="stable"}', values: '1x120'}
+      - {series: 'agent_converged_generation{host="c1"}', values: '7x12 8x108'}
+      - {series: 'agent_converged_generation{host="c2"}', values: '7x14 8x106'}
+      - {series: 'agent_converged_generation{host="s1"}', values: '7x120'}
+      - {series: 'agent_converged_generation{host="s2"}', values: '7x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c2"}', values: 'C2_SEEN'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="s1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="s2"}', values: '0+60x120'}
+      - {series: 'http_requests_total{host="c1",code="200"}', values: '0+CANARY_OKx120'}
+      - {series: 'http_requests_total{host="c1",code="500"}', values: '0+CANARY_ERRx120'}
+      - {series: 'http_requests_total{host="c2",code="200"}', values: '0+CANARY_OKx120'}
+      - {series: 'http_requests_total{host="c2",code="500"}', values: '0+CANARY_ERRx120'}
+      - {series: 'http_requests_total{host="s1",code="200"}', values: '0+100x120'}
+      - {series: 'http_requests_total{host="s2",code="200"}', values: '0+100x120'}
+    promql_expr_test:
+      - expr: ring:converged_on_served_intent:ratio
+        eval_time: 13m  # c1 has 8, c2 not yet; the stable ring is current on 7
+        exp_samples:
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="canary"}', value: 0.5}
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 1}
+      - expr: ring:canary_gate:open
+        eval_time: 30m  # converged, but the dip at minutes 10-13 is inside the soak
+        exp_samples: []
+      - expr: ring:canary_gate:open
+        eval_time: 60m
+        exp_samples: GATE_AT_60
+"""
+
+
+def replay_ring_gate(
+    rules: str,
+    tmp_path: Path,
+    *,
+    bad: bool = False,
+    silent: bool = False,
+    gate_at_60: str = "[{labels: 'ring:canary_gate:open{ring=\"canary\"}', value: 1}]",
+) -> subprocess.CompletedProcess[str]:
+    replay = (
+        RING_REPLAY.replace("CANARY_OK", "90" if bad else "100")
+        .replace("CANARY_ERR", "10" if bad else "0")
+        .replace("C2_SEEN", "0+60x20 1200x100" if silent else "0+60x120")
+        .replace("GATE_AT_60", gate_at_60)
+    )
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "replay.yml").write_text(replay)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_the_ring_gate_passes_promtool_check(site: Site, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    )
+    result = subprocess.run(
+        [promtool(), "check", "rules", "rules.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 rules found" in result.stdout
+
+
+def test_the_ring_gate_opens_after_a_healthy_soak(site: Site, tmp_path: Path) -> None:
+    result = replay_ring_gate(
+        named_block(site, DOC, "puppets-and-octopi-ring-gate"), tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("variant", ["bad", "silent"])
+def test_the_ring_gate_stays_shut_for_errors_or_a_silent_host(
+    site: Site, tmp_path: Path, variant: str
+) -> None:
+    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    shut = replay_ring_gate(rules, tmp_path, gate_at_60="[]", **{variant: True})
+    assert shut.returncode == 0, shut.stdout + shut.stderr
+    opened = replay_ring_gate(rules, tmp_path, **{variant: True})
+    assert opened.returncode != 0, opened.stdout  # the replay can tell
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("[30m:1m]) >= 0.98", "[1m:1m]) >= 0.98"),  # no soak
+        ("* 1.25 + 0.001", "* 1.25 + 0.2"),  # an error gate far too lax
+        ("or 0 * sum", "and 0 * sum"),  # a ring with no 5xx series blocks forever
+    ],
+)
+def test_the_ring_replay_would_catch_a_broken_gate(
+    site: Site, tmp_path: Path, old: str, new: str
+) -> None:
+    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    assert old in rules
+    mutated = rules.replace(old, new, 1)
+    healthy = replay_ring_gate(mutated, tmp_path)
+    bad = replay_ring_gate(mutated, tmp_path, bad=True, gate_at_60="[]")
+    assert healthy.returncode != 0 or bad.returncode != 0

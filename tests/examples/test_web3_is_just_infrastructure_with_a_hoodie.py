@@ -204,6 +204,48 @@ def test_siwe_message_is_valid_and_verifies(site: Site) -> None:
     assert Account.recover_message(phished, signature=signature) != TEST_ADDRESS
 
 
+def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
+    site: Site,
+) -> None:
+    """Review round 4: the essay had no server-side check to test. The
+    relying party MUST check expiry, nonce and URI after parsing (ERC-4361)."""
+    namespace, _ = run(block(site, "siwe-verify"))
+    verify = namespace["verify_login"]
+    text = block(site, "siwe")
+
+    def sign(message: str, key: str = TEST_KEY) -> bytes:
+        return bytes(Account.sign_message(encode_defunct(text=message), key).signature)
+
+    now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
+    issued = {"k7Fq2Rz9XwB4"}
+    host = "deploy.example.com"
+    assert verify(text, sign(text), host, issued, now) == TEST_ADDRESS
+    assert issued == set()
+    with pytest.raises(ValueError, match="already used"):  # a replayed login
+        verify(text, sign(text), host, issued, now)
+
+    def refused(
+        message: str,
+        why: str,
+        signature: bytes | None = None,
+        at: datetime = now,
+        our_host: str = host,
+    ) -> None:
+        with pytest.raises(ValueError, match=why):
+            verify(message, signature or sign(message), our_host, {"k7Fq2Rz9XwB4"}, at)
+
+    refused(text, "domain is not ours", our_host="deploy.example.co")
+    refused(
+        text.replace("URI: https://deploy.example.com/", "URI: https://evil.example/"),
+        "URI is not ours",
+    )
+    refused(text.replace("k7Fq2Rz9XwB4", "k7Fq2Rz9XwB5"), "nonce unknown")
+    refused(text, "expired", at=datetime.fromisoformat("2026-11-24T09:35:00+00:00"))
+    refused(re.sub(r"Expiration Time: .*\n", "", text), "no expiry")
+    other_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+    refused(text, "another key", signature=sign(text, other_key))
+
+
 # -- Envelopes ----------------------------------------------------------------
 
 
@@ -417,24 +459,16 @@ def test_the_token_and_the_release_gate_are_different_contracts(site: Site) -> N
 
 def test_eip1967_slots_in_the_prose_are_keccak_minus_one(site: Site) -> None:
     text = page_text(site)
-    for label in (
-        "eip1967.proxy.implementation",
-        "eip1967.proxy.admin",
-        "eip1967.proxy.beacon",
-    ):
+    for label in ("eip1967.proxy.implementation", "eip1967.proxy.admin"):
         slot = (int.from_bytes(keccak(text=label), "big") - 1).to_bytes(32, "big")
         assert "0x" + slot.hex() in text, label
 
 
-def test_the_uups_slot_in_the_prose_is_keccak_of_proxiable(site: Site) -> None:
-    """ERC-1822 stores the implementation at keccak256("PROXIABLE"), without
-    the EIP-1967 "minus one"."""
-    slot = "0x" + keccak(text="PROXIABLE").hex()
-    assert slot.startswith("0xc5f16f0f")
-    assert slot in page_text(site)
-
-
 # -- The write path -------------------------------------------------------------
+
+
+# The Geth rules below are modelled, not run: they mirror go-ethereum at commit
+# 02b73d4ea7181464175e0a6cbecc0a3a2655a562 (20 August 2026).
 
 
 def geth_accepts(old: Any, new: Any, bump: int) -> bool:
@@ -602,7 +636,7 @@ class ReservingPool:
         if blob_pending != (tx["type"] == 3):
             return "address already reserved"
         if blob_pending:
-            if tx.get("blobs", 0) < 1:
+            if tx.get("blob_count", 0) < 1:
                 return "blob transaction without blobs"  # EIP-4844
             ok = geth_blob_accepts(self.pending, fees)
         else:
@@ -631,8 +665,46 @@ def test_a_cancel_replaces_the_stuck_transaction_of_either_kind(
 
     blob = fees(30_000_000_000, 1_000_000_000, 5_000_000_000)
     tx = cancel(blob, TEST_ADDRESS, 7)
-    assert tx["type"] == 3 and tx["blobs"] >= 1
+    assert tx["type"] == 3 and tx["blob_count"] >= 1
     assert ReservingPool(3, blob).add(tx, fees_of(bump, tx)) == "replaced"
+
+
+def test_the_blob_cancel_template_signs_as_a_real_type_3_transaction(
+    bump: dict[str, Any],
+) -> None:
+    """Review round 4: the template used to carry "blobs": 1, a key no
+    signer accepts. Filled in as its docstring says (chainId, gas and
+    blob_count zero blobs), eth-account signs it, with ckzg computing the
+    versioned hashes, and the decoded transaction keeps the template's fees."""
+    blob = bump["Fees"](30_000_000_000, 1_000_000_000, 5_000_000_000)
+    template = bump["cancellation"](blob, TEST_ADDRESS, 7)
+    assert "blobs" not in template
+    wire = {k: v for k, v in template.items() if k not in ("from", "blob_count")}
+    blobs = [b"\0" * 131072] * template["blob_count"]  # 4096 field elements of 32 bytes
+    signed = Account.sign_transaction(
+        {**wire, "chainId": 1, "gas": 21000}, TEST_KEY, blobs=blobs
+    )
+    decoded = TypedTransaction.from_bytes(HexBytes(signed.raw_transaction)).as_dict()
+    assert (
+        TypedTransaction.from_bytes(HexBytes(signed.raw_transaction)).transaction_type
+        == 3
+    )
+    assert len(decoded["blobVersionedHashes"]) == template["blob_count"]
+    assert all(
+        bytes(h)[0] == 0x01 for h in decoded["blobVersionedHashes"]
+    )  # EIP-4844 KZG version
+    for key in (
+        "nonce",
+        "maxFeePerGas",
+        "maxPriorityFeePerGas",
+        "maxFeePerBlobGas",
+        "value",
+    ):
+        assert decoded[key] == template[key], key
+    assert Account.recover_transaction(signed.raw_transaction) == TEST_ADDRESS
+    # The template itself, passed as is, is not a transaction.
+    with pytest.raises(TypeError):
+        Account.sign_transaction(template, TEST_KEY)
 
 
 def test_a_plain_cancel_is_refused_while_a_blob_transaction_is_pending(
@@ -806,10 +878,11 @@ def test_retractions_only_change_the_pending_view(indexer_class: Any) -> None:
 GENESIS = 1606824023  # mainnet, as in go-ethereum's beacon/params/networks.go
 
 
-def checkpoints(finalized_epoch: int, optimistic: bool = False) -> dict:
+def checkpoints(
+    finalized_epoch: int, optimistic: bool = False, root: str = "0x" + "ab" * 32
+) -> dict:
     """A reply shaped like the beacon API's getStateFinalityCheckpoints:
     uint64 values are decimal strings."""
-    root = "0x" + "ab" * 32
 
     def checkpoint(epoch: int) -> dict:
         return {"epoch": str(epoch), "root": root}
@@ -977,6 +1050,70 @@ def test_an_optimistic_reply_is_unknown_not_ok(finality: dict[str, Any]) -> None
     assert result == "ok"
 
 
+OTHER_ROOT = "0x" + "cd" * 32
+
+
+def test_nodes_that_finalized_different_roots_are_a_fork(
+    finality: dict[str, Any],
+) -> None:
+    """Review round 4: the epoch-only check said "ok" for two nodes that
+    agree on the finalized epoch but finalized different blocks, the
+    wrong-chain failure of a supermajority client bug."""
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    slot = finality["clock_slot"](now)
+    epoch = 300_000 - 2
+    split = {
+        "prysm": (slot, checkpoints(epoch, root=OTHER_ROOT)),
+        "teku": at_head(now, finality, epoch),
+    }
+    assert status(now, split) == (
+        f"page: fork: nodes finalized different roots at epoch {epoch}; stop crediting"
+    )
+    # One of three on a minority fork is still a fork, not a majority vote.
+    split["nimbus"] = at_head(now, finality, epoch)
+    assert status(now, split).startswith("page: fork")
+    # So is a stuck node whose finalized checkpoint contradicts the others'.
+    frozen = (slot - 20, checkpoints(epoch, root=OTHER_ROOT))
+    result = status(
+        now,
+        {
+            "lodestar": frozen,
+            "teku": at_head(now, finality, epoch),
+            "nimbus": at_head(now, finality, epoch),
+        },
+    )
+    assert result.startswith("page: fork")
+    # Same epoch, same root: healthy.
+    same = {
+        "prysm": at_head(now, finality, epoch),
+        "teku": at_head(now, finality, epoch),
+    }
+    assert status(now, same) == "ok"
+
+
+def test_different_roots_at_different_epochs_are_not_a_fork(
+    finality: dict[str, Any],
+) -> None:
+    """At an epoch boundary one node may have finalized the next checkpoint
+    already: different epochs carry different roots, and that is normal."""
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    slot = finality["clock_slot"](now)
+    nodes = {
+        "prysm": (slot, checkpoints(300_000 - 2, root=OTHER_ROOT)),
+        "teku": at_head(now, finality, 300_000 - 3),
+    }
+    assert status(now, nodes) == "ok"
+    # An optimistic reply's root is not evidence of a fork either.
+    nodes = {
+        "prysm": (slot, checkpoints(300_000 - 2, optimistic=True, root=OTHER_ROOT)),
+        "teku": at_head(now, finality, 300_000 - 2),
+        "nimbus": at_head(now, finality, 300_000 - 2),
+    }
+    assert status(now, nodes) == "ok"
+
+
 def test_the_alert_table_thresholds_match_the_code(site: Site) -> None:
     """The table's finality row pages at "more than 5" epochs behind: the
     spec's leak test against the wall-clock epoch."""
@@ -984,6 +1121,7 @@ def test_the_alert_table_thresholds_match_the_code(site: Site) -> None:
     assert "more than 3 (warn), more than 5 (page)" in text
     assert "Network stall: queue credits" in text
     assert "Node problem: fix or drain the node" in text
+    assert "Fork: stop crediting" in text  # the row for finding 1 of round 4
 
 
 # -- Native ETH from traces --------------------------------------------------------

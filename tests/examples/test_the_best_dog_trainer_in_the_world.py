@@ -370,24 +370,48 @@ def test_a_person_with_one_week_is_left_off_with_a_warning(site: Site) -> None:
 
 
 def detection_rates(
-    ns: dict[str, Any], extra: float, runs: int = 4000
-) -> tuple[float, float]:
-    """How often the person chart flags dev, and the team chart flags anything.
+    ns: dict[str, Any], extra: float, runs: int = 4000, set_aside: Any = ()
+) -> tuple[float, float, float]:
+    """How often the person chart flags dev, flags anyone, and the team chart fires.
 
     Weekly pages are drawn from a normal distribution with the rotation's
     own centre and sigma, and dev gets *extra* pages in each of his weeks.
     """
-    on_call, person_hits, team_hits = ns["ON_CALL"], 0, 0
+    on_call, dev_hits, any_hits, team_hits = ns["ON_CALL"], 0, 0, 0
     for noise in stable_histories(ns, runs):
         pages = [
             p + (extra if name == "dev" else 0.0)
             for p, name in zip(noise, on_call, strict=True)
         ]
-        chart = ns["person_chart"](pages, on_call)
-        person_hits += "dev" in ns["outside"](chart)
+        flagged = ns["outside"](ns["person_chart"](pages, on_call, set_aside))
+        dev_hits += "dev" in flagged
+        any_hits += bool(flagged)
         limits = ns["xmr_limits"](pages[:12])
         team_hits += bool(ns["signals"](pages, limits, ns["ALL_RULES"]))
-    return person_hits / runs, team_hits / runs
+    return dev_hits / runs, any_hits / runs, team_hits / runs
+
+
+def test_the_person_chart_rarely_flags_anyone_on_a_stable_rotation(
+    site: Site,
+) -> None:
+    """The false-alarm rate counts a flag on anyone, not on a chosen suspect.
+
+    With all sixteen weeks about 1.2%, with week 14 set aside (as the essay
+    does) about 1.8%: "about 1-2%". Counting only dev gives about 0.4%, which
+    is the rate for a suspect named in advance, and is not what the prose says.
+    """
+    ns = run_block(site, XMR)
+    runs = 20_000
+    dev_all, anyone_all, _ = detection_rates(ns, 0, runs)
+    _, anyone_aside, _ = detection_rates(ns, 0, runs, {14})
+    assert 0.008 < anyone_all < 0.02
+    assert 0.012 < anyone_aside < 0.025
+    assert dev_all < anyone_all / 2  # one suspect is not "someone"
+    assert_in_prose(
+        site,
+        "On a stable rotation it flags somebody, anybody, in about 1\N{EN DASH}2%"
+        " of the tests' simulations.",
+    )
 
 
 def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
@@ -395,18 +419,19 @@ def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
     none, five, ten, fifteen, twenty = (
         detection_rates(ns, e) for e in (0, 5, 10, 15, 20)
     )
-    assert none[0] < 0.01  # "under 1%": the per-person chart rarely accuses anyone
+    # The first figure is how often the affected person (dev) is flagged.
+    assert none[0] < 0.01
     assert five[0] < 0.10
     assert 0.33 < ten[0] < 0.47  # "about 40%"
     assert 0.80 < fifteen[0] < 0.90  # "about 85%"
     assert twenty[0] > 0.95
     # The whole-team chart grows quieter as the person effect grows.
-    assert none[1] > five[1] > ten[1] > fifteen[1] > twenty[1]
+    assert none[2] > five[2] > ten[2] > fifteen[2] > twenty[2]
     assert_in_prose(
         site,
-        "flag someone on a stable rotation in under 1% of the tests' simulations",
-        "a 15-page effect in about 85% of simulated rotations, a 10-page effect"
-        " in about 40% and a 5-page effect in under 10%",
+        "the chart flags the affected person for a 15-page effect in about 85%"
+        " of simulated rotations, a 10-page effect in about 40% and a 5-page"
+        " effect in under 10%",
     )
 
 
@@ -427,7 +452,8 @@ def test_anom_limits_are_narrower_by_the_square_root_of_k_minus_1_over_k(
         gaps.append((averages[0] - grand) * math.sqrt(n))
     assert abs(pstdev(gaps) - math.sqrt((k - 1) / k)) < 0.01
     assert round(math.sqrt((k - 1) / k), 2) == 0.87
-    assert_in_prose(site, "√((k\N{MINUS SIGN}1)/k), about 0.87 for four people")
+    docstring = re.sub(r"\s+", " ", named_block(site, DOC, XMR))
+    assert "narrow them by sqrt((k - 1) / k), about 0.87 for k = 4 people" in docstring
 
 
 TEXTBOOK_D2 = {
@@ -548,6 +574,10 @@ def test_the_rules_carry_the_workbooks_four_tiers(site: Site) -> None:
         "CheckoutErrorBudgetSlowBurn",
     }
     assert alerts["CheckoutErrorBudgetBurn"]["labels"]["severity"] == "page"
+    # The block a reader copies must not page on a busy node.
+    assert alerts["NodeHighCPU"]["labels"]["severity"] == "ticket"
+    pages = [a for a, r in alerts.items() if r["labels"]["severity"] == "page"]
+    assert pages == ["CheckoutErrorBudgetBurn"]
     assert alerts["CheckoutErrorBudgetSlowBurn"]["labels"]["severity"] == "ticket"
     tiers = burn_clauses(alerts["CheckoutErrorBudgetBurn"]["expr"]) + burn_clauses(
         alerts["CheckoutErrorBudgetSlowBurn"]["expr"]
@@ -582,7 +612,7 @@ tests:
       - eval_time: 30m
         alertname: NodeHighCPU
         exp_alerts:
-          - exp_labels: {severity: page, instance: node-a}
+          - exp_labels: {severity: ticket, instance: node-a}
       - eval_time: 30m
         alertname: CheckoutErrorBudgetBurn
         exp_alerts: []
@@ -740,6 +770,43 @@ def test_promtool_replays_traffic_through_the_rules(site: Site, tmp_path: Path) 
     result = promtool_test(site, tmp_path, PROMTOOL_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+CPU_DIFF = "the-best-dog-trainer-in-the-world-cpu-diff"
+
+
+def apply_diff_in_reverse(rules: str, diff: str) -> str:
+    """The rules as they were before the diff: swap its + lines for its - lines."""
+    lines = diff.splitlines()
+    removed = [line[1:] for line in lines if line.startswith("-")]
+    added = [line[1:] for line in lines if line.startswith("+")]
+    context = [line[1:] for line in lines if line.startswith(" ")]
+    assert len(removed) == len(added) == 1, diff
+    # The diff's context lines are the CPU rule as the block has it.
+    assert "\n".join(context) in rules, "the diff's context is not in the block"
+    start = rules.index("\n".join(context))
+    at = rules.index(added[0], start)
+    return rules[:at] + removed[0] + rules[at + len(added[0]) :]
+
+
+def test_the_diff_shows_the_old_cpu_page(site: Site, tmp_path: Path) -> None:
+    """Undo the one-line diff and the busy node pages again; the replay says so."""
+    rules = paging_rules(site)
+    before = apply_diff_in_reverse(rules, named_block(site, DOC, CPU_DIFF))
+    assert before != rules
+    cpu = {
+        r["alert"]: r
+        for r in yaml.safe_load(before)["groups"][0]["rules"]
+        if "alert" in r
+    }["NodeHighCPU"]
+    assert cpu["labels"]["severity"] == "page"
+    old_tests = PROMTOOL_TESTS.replace(
+        "{severity: ticket, instance: node-a}", "{severity: page, instance: node-a}"
+    )
+    assert old_tests != PROMTOOL_TESTS
+    assert promtool_test(site, tmp_path, old_tests, rules=before).returncode == 0
+    # ...and the shipped rules fail the old expectation: they no longer page.
+    assert promtool_test(site, tmp_path, old_tests).returncode != 0
 
 
 def test_a_fast_burn_page_alone_misses_a_one_percent_burn(

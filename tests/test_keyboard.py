@@ -16,14 +16,18 @@ if TYPE_CHECKING:
 ESSAY = "essays/observability/distributed-tracing.html"
 
 #: Wait until the focused element stops moving: furo scrolls smoothly and
-#: slides the skip link in, so a rectangle read at once is one in flight.
+#: slides the skip link in, so a rectangle read at once is one in flight. A
+#: smooth scroll may start a frame or two after focus moves (later on a busy
+#: machine), so the element and the page must hold still for five frames.
 SETTLE = """async () => {
   let last = "";
-  for (let frame = 0; frame < 90; frame++) {
+  let still = 0;
+  for (let frame = 0; frame < 240 && still < 5; frame++) {
     await new Promise((resolve) => requestAnimationFrame(resolve));
     const element = document.activeElement;
-    const now = element ? JSON.stringify(element.getBoundingClientRect()) : "";
-    if (now === last) return;
+    const rect = element ? JSON.stringify(element.getBoundingClientRect()) : "";
+    const now = rect + ":" + scrollX + "," + scrollY;
+    still = now === last ? still + 1 : 0;
     last = now;
   }
 }"""

@@ -79,8 +79,11 @@ def card_key(site: str, topic: str, title: str, summary: str) -> str:
     return hashlib.sha256(shown.encode()).hexdigest()[:32]
 
 
-def essay_card(app: Sphinx, docname: str, record: dict[str, Any]) -> Path:
-    """Draw (or reuse) the card of *docname*; return its path in the site."""
+def essay_card(app: Sphinx, docname: str, record: dict[str, Any]) -> Path | None:
+    """Draw (or reuse) the card of *docname*; return its path in the site, or
+    None for an essay without a title (the build has already warned)."""
+    if not record.get("title"):
+        return None
     site = app.config.project
     topic = topic_label(app, record["topic"])
     key = card_key(site, topic, record["title"], record["summary"])
@@ -117,7 +120,8 @@ def _set_image(
     context["metatags"] = context.get("metatags", "") + "\n    " + tag
     if record is None or not essays_config.from_sphinx(app.config).social_cards:
         return
-    essay_card(app, pagename, record)
+    if essay_card(app, pagename, record) is None:
+        return
     fields = dict(context.get("meta") or {})
     fields["og:image"] = f"{FOLDER}/{pagename}.png"
     fields["og:image:alt"] = f"{record['title']}: {record['summary']}"

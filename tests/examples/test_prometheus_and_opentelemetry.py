@@ -9,7 +9,9 @@ Checked with real tools:
   minutes), and a test shows the run fails when an expectation is wrong.
 * The alerts pass ``promtool check rules``; a ``promtool test rules`` replay,
   built from the rules themselves, shows every alert firing with its labels and
-  annotations on a broken pipeline and none on a healthy one, and the
+  annotations on a broken pipeline and none on a healthy one, with the
+  Collector's counters named as its readers' ``without_type_suffix`` serves
+  them (served with ``_total``, the missing-metrics guard pages), and the
   series-growth alert stays quiet when head truncation is followed by regrowth
   (the round-3 expression, an hour-ago comparison, fired there).
 * ``promtool`` shows the ``or`` fallback of the OTLP quantile query reading the
@@ -928,12 +930,59 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
     return {"series": f"{name}{{{inner}}}", "values": values}
 
 
+#: The Collector's own counters that the alerts read, under their instrument
+#: names, and the tier whose reader exposes them in the replays below.
+COLLECTOR_COUNTERS = {
+    "otelcol_receiver_refused_metric_points": "front",
+    "otelcol_exporter_sent_metric_points": "delta",
+    "otelcol_exporter_send_failed_metric_points": "delta",
+    "otelcol_exporter_enqueue_failed_metric_points": "delta",
+}
+#: The Collector's gauges that the alerts read: no type suffix either way.
+COLLECTOR_GAUGES = {"otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity"}
+
+
+def served_reader(site: Site, tier: str) -> dict[str, Any]:
+    readers = collector(site, tier)["service"]["telemetry"]["metrics"]["readers"]
+    (served,) = [r["pull"]["exporter"]["prometheus"] for r in readers if "pull" in r]
+    assert isinstance(served, dict)
+    return served
+
+
+def exposed(counter: str, reader: dict[str, Any]) -> str:
+    """The name under which a Collector's Prometheus reader serves a counter.
+
+    The OTel Go exporter appends ``_total`` unless ``without_type_suffix`` is
+    set (Collector CHANGELOG, #11611; its own ``otelconftelemetry`` test,
+    which sets all three ``without_`` options, scrapes a counter without
+    it), and a Prometheus scrape, text or protobuf, adds no suffix to a
+    counter. Unit suffixes are not modelled, so the reader must drop them."""
+    assert reader.get("without_units") is True, "unit suffixes are not modelled"
+    return counter if reader.get("without_type_suffix") is True else counter + "_total"
+
+
+def exposed_names(
+    site: Site, override: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Each counter's instrument name mapped to the name its tier's reader
+    serves; *override* replaces options of both readers."""
+    return {
+        counter: exposed(counter, {**served_reader(site, tier), **(override or {})})
+        for counter, tier in COLLECTOR_COUNTERS.items()
+    }
+
+
+def renamed(item: dict[str, str], names: dict[str, str]) -> dict[str, str]:
+    name, brace, rest = item["series"].partition("{")
+    return {**item, "series": names.get(name, name) + brace + rest}
+
+
 #: (input series of a broken pipeline, of a healthy one): one per failure.
 PIPELINE = [
     (series("up", DEAD_COLLECTOR, "0x120"), series("up", DEAD_COLLECTOR, "1x120")),
     (
-        series("otelcol_receiver_refused_metric_points_total", {**RECEIVER, "transport": "grpc"}, "0+100x120"),
-        series("otelcol_receiver_refused_metric_points_total", {**RECEIVER, "transport": "grpc"}, "0x120"),
+        series("otelcol_receiver_refused_metric_points", {**RECEIVER, "transport": "grpc"}, "0+100x120"),
+        series("otelcol_receiver_refused_metric_points", {**RECEIVER, "transport": "grpc"}, "0x120"),
     ),
     (
         series("prometheus_remote_storage_samples_failed_total", QUEUE, "0+50x120"),
@@ -944,16 +993,16 @@ PIPELINE = [
         series("prometheus_remote_storage_samples_total", QUEUE, "0+1000x120"),
     ),
     (
-        series("otelcol_exporter_sent_metric_points_total", EXPORTER, "500x120"),
-        series("otelcol_exporter_sent_metric_points_total", EXPORTER, "0+600x120"),
+        series("otelcol_exporter_sent_metric_points", EXPORTER, "500x120"),
+        series("otelcol_exporter_sent_metric_points", EXPORTER, "0+600x120"),
     ),
     (
-        series("otelcol_exporter_send_failed_metric_points_total", EXPORTER, "0+600x120"),
-        series("otelcol_exporter_send_failed_metric_points_total", EXPORTER, "0x120"),
+        series("otelcol_exporter_send_failed_metric_points", EXPORTER, "0+600x120"),
+        series("otelcol_exporter_send_failed_metric_points", EXPORTER, "0x120"),
     ),
     (
-        series("otelcol_exporter_enqueue_failed_metric_points_total", EXPORTER, "0+100x120"),
-        series("otelcol_exporter_enqueue_failed_metric_points_total", EXPORTER, "0x120"),
+        series("otelcol_exporter_enqueue_failed_metric_points", EXPORTER, "0+100x120"),
+        series("otelcol_exporter_enqueue_failed_metric_points", EXPORTER, "0x120"),
     ),
     (
         series("otelcol_exporter_queue_size", EXPORTER, "900x120"),
@@ -1005,9 +1054,10 @@ FIRES = {
 }
 
 
-#: Alerts that no static replay can fire: a constant clock lag needs data that
-#: arrives over time, so they are tested on their own below.
-NOT_REPLAYED = {"PushedClockLagging"}
+#: Alerts that the broken-pipeline replay cannot fire, tested on their own
+#: below: a constant clock lag needs data that arrives over time, and the
+#: missing-metrics guard needs the counters that the other alerts read gone.
+NOT_REPLAYED = {"PushedClockLagging", "CollectorMetricsMissing"}
 
 
 def alert_rules(site: Site) -> list[dict[str, Any]]:
@@ -1022,9 +1072,13 @@ def render(template: str, labels: dict[str, str]) -> str:
     return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], template)
 
 
-def replay(site: Site, *, broken: bool) -> dict[str, Any]:
+def replay(
+    site: Site, *, broken: bool, names: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A promtool replay: every alert fires on the broken pipeline, none on the
-    healthy one. Expected labels and annotations follow from the rules."""
+    healthy one. Expected labels and annotations follow from the rules; the
+    Collector's counters carry the names its readers serve, or *names*."""
+    names = exposed_names(site) if names is None else names
     tests = []
     for rule in replayed_rules(site):
         name = rule["alert"]
@@ -1048,7 +1102,9 @@ def replay(site: Site, *, broken: bool) -> dict[str, Any]:
             {
                 "name": "broken" if broken else "healthy",
                 "interval": "1m",
-                "input_series": [pair[0 if broken else 1] for pair in PIPELINE],
+                "input_series": [
+                    renamed(pair[0 if broken else 1], names) for pair in PIPELINE
+                ],
                 "alert_rule_test": tests,
             }
         ],
@@ -1080,6 +1136,71 @@ def test_alert_replay_would_catch_a_silent_pipeline(site: Site, tmp_path: Path) 
             case["exp_alerts"] = []
     (tmp_path / "replay.yml").write_text(yaml.safe_dump(wrong))
     assert promtool_run("test", "rules", "replay.yml", cwd=tmp_path).returncode != 0
+
+
+def test_both_readers_drop_the_type_suffix(site: Site) -> None:
+    """Review round 5: the counters are served without `_total`, by both tiers."""
+    for counter, name in exposed_names(site).items():
+        assert name == counter
+    assert set(exposed_names(site, {"without_type_suffix": False}).values()) == {
+        f"{c}_total" for c in COLLECTOR_COUNTERS
+    }
+
+
+def guard_replay(site: Site, names: dict[str, str], *, fires: bool) -> dict[str, Any]:
+    """The healthy pipeline, its counters named *names*: the guard fires, and
+    CollectorNotSending stays quiet, only if the rules read other names."""
+    rule = rule_named(site, "CollectorMetricsMissing")
+    fired = {"job": "otel-collector", **rule["labels"]}
+    guard = [{"exp_labels": fired, "exp_annotations": rule["annotations"]}]
+    return {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [renamed(pair[1], names) for pair in PIPELINE],
+                "alert_rule_test": [
+                    {"eval_time": "25m", "alertname": rule["alert"],
+                     "exp_alerts": guard if fires else []},
+                    {"eval_time": "25m", "alertname": "CollectorNotSending",
+                     "exp_alerts": []},
+                ],
+            }
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("suffixed", [False, True])
+def test_a_renamed_counter_pages_instead_of_going_quiet(
+    site: Site, tmp_path: Path, suffixed: bool
+) -> None:
+    """Review round 5: with the names the readers serve, the guard is quiet;
+    with the names of a reader that keeps `_total`, every Collector rule
+    matches nothing, and the guard pages."""
+    override = {"without_type_suffix": False} if suffixed else None
+    names = exposed_names(site, override)
+    (tmp_path / "alerts.yml").write_text(block(site, "alerts"))
+    replay_ = guard_replay(site, names, fires=suffixed)
+    (tmp_path / "replay.yml").write_text(yaml.safe_dump(replay_))
+    result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_suffixed_names_would_silence_the_collector_alerts(
+    site: Site, tmp_path: Path
+) -> None:
+    """Review round 5: the broken pipeline served with `_total` names, as a
+    reader without `without_type_suffix` would, fires none of
+    the Collector counter alerts, so the replay fails."""
+    (tmp_path / "alerts.yml").write_text(block(site, "alerts"))
+    names = exposed_names(site, {"without_type_suffix": False})
+    (tmp_path / "replay.yml").write_text(
+        yaml.safe_dump(replay(site, broken=True, names=names))
+    )
+    result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "CollectorNotSending" in result.stdout + result.stderr
 
 
 #: Alerts on data that is already lost: they fire without a `for`.
@@ -1146,12 +1267,16 @@ def test_series_growth_ignores_head_truncation(site: Site, tmp_path: Path) -> No
 
 def test_alerts_watch_every_hop_the_prose_names(site: Site) -> None:
     exprs = " ".join(rule["expr"] for rule in alert_rules(site))
+    names = exposed_names(site)
+    # Review round 5: every Collector metric is read under the name its
+    # readers serve; the `_total` names of round 4 matched nothing.
+    assert set(re.findall(r"\botelcol_\w+", exprs)) == set(names.values()) | COLLECTOR_GAUGES
     for metric in (
         'up{job="otel-collector"}',  # the Collectors' own scrape job
-        "otelcol_receiver_refused_metric_points_total",  # refused back to SDKs
-        "otelcol_exporter_sent_metric_points_total",  # absence of success
-        "otelcol_exporter_send_failed_metric_points_total",
-        "otelcol_exporter_enqueue_failed_metric_points_total",
+        names["otelcol_receiver_refused_metric_points"],  # refused back to SDKs
+        names["otelcol_exporter_sent_metric_points"],  # absence of success
+        names["otelcol_exporter_send_failed_metric_points"],
+        names["otelcol_exporter_enqueue_failed_metric_points"],
         "otelcol_exporter_queue_size",
         'up{job="prometheus"}',  # each replica scrapes its peer
         'handler="/api/v1/otlp/v1/metrics"',

@@ -290,6 +290,42 @@ def test_backoff_is_jittered(agent: types.ModuleType, state: Path) -> None:
     assert clock.sleeps[1:] == pytest.approx([2.5, 5.0, 10.0, 20.0])
 
 
+def test_a_long_outage_keeps_the_fetch_backoff_at_the_cap(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # Two weeks of outage, some 2,000 failed fetches: with an unclamped exponent
+    # 2 ** (failures - 1) is too large for a float after about 1,024 of them,
+    # and run() dies with OverflowError.
+    host = FakeHost(installed="2.14.1", running="2.14.1")
+    fetches: list[float] = []
+
+    def once_then_down() -> Any:
+        fetches.append(host.clock())
+        if len(fetches) > 1:
+            raise ConnectionError("policy server down")
+        return intent()
+
+    drive(agent, host, once_then_down, passes=4100, state=state)
+    assert len(fetches) > 2000
+    gaps = [b - a for a, b in zip(fetches, fetches[1:])]
+    assert max(gaps) == pytest.approx(600.0)
+    assert gaps[-1500:] == pytest.approx([600.0] * 1500)
+    assert len(host.reports) == 4100 and all(r["converged"] for r in host.reports)
+    assert "fetch failed" in host.reports[-1]["problem"]
+
+
+def test_a_persistent_apply_failure_keeps_its_backoff_at_the_cap(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = FakeHost(fail_install=True)  # e.g. a package missing from the mirror
+    drive(agent, host, intent, passes=2000, state=state)
+    assert len(host.reports) == 2000
+    assert not any(r["converged"] for r in host.reports)
+    gaps = [b - a for a, b in zip(host.report_times, host.report_times[1:])]
+    assert max(gaps) == pytest.approx(600.0)
+    assert gaps[-1500:] == pytest.approx([600.0] * 1500)
+
+
 def test_success_resets_the_delay_to_the_interval(
     agent: types.ModuleType, state: Path
 ) -> None:
@@ -1766,6 +1802,80 @@ def test_the_ring_gate_stays_shut_for_errors_or_a_silent_host(
     assert shut.returncode == 0, shut.stdout + shut.stderr
     opened = replay_ring_gate(rules, tmp_path, **{variant: True})
     assert opened.returncode != 0, opened.stdout  # the replay can tell
+
+
+# A one-host canary served generation 8 from minute 11 converges on it at
+# minute 12, between two samples: there is no half-converged minute, only the
+# one at which no canary host has converged yet.
+ONE_HOST_REPLAY = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'intent_served_generation{ring="canary"}', values: '7x10 8x110'}
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x120'}
+      - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="s1",ring="stable"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="s2",ring="stable"}', values: '1x120'}
+      - {series: 'agent_converged_generation{host="c1"}', values: '7x11 8x109'}
+      - {series: 'agent_converged_generation{host="s1"}', values: '7x120'}
+      - {series: 'agent_converged_generation{host="s2"}', values: '7x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="s1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="s2"}', values: '0+60x120'}
+      - {series: 'http_requests_total{host="c1",code="200"}', values: '0+100x120'}
+      - {series: 'http_requests_total{host="s1",code="200"}', values: '0+100x120'}
+      - {series: 'http_requests_total{host="s2",code="200"}', values: '0+100x120'}
+    promql_expr_test:
+      - expr: ring:converged_on_served_intent:ratio{ring="canary"}
+        eval_time: 11m  # served 8, still on 7: 0, not an absent series
+        exp_samples:
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="canary"}', value: 0}
+      - expr: ring:canary_gate:open
+        eval_time: 14m  # converged two minutes ago: no soak yet
+        exp_samples: []
+      - expr: ring:canary_gate:open
+        eval_time: 40m  # the 0 at minute 11 is still inside the 30 minutes
+        exp_samples: []
+      - expr: ring:canary_gate:open
+        eval_time: 45m
+        exp_samples:
+          - {labels: 'ring:canary_gate:open{ring="canary"}', value: 1}
+"""
+
+NUMERATOR_FALLBACK = ") or on(ring) 0 * count by (ring) (inventory_host_info))"
+
+
+def replay_one_host_canary(
+    rules: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "replay.yml").write_text(ONE_HOST_REPLAY)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_a_one_host_canary_still_soaks(site: Site, tmp_path: Path) -> None:
+    result = replay_one_host_canary(
+        named_block(site, DOC, "puppets-and-octopi-ring-gate"), tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_without_the_fallback_a_one_host_canary_skips_the_soak(
+    site: Site, tmp_path: Path
+) -> None:
+    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    assert NUMERATOR_FALLBACK in rules
+    result = replay_one_host_canary(rules.replace(NUMERATOR_FALLBACK, "))", 1), tmp_path)
+    assert result.returncode != 0, result.stdout  # absent, not 0: the gate opens at 14m
+    assert "14m" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

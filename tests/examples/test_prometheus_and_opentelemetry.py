@@ -961,9 +961,7 @@ def exposed(counter: str, reader: dict[str, Any]) -> str:
     return counter if reader.get("without_type_suffix") is True else counter + "_total"
 
 
-def exposed_names(
-    site: Site, override: dict[str, Any] | None = None
-) -> dict[str, str]:
+def exposed_names(site: Site, override: dict[str, Any] | None = None) -> dict[str, str]:
     """Each counter's instrument name mapped to the name its tier's reader
     serves; *override* replaces options of both readers."""
     return {
@@ -1270,7 +1268,10 @@ def test_alerts_watch_every_hop_the_prose_names(site: Site) -> None:
     names = exposed_names(site)
     # Review round 5: every Collector metric is read under the name its
     # readers serve; the `_total` names of round 4 matched nothing.
-    assert set(re.findall(r"\botelcol_\w+", exprs)) == set(names.values()) | COLLECTOR_GAUGES
+    assert (
+        set(re.findall(r"\botelcol_\w+", exprs))
+        == set(names.values()) | COLLECTOR_GAUGES
+    )
     for metric in (
         'up{job="otel-collector"}',  # the Collectors' own scrape job
         names["otelcol_receiver_refused_metric_points"],  # refused back to SDKs

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import itertools
 import json
 import os
 import re
@@ -307,7 +308,7 @@ def test_a_long_outage_keeps_the_fetch_backoff_at_the_cap(
 
     drive(agent, host, once_then_down, passes=4100, state=state)
     assert len(fetches) > 2000
-    gaps = [b - a for a, b in zip(fetches, fetches[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(fetches)]
     assert max(gaps) == pytest.approx(600.0)
     assert gaps[-1500:] == pytest.approx([600.0] * 1500)
     assert len(host.reports) == 4100 and all(r["converged"] for r in host.reports)
@@ -321,7 +322,9 @@ def test_a_persistent_apply_failure_keeps_its_backoff_at_the_cap(
     drive(agent, host, intent, passes=2000, state=state)
     assert len(host.reports) == 2000
     assert not any(r["converged"] for r in host.reports)
-    gaps = [b - a for a, b in zip(host.report_times, host.report_times[1:])]
+    gaps = [
+        b - a for a, b in zip(host.report_times, host.report_times[1:], strict=False)
+    ]
     assert max(gaps) == pytest.approx(600.0)
     assert gaps[-1500:] == pytest.approx([600.0] * 1500)
 
@@ -1873,7 +1876,9 @@ def test_without_the_fallback_a_one_host_canary_skips_the_soak(
 ) -> None:
     rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
     assert NUMERATOR_FALLBACK in rules
-    result = replay_one_host_canary(rules.replace(NUMERATOR_FALLBACK, "))", 1), tmp_path)
+    result = replay_one_host_canary(
+        rules.replace(NUMERATOR_FALLBACK, "))", 1), tmp_path
+    )
     assert result.returncode != 0, result.stdout  # absent, not 0: the gate opens at 14m
     assert "14m" in result.stdout + result.stderr
 

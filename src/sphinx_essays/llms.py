@@ -39,7 +39,12 @@ def _essays_by_topic(app: Sphinx) -> list[tuple[str, list[tuple[str, dict[str, A
     grouped = []
     for topic in topics:
         members = sorted(
-            ((d, r) for d, r in essays.items() if r["topic"] == topic),
+            # An essay without a title has already failed the build's checks.
+            (
+                (d, r)
+                for d, r in essays.items()
+                if r["topic"] == topic and r.get("title")
+            ),
             key=lambda item: (item[1]["title"].casefold(), item[0]),
         )
         if members:

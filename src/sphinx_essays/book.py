@@ -59,6 +59,11 @@ def is_book(app: Sphinx) -> bool:
     return app.builder.name in BOOK_BUILDERS
 
 
+def on_the_web(app: Sphinx) -> bool:
+    """Whether this build is a website (an EPUB is HTML too, but offline)."""
+    return app.builder.format == "html" and app.builder.name != "epub"
+
+
 def web_only(app: Sphinx, docname: str) -> bool:
     """Whether *docname* belongs to the website only."""
     patterns = essays_config.from_sphinx(app.config).web_only

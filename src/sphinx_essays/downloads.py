@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx.errors import ConfigError
 
+from sphinx_essays.book import on_the_web
+
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.config import Config
@@ -78,10 +80,6 @@ def _fingerprint(app: Sphinx, config: Config) -> None:
     config.essays_downloads_state = digest.hexdigest()
 
 
-def _on_the_web(app: Sphinx) -> bool:
-    return app.builder.format == "html" and app.builder.name != "epub"
-
-
 def _page_context(
     app: Sphinx,
     pagename: str,
@@ -89,7 +87,7 @@ def _page_context(
     context: dict[str, Any],
     doctree: object,
 ) -> None:
-    if not _on_the_web(app):
+    if not on_the_web(app):
         return
     links = []
     for download in resolve(app.config, Path(app.srcdir)):
@@ -101,7 +99,7 @@ def _page_context(
 
 
 def _copy(app: Sphinx, exception: Exception | None) -> None:
-    if exception is not None or not _on_the_web(app):
+    if exception is not None or not on_the_web(app):
         return
     for download in resolve(app.config, Path(app.srcdir)):
         if download.source is None or download.href is None:

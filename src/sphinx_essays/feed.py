@@ -17,6 +17,7 @@ from sphinx.errors import ConfigError
 from sphinx.util import logging
 
 from sphinx_essays import config as essays_config
+from sphinx_essays.book import on_the_web
 from sphinx_essays.domain import get_domain
 
 if TYPE_CHECKING:
@@ -61,19 +62,14 @@ def build_feed(app: Sphinx) -> FeedGenerator:
     return feed
 
 
-def _on_the_web(app: Sphinx) -> bool:
-    """Whether this build is a website (an EPUB is HTML too, but offline)."""
-    return app.builder.format == "html" and app.builder.name != "epub"
-
-
 def _check_baseurl(app: Sphinx) -> None:
-    if _on_the_web(app) and not app.config.html_baseurl:
+    if on_the_web(app) and not app.config.html_baseurl:
         msg = "the essays feed needs html_baseurl, the site's absolute URL, in conf.py"
         raise ConfigError(msg)
 
 
 def _write_feed(app: Sphinx, exception: Exception | None) -> None:
-    if exception is not None or not _on_the_web(app):
+    if exception is not None or not on_the_web(app):
         return
     filename = essays_config.from_sphinx(app.config).feed_filename
     path = Path(app.builder.outdir, filename)
@@ -87,7 +83,7 @@ def _advertise_feed(
     context: dict[str, Any],
     doctree: object,
 ) -> None:
-    if not _on_the_web(app):
+    if not on_the_web(app):
         return
     filename = essays_config.from_sphinx(app.config).feed_filename
     href = escape(context["pathto"](filename, 1))

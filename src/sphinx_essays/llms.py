@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinx_essays import config as essays_config
+from sphinx_essays.book import on_the_web
 from sphinx_essays.domain import get_domain
 from sphinx_essays.social import topic_label
 
@@ -107,9 +108,7 @@ def full_text(app: Sphinx) -> str:
 
 
 def _write(app: Sphinx, exception: Exception | None) -> None:
-    if exception is not None or app.builder.format != "html":
-        return
-    if app.builder.name == "epub":
+    if exception is not None or not on_the_web(app):
         return
     out = Path(app.builder.outdir)
     (out / "llms.txt").write_text(index_text(app), encoding="utf-8")

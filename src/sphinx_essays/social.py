@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx_essays import config as essays_config
 from sphinx_essays import drawing
+from sphinx_essays.book import on_the_web
 from sphinx_essays.domain import get_domain
 
 if TYPE_CHECKING:
@@ -100,10 +101,6 @@ def essay_card(app: Sphinx, docname: str, record: dict[str, Any]) -> Path | None
     return target
 
 
-def _on_the_web(app: Sphinx) -> bool:
-    return app.builder.format == "html" and app.builder.name != "epub"
-
-
 def _set_image(
     app: Sphinx,
     pagename: str,
@@ -112,7 +109,7 @@ def _set_image(
     doctree: object,
 ) -> None:
     """Before sphinxext-opengraph (priority 500) reads the page's fields."""
-    if not _on_the_web(app):
+    if not on_the_web(app):
         return
     record = get_domain(app.env).essays.get(pagename)
     card = "summary" if record is None else "summary_large_image"

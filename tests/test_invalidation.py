@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from conftest import file_bytes
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sphinx.testing.util import SphinxTestApp
 
 ROOT = "test-essays-site"
+#: The real site's extensions on a small corpus.
+FULL = "test-essays-full"
 #: Under furo, so the essays sidebar and previous/next links are covered too.
 FURO = {"html_theme": "furo"}
 
@@ -68,40 +72,84 @@ def delete_essay(src: Path) -> None:
     (src / "essays/security/six.md").unlink()
 
 
+def edit_prose(src: Path) -> None:
+    edit(
+        src / "essays/security/five.md", "It stands alone too.", "It stands alone, too."
+    )
+
+
+def add_term(src: Path) -> None:
+    edit(src / "glossary.md", "Beta\n", "Gamma\n  The third term.\n\nBeta\n")
+    edit(
+        src / "essays/observability/two.md",
+        "It uses {term}`Alpha`.",
+        "It uses {term}`Alpha` and {term}`Gamma`.",
+    )
+
+
+def rename_term(src: Path) -> None:
+    edit(src / "glossary.md", "Beta\n", "Bravo\n")
+    edit(src / "essays/observability/one.md", "{term}`Beta`", "{term}`Bravo`")
+
+
+def add_citation(src: Path) -> None:
+    edit(
+        src / "essays/security/five.md",
+        "It stands alone too.",
+        "It stands alone too {cite:p}`w3c-2021-trace-context`.",
+    )
+
+
+def change_config(src: Path) -> None:
+    edit(src / "conf.py", 'project = "Test Essays"', 'project = "Test Essays Two"')
+
+
 def warnings(app: SphinxTestApp) -> list[str]:
     text = re.sub(r"\x1b\[[0-9;]*m", "", app.warning.getvalue())
     return [line for line in text.splitlines() if "is already registered" not in line]
 
 
-def html_pages(outdir: Path) -> dict[str, str]:
-    return {
-        path.relative_to(outdir).as_posix(): path.read_text()
-        for path in sorted(outdir.rglob("*.html"))
-    }
-
-
 @pytest.mark.parametrize(
     "change",
-    [rename_title, change_tag, add_link, remove_link, add_essay, delete_essay],
+    [
+        edit_prose,
+        rename_title,
+        change_tag,
+        add_link,
+        remove_link,
+        add_essay,
+        delete_essay,
+        add_term,
+        rename_term,
+        add_citation,
+        change_config,
+    ],
     ids=lambda change: change.__name__,
 )
 def test_incremental_build_equals_fresh_build(
     make_app: type[SphinxTestApp], rootdir: Path, tmp_path: Path, change: object
 ) -> None:
+    """Every output file, not only the pages: the sitemap, the feed, the
+    search index, ``objects.inv``, images, maps and ``llms.txt``. The root
+    has the real site's extensions (sitemap, bibliography, Open Graph, git
+    dates: its copy has no git history, as in a source export)."""
     src = tmp_path / "src"
-    shutil.copytree(rootdir / ROOT, src)
-    make_app("html", srcdir=src, confoverrides=FURO).build()
+    shutil.copytree(rootdir / FULL, src)
+    first = make_app("html", srcdir=src)
+    first.build()
+    assert warnings(first) == []
     change(src)  # type: ignore[operator]
-    again = make_app("html", srcdir=src, confoverrides=FURO)
+    again = make_app("html", srcdir=src)
     again.build()
     assert warnings(again) == []
 
     fresh_src = tmp_path / "fresh"
     shutil.copytree(src, fresh_src, ignore=shutil.ignore_patterns("_build"))
-    fresh = make_app("html", srcdir=fresh_src, freshenv=True, confoverrides=FURO)
+    fresh = make_app("html", srcdir=fresh_src, freshenv=True)
     fresh.build()
-    incremental, clean = html_pages(again.outdir), html_pages(fresh.outdir)
-    assert incremental.keys() == clean.keys()
+    incremental, clean = file_bytes(again.outdir), file_bytes(fresh.outdir)
+    assert {"sitemap.xml", "atom.xml", "objects.inv", "llms.txt"} <= clean.keys()
+    assert sorted(incremental.keys() ^ clean.keys()) == []
     assert [name for name in clean if incremental[name] != clean[name]] == []
 
 

@@ -30,6 +30,8 @@ Each module registers one concept:
 * :mod:`.navigation` -- a sidebar that costs O(page);
 * :mod:`.book` -- what the PDF and the EPUB hold, and their front matter;
 * :mod:`.downloads` -- the book's PDF and EPUB, linked from the sidebar;
+* :mod:`.last_updated` -- builds from a source export, without git dates;
+* :mod:`.sitemap` -- ``sitemap.xml`` complete after incremental builds;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
 
@@ -52,6 +54,7 @@ from sphinx_essays import (
     glossary,
     header,
     invalidation,
+    last_updated,
     listing,
     llms,
     metadata,
@@ -60,6 +63,7 @@ from sphinx_essays import (
     related,
     scrollable,
     search,
+    sitemap,
     social,
     sources,
 )
@@ -118,6 +122,8 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     navigation.setup(app)
     book.setup(app)
     downloads.setup(app)
+    last_updated.setup(app)
+    sitemap.setup(app)
     invalidation.setup(app)
     return {
         "version": __version__,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinx_essays import config as essays_config
@@ -157,6 +158,14 @@ def remove_deleted_pages(
     return []
 
 
+def remove_buildinfo_backup(app: Sphinx, exception: BaseException | None) -> None:
+    """Delete the ``.buildinfo.bak`` Sphinx keeps when the configuration
+    changed: every page has been written again, and a fresh build has none."""
+    if exception is None and app.builder.format == "html":
+        Path(app.outdir, ".buildinfo.bak").unlink(missing_ok=True)
+
+
 def setup(app: Sphinx) -> None:
     app.connect("env-get-outdated", remove_deleted_pages)
+    app.connect("build-finished", remove_buildinfo_backup)
     app.connect("env-get-updated", changed_pages)

@@ -22,7 +22,10 @@ from sphinx_essays.book import on_the_web
 from sphinx_essays.domain import get_domain
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+
     from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
 
 #: Open Graph's recommended size; X (Twitter) shows it as a large card.
 WIDTH, HEIGHT = 1200, 630
@@ -127,5 +130,20 @@ def _set_image(
     context["meta"] = fields
 
 
+def _remove_deleted_cards(
+    app: Sphinx,
+    env: BuildEnvironment,
+    added: Set[str],
+    changed: Set[str],
+    removed: Set[str],
+) -> list[str]:
+    """Delete the cards of essays whose source is gone, as a fresh build
+    would not have them."""
+    for docname in removed:
+        Path(app.outdir, FOLDER, f"{docname}.png").unlink(missing_ok=True)
+    return []
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("env-get-outdated", _remove_deleted_cards)
     app.connect("html-page-context", _set_image, priority=400)

@@ -19,10 +19,11 @@ Every session passes ``session.posargs`` through to the tool it runs.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import types
 from pathlib import Path
 
 import nox
@@ -32,6 +33,20 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
+
+
+def _load_tool(name: str) -> types.ModuleType:
+    """A module of tools/, which the sessions also run as scripts."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: Staged builds and one-step publishing (tools/staged_build.py).
+staged_build = _load_tool("staged_build")
+
 DOCS = ROOT / "docs"
 BUILD = DOCS / "_build"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -63,6 +78,10 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "tex-gyre": (("/usr/share/texmf/tex/latex/tex-gyre/tgtermes.sty",), "tex-gyre"),
     "chromium": (("chromium",), "chromium"),
+    # npm installs the page checkers of package.json (HTML_CodeSniffer, the
+    # Nu Html Checker); the checker is a jar, run by Java.
+    "npm": (("npm",), "npm"),
+    "java": (("java",), "default-jre-headless"),
     # What the essays' examples are checked with (tests/examples).
     "promtool": (("promtool",), "prometheus"),
     "prometheus": (("prometheus",), "prometheus"),
@@ -70,6 +89,9 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     "pgbackrest": (("pgbackrest",), "pgbackrest"),
     "jq": (("jq",), "jq"),
     "ssh-keygen": (("ssh-keygen",), "openssh-client"),
+    "openssl": (("openssl",), "openssl"),
+    "etcd": (("/usr/bin/etcd",), "etcd-server"),
+    "haproxy": (("/usr/sbin/haproxy",), "haproxy"),
     "epubcheck": (("java", EPUBCHECK_JAR), "epubcheck"),
 }
 DIAGRAMS = ("graphviz",)
@@ -84,8 +106,18 @@ PDF = (
     "freefont",
     "tex-gyre",
 )
-BROWSER = ("chromium",)
-EXAMPLES = ("promtool", "prometheus", "postgresql", "pgbackrest", "jq", "ssh-keygen")
+BROWSER = ("chromium", "npm", "java")
+EXAMPLES = (
+    "promtool",
+    "prometheus",
+    "postgresql",
+    "pgbackrest",
+    "jq",
+    "ssh-keygen",
+    "openssl",
+    "etcd",
+    "haproxy",
+)
 EPUB = ("graphviz", "epubcheck")
 EPUB_FILE = "InfrastructureEssays.epub"
 #: What Sphinx's generated latex/Makefile exports before it runs latexmk.
@@ -147,25 +179,22 @@ def install_project(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".", *requirements)
 
 
+def install_page_checkers(session: nox.Session) -> None:
+    """The npm packages of package-lock.json, into node_modules/, once."""
+    stamp = ROOT / "node_modules" / ".package-lock.json"
+    lock = ROOT / "package-lock.json"
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    session.run(
+        "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True
+    )
+
+
 def publish(session: nox.Session, staging: Path, target: Path) -> None:
-    """Replace *target* with the finished *staging* tree in one rename."""
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    """Replace *target* with the finished *staging* tree in one step."""
+    staged_build.publish(staging, target)
     shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
     session.log(f"Published {shown}")
-
-
-def staged(target: Path) -> Path:
-    """A fresh staging copy of *target*, so an incremental build can reuse it."""
-    staging = target.with_name(target.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    if target.exists():
-        shutil.copytree(target, staging, symlinks=True)
-    return staging
 
 
 def reproducible_env() -> dict[str, str]:
@@ -191,32 +220,23 @@ def build_staged(
     target: Path,
     doctrees: Path,
     *options: str,
-    verify: Callable[[Path], object] | None = None,
+    check: str | None = None,
 ) -> None:
     """Run ``sphinx-build *options`` from *source* into a staging copy of
-    *target*; publish it only if the build succeeds.
-
-    A failed build leaves *target* as it was and deletes the staging tree and
-    the doctree cache: Sphinx would otherwise treat the failing pages as
-    built, and the next build would publish them without a warning."""
-    staging = staged(target)
-    try:
-        session.run(
-            "sphinx-build",
-            *options,
-            "-d",
-            str(doctrees),
-            str(source),
-            str(staging),
-            env=reproducible_env(),
-        )
-        if verify is not None:
-            verify(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(doctrees, ignore_errors=True)
-        raise
-    publish(session, staging, target)
+    *target*, and publish it in one step only if the build (and *check*)
+    passes: tools/staged_build.py, which also survives a build killed at any
+    point and refuses a second build of the same *target* at once."""
+    session.run(
+        "python",
+        str(ROOT / "tools" / "staged_build.py"),
+        str(target),
+        str(doctrees),
+        *(("--check", check) if check else ()),
+        "--",
+        *options,
+        str(source),
+        env=reproducible_env(),
+    )
 
 
 def read_everything(session: nox.Session) -> Path:
@@ -347,9 +367,7 @@ def epub(session: nox.Session) -> None:
         "-b",
         "epub",
         *session.posargs,
-        verify=lambda staging: session.run(
-            "java", "-jar", EPUBCHECK_JAR, str(staging / EPUB_FILE), external=True
-        ),
+        check=f"java -jar {EPUBCHECK_JAR} {{output}}/{EPUB_FILE}",
     )
 
 
@@ -376,6 +394,7 @@ def tests(session: nox.Session) -> None:
     """Run the whole test suite: roots, the real site, the PDF and a browser."""
     ensure_system_tools(session, *PDF, *BROWSER, *EPUB, *EXAMPLES)
     install_project(session, "tests")
+    install_page_checkers(session)
     session.run("pytest", *session.posargs)
 
 

@@ -1,21 +1,15 @@
 """The noxfile installs missing system tools, or stops with one clear line, and
-publishes a build only when it succeeds."""
+builds through the staged-build tool."""
 
 from __future__ import annotations
 
-import functools
 import importlib.util
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-from conftest import file_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,42 +94,35 @@ def test_every_probe_is_satisfied_once_the_tools_are_installed(
     assert missing == []
 
 
-class BuildingSession(FakeSession):
-    """Runs sphinx-build for real, and stops like nox when a command fails."""
-
-    def run(self, *args: str, **kwargs: Any) -> None:
-        super().run(*args)
-        command = [sys.executable, "-m", "sphinx", *args[1:]]
-        env = {**os.environ, **kwargs.get("env", {})}
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            raise Stop(done.stderr)
-
-
-def test_a_failed_build_leaves_the_last_good_site(
-    noxfile: ModuleType, rootdir: Path, tmp_path: Path
+def test_builds_are_staged_and_published_by_the_tool(
+    noxfile: ModuleType, tmp_path: Path
 ) -> None:
+    """The sessions build through tools/staged_build.py (tested on its own in
+    test_staged_build.py), with the reproducible dates and the check given."""
+    session = FakeSession()
     source, target, doctrees = tmp_path / "src", tmp_path / "html", tmp_path / "dt"
-    shutil.copytree(rootdir / "test-essays-valid", source)
-    essay = source / "essays/observability/sample-essay.md"
-    session = BuildingSession()
-    build = functools.partial(
-        noxfile.build_staged, session, source, target, doctrees, "-nW", "-b", "html"
+    noxfile.build_staged(
+        session,
+        source,
+        target,
+        doctrees,
+        "-nW",
+        "-b",
+        "epub",
+        check="epubcheck {output}",
     )
-    build()
-    good = file_bytes(target)
-    assert "essays/observability/sample-essay.html" in good
-    assert session.logs[-1].startswith("Published")
-
-    text = essay.read_text()
-    essay.write_text(text.replace("topic: observability", "topic: nowhere"))
-    with pytest.raises(Stop, match="topic 'nowhere' is not a topic"):
-        build()
-    assert file_bytes(target) == good, "the failed build touched the live site"
-    assert not (tmp_path / "html.new").exists()
-    assert not doctrees.exists(), "a failed build's doctree cache was kept"
-
-    essay.write_text(text.replace("makes a claim", "makes a new claim"))
-    build()
-    page = (target / "essays/observability/sample-essay.html").read_text()
-    assert "makes a new claim" in page
+    assert session.runs == [
+        (
+            "python",
+            str(ROOT / "tools" / "staged_build.py"),
+            str(target),
+            str(doctrees),
+            "--check",
+            "epubcheck {output}",
+            "--",
+            "-nW",
+            "-b",
+            "epub",
+            str(source),
+        )
+    ]

@@ -85,3 +85,43 @@ def test_saving_an_essay_rebuilds_the_served_page(live_site) -> None:  # type: i
         encoding="utf-8",
     )
     assert wait_for(lambda: "makes a third claim" in fetch(page), timeout=30)
+
+
+def test_ten_saves_in_two_seconds_end_with_a_fresh_builds_page(
+    live_site,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """A burst of saves (an editor's autosave, a formatter) may land while a
+    rebuild runs; the last rebuild must still show the final text, exactly as a
+    fresh build writes it."""
+    source, url = live_site
+    name = "essays/observability/sample-essay"
+    page = url + name + ".html"
+    assert wait_for(lambda: "A Sample Essay" in fetch(page), timeout=60)
+    essay = source / f"{name}.md"
+    text = essay.read_text()
+    for save in range(1, 11):
+        essay.write_text(text.replace("makes a claim", f"makes claim {save}"))
+        time.sleep(0.2)
+    assert wait_for(lambda: "makes claim 10" in fetch(page), timeout=60)
+    served = tmp_path / "out" / f"{name}.html"
+    settled = wait_for(lambda: time.time() - served.stat().st_mtime > 3, timeout=60)
+    assert settled, "the preview kept rebuilding"
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(source, fresh)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-q",
+            "-b",
+            "html",
+            str(fresh),
+            str(fresh / "out"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert served.read_bytes() == (fresh / "out" / f"{name}.html").read_bytes()

@@ -3,13 +3,18 @@ schemes, at a desktop and a phone width, in Chromium under the site's strict
 Content Security Policy (conftest.CSP).
 
 One tour per reader loads each page once and records what axe-core finds
-(WCAG 2.0/2.1 A and AA plus best practices), every request the page makes and
-every console message; the tests below then judge the records.
+(WCAG 2.0/2.1 A and AA plus best practices), what HTML_CodeSniffer finds
+(WCAG 2 AA errors; its rules differ from axe's), every request the page makes
+and every console message; the tests below then judge the records. The Nu Html
+Checker reads every page's markup as served.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -38,6 +43,8 @@ class Tour:
     pages: list[str]
     rules: int = 0
     violations: dict[str, list[str]] = field(default_factory=dict)
+    codesniffer: dict[str, list[str]] = field(default_factory=dict)
+    small_targets: dict[str, list[str]] = field(default_factory=dict)
     requests: dict[str, list[str]] = field(default_factory=dict)
     console: dict[str, list[str]] = field(default_factory=dict)
 
@@ -46,6 +53,28 @@ def pages_of(site: Site) -> list[str]:
     return sorted(
         p.relative_to(site.html).as_posix() for p in site.html.rglob("*.html")
     )
+
+
+#: The page checkers package.json lists (`nox -s tests` runs `npm ci`).
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+HTMLCS = NODE_MODULES / "html_codesniffer" / "build" / "HTMLCS.js"
+VNU = NODE_MODULES / "vnu-jar" / "build" / "dist" / "vnu.jar"
+VNU_COMMAND = ("java", "-jar")
+VNU_OPTIONS = ("--errors-only", "--format", "json", "--skip-non-html")
+#: HTML_CodeSniffer's errors (type 1) under WCAG 2 AA, as "code: message".
+HTMLCS_RUN = """() => new Promise((resolve) => HTMLCS.process("WCAG2AA", document, () =>
+  resolve(HTMLCS.getMessages().filter((m) => m.type === 1).map((m) =>
+    `${m.code}: ${m.msg} ${(m.element.outerHTML || "").slice(0, 100)}`))))"""
+
+#: Visible "On this page" links under 24 px tall (WCAG 2.2, 2.5.8).
+SMALL_TARGETS = """() => Array.from(document.querySelectorAll(".toc-tree a.reference"))
+  .filter((a) => a.offsetParent !== null && a.getBoundingClientRect().height < 24)
+  .map((a) => a.textContent.trim())"""
+
+
+def page_checker(path: Path) -> Path:
+    assert path.exists(), f"{path} is missing: run `npm ci` (nox -s tests does)"
+    return path
 
 
 AXE = Axe()
@@ -78,6 +107,11 @@ def visit(page: Page, base_url: str, path: str, tour: Tour) -> None:
     ]
     rules = page.evaluate(f"axe.getRules({AXE_TAGS!r}).length")
     tour.rules = max(tour.rules, rules)
+    # Evaluated through the DevTools protocol, as axe is, so the page's strict
+    # CSP does not refuse the checker.
+    tour.small_targets[path] = page.evaluate(SMALL_TARGETS)
+    page.evaluate(page_checker(HTMLCS).read_text(encoding="utf-8"))
+    tour.codesniffer[path] = page.evaluate(HTMLCS_RUN)
     tour.requests[path] = requests
     tour.console[path] = console
     page.close()
@@ -113,6 +147,34 @@ def test_the_tour_covers_every_kind_of_page(tour: Tour) -> None:
 def test_axe_finds_no_violation(tour: Tour) -> None:
     found = {path: v for path, v in tour.violations.items() if v}
     assert found == {}
+
+
+def test_html_codesniffer_finds_no_error(tour: Tour) -> None:
+    assert len(tour.codesniffer) == len(tour.pages)
+    found = {path: errors for path, errors in tour.codesniffer.items() if errors}
+    assert found == {}
+
+
+def test_contents_links_are_targets_of_24_px(tour: Tour) -> None:
+    assert {path: links for path, links in tour.small_targets.items() if links} == {}
+
+
+def test_the_nu_html_checker_finds_no_error(site: Site) -> None:
+    """Every page, as the build wrote it."""
+    done = subprocess.run(
+        [*VNU_COMMAND, str(page_checker(VNU)), *VNU_OPTIONS, str(site.html)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    messages = json.loads(done.stderr)["messages"]
+    errors = [
+        f"{Path(m['url']).relative_to(site.html.resolve())}:{m.get('lastLine')}: "
+        + m["message"]
+        for m in messages
+    ]
+    assert errors == []
+    assert done.returncode == 0
 
 
 def test_no_request_leaves_the_site(tour: Tour, base_url: str) -> None:

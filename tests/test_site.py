@@ -185,3 +185,17 @@ def test_concept_map_shows_every_essay(site: Site) -> None:
     assert svg is not None
     hrefs = {str(a.get("xlink:href")) for a in svg.select("a")}
     assert hrefs == {f"{essay.docname}.html" for essay in ESSAYS}
+
+
+def test_every_page_has_a_meta_description(site: Site) -> None:
+    """Search engines and link previews show it; the generated pages (search,
+    404, the index and the essay indexes) have their own."""
+    missing = []
+    for path in sorted(site.html.rglob("*.html")):
+        tag = soup(path).find("meta", attrs={"name": "description"})
+        if tag is None or len(str(tag.get("content", ""))) < 40:
+            missing.append(path.relative_to(site.html).as_posix())
+    assert missing == []
+    search = soup(site.html / "search.html").find("meta", attrs={"name": "description"})
+    assert search is not None
+    assert str(search["content"]).startswith("Infrastructure Essays: Search the essays")

@@ -41,6 +41,8 @@ class TopicIndex(Index):
 
     name = "topics"
     localname = "Essays by topic"
+    #: The page's ``<meta name="description">`` (:mod:`.metadata`).
+    description = "Every essay, grouped by its topic, each with its summary."
     shortname = "topics"
 
     def generate(self, docnames: Iterable[str] | None = None) -> tuple[Content, bool]:
@@ -55,6 +57,10 @@ class TagIndex(Index):
 
     name = "tags"
     localname = "Essays by tag"
+    #: The page's ``<meta name="description">`` (:mod:`.metadata`).
+    description = (
+        "Every essay under each of its tags: the themes that cut across topics."
+    )
     shortname = "tags"
 
     def generate(self, docnames: Iterable[str] | None = None) -> tuple[Content, bool]:
@@ -76,6 +82,10 @@ class ArchiveIndex(Index):
 
     name = "archive"
     localname = "Essays by date"
+    #: The page's ``<meta name="description">`` (:mod:`.metadata`).
+    description = (
+        "Every essay by the month it entered the knowledge base, newest first."
+    )
     shortname = "archive"
 
     def generate(self, docnames: Iterable[str] | None = None) -> tuple[Content, bool]:

@@ -397,8 +397,48 @@ def _describe_page(
     )
 
 
+#: Descriptions of the pages Sphinx generates, by page name; the essay
+#: indexes give their own (an ``Index`` subclass's ``description``).
+GENERATED = {
+    "search": "Search the essays and the glossary as you type, by topic and tag.",
+    "genindex": "The index: every concept, tool and term, with the essays on it.",
+    "404": "This page is not here; search the essays or browse them by topic.",
+}
+
+
+def generated_description(app: Sphinx, pagename: str) -> str | None:
+    """What a page Sphinx generates (not from a source file) is for."""
+    if pagename in GENERATED:
+        return GENERATED[pagename]
+    for domain in app.env.domains.sorted():
+        for index in domain.indices:
+            if pagename == f"{domain.name}-{index.name}":
+                return getattr(index, "description", None)
+    return None
+
+
+def _describe_generated(
+    app: Sphinx,
+    pagename: str,
+    templatename: str,
+    context: dict[str, Any],
+    doctree: nodes.document | None,
+) -> None:
+    """After sphinxext-opengraph: a generated page it left without one."""
+    if doctree is not None or 'name="description"' in context.get("metatags", ""):
+        return
+    description = generated_description(app, pagename)
+    if description is not None:
+        text = f"{app.config.project}: {description}"
+        context["metatags"] = (
+            context.get("metatags", "")
+            + f'<meta name="description" content="{html.escape(text)}" />\n'
+        )
+
+
 def setup(app: Sphinx) -> None:
     # Before sphinxext-opengraph (priority 500) reads the page's meta fields.
     app.connect("html-page-context", _describe_page, priority=450)
+    app.connect("html-page-context", _describe_generated, priority=900)
     app.connect("source-read", _read_front_matter)
     app.connect("doctree-read", _read_title, priority=400)

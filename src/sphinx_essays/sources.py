@@ -391,6 +391,10 @@ class SourceIndex(Index):
 
     name = "sources"
     localname = "Sources by kind"
+    #: The page's ``<meta name="description">`` (:mod:`.metadata`).
+    description = (
+        "Every source the essays cite, by kind, with the sentences that cite it."
+    )
     shortname = "sources"
 
     def generate(self, docnames: Iterable[str] | None = None) -> tuple[Content, bool]:

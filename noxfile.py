@@ -402,16 +402,19 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmark full and incremental builds against stock furo navigation,
     what search costs the build and a reader's phone, and what the social
-    preview images cost a 1,000-essay build.
+    preview images and the citations cost (the real site, and a 1,000-essay
+    build).
 
-    Writes benchmarks/results.{json,md}, docs/_static/benchmarks.{svg,pdf} and
-    benchmarks/social_cards.json. Pass options to run.py through, e.g.
+    Writes benchmarks/results.{json,md}, docs/_static/benchmarks.{svg,pdf},
+    benchmarks/social_cards.json and benchmarks/citations.json. Pass options
+    to run.py through, e.g.
     ``nox -s bench -- --sizes 100 300 --repeat 3``.
     """
     ensure_system_tools(session, *DIAGRAMS, *BROWSER)
     install_project(session, "bench")
     session.run("python", "benchmarks/run.py", *session.posargs)
     session.run("python", "benchmarks/social_cards.py", "--size", "1000")
+    session.run("python", "benchmarks/citations.py", "--size", "1000")
 
 
 @nox.session(reuse_venv=True)

@@ -71,7 +71,9 @@ def paragraph(rng: random.Random, sentences: int = 5) -> str:
     return " ".join(sentence(rng) for _ in range(sentences))
 
 
-def essay(n: int, count: int, rng: random.Random) -> tuple[str, str]:
+def essay(
+    n: int, count: int, rng: random.Random, *, citations: bool = False
+) -> tuple[str, str]:
     topic = TOPICS[n % len(TOPICS)]
     slug = f"essay-{n:04d}"
     tags = sorted(rng.sample(TAGS, 3))
@@ -98,10 +100,17 @@ def essay(n: int, count: int, rng: random.Random) -> tuple[str, str]:
         lines += [f"## Section {section + 1}", ""]
         other = others[section % len(others)]
         other_topic = TOPICS[other % len(TOPICS)]
+        cited = (n * 5 + section) % SOURCES
         lines.append(
             f"As {{doc}}`another essay </essays/{other_topic}/essay-{other:04d}>` "
             f"shows, {{term}}`{terms[2 + section]}` matters. "
-            f"{{index}}`synthetic concept {n % 50}` " + paragraph(rng, 6)
+            f"{{index}}`synthetic concept {n % 50}` "
+            + paragraph(rng, 6)
+            + (
+                f" A source says so {{cite:p}}`source-{cited:03d}`."
+                if citations
+                else ""
+            )
         )
         lines += ["", paragraph(rng, 7), "", paragraph(rng, 7), ""]
         if section == 1:
@@ -150,8 +159,35 @@ def essay(n: int, count: int, rng: random.Random) -> tuple[str, str]:
     return f"essays/{topic}/{slug}.md", "\n".join(lines)
 
 
-def generate(target: Path, count: int, docs: Path, *, sidebar: bool) -> Path:
-    """Write a corpus of *count* essays under *target*; return its source dir."""
+#: Sources in a cited corpus's bibliography; each essay cites five of them.
+SOURCES = 200
+
+
+def bibliography(rng: random.Random) -> str:
+    """A references.bib of :data:`SOURCES` entries of every kind."""
+    kinds = ["spec", "paper", "docs", "book", "report", "article"]
+    entries = []
+    for n in range(SOURCES):
+        entries.append(
+            f"@misc{{source-{n:03d},\n"
+            f"  author = {{Author {n}}},\n"
+            f"  title = {{{sentence(rng, 6)[:-1]}}},\n"
+            f"  year = {{{2000 + n % 26}}},\n"
+            f"  url = {{https://example.org/sources/{n}}},\n"
+            f"  urldate = {{2026-11-01}},\n"
+            f"  kind = {{{kinds[n % len(kinds)]}}},\n}}\n"
+        )
+    return "\n".join(entries)
+
+
+def generate(
+    target: Path, count: int, docs: Path, *, sidebar: bool, citations: bool = False
+) -> Path:
+    """Write a corpus of *count* essays under *target*; return its source dir.
+
+    With *citations*, every essay cites five sources of a generated
+    bibliography inline, and the site has a bibliography page; without, it
+    has none (``bibtex_bibfiles`` is empty)."""
     if target.exists():
         shutil.rmtree(target)
     source = target / "src"
@@ -161,13 +197,20 @@ def generate(target: Path, count: int, docs: Path, *, sidebar: bool) -> Path:
     shutil.copy2(docs / "_static" / "favicon.svg", source / "_static")
     (source / "conf.py").write_text(
         CONF.format(conf=str(docs / "conf.py"), sidebar=sidebar)
+        + ("" if citations else "bibtex_bibfiles = []\n")
     )
+    if citations:
+        (source / "references.bib").write_text(bibliography(random.Random(0)))
+        (source / "references.md").write_text(
+            "# Bibliography\n\n```{bibliography}\n```\n"
+        )
     (source / "index.md").write_text(
         "# Synthetic Essays\n\n```{essay-list}\n:limit: 4\n```\n\n"
         "```{toctree}\n:caption: Topics\n\n"
         + "".join(f"essays/{t}/index\n" for t in TOPICS)
         + "```\n\n```{toctree}\n:caption: Reference\n\nglossary\n"
-        "General index <genindex>\nSearch <search>\n```\n"
+        + ("references\n" if citations else "")
+        + "General index <genindex>\nSearch <search>\n```\n"
     )
     glossary = ["# Glossary", "", "```{glossary}", ""]
     for term in TERMS:
@@ -182,6 +225,6 @@ def generate(target: Path, count: int, docs: Path, *, sidebar: bool) -> Path:
             "```{toctree}\n:glob:\n:hidden:\n\n*\n```\n"
         )
     for n in range(count):
-        path, text = essay(n, count, rng)
+        path, text = essay(n, count, rng, citations=citations)
         (source / path).write_text(text)
     return source

@@ -298,6 +298,9 @@ def live(session: nox.Session) -> None:
         "-n",
         "-b",
         "html",
+        # Drafts (status: draft) are previewed, with a badge; see drafts.py.
+        "-D",
+        "essays_drafts=1",
         "-d",
         str(BUILD / "doctrees-live"),
         str(DOCS),

@@ -56,11 +56,17 @@ BAD_FRONT_MATTER = {
         "date '24/11/2026' is not an ISO date; write the day the essay entered "
         "the knowledge base as YYYY-MM-DD",
     ),
+    "metadata-status": (
+        "essays/observability/bad-status.md",
+        6,
+        "status 'drafts' is not a status; write 'status: draft' while you write, "
+        "or 'status: published' (or no status line)",
+    ),
     "metadata-field": (
         "essays/observability/unknown-field.md",
         6,
         "front matter has unknown field 'author'; the allowed fields are topic, "
-        "tags, summary, date",
+        "tags, summary, date, status",
     ),
     "metadata-folder": (
         "essays/observability/wrong-folder.md",

@@ -50,13 +50,20 @@ def test_creates_a_valid_essay_that_builds_without_warnings(
     assert front.values["topic"] == "observability"
     assert str(front.values["date"]) == dt.date.today().isoformat()
     assert "\n# Why Queues Hide Latency: A Field Guide\n" in text
-    result = sphinx_build("-nW", "-b", "html", str(docs), str(tmp_path / "html"))
-    assert result.returncode == 0, result.stderr
-    page = (
-        tmp_path
-        / "html/essays/observability/why-queues-hide-latency-a-field-guide.html"
+    assert front.values["status"] == "draft"
+    page = "essays/observability/why-queues-hide-latency-a-field-guide.html"
+    preview = tmp_path / "preview"
+    result = sphinx_build(
+        "-nW", "-b", "html", "-D", "essays_drafts=1", str(docs), str(preview)
     )
-    assert "Why Queues Hide Latency: A Field Guide" in page.read_text()
+    assert result.returncode == 0, result.stderr
+    html = (preview / page).read_text()
+    assert "Why Queues Hide Latency: A Field Guide" in html
+    assert 'class="essay-draft-badge">Draft<' in html
+    published = tmp_path / "html"
+    result = sphinx_build("-nW", "-b", "html", str(docs), str(published))
+    assert result.returncode == 0, result.stderr
+    assert not (published / page).exists()
 
 
 def test_refuses_an_unknown_topic(docs: Path) -> None:

@@ -1,9 +1,11 @@
 """Create a new essay: ``nox -s new -- "Title" --topic observability``.
 
 Writes ``docs/essays/<topic>/<slug>.md`` with valid front matter (the topic,
-today's date, a summary line and a tag to replace), the title as the only
-``#`` heading, and the sections every essay needs, each with a note on what
-goes there. The slug comes from the title. It refuses an unknown topic, a
+today's date, a summary line and a tag to replace, and ``status: draft``),
+the title as the only ``#`` heading, and the sections every essay needs, each
+with a note on what goes there. A draft shows in ``nox -s live`` only, and the
+essay standard leaves it alone until it is published: delete the ``status``
+line. The slug comes from the title. It refuses an unknown topic, a
 title that gives no slug, and a slug any essay already uses, and it never
 overwrites a file. Exit status 2 and one line on stderr say what to change.
 """
@@ -26,11 +28,14 @@ topic: {topic}
 tags: [{topic}]
 summary: One or two sentences, in plain text, that say what this essay claims.
 date: {date}
+status: draft
 ---
 
 # {title}
 
-Open with the claim, in one paragraph a reader can quote.
+Open with the claim, in one paragraph a reader can quote. Cite each source
+next to the claim it backs, with its key in docs/references.bib:
+`` {{cite:p}}`key` ``.
 
 ## The mechanism
 
@@ -49,10 +54,6 @@ Close with what the reader should do on Monday.
 
 - The claim, in one line.
 :::
-
-## Further reading
-
-- A specification, paper or official document, with its link.
 """
 
 
@@ -106,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError) as error:
         print(f"new essay: {error}", file=sys.stderr)
         return 2
-    print(f"Created {path}; preview it with: nox -s live")
+    print(
+        f"Created {path} as a draft; preview it with: nox -s live. "
+        "To publish it, delete its 'status: draft' line."
+    )
     return 0
 
 

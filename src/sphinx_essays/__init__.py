@@ -4,6 +4,7 @@ Each module registers one concept:
 
 * :mod:`.config` -- the ``essays_*`` configuration values;
 * :mod:`.metadata` -- the front-matter schema and its validation;
+* :mod:`.drafts` -- essays marked ``status: draft``, built only in live preview;
 * :mod:`.domain` -- the ``essay`` domain, which stores what was validated;
 * :mod:`.indices` -- the topic, tag and archive indexes;
 * :mod:`.header` -- the block under each essay's title;
@@ -50,6 +51,7 @@ from sphinx_essays import (
     diagrams,
     domain,
     downloads,
+    drafts,
     feed,
     glossary,
     header,
@@ -103,6 +105,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     config.setup(app)
     domain.setup(app)
     metadata.setup(app)
+    drafts.setup(app)
     header.setup(app)
     listing.setup(app)
     related.setup(app)

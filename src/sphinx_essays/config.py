@@ -66,6 +66,11 @@ class EssaysConfig:
     """Replace furo's sidebar, which renders the whole site on every page, with
     one computed once per build (``False`` keeps furo's, as a baseline)."""
 
+    drafts: bool = False
+    """Build the essays whose front matter says ``status: draft``, each with a
+    "Draft" badge (``nox -s live`` sets it). Other builds leave drafts out:
+    the site, the feed, the sitemap, search, the PDF and the EPUB."""
+
     social_cards: bool = True
     """Draw each essay's social preview image, its ``og:image`` (``False``
     draws none: the benchmark's baseline)."""

@@ -66,6 +66,14 @@ def build_header(
     facts += nodes.Text(f" · Added {record['date']} · {minutes} min read")
 
     header = nodes.container(classes=["essay-header"], essay=docname)
+    if record.get("status") == "draft":
+        # Only builds with essays_drafts on have drafts (sphinx_essays.drafts).
+        header += nodes.paragraph(
+            "",
+            "",
+            nodes.inline("", "Draft", classes=["essay-draft-badge"]),
+            classes=["essay-draft"],
+        )
     header += summary
     header += facts
     return header

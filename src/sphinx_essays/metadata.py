@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FIELDS = ("topic", "tags", "summary", "date")
+#: Fields an essay may leave out, and what leaving them out means.
+OPTIONAL = {"status": "published"}
+#: An essay is published, or a draft (:mod:`.drafts`).
+STATUSES = ("published", "draft")
 TAG_RE = essays_config.SLUG_RE
 ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Characters that would be markup in a summary, which must be plain text.
@@ -78,6 +82,7 @@ class Validated:
     summary: str
     date: str
     lines: dict[str, int] = field(default_factory=dict)
+    status: str = "published"
 
 
 def is_essay(docname: str, root: str) -> bool:
@@ -148,12 +153,19 @@ def validate(
         problems.append(Problem(front.lines.get(key, 1), message))
 
     for key in values:
-        if key not in FIELDS:
+        if key not in FIELDS and key not in OPTIONAL:
             report(
                 key,
                 f"front matter has unknown field '{key}'; "
-                f"the allowed fields are {', '.join(FIELDS)}",
+                f"the allowed fields are {', '.join([*FIELDS, *OPTIONAL])}",
             )
+    status = values.get("status", OPTIONAL["status"])
+    if status not in STATUSES:
+        report(
+            "status",
+            f"status {str(status)!r} is not a status; write 'status: draft' "
+            "while you write, or 'status: published' (or no status line)",
+        )
     for key in FIELDS:
         if values.get(key) in (None, "", []):
             report(
@@ -223,7 +235,9 @@ def validate(
     if problems:
         return None, problems
     assert isinstance(topic, str) and isinstance(summary, str) and iso_date
-    record = Validated(topic, clean_tags, summary, iso_date, dict(front.lines))
+    record = Validated(
+        topic, clean_tags, summary, iso_date, dict(front.lines), str(status)
+    )
     return record, []
 
 

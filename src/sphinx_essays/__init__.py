@@ -33,6 +33,7 @@ Each module registers one concept:
 * :mod:`.downloads` -- the book's PDF and EPUB, linked from the sidebar;
 * :mod:`.last_updated` -- builds from a source export, without git dates;
 * :mod:`.sitemap` -- ``sitemap.xml`` complete after incremental builds;
+* :mod:`.suggestions` -- broken term and essay links that say the fix;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
 
@@ -68,6 +69,7 @@ from sphinx_essays import (
     sitemap,
     social,
     sources,
+    suggestions,
 )
 
 if TYPE_CHECKING:
@@ -127,6 +129,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     downloads.setup(app)
     last_updated.setup(app)
     sitemap.setup(app)
+    suggestions.setup(app)
     invalidation.setup(app)
     return {
         "version": __version__,

@@ -34,6 +34,7 @@ Each module registers one concept:
 * :mod:`.last_updated` -- builds from a source export, without git dates;
 * :mod:`.sitemap` -- ``sitemap.xml`` complete after incremental builds;
 * :mod:`.suggestions` -- broken term and essay links that say the fix;
+* :mod:`.quiet` -- no log line the author did not cause and cannot act on;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
 
@@ -63,6 +64,7 @@ from sphinx_essays import (
     metadata,
     navigation,
     previews,
+    quiet,
     related,
     scrollable,
     search,
@@ -104,6 +106,7 @@ def _add_templates(app: Sphinx) -> None:
 def setup(app: Sphinx) -> ExtensionMetadata:
     app.connect("config-inited", _add_static)
     app.connect("builder-inited", _add_templates)
+    quiet.setup(app)
     config.setup(app)
     domain.setup(app)
     metadata.setup(app)

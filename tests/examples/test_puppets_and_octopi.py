@@ -578,7 +578,7 @@ def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     site: Site,
 ) -> None:
     play = essay_play(site)
-    assert play["serial"] == "10%"
+    assert play["serial"] == [1, "1%", "10%"]  # a one-host canary batch first
     assert play["max_fail_percentage"] == 5
     handlers = {h["name"] for h in play["handlers"]}
     notified = {t["notify"] for t in play["tasks"] if "notify" in t}
@@ -737,11 +737,12 @@ def stand_in_run(
     changed: bool = True,
     force_handlers: bool | None = None,
     flush: bool = True,
+    odd: str = "h03",
 ) -> tuple[int, set[str], set[str]]:
     """Run the essay's play on 20 local hosts, with its reachability gate as
     written and its other modules replaced by ``debug`` stand-ins.
 
-    h03 is the odd host: it fails *fail_task*, or cannot be reached, or runs
+    *odd* (h03 unless told) is the odd host: it fails *fail_task*, or cannot be reached, or runs
     a stale process that the version check notices. Return the exit status,
     the hosts restarted and the hosts that ran any stand-in task."""
     play = {**essay_play(site), "become": False, "gather_facts": False}
@@ -764,13 +765,13 @@ def stand_in_run(
             },
         }
         if "changed_when" in task:  # the version check: only a stale process changes
-            stand_in["changed_when"] = "inventory_hostname == 'h03'" if stale else False
+            stand_in["changed_when"] = f"inventory_hostname == '{odd}'" if stale else False
         elif "notify" in task:  # apt and template report a change, as on an upgrade
             stand_in["changed_when"] = changed
         if "notify" in task:
             stand_in["notify"] = task["notify"]
         if task["name"] == fail_task:
-            stand_in["failed_when"] = "inventory_hostname == 'h03'"
+            stand_in["failed_when"] = f"inventory_hostname == '{odd}'"
         tasks.append(stand_in)
     assert fail_task is None or any("failed_when" in t for t in tasks), fail_task
     play["tasks"] = tasks
@@ -788,7 +789,7 @@ def stand_in_run(
     (tmp_path / "hosts").write_text(
         "[app_servers]\n"
         + "".join(
-            f"{h} {'ansible_connection=partitioned' if unreachable and h == 'h03' else local}\n"
+            f"{h} {'ansible_connection=partitioned' if unreachable and h == odd else local}\n"
             for h in ANSIBLE_HOSTS
         )
     )
@@ -809,8 +810,9 @@ def stand_in_run(
     return result.returncode, restarted, {host for _, host in said}
 
 
-FIRST_TWO_BATCHES = {"h01", "h02", "h03", "h04"}  # serial 10% of 20 is 2 hosts
-HEALTHY_FIRST_TWO_BATCHES = FIRST_TWO_BATCHES - {"h03"}
+# serial [1, "1%", "10%"] on 20 hosts: h01, then h02 (1 % rounds up to one
+# host), then pairs, so h03 shares the third batch with h04.
+FIRST_TWO_BATCHES = {"h01", "h02", "h03", "h04"}  # up to h03's batch
 
 
 def test_a_healthy_run_upgrades_and_restarts_every_host(
@@ -880,6 +882,58 @@ def test_a_failed_version_check_trips_the_breaker_after_restarting(
     assert rc == 2
     assert touched == FIRST_TWO_BATCHES  # 1 of 2 failed > 5 %: later batches untouched
     assert restarted == FIRST_TWO_BATCHES  # the flush ran before the check failed
+
+
+def test_a_failing_canary_stops_the_run_after_one_host(
+    site: Site, tmp_path: Path
+) -> None:
+    # Review round 5: with serial "10%" the first change reached a tenth of
+    # the fleet at once. Now the first batch is one host.
+    rc, restarted, touched = stand_in_run(
+        site,
+        tmp_path,
+        "Fail the host unless the process now reports app_version",
+        odd="h01",
+    )
+    assert rc == 2
+    assert touched == restarted == {"h01"}  # no other host was changed
+
+
+def essay_batches(site: Site, fleet: int) -> list[int]:
+    """The batch sizes ansible-core itself cuts from the play's serial list."""
+    from ansible.executor.playbook_executor import PlaybookExecutor
+
+    class Inventory:
+        def get_hosts(self, pattern: str, order: str | None = None) -> list[str]:
+            return [f"host{i}" for i in range(fleet)]
+
+    play = types.SimpleNamespace(
+        hosts="app_servers", order=None, serial=essay_play(site)["serial"]
+    )
+    executor = object.__new__(PlaybookExecutor)
+    executor._inventory = Inventory()
+    return [len(batch) for batch in executor._get_serialized_batches(play)]
+
+
+def test_on_ten_thousand_hosts_the_batches_are_1_then_100_then_1000(
+    site: Site,
+) -> None:
+    sizes = essay_batches(site, 10_000)
+    assert sizes[:3] == [1, 100, 1000]
+    assert sizes[2:-1] == [1000] * 9 and sizes[-1] == 899
+    assert sum(sizes) == 10_000
+
+
+def test_the_breaker_is_per_batch_not_a_fleet_budget(site: Site) -> None:
+    # linear.py trips when failed / batch size > max_fail_percentage / 100:
+    # the most failures each batch can hold without tripping, summed.
+    limit = essay_play(site)["max_fail_percentage"] / 100
+    tolerated = sum(
+        max(f for f in range(size + 1) if f / size <= limit)
+        for size in essay_batches(site, 10_000)
+    )
+    assert 450 <= tolerated <= 550, tolerated  # "about 500 broken hosts"
+    assert max(f for f in range(1001) if f / 1000 <= limit) == 50  # "fifty"
 
 
 def test_a_rerun_restarts_a_stale_process_and_nothing_else(

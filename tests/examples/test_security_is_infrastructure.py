@@ -123,6 +123,24 @@ def test_the_lint_accepts_the_essays_trust_policy(
 
 
 @pytest.mark.parametrize(
+    "suffix",
+    [
+        ":job_workflow_ref:" + RELEASE_REF.replace("refs/heads/main", "refs/heads/dev"),
+        ":job_workflow_ref:" + RELEASE_REF.replace("refs/heads/main", "refs/pull/7/merge"),
+        ":job_workflow_ref:example-org/payments",
+        ":ref:refs/heads/main",
+        ":job_workflow_ref:" + RELEASE_REF + ":event_name:push:extra:x:y",
+    ],
+    ids=["other-branch", "pull-ref", "no-workflow-file", "ref-not-workflow", "further-claims"],
+)
+def test_a_customized_subject_must_name_one_workflow_on_main(
+    lint: Any, trust_policy: dict, suffix: str
+) -> None:
+    found = lint(with_condition(trust_policy, exact(PRODUCTION + suffix)))
+    assert found and any("not one repository" in p for p in found), found
+
+
+@pytest.mark.parametrize(
     ("condition", "why"),
     [
         # The review's case: two well-formed subjects, the second foreign.
@@ -336,8 +354,19 @@ def test_the_lint_checks_an_enterprise_issuer_with_its_own_keys(
             **exact(PRODUCTION),
             "StringLike": {f"{PROVIDER}:job_workflow_ref": "example-org/*"},
         },
+        # The review's cases: an environment name with a space, and a
+        # template customized to name one workflow file on main.
+        exact(PRODUCTION.replace("production", "Production EU")),
+        exact(f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}"),
     ],
-    ids=["aud-list", "sub-list-of-one", "key-case", "extra-narrowing"],
+    ids=[
+        "aud-list",
+        "sub-list-of-one",
+        "key-case",
+        "extra-narrowing",
+        "environment-with-space",
+        "custom-job-workflow-ref",
+    ],
 )
 def test_the_lint_accepts_one_repository_id_and_environment(
     lint: Any, trust_policy: dict, condition: dict
@@ -600,6 +629,8 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(
     assert namespace["metadata"]["name"] == "payments"
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Pinned, so a cluster upgrade does not silently change what is enforced.
+    assert re.fullmatch(r"v1\.[0-9]+", labels["pod-security.kubernetes.io/enforce-version"])
 
 
 def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> None:
@@ -680,6 +711,7 @@ MIRRORED = "mirror.example.com/library/busybox@sha256:" + "ab" * 32
 # kind -> (API group, resource)
 KINDS = {
     "Pod": ("", "pods"),
+    "ReplicationController": ("", "replicationcontrollers"),
     "Deployment": ("apps", "deployments"),
     "ReplicaSet": ("apps", "replicasets"),
     "StatefulSet": ("apps", "statefulsets"),
@@ -1654,10 +1686,15 @@ def objective(site: Site) -> dict[str, Any]:
     return run_module(block(site, "budget"))
 
 
+def patched(cve: Any, start: datetime.date, done: datetime.date | None, exposed=False):
+    """A CVE settled by its patch alone, with no mitigation first."""
+    return cve(start, None, done, exposed)
+
+
 def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
     left, cve = objective["misses_left"], objective["CVE"]
-    on_time = [cve(TODAY - 30 * DAY, TODAY - 25 * DAY, False)] * 20
-    late = cve(TODAY - 40 * DAY, TODAY - 10 * DAY, False)
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 20
+    late = patched(cve, TODAY - 40 * DAY, TODAY - 10 * DAY)
     assert left([], TODAY) == 1
     assert left(on_time, TODAY) == 1
     # Exactly the allowance spent is not over it, with no rounding error.
@@ -1665,11 +1702,11 @@ def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
     assert result == 0 and isinstance(result, int)
     assert left([*on_time[:18], late, late], TODAY) == -1  # launches stop
     assert left([*on_time, *on_time[:19], late], TODAY) == 1  # 40 due: two allowed
-    never_fixed = cve(TODAY - 20 * DAY, None, False)
+    never_fixed = patched(cve, TODAY - 20 * DAY, None)
     assert left([*on_time[:19], never_fixed], TODAY) == 0
     # Not yet due, or fixed and fallen due more than 90 days ago: not counted.
-    not_due = cve(TODAY - 5 * DAY, None, False)
-    long_settled = cve(TODAY - 200 * DAY, TODAY - 150 * DAY, False)
+    not_due = patched(cve, TODAY - 5 * DAY, None)
+    long_settled = patched(cve, TODAY - 200 * DAY, TODAY - 150 * DAY)
     assert left([*on_time, not_due, long_settled], TODAY) == 1
 
 
@@ -1677,8 +1714,8 @@ def test_a_quiet_quarter_is_not_zero_tolerance(objective: dict[str, Any]) -> Non
     # With a 95 percent target, one late fix among 5 spent the budget four
     # times over; with the count, one late fix is allowed at any volume.
     left, cve = objective["misses_left"], objective["CVE"]
-    on_time = cve(TODAY - 30 * DAY, TODAY - 25 * DAY, False)
-    late = cve(TODAY - 40 * DAY, TODAY - 10 * DAY, False)
+    on_time = patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)
+    late = patched(cve, TODAY - 40 * DAY, TODAY - 10 * DAY)
     assert left([late], TODAY) == 0
     assert left([on_time] * 4 + [late], TODAY) == 0
     assert left([on_time] * 3 + [late, late], TODAY) == -1
@@ -1689,29 +1726,26 @@ def test_an_unfixed_exploited_cve_never_ages_out(
     objective: dict[str, Any], age: int
 ) -> None:
     left, cve = objective["misses_left"], objective["CVE"]
-    on_time = [cve(TODAY - 30 * DAY, TODAY - 25 * DAY, False)] * 19
-    still_open = cve(TODAY - age * DAY, None, False)
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
+    still_open = patched(cve, TODAY - age * DAY, None)
     assert left([*on_time, still_open, still_open], TODAY) == -1
     # The first version recovered the budget while the exposure stayed.
     old = run_module(OLD_BUDGET)["budget_left"]
-    old_cves = [(c.start, c.fixed) for c in [*on_time, still_open]]
+    old_cves = [(c.start, c.patched) for c in [*on_time, still_open]]
     assert old(old_cves, TODAY) == pytest.approx(1.0)
 
 
 def test_exposed_systems_get_a_ceiling_not_a_budget(objective: dict[str, Any]) -> None:
-    left, incidents, cve = (
-        objective["misses_left"],
-        objective["incidents"],
-        objective["CVE"],
-    )
-    fixed_in_two_days = cve(TODAY - 10 * DAY, TODAY - 8 * DAY, True)
-    fixed_on_day_three = cve(TODAY - 10 * DAY, TODAY - 7 * DAY, True)
-    open_three_days = cve(TODAY - 3 * DAY, None, True)
-    open_one_day = cve(TODAY - 1 * DAY, None, True)
+    incidents, cve = objective["incidents"], objective["CVE"]
+    fixed_in_two_days = patched(cve, TODAY - 10 * DAY, TODAY - 8 * DAY, True)
+    fixed_on_day_three = patched(cve, TODAY - 10 * DAY, TODAY - 7 * DAY, True)
+    open_three_days = patched(cve, TODAY - 3 * DAY, None, True)
+    open_one_day = patched(cve, TODAY - 1 * DAY, None, True)
     everything = [fixed_in_two_days, fixed_on_day_three, open_three_days, open_one_day]
     assert incidents(everything, TODAY) == [fixed_on_day_three, open_three_days]
-    # The exposed tier never draws on, or pads, the other tier's budget.
-    assert left(everything, TODAY) == 1
+    # The other tier never raises an incident, however late.
+    internal = patched(cve, TODAY - 60 * DAY, None, False)
+    assert incidents([internal], TODAY) == []
 
 
 def test_the_ceiling_report_has_a_window_and_never_drops_an_open_breach(
@@ -1720,28 +1754,55 @@ def test_the_ceiling_report_has_a_window_and_never_drops_an_open_breach(
     incidents, cve = objective["incidents"], objective["CVE"]
     # A late fix long settled leaves the report, so one miss does not turn
     # the pipeline red for good ...
-    settled_late = cve(TODAY - 200 * DAY, TODAY - 120 * DAY, True)
-    recent_late = cve(TODAY - 40 * DAY, TODAY - 30 * DAY, True)
+    settled_late = patched(cve, TODAY - 200 * DAY, TODAY - 120 * DAY, True)
+    recent_late = patched(cve, TODAY - 40 * DAY, TODAY - 30 * DAY, True)
     assert incidents([settled_late, recent_late], TODAY) == [recent_late]
     # ... but an exposure still open stays on it however old it is.
-    still_open = cve(TODAY - 400 * DAY, None, True)
+    still_open = patched(cve, TODAY - 400 * DAY, None, True)
     assert incidents([still_open], TODAY) == [still_open]
     # The first version had no window at all.
-    unwindowed = [
-        c
-        for c in [settled_late]
-        if c.exposed and objective["late"](c, objective["CEILING"], TODAY)
-    ]
+    late, ceiling = objective["late"], objective["CEILING"]
+    unwindowed = [c for c in [settled_late] if late(c.start, c.patched, ceiling, TODAY)]
     assert unwindowed == [settled_late]
 
 
-def test_the_clock_starts_at_exploitation_and_a_mitigation_stops_it(
+# The round-4 version: one "fixed or mitigated" date, and no budget for the
+# exposed tier, so a mitigation stopped every clock for good.
+OLD_OBJECTIVE = """
+import datetime
+DAY = datetime.timedelta(days=1)
+DEADLINE, WINDOW = 14 * DAY, 90 * DAY
+def late(start, fixed, limit, today):
+    return (fixed or today) - start > limit
+def counted(start, fixed, limit, today):
+    due = start + limit
+    return due <= today and max(due, fixed or today) >= today - WINDOW
+def misses_left(cves, today):
+    due = [c for c in cves if not c[2] and counted(c[0], c[1], DEADLINE, today)]
+    return max(1, len(due) // 20) - sum(late(c[0], c[1], DEADLINE, today) for c in due)
+"""
+
+
+def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     objective: dict[str, Any], site: Site
 ) -> None:
     code = block(site, "budget")
     assert "start: datetime.date  # first credible sign of exploitation\n" in code
-    assert "fixed or mitigated" in code
-    incidents, cve = objective["incidents"], objective["CVE"]
-    # Exploited with no fix yet: mitigated within two days is no incident.
-    mitigated = cve(TODAY - 10 * DAY, TODAY - 9 * DAY, True)
-    assert incidents([mitigated], TODAY) == []
+    incidents, left, cve = objective["incidents"], objective["misses_left"], objective["CVE"]
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
+    # Exploited, a WAF rule on day 1, the patch never: no incident ...
+    waf_only = cve(TODAY - 30 * DAY, TODAY - 29 * DAY, None, True)
+    assert incidents([waf_only], TODAY) == []
+    # ... but the patch is late on day 15 and spends the budget until it lands.
+    assert left([*on_time, waf_only], TODAY) == 0
+    assert left([*on_time, waf_only, waf_only], TODAY) == -1
+    waf_then_patch = cve(TODAY - 30 * DAY, TODAY - 29 * DAY, TODAY - 20 * DAY, True)
+    assert left([*on_time, waf_then_patch, waf_then_patch], TODAY) == 1
+    # A mitigation on day 3 is still an incident, though the patch came later.
+    slow = cve(TODAY - 30 * DAY, TODAY - 27 * DAY, TODAY - 20 * DAY, True)
+    assert incidents([slow], TODAY) == [slow]
+    # The previous version never counted the mitigated exposure against anything.
+    old = run_module(OLD_OBJECTIVE)["misses_left"]
+    as_old = [(c.start, c.mitigated or c.patched, c.exposed) for c in [*on_time, waf_only] * 2]
+    assert old(as_old, TODAY) == 1
+    assert left([*on_time, waf_only] * 2, TODAY) < 1

@@ -219,10 +219,10 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
     issued = {"k7Fq2Rz9XwB4"}
     host = "deploy.example.com"
-    assert verify(text, sign(text), host, issued, now) == TEST_ADDRESS
+    assert verify(text, sign(text), host, 1, issued, now) == TEST_ADDRESS
     assert issued == set()
     with pytest.raises(ValueError, match="already used"):  # a replayed login
-        verify(text, sign(text), host, issued, now)
+        verify(text, sign(text), host, 1, issued, now)
 
     def refused(
         message: str,
@@ -230,9 +230,12 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
         signature: bytes | None = None,
         at: datetime = now,
         our_host: str = host,
+        chain_id: int = 1,
     ) -> None:
         with pytest.raises(ValueError, match=why):
-            verify(message, signature or sign(message), our_host, {"k7Fq2Rz9XwB4"}, at)
+            verify(
+                message, signature or sign(message), our_host, chain_id, {"k7Fq2Rz9XwB4"}, at
+            )
 
     refused(text, "domain is not ours", our_host="deploy.example.co")
     refused(
@@ -244,6 +247,22 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     refused(re.sub(r"Expiration Time: .*\n", "", text), "no expiry")
     other_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
     refused(text, "another key", signature=sign(text, other_key))
+
+    # Review round 5: the session is bound to the chain the message names
+    # (ERC-4361: where contract accounts MUST be resolved) ...
+    refused(text, "another chain", chain_id=10)
+    refused(text.replace("Chain ID: 1\n", "Chain ID: 10\n"), "another chain")
+    # ... Not Before is honoured when present ...
+    early = text.replace(
+        "Expiration Time: 2026-11-24T09:35:00Z",
+        "Expiration Time: 2026-11-24T09:35:00Z\nNot Before: 2026-11-24T09:32:00Z",
+    )
+    assert early != text
+    refused(early, "not valid yet")
+    later = datetime.fromisoformat("2026-11-24T09:33:00+00:00")
+    assert verify(early, sign(early), host, 1, {"k7Fq2Rz9XwB4"}, later) == TEST_ADDRESS
+    # ... and a naive clock is a ValueError, not a TypeError from the comparison.
+    refused(text, "time zone", at=datetime(2026, 11, 24, 9, 31))
 
 
 # -- Envelopes ----------------------------------------------------------------
@@ -926,7 +945,7 @@ def test_finality_status_follows_the_spec(finality: dict[str, Any]) -> None:
     status = finality["finality_status"]
     assert finality["SLOTS_PER_EPOCH"] == 32
     assert finality["MIN_EPOCHS_TO_INACTIVITY_PENALTY"] == 4
-    assert finality["SECONDS_PER_SLOT"] == 12
+    assert finality["slot_ms"](finality["MAINNET_SPEC"]) == 12_000
     assert finality["MAINNET_GENESIS_TIME"] == GENESIS
     current = 300_000
     now = clock_at(current)
@@ -953,6 +972,25 @@ def test_finality_status_follows_the_spec(finality: dict[str, Any]) -> None:
         assert str(behind) in result or result == "ok"
     # 12 May 2023: nine epochs without finality is a page, not a warning.
     assert both(2 + 9).startswith("page: network stall")
+
+
+def test_the_slot_length_comes_from_the_node_config(finality: dict[str, Any]) -> None:
+    """Review round 5: consensus-specs replaced SECONDS_PER_SLOT with
+    SLOT_DURATION_MS (#4926). The block reads either, as GET
+    /eth/v1/config/spec returns them (quoted integers), and the clock follows."""
+    slot_ms, clock_slot = finality["slot_ms"], finality["clock_slot"]
+    assert slot_ms({"SLOT_DURATION_MS": "12000"}) == 12_000
+    assert slot_ms({"SECONDS_PER_SLOT": "12"}) == 12_000
+    assert slot_ms({"SLOT_DURATION_MS": "6000", "SECONDS_PER_SLOT": "12"}) == 6_000
+    now = GENESIS + 120.5
+    assert clock_slot(now, GENESIS) == 10
+    assert clock_slot(now, GENESIS, {"SECONDS_PER_SLOT": "12"}) == 10
+    assert clock_slot(now, GENESIS, {"SLOT_DURATION_MS": "6000"}) == 20
+    # head_status and finality_status use the spec they are given.
+    assert finality["head_status"](now, 10, GENESIS, {"SLOT_DURATION_MS": "12000"}) == "ok"
+    assert finality["head_status"](now, 10, GENESIS, {"SLOT_DURATION_MS": "6000"}).startswith(
+        "warn"
+    )
 
 
 def test_a_stuck_node_is_not_reported_as_a_stall(finality: dict[str, Any]) -> None:
@@ -1122,6 +1160,9 @@ def test_the_alert_table_thresholds_match_the_code(site: Site) -> None:
     assert "Network stall: queue credits" in text
     assert "Node problem: fix or drain the node" in text
     assert "Fork: stop crediting" in text  # the row for finding 1 of round 4
+    # Review round 5: clock offset and outflow rows.
+    assert "Host clock offset" in text
+    assert "Outflow from a bridge, hot or treasury wallet" in text
 
 
 # -- Native ETH from traces --------------------------------------------------------

@@ -28,6 +28,12 @@ refuses a key it does not know). That a native histogram counts as one sample
 against ``sample_limit`` is checked only as arithmetic: it rests on
 ``limitAppender`` in Prometheus's ``scrape/target.go``, which no ``promtool
 test rules`` replay exercises.
+
+Many assertions only check that a phrase appears on the page: they tie the
+prose to the computed figure (``test_prose_arithmetic_outside_code_blocks``
+recomputes the logs, traces, backend-series and wide-event numbers), not the
+figure to the world. The 3 KB per series is a 2.42 measurement, and the
+essay calls it an upper bound for 3.x releases rather than a 3.x figure.
 """
 
 from __future__ import annotations
@@ -85,7 +91,8 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
         assert claim in text, claim
     # Memory: the figures derived from the essay's 3 KB per head series.
     per_series = 3_000
-    assert "heap in use grew by about 3 KB per head series" in text
+    assert "Heap in use grew by about 3 KB per head series" in text
+    assert "Read 3 KB as an upper bound" in text
     assert round(672_000 * per_series / 1e9) == 2 and "need about 2 GB" in text
     user_series = 100_000 * 5 * 14
     assert user_series == 7_000_000
@@ -93,6 +100,66 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     assert "about 20 GB of memory" in text
     assert "Cortex" not in text  # its figure is for another storage design
 
+
+
+def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
+    """The logs, traces, OTel-backend and wide-event figures in the prose."""
+    text = page_text(site)
+    day = 86_400
+    rps, pods = 2_000, 30
+
+    # Traces: 25 spans of about 400 bytes per request.
+    traces = rps * 25 * 400
+    assert traces == 20_000_000 and round(traces * day / 1e12, 1) == 1.7
+    assert "20 MB/s, about 1.7 TB a day" in text
+
+    # Logging everything: ten 400-byte lines per request.
+    chatty = rps * 10 * 400
+    loki_limit = 4 * 1_048_576  # ingestion_rate_mb is in MiB
+    assert chatty == 8_000_000 and 680 <= chatty * day / 1e9 <= 700
+    assert round(chatty / loki_limit) == 2
+    assert (round(chatty * day / 10 / 1e9), round(chatty * day / 5 / 1e9)) == (69, 138)
+    for claim in ("8 MB/s, about 690 GB a day", "twice Loki's default", "70 to 140 GB"):
+        assert claim in text, claim
+
+    # Kubelet rotation: 5 files of 10 MiB per container.
+    per_pod = chatty / pods
+    window = 5 * 10 * 1_048_576 / per_pod
+    assert 260_000 <= per_pod <= 280_000 and "about 270 KB/s" in text
+    assert 150 <= window <= 210 and "50 MiB holds about three minutes" in text
+
+    # The canonical line: 2 KB per request.
+    canonical = rps * 2_000
+    assert canonical == 4_000_000 and round(canonical * day / 1e9) == 346
+    assert int(100 * canonical / loki_limit) == 95
+    assert "4 MB/s, about 345 GB a day" in text and "95% of Loki's default limit" in text
+    sampled = canonical / 10
+    assert sampled < 1_048_576 and "well under 1 MB/s" in text
+
+    # OpenTelemetry's cap as backend series.
+    assert 2_000 * pods == 60_000 and "60,000 backend series" in text
+    assert 2_000 * pods * (15 + 1 + 2) == 1_080_000 and "allows 1,080,000" in text
+
+    # The wide-event comparison in the objection section.
+    events_raw = canonical * day / 10 / 1e9  # GB a day after 1-in-10 sampling
+    events_disk = events_raw / 10  # 10x compression
+    assert round(events_raw) == 35 and round(events_disk, 1) == 3.5
+    assert round(events_disk * 15) == 52
+    native_series = 48_000
+    native_samples = native_series / 15
+    native_disk = native_samples * 15 * day * 1 / 1e9  # at least 1 byte a sample
+    assert native_samples == 3_200 and int(native_disk) == 4
+    assert native_series * 3_000 / 1e6 == 144
+    assert 8 <= events_disk * 15 / native_disk <= 14  # "about ten times"
+    for claim in (
+        "about 35 GB a day remain",
+        "about 3.5 GB a day, or about 52 GB for 15 days",
+        "3,200 samples per second",
+        "at least 4 GB for 15 days",
+        "about 144 MB of memory",
+        "about ten times the histogram's disk",
+    ):
+        assert claim in text, claim
 
 # The memory measurement behind "about 3 KB per head series": Prometheus
 # (Debian's 2.42 here) scrapes a local target that exposes the essay's
@@ -482,7 +549,7 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
         assert not _fullmatch(labeldrop["regex"], label), label
     text = page_text(site)
     assert "1,600 samples per scrape" in text and "22,400 samples" in text
-    assert "1,600 + 22,400 = 24,000 samples" in text
+    assert "Raise the limit during a migration that keeps the classic series" in text
 
 
 # Keys that the scrape job may use although Debian's promtool 2.42 predates
@@ -595,7 +662,7 @@ def test_prometheus_refuses_keys_it_does_not_know(site: Site, tmp_path: Path) ->
     result = _promtool(tmp_path, "check", "config", "prometheus.yml")
     assert result.returncode != 0
     assert "scrape_native_histograms" in result.stdout + result.stderr
-    assert "run promtool check config from the release you deploy" in page_text(site)
+    assert "Run promtool check config from the release you deploy" in page_text(site)
 
 
 def test_promtool_would_reject_a_broken_scrape_config(

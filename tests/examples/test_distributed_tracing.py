@@ -14,7 +14,10 @@ What is checked, and against what:
   query to show it reported a split as all clear under the second.
 * The B3 migration example is applied to the SDK's own propagator loading
   (it needs the ``opentelemetry-propagator-b3`` package), including a B3
-  not-sampled flag from a mesh under the default parent-based sampler.
+  not-sampled flag from a mesh under the default parent-based sampler, how
+  that drop travels on in ``traceparent``, and the mixed-header case.
+* The thread-pool example runs with a real ``ThreadPoolExecutor``: the split
+  version starts a trace per task, the fixed one keeps them children.
 * The alert rules are checked and replayed by ``promtool`` (Debian's
   ``prometheus`` package) over synthetic series, and their metric names are
   derived from the count connector's configuration.
@@ -42,6 +45,8 @@ What is checked, and against what:
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import gzip
 import pickle
 import random
@@ -50,7 +55,9 @@ import shlex
 import shutil
 import sqlite3
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -369,6 +376,61 @@ class Psp:
         return "ch_1"
 
 
+def test_a_thread_pool_splits_the_trace_unless_each_task_gets_the_context(
+    site: Site,
+) -> None:
+    """The thread-pool example: ``pool.map`` runs ``price`` with no current
+    span, so every span starts a trace; ``copy_context().run`` keeps them
+    children of the caller's span. And the unexpected-roots query, which
+    looks at server spans, cannot see this split."""
+    ns, exporter = run_example(site, "distributed-tracing-thread-pool")
+    tracer = ns["tracer"]
+    skus = ["a", "bb", "ccc", "dddd"]
+    try:
+        with tracer.start_as_current_span("POST /quote", kind=SpanKind.SERVER) as root:
+            parent = root.get_span_context()
+            assert ns["quote_split"](skus) == 1_000
+        split = [s for s in exporter.get_finished_spans() if s.name == "price"]
+        assert len(split) == len(skus)
+        assert all(s.parent is None for s in split), "each is a root"
+        assert all(s.context.trace_id != parent.trace_id for s in split)
+        assert all(s.kind is SpanKind.INTERNAL for s in split)
+        exporter.clear()
+
+        with tracer.start_as_current_span("POST /quote", kind=SpanKind.SERVER) as root:
+            parent = root.get_span_context()
+            assert ns["quote"](skus) == 1_000
+        joined = [s for s in exporter.get_finished_spans() if s.name == "price"]
+        assert sorted(s.attributes["app.sku"] for s in joined) == skus
+        assert all(s.parent is not None and s.parent.span_id == parent.span_id
+                   for s in joined)
+        assert all(s.context.trace_id == parent.trace_id for s in joined)
+    finally:
+        ns["pool"].shutdown(wait=True)
+
+    # One context shared by every task fails: two threads cannot enter it.
+    shared = contextvars.copy_context()
+    barrier = threading.Barrier(2, timeout=1)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(shared.run, barrier.wait) for _ in range(2)]
+        errors = [f.exception(timeout=10) for f in futures]
+    assert any(isinstance(e, (RuntimeError, threading.BrokenBarrierError))
+               for e in errors)
+    assert any(isinstance(e, RuntimeError) and "already entered" in str(e)
+               for e in errors)
+
+    # An asyncio task, by contrast, starts with a copy of its creator's context.
+    async def child() -> int:
+        return trace.get_current_span().get_span_context().span_id
+
+    async def main() -> tuple[int, int]:
+        with tracer.start_as_current_span("POST /quote") as span:
+            return span.get_span_context().span_id, await asyncio.create_task(child())
+
+    mine, seen = asyncio.run(main())
+    assert mine == seen
+
+
 def test_manual_span_marks_only_faults_as_errors(site: Site) -> None:
     ns, exporter = run_example(site, "distributed-tracing-manual-span")
     charge = ns["charge_card"]
@@ -640,6 +702,46 @@ def test_a_b3_not_sampled_flag_makes_the_mesh_the_head_sampler(
     text = paragraph(site, "A composite propagator runs its members")
     assert "X-B3-Sampled: 0" in text
     assert "mesh's sampling to 100%" in text
+
+
+def test_a_mesh_drop_at_a_b3_only_hop_travels_on_in_the_w3c_header(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The B3-only hop (the first service behind the ingress) obeys the
+    sidecar's not-sampled flag and passes it on as ``traceparent ...-00``, so
+    a W3C-only service downstream drops the trace too. Where a request
+    carries both formats, the caller's W3C flag governs, not X-B3-Sampled."""
+    env = exports(site, "distributed-tracing-b3-migration")
+    both = loaded_propagator(monkeypatch, env["OTEL_PROPAGATORS"])
+    w3c_only = loaded_propagator(
+        monkeypatch, exports(site, "distributed-tracing-head-sampling")["OTEL_PROPAGATORS"]
+    )
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    tracer = TracerProvider().get_tracer("t")  # the default parent-based sampler
+
+    def serve(propagator: Any, carrier: dict[str, str]) -> tuple[bool, dict[str, str]]:
+        with tracer.start_as_current_span(
+            "POST /checkout", context=propagator.extract(carrier), kind=SpanKind.SERVER
+        ) as span:
+            outgoing: dict[str, str] = {}
+            propagator.inject(outgoing)
+            return span.is_recording(), outgoing
+
+    # First service: B3 alone, not sampled by the sidecar.
+    recorded, outgoing = serve(both, {**B3_ONLY, "x-b3-sampled": "0"})
+    assert recorded is False
+    assert outgoing["traceparent"].endswith("-00"), "the mesh's drop goes on in W3C"
+    # A W3C-only service behind it obeys that flag.
+    assert serve(w3c_only, {"traceparent": outgoing["traceparent"]})[0] is False
+
+    # Mixed headers: the W3C flag wins whichever way the two disagree.
+    assert serve(both, {**B3_ONLY, "x-b3-sampled": "0", **W3C_ONLY})[0] is True
+    w3c_dropped = {"traceparent": W3C_ONLY["traceparent"][:-2] + "00"}
+    assert serve(both, {**B3_ONLY, "x-b3-sampled": "1", **w3c_dropped})[0] is False
+
+    text = paragraph(site, "A composite propagator runs its members")
+    assert "hops that receive B3 alone" in text
+    assert "the caller's W3C flag governs instead" in text
 
 
 def test_ignoring_a_remote_drop_records_what_the_mesh_declined(
@@ -1548,6 +1650,18 @@ def test_money_follows_from_the_worked_example(site: Site) -> None:
     assert f"about ${stored / 1e9 * 0.02:.0f} a month" in text
     spans_day = TRACES_PER_S * SPANS_PER_TRACE * kept_rate * 86_400
     assert f"about {round(spans_day / 1e6, -1):.0f} million a day" in text
+
+
+def test_a_local_first_hop_and_a_compressed_second_cut_the_network_bill(
+    site: Site,
+) -> None:
+    text = paragraph(site, "Most of that network bill is a choice.")
+    per_day = TRACES_PER_S * SPANS_PER_TRACE * SPAN_BYTES * 86_400
+    crossing = per_day * 2 / 3
+    # Only the hash-routed hop still crosses zones, gzip shrinking it tenfold.
+    monthly = crossing / 10 / 1e9 * 2 * 0.01 * 30
+    assert f"falls to about ${round(monthly, -1):.0f} a month" in text
+    assert "internalTrafficPolicy: Local" in text and "PreferSameZone" in text
 
 
 def test_the_counting_table_follows_from_the_rates(site: Site) -> None:

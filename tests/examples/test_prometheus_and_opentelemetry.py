@@ -14,6 +14,12 @@ Checked with real tools:
   them (served with ``_total``, the missing-metrics guard pages), and the
   series-growth alert stays quiet when head truncation is followed by regrowth
   (the round-3 expression, an hour-ago comparison, fired there).
+  Round 5: one rejected OTLP request or one queue drop among thousands opens a
+  ticket and does not page (round 4's any-loss page would have).
+* The web configuration passes ``promtool check web-config`` with a certificate
+  made by ``openssl`` (and fails with a plaintext password or no key); the
+  replicas' peer scrape and the delta tier's exporters authenticate over TLS
+  with users it defines.
 * ``promtool`` shows the ``or`` fallback of the OTLP quantile query reading the
   temporary name until the bare name appears.
 * ``promtool`` confirms the prose about real ``increase()``: no result from one
@@ -36,7 +42,8 @@ Checked with real tools:
   asserted.
 
 Checked by emulation: Prometheus relabelling (the Collector job keeps only
-port 8888 of a Collector pod; alert relabelling makes both HA replicas send one
+port 8888 of a Collector pod, the services job an SDK's 9464 and a legacy
+/metrics port; alert relabelling makes both HA replicas send one
 alert) and the kubelet's ``$(VAR)`` expansion.
 
 Not checked against a running Prometheus 3.x: whole-request rollback, the
@@ -803,6 +810,14 @@ LEGACY_POD = pod_targets(
     {"prometheus.io/scrape": "true"},
     {"http": 8080, "metrics": 9100},
 )
+#: An OpenTelemetry-instrumented service with the SDK's Prometheus exporter on
+#: its default port, 9464, declared as the container port named `metrics`.
+SDK_POD = pod_targets(
+    "10.1.0.10",
+    {"app.kubernetes.io/name": "checkout"},
+    {"prometheus.io/scrape": "true"},
+    {"http": 8080, "otlp-grpc": 4317, "metrics": 9464},
+)
 
 
 def job(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -815,12 +830,17 @@ def test_collectors_are_scraped_on_their_metrics_port_only(
     """Review round 2: the old job kept every declared port (4317, 4318) and no
     Collector served 0.0.0.0:8888, so the Collector alerts saw nothing."""
     collectors = job(prometheus_config, "otel-collector")
-    pods = COLLECTOR_POD + LEGACY_POD
+    pods = COLLECTOR_POD + LEGACY_POD + SDK_POD
     assert scrape_targets(collectors, pods) == [
         {"instance": "10.1.0.7:8888", "tier": "delta"}
     ]
-    legacy = job(prometheus_config, "kubernetes-pods")
-    assert scrape_targets(legacy, pods) == [{"instance": "10.1.0.9:9100"}]
+    # Review round 5: scraping SDKs is the default path, so the services job
+    # keeps the SDK exporter's port 9464 as well as a legacy /metrics port.
+    services = job(prometheus_config, "services")
+    assert scrape_targets(services, pods) == [
+        {"instance": "10.1.0.9:9100"},
+        {"instance": "10.1.0.10:9464"},
+    ]
     # The port scraped is the one every Collector serves its telemetry on.
     readers = [
         reader["pull"]["exporter"]["prometheus"]
@@ -1041,9 +1061,11 @@ FIRES = {
     "CollectorNotSending": (EXPORTER, "25m"),
     "CollectorExportFailing": (EXPORTER, "25m"),
     "CollectorQueueDropping": (EXPORTER, "25m"),
+    "CollectorQueueDroppedPoints": (EXPORTER, "25m"),
     "CollectorQueueFilling": (EXPORTER, "25m"),
     "PrometheusPeerDown": (PROM_B, "25m"),
-    "PrometheusRejectingOTLP": ({"instance": PROM_A["instance"], "code": "400"}, "25m"),
+    "PrometheusRejectingOTLP": ({"instance": PROM_A["instance"]}, "25m"),
+    "PrometheusRejectedOTLP": ({"instance": PROM_A["instance"], "code": "400"}, "25m"),
     "PrometheusOTLPUnavailable": ({"instance": PROM_B["instance"]}, "25m"),
     "RemoteWriteFailing": (QUEUE, "25m"),
     "RemoteWriteBehind": (QUEUE, "25m"),
@@ -1201,8 +1223,9 @@ def test_suffixed_names_would_silence_the_collector_alerts(
     assert "CollectorNotSending" in result.stdout + result.stderr
 
 
-#: Alerts on data that is already lost: they fire without a `for`.
-ALREADY_LOST = {"CollectorQueueDropping", "PrometheusRejectingOTLP"}
+#: Alerts on data that is already lost: tickets that fire without a `for`.
+#: Review round 5: their pages fire only on a rate over 1 % for 5m.
+ALREADY_LOST = {"CollectorQueueDroppedPoints", "PrometheusRejectedOTLP"}
 
 
 def test_every_alert_is_routable_and_documented(site: Site) -> None:
@@ -1309,7 +1332,7 @@ OPTIONS = {
     "transform": {"error_mode", "metric_statements"},
     "delta_to_cumulative": {"max_stale", "max_streams"},
     "load_balancing": {"routing_key", "protocol", "resolver"},
-    "otlp_http": {"endpoint", "sending_queue", "retry_on_failure", "timeout"},
+    "otlp_http": {"endpoint", "tls", "headers", "sending_queue", "retry_on_failure", "timeout"},
     "file_storage": {"directory", "timeout"},
 }
 
@@ -1545,7 +1568,7 @@ def test_delta_tier_fans_out_to_both_replicas(site: Site) -> None:
     for settings in exporters.values():
         base = settings["endpoint"]
         # otlp_http appends /v1/metrics; Prometheus serves /api/v1/otlp/v1/metrics.
-        assert re.fullmatch(r"http://[^/]+:9090/api/v1/otlp", base), base
+        assert re.fullmatch(r"https://[^/]+:9090/api/v1/otlp", base), base
         hosts.add(base.split("/")[2])
         storage = settings["sending_queue"]["storage"]
         assert kind(storage) == "file_storage" and storage in delta["extensions"]
@@ -1573,14 +1596,19 @@ def test_diagram_draws_the_configured_design(site: Site) -> None:
     assert {("proma", "lts"), ("promb", "lts")} <= edges  # Prometheus writes the store
     assert {src for src, dst in edges if dst == "lts"} == {"proma", "promb"}
     assert ("front", "delta") in edges and ("app", "front") in edges
-    assert not {
-        src for src, dst in edges if src == "legacy" and dst in {"front", "delta"}
-    }
+    # Review round 5: the default path is a scrape of the services by both
+    # replicas; only jobs and unreachable services push through the tiers.
+    assert {("scraped", "proma"), ("scraped", "promb")} <= edges
+    assert not {dst for src, dst in edges if src == "scraped"} & {"front", "delta"}
 
 
 # -- Setting service.instance.id --------------------------------------------------
 
-DOWNWARD_API = {"metadata.namespace": "shop", "metadata.name": "checkout-7d9-x2k4f"}
+DOWNWARD_API = {
+    "metadata.namespace": "shop",
+    "metadata.name": "checkout-7d9-x2k4f",
+    "spec.nodeName": "node-eu-1a-7",
+}
 
 
 def kubernetes_env(env: list[dict[str, Any]]) -> dict[str, str]:
@@ -1620,6 +1648,17 @@ def test_pod_spec_sets_the_per_pod_instance_id(
     )
     # No attribute that changes on restart is set by the pod spec.
     assert not set(attributes) & VOLATILE
+    # Review round 5: the join and info() group by k8s_node_name, which
+    # target_info carries only if the resource has k8s.node.name; the pod spec
+    # sets it, since no Collector here runs the k8sattributes processor.
+    assert attributes["k8s.node.name"] == DOWNWARD_API["spec.nodeName"]
+    join = promql_parser.parse(block(site, "join"))
+    (label,) = join.modifier.labels
+    assert label.replace("_", ".") in attributes
+    processors = {
+        kind(p) for tier in ("front", "delta") for p in collector(site, tier)["processors"]
+    }
+    assert "k8sattributes" not in processors
 
 
 def test_instance_id_check_would_catch_a_misordered_env(site: Site) -> None:
@@ -1833,3 +1872,153 @@ def test_explicit_readers_keep_the_default_names(site: Site, tier: str) -> None:
     (served,) = [r["pull"]["exporter"]["prometheus"] for r in readers if "pull" in r]
     for key in ("without_scope_info", "without_units", "without_type_suffix"):
         assert served.get(key) is True, key
+
+
+# -- Review round 5: page on rates, ticket on trickles ------------------------------
+
+
+def trickle_replay(site: Site, page: str, ticket: str,
+                   total: dict[str, Any], lost: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """One lost request or point among thousands a minute: the ticket fires,
+    the page does not."""
+    rule = rule_named(site, ticket)
+    fired = {**FIRES[ticket][0], **rule["labels"]}
+    ticketed = {
+        "exp_labels": fired,
+        "exp_annotations": {k: render(v, fired) for k, v in rule["annotations"].items()},
+    }
+    return {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [total, lost],
+                "alert_rule_test": [
+                    {"eval_time": "12m", "alertname": ticket, "exp_alerts": [ticketed]},
+                    *(
+                        {"eval_time": f"{m}m", "alertname": page, "exp_alerts": []}
+                        for m in range(10, 31, 2)
+                    ),
+                ],
+            }
+        ],
+    }
+
+
+TRICKLES = {
+    "otlp": (
+        "PrometheusRejectingOTLP",
+        "PrometheusRejectedOTLP",
+        series("prometheus_http_requests_total", {**PROM_A, **OTLP_HANDLER, "code": "200"}, "0+1000x40"),
+        series("prometheus_http_requests_total", {**PROM_A, **OTLP_HANDLER, "code": "400"}, "0x10 1x30"),
+    ),
+    "queue": (
+        "CollectorQueueDropping",
+        "CollectorQueueDroppedPoints",
+        series("otelcol_exporter_sent_metric_points", EXPORTER, "0+60000x40"),
+        series("otelcol_exporter_enqueue_failed_metric_points", EXPORTER, "0x10 20x30"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", list(TRICKLES))
+def test_one_lost_request_opens_a_ticket_not_a_page(
+    site: Site, tmp_path: Path, path: str
+) -> None:
+    page, ticket, total, lost = TRICKLES[path]
+    assert rule_named(site, page)["labels"]["severity"] == "page"
+    assert rule_named(site, ticket)["labels"]["severity"] == "ticket"
+    (tmp_path / "alerts.yml").write_text(block(site, "alerts"))
+    (tmp_path / "replay.yml").write_text(
+        yaml.safe_dump(trickle_replay(site, page, ticket, total, lost))
+    )
+    result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", list(TRICKLES))
+def test_the_old_any_loss_page_would_fire_on_a_trickle(
+    site: Site, tmp_path: Path, path: str
+) -> None:
+    """Round 4's page was the ticket's expression: it paged on one request."""
+    page, ticket, total, lost = TRICKLES[path]
+    old = {**rule_named(site, ticket), "alert": page, "labels": {"severity": "page"}}
+    old.pop("for", None)
+    rules = [r for r in alert_rules(site) if r["alert"] != page] + [old]
+    (tmp_path / "alerts.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "otlp-transfer", "rules": rules}]})
+    )
+    replay_ = trickle_replay(site, page, ticket, total, lost)
+    (tmp_path / "replay.yml").write_text(yaml.safe_dump(replay_))
+    assert promtool_run("test", "rules", "replay.yml", cwd=tmp_path).returncode != 0
+
+
+# -- Review round 5: TLS and basic auth on the push endpoint ------------------------
+
+
+def web_config(site: Site) -> dict[str, Any]:
+    config = yaml.safe_load(block(site, "web-config"))
+    assert isinstance(config, dict)
+    return config
+
+
+def checked_web_config(site: Site, tmp_path: Path, config: dict[str, Any]) -> Any:
+    """`promtool check web-config` on *config*, its certificate and key made
+    here with openssl (promtool loads them)."""
+    tls = dict(config.get("tls_server_config", {}))
+    if tls:
+        openssl = shutil.which("openssl")
+        assert openssl, "openssl is not installed"
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=prometheus-a.monitoring.svc",
+             "-keyout", str(tmp_path / "tls.key"), "-out", str(tmp_path / "tls.crt")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        for key in ("cert_file", "key_file"):
+            if key in tls:
+                tls[key] = str(tmp_path / Path(tls[key]).name)
+        config = {**config, "tls_server_config": tls}
+    (tmp_path / "web.yml").write_text(yaml.safe_dump(config))
+    return promtool_run("check", "web-config", "web.yml", cwd=tmp_path)
+
+
+def test_promtool_accepts_the_web_config(site: Site, tmp_path: Path) -> None:
+    result = checked_web_config(site, tmp_path, web_config(site))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"basic_auth_users": {"otel-delta": "plaintext-password"}},  # not bcrypt
+        {"tls_server_config": {"cert_file": "/etc/prometheus/tls/tls.crt"}},  # no key
+    ],
+)
+def test_promtool_check_web_config_can_fail(
+    site: Site, tmp_path: Path, broken: dict[str, Any]
+) -> None:
+    config = {**web_config(site), **broken}
+    assert checked_web_config(site, tmp_path, config).returncode != 0
+
+
+def test_every_client_of_prometheus_authenticates(
+    site: Site, prometheus_config: dict[str, Any]
+) -> None:
+    """The web config covers every endpoint: the OTLP writers and the replicas'
+    own scrape of each other must send a user it knows, over TLS."""
+    users = set(web_config(site)["basic_auth_users"])
+    assert "tls_server_config" in web_config(site)
+    words = shlex.split(block(site, "flags").replace("\\\n", " "))
+    assert "--web.config.file=/etc/prometheus/web.yml" in words
+    peers = job(prometheus_config, "prometheus")
+    assert peers["scheme"] == "https" and peers["tls_config"]["ca_file"]
+    assert peers["basic_auth"]["username"] in users
+    assert "password" not in peers["basic_auth"]  # from a file, not the config
+    for name, exporter in collector(site, "delta")["exporters"].items():
+        assert exporter["endpoint"].startswith("https://"), name
+        assert exporter["tls"]["ca_file"] and not exporter["tls"].get("insecure"), name
+        header = exporter["headers"]["Authorization"]
+        assert re.fullmatch(r"Basic \$\{env:\w+\}", header), name  # a Secret, not the file
+    assert "otel-delta" in users

@@ -20,7 +20,10 @@
   the warning, and the helper reports it as unknown. The same server shows
   the other claims of that paragraph: ``statement_timeout`` does not end the
   wait, a dropped client leaves the row invisible until the backend is
-  terminated, and the waiting commit keeps its row lock.
+  terminated, and the waiting commit keeps its row lock. A session that
+  lowers ``synchronous_commit`` commits with no warning, and the helper calls
+  that unknown; a commit that ``pg_receivewal --synchronous`` confirmed, as
+  standby ``ledger_b``, is durable.
 * The slot controller runs against PostgreSQL 18 with ``pg_receivewal``
   standing in for standbys: it follows the streaming peers, ignores the
   region-2 slot, never empties the list, and resets its ``ALTER SYSTEM``
@@ -39,11 +42,17 @@
 * The connection string parses with libpq, asks for a writable primary
   among three valid host names over verified TLS and carries the TCP
   timeouts of the failover budget, whose estimate is recomputed from the
-  settings (an estimate: no test runs a three-node cluster).
+  settings. ``haproxy -c`` accepts the HAProxy file (and rejects a broken
+  copy), whose check timings give the budget's pooled row.
+* One failover is measured: etcd (Debian's etcd-server) and three Patroni
+  nodes with the essay's DCS timings and strict quorum mode on PostgreSQL 18,
+  all on loopback. The primary's Patroni and PostgreSQL are frozen
+  (SIGSTOP), and the first write a survivor accepts must come within the
+  budget's lock-expiry and promotion rows.
 * The availability table is recomputed from its targets.
 
-What is not checked here: a failover of a real three-node cluster (no etcd
-here), the ``WAIT FOR`` example beyond its form (no PostgreSQL 19 server),
+What is not checked here: a failover across real zones and through a pooler,
+the ``WAIT FOR`` example beyond its form (no PostgreSQL 19 server),
 and the drill against PostgreSQL 18: Debian 12's pgBackRest 2.45 supports
 PostgreSQL up to 15, so the drill runs against Debian's PostgreSQL 15.
 """
@@ -329,7 +338,7 @@ def test_patroni_config_is_the_ledger_the_essay_describes(site: Site) -> None:
     assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (30, 5, 5)
     # A crashed primary fails over at once instead of restarting for 300 s.
     assert dcs["primary_start_timeout"] == 0
-    # The watchdog fires at half the TTL; with the halved loop and retry it
+    # The watchdog fires at half the TTL; with the reduced loop and retry it
     # leaves the 5 s that Patroni's defaults leave (ttl 30, margin 5, loop 10,
     # retry 10), computed by Patroni's own watchdog configuration.
     watchdog = config["watchdog"]
@@ -889,14 +898,62 @@ def test_a_cancelled_commit_wait_is_success_with_a_warning(
     conn.close()
 
 
-def test_a_commit_that_waited_for_nothing_is_durable(
-    site: Site, sync_server: Server
+@pytest.mark.parametrize(
+    ("entry", "how"),
+    [
+        (12, "options"),  # a role's or an ORM's connection default
+        (13, "SET synchronous_commit = local"),
+        (14, "SET LOCAL synchronous_commit = off"),
+    ],
+)
+def test_a_commit_that_skipped_the_wait_is_unknown(
+    site: Site, sync_server: Server, entry: int, how: str
 ) -> None:
+    """A session that lowers synchronous_commit commits on no standby and gets
+    no warning at all; the helper must not call that durable."""
     commit = commit_helper(site)
-    conn = sync_server.connect(options="-c synchronous_commit=local")
-    conn.cursor().execute("INSERT INTO entries VALUES (2, 200)")
-    assert commit(conn) == "durable"
+    if how == "options":
+        conn = sync_server.connect(options="-c synchronous_commit=local")
+    else:
+        conn = sync_server.connect()
+        conn.cursor().execute(how)
+    conn.cursor().execute("INSERT INTO entries VALUES (%s, 1)", (entry,))
+    assert commit(conn) == "unknown"
+    assert not conn.notices  # the server said nothing
+    assert visible(sync_server, entry)  # committed, though no standby has it
     conn.close()
+
+
+def test_a_commit_a_standby_confirmed_is_durable(
+    site: Site, sync_server: Server, tmp_path: Path
+) -> None:
+    """pg_receivewal --synchronous, named ledger_b, confirms the commit."""
+    commit = commit_helper(site)
+    receiver = subprocess.Popen(
+        [str(PG18_BIN / "pg_receivewal"), "--synchronous", "--no-loop",
+         "-D", str(tmp_path)],
+        env={**os.environ, **sync_server.env, "PGAPPNAME": "ledger_b"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: sync_server.query(
+                "SELECT sync_state FROM pg_stat_replication"
+                " WHERE application_name = 'ledger_b'"
+            ) == [("quorum",)],
+            "ledger_b as a quorum standby",
+        )
+        conn = sync_server.connect()
+        conn.cursor().execute("INSERT INTO entries VALUES (15, 1)")
+        assert commit(conn) == "durable"
+        conn.close()
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+    wait_until(
+        lambda: not sync_server.query("SELECT 1 FROM pg_stat_replication"),
+        "the receiver to go",
+    )
 
 
 def test_statement_timeout_does_not_end_the_wait(
@@ -1570,6 +1627,60 @@ def test_failover_budget_is_the_estimate_its_settings_give(site: Site) -> None:
     assert dcs["primary_start_timeout"] == 0
 
 
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def haproxy_check(config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``haproxy -c`` on *config*, with test certificates in place of
+    /etc/haproxy/tls (HAProxy loads them to check the file)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: F401
+
+    tls = tmp_path / "tls"
+    make_certificates(tls)
+    (tls / "haproxy.pem").write_bytes(
+        (tls / "ledger-a.crt").read_bytes() + (tls / "ledger-a.key").read_bytes()
+    )
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config.replace("/etc/haproxy/tls", str(tls)) + "\n", encoding="utf-8")
+    return subprocess.run(
+        [HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_haproxy_accepts_the_write_endpoint(site: Site, tmp_path: Path) -> None:
+    assert Path(HAPROXY).exists(), "no haproxy (Debian package haproxy)"
+    config = block(site, "haproxy")
+    result = haproxy_check(config, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "option httpchk GET /primary" in config
+    assert "http-check expect status 200" in config
+    default = next(line for line in config.splitlines() if "default-server" in line)
+    words = default.split()
+    assert "on-marked-down" in words
+    assert words[words.index("on-marked-down") + 1] == "shutdown-sessions"
+    assert "check-ssl" in words and "crt" in words  # the REST API wants a certificate
+    servers = re.findall(r"server (ledger_[abc]) \S+:5432 check port 8008", config)
+    assert servers == ["ledger_a", "ledger_b", "ledger_c"]
+    # The budget's pooled row: a new primary is in within rise checks.
+    inter = int(words[words.index("inter") + 1].rstrip("s"))
+    rise = int(words[words.index("rise") + 1])
+    fall = int(words[words.index("fall") + 1])
+    check = int(re.search(r"timeout check (\d+)s", config).group(1))
+    worst, by = budget_table(site)["Or, through PgBouncer and HAProxy"]
+    assert worst == f"up to {2 * inter * rise} s after promotion"
+    assert f"inter {inter}s rise {rise}" in by
+    # The dead primary is marked down (and its sessions cut) long before
+    # the leader lock can expire.
+    dcs = yaml.safe_load(block(site, "patroni"))["bootstrap"]["dcs"]
+    assert fall * (inter + check) < dcs["ttl"] - dcs["loop_wait"]
+
+
+def test_haproxy_rejects_a_broken_copy(site: Site, tmp_path: Path) -> None:
+    broken = block(site, "haproxy").replace("shutdown-sessions", "shutdown-session")
+    result = haproxy_check(broken, tmp_path)
+    assert result.returncode != 0
+
+
 def test_read_your_writes_waits_for_the_position_read_after_the_commit(
     site: Site,
 ) -> None:
@@ -1614,3 +1725,226 @@ def test_availability_table_is_the_arithmetic(site: Site) -> None:
         assert seconds(per_month) == pytest.approx(budget * month, rel=0.02)
         assert int(failovers) == int(budget * year // 90)
         assert int(manual) == int(budget * year // 1800)
+
+
+# -- A measured failover: three Patroni nodes and etcd on loopback --------------
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+WRAPPED = (
+    "initdb", "postgres", "pg_ctl", "pg_basebackup", "pg_rewind", "pg_controldata",
+    "pg_isready",
+)
+
+
+def unprivileged_bin(root: Path) -> Path:
+    """PostgreSQL's programs for a Patroni that runs as root (this test's
+    Python lives under /root, out of reach of ``nobody``): each hands the
+    data directories to ``nobody`` and runs the real program as that user."""
+    if os.geteuid() != 0:
+        return PG18_BIN
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    for program in WRAPPED:
+        wrapper = bin_dir / program
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f"chown -R nobody:nogroup {root}/ledger_a {root}/ledger_b {root}/ledger_c"
+            " 2>/dev/null\n"
+            f'exec runuser -u nobody -- {PG18_BIN / program} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    return bin_dir
+
+
+def patroni_node(
+    name: str, root: Path, etcd: str, dcs: dict, ports: tuple[int, int],
+    bin_dir: Path,
+) -> dict:
+    """A loopback Patroni member with the essay's DCS timings and sync mode;
+    no TLS (the wheel's PostgreSQL 18 has none), no archive, no watchdog."""
+    pg_port, api_port = ports
+    sock = Path(tempfile.mkdtemp(prefix=f"pg-{name}-", dir="/tmp"))
+    postgres_owned_dir(sock)
+    keep = (
+        "ttl", "loop_wait", "retry_timeout", "primary_start_timeout",
+        "synchronous_mode", "synchronous_mode_strict", "synchronous_node_count",
+        "failsafe_mode",
+    )
+    return {
+        "scope": "ledger",
+        "name": name,
+        "restapi": {"listen": f"127.0.0.1:{api_port}",
+                    "connect_address": f"127.0.0.1:{api_port}"},
+        "etcd3": {"hosts": etcd},
+        "bootstrap": {
+            "dcs": {
+                **{key: dcs[key] for key in keep},
+                "postgresql": {
+                    "use_slots": True,
+                    "parameters": {"wal_level": "replica", "synchronous_commit": "on"},
+                },
+            },
+            "initdb": ["data-checksums"],
+        },
+        "postgresql": {
+            "listen": f"127.0.0.1:{pg_port}",
+            "connect_address": f"127.0.0.1:{pg_port}",
+            "data_dir": str(root / "data"),
+            "bin_dir": str(bin_dir),
+            "parameters": {"unix_socket_directories": str(sock)},
+            "pg_hba": [
+                "local all all trust",
+                "host all all 127.0.0.1/32 trust",
+                "host replication all 127.0.0.1/32 trust",
+            ],
+            "authentication": {
+                "superuser": {"username": "postgres"},
+                "replication": {"username": "replicator"},
+                "rewind": {"username": "rewinder"},
+            },
+        },
+        "watchdog": {"mode": "off"},
+    }
+
+
+def node_pids(data: Path, patroni: subprocess.Popen) -> list[int]:
+    """Patroni's process, its PostgreSQL postmaster and the postmaster's children."""
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(
+        ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return [patroni.pid, postmaster, *map(int, children)]
+
+
+def writable(port: int) -> bool:
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+            connect_timeout=1, target_session_attrs="read-write",
+        )
+    except psycopg2.Error:
+        return False
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '1s'")
+            cur.execute("INSERT INTO probe VALUES (now())")
+        return True
+    except psycopg2.Error:
+        return False
+    finally:
+        conn.close()
+
+
+def test_a_measured_failover_fits_the_budget(
+    site: Site, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Freeze the primary (Patroni and PostgreSQL: a host that vanishes) and
+    time the first write a survivor accepts. Loopback has no zone latency and
+    no client routing, so this measures the lock-expiry and promotion rows."""
+    assert Path(ETCD).exists(), "no etcd (Debian package etcd-server)"
+    dcs = yaml.safe_load(block(site, "patroni"))["bootstrap"]["dcs"]
+    root = postgres_owned_dir(tmp_path_factory.mktemp("failover"))
+    bin_dir = unprivileged_bin(root)
+    client, peer = free_port(), free_port()
+    etcd = subprocess.Popen(
+        [ETCD, "--data-dir", str(root / "etcd"),
+         "--listen-client-urls", f"http://127.0.0.1:{client}",
+         "--advertise-client-urls", f"http://127.0.0.1:{client}",
+         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-cluster", f"default=http://127.0.0.1:{peer}"],
+        stdout=subprocess.DEVNULL, stderr=(root / "etcd.log").open("w"),
+    )
+    nodes_: dict[str, tuple[subprocess.Popen, int, Path]] = {}
+    frozen: list[int] = []
+    try:
+        for name in ("ledger_a", "ledger_b", "ledger_c"):
+            home = root / name
+            home.mkdir()
+            postgres_owned_dir(home)
+            pg_port, api_port = free_port(), free_port()
+            config = home / "patroni.yml"
+            config.write_text(yaml.safe_dump(patroni_node(
+                name, home, f"127.0.0.1:{client}", dcs, (pg_port, api_port),
+                bin_dir)))
+            give_to_postgres_user(home)
+            args = [str(PATRONI), str(config)]
+            log = (home / "patroni.log").open("w")
+            nodes_[name] = (
+                subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                 cwd=home, start_new_session=True),
+                pg_port, home / "data",
+            )
+            if name == "ledger_a":  # bootstrap the primary before the replicas
+                wait_until(lambda: writable_or_create(pg_port), "a primary", 120)
+
+        def streaming() -> int:
+            rows = query_port(nodes_["ledger_a"][1], "SELECT count(*) FROM "
+                              "pg_stat_replication WHERE sync_state = 'quorum'")
+            return int(rows[0][0]) if rows else 0
+
+        wait_until(lambda: streaming() == 2, "two quorum standbys", 240)
+        # Past Patroni's first loops, so the freeze lands at a random point of one.
+        time.sleep(dcs["loop_wait"] * 1.5)
+        patroni, pg_port, data = nodes_["ledger_a"]
+        frozen = node_pids(data, patroni)
+        stopped = time.monotonic()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        survivors = [nodes_[n][1] for n in ("ledger_b", "ledger_c")]
+        while not any(writable(port) for port in survivors):
+            assert time.monotonic() - stopped < 180, "no survivor ever took a write"
+            time.sleep(0.2)
+        measured = time.monotonic() - stopped
+        print(f"measured failover: {measured:.1f} s")
+        (root / "measured.txt").write_text(f"{measured:.1f}\n")
+        # The lock cannot expire before ttl - loop_wait; the budget's first two
+        # rows allow ttl + about 10 s.
+        assert dcs["ttl"] - dcs["loop_wait"] <= measured <= dcs["ttl"] + 10
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        for patroni, _, data in nodes_.values():
+            try:
+                os.killpg(patroni.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            pid_file = data / "postmaster.pid"
+            if pid_file.exists():
+                try:
+                    os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+                except (ProcessLookupError, ValueError, PermissionError):
+                    pass
+        etcd.kill()
+        etcd.wait()
+
+
+def query_port(port: int, sql: str) -> list[tuple]:
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres",
+                                dbname="postgres", connect_timeout=2)
+    except psycopg2.Error:
+        return []
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else []
+    except psycopg2.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def writable_or_create(port: int) -> bool:
+    """The primary is up and holds the probe table the writes go to."""
+    query_port(port, "CREATE TABLE IF NOT EXISTS probe (at timestamptz)")
+    return writable(port)

@@ -59,6 +59,7 @@ PostgreSQL up to 15, so the drill runs against Debian's PostgreSQL 15.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -930,17 +931,26 @@ def test_a_commit_a_standby_confirmed_is_durable(
     """pg_receivewal --synchronous, named ledger_b, confirms the commit."""
     commit = commit_helper(site)
     receiver = subprocess.Popen(
-        [str(PG18_BIN / "pg_receivewal"), "--synchronous", "--no-loop",
-         "-D", str(tmp_path)],
+        [
+            str(PG18_BIN / "pg_receivewal"),
+            "--synchronous",
+            "--no-loop",
+            "-D",
+            str(tmp_path),
+        ],
         env={**os.environ, **sync_server.env, "PGAPPNAME": "ledger_b"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(
-            lambda: sync_server.query(
-                "SELECT sync_state FROM pg_stat_replication"
-                " WHERE application_name = 'ledger_b'"
-            ) == [("quorum",)],
+            lambda: (
+                sync_server.query(
+                    "SELECT sync_state FROM pg_stat_replication"
+                    " WHERE application_name = 'ledger_b'"
+                )
+                == [("quorum",)]
+            ),
             "ledger_b as a quorum standby",
         )
         conn = sync_server.connect()
@@ -1641,7 +1651,9 @@ def haproxy_check(config: str, tmp_path: Path) -> subprocess.CompletedProcess[st
         (tls / "ledger-a.crt").read_bytes() + (tls / "ledger-a.key").read_bytes()
     )
     path = tmp_path / "haproxy.cfg"
-    path.write_text(config.replace("/etc/haproxy/tls", str(tls)) + "\n", encoding="utf-8")
+    path.write_text(
+        config.replace("/etc/haproxy/tls", str(tls)) + "\n", encoding="utf-8"
+    )
     return subprocess.run(
         [HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True, check=False
     )
@@ -1731,7 +1743,12 @@ def test_availability_table_is_the_arithmetic(site: Site) -> None:
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 WRAPPED = (
-    "initdb", "postgres", "pg_ctl", "pg_basebackup", "pg_rewind", "pg_controldata",
+    "initdb",
+    "postgres",
+    "pg_ctl",
+    "pg_basebackup",
+    "pg_rewind",
+    "pg_controldata",
     "pg_isready",
 )
 
@@ -1757,7 +1774,11 @@ def unprivileged_bin(root: Path) -> Path:
 
 
 def patroni_node(
-    name: str, root: Path, etcd: str, dcs: dict, ports: tuple[int, int],
+    name: str,
+    root: Path,
+    etcd: str,
+    dcs: dict,
+    ports: tuple[int, int],
     bin_dir: Path,
 ) -> dict:
     """A loopback Patroni member with the essay's DCS timings and sync mode;
@@ -1766,15 +1787,22 @@ def patroni_node(
     sock = Path(tempfile.mkdtemp(prefix=f"pg-{name}-", dir="/tmp"))
     postgres_owned_dir(sock)
     keep = (
-        "ttl", "loop_wait", "retry_timeout", "primary_start_timeout",
-        "synchronous_mode", "synchronous_mode_strict", "synchronous_node_count",
+        "ttl",
+        "loop_wait",
+        "retry_timeout",
+        "primary_start_timeout",
+        "synchronous_mode",
+        "synchronous_mode_strict",
+        "synchronous_node_count",
         "failsafe_mode",
     )
     return {
         "scope": "ledger",
         "name": name,
-        "restapi": {"listen": f"127.0.0.1:{api_port}",
-                    "connect_address": f"127.0.0.1:{api_port}"},
+        "restapi": {
+            "listen": f"127.0.0.1:{api_port}",
+            "connect_address": f"127.0.0.1:{api_port}",
+        },
         "etcd3": {"hosts": etcd},
         "bootstrap": {
             "dcs": {
@@ -1821,8 +1849,12 @@ def writable(port: int) -> bool:
 
     try:
         conn = psycopg2.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres",
-            connect_timeout=1, target_session_attrs="read-write",
+            host="127.0.0.1",
+            port=port,
+            user="postgres",
+            dbname="postgres",
+            connect_timeout=1,
+            target_session_attrs="read-write",
         )
     except psycopg2.Error:
         return False
@@ -1850,13 +1882,23 @@ def test_a_measured_failover_fits_the_budget(
     bin_dir = unprivileged_bin(root)
     client, peer = free_port(), free_port()
     etcd = subprocess.Popen(
-        [ETCD, "--data-dir", str(root / "etcd"),
-         "--listen-client-urls", f"http://127.0.0.1:{client}",
-         "--advertise-client-urls", f"http://127.0.0.1:{client}",
-         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-cluster", f"default=http://127.0.0.1:{peer}"],
-        stdout=subprocess.DEVNULL, stderr=(root / "etcd.log").open("w"),
+        [
+            ETCD,
+            "--data-dir",
+            str(root / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "etcd.log").open("w"),
     )
     nodes_: dict[str, tuple[subprocess.Popen, int, Path]] = {}
     frozen: list[int] = []
@@ -1867,23 +1909,42 @@ def test_a_measured_failover_fits_the_budget(
             postgres_owned_dir(home)
             pg_port, api_port = free_port(), free_port()
             config = home / "patroni.yml"
-            config.write_text(yaml.safe_dump(patroni_node(
-                name, home, f"127.0.0.1:{client}", dcs, (pg_port, api_port),
-                bin_dir)))
+            config.write_text(
+                yaml.safe_dump(
+                    patroni_node(
+                        name,
+                        home,
+                        f"127.0.0.1:{client}",
+                        dcs,
+                        (pg_port, api_port),
+                        bin_dir,
+                    )
+                )
+            )
             give_to_postgres_user(home)
             args = [str(PATRONI), str(config)]
             log = (home / "patroni.log").open("w")
             nodes_[name] = (
-                subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=home, start_new_session=True),
-                pg_port, home / "data",
+                subprocess.Popen(
+                    args,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=home,
+                    start_new_session=True,
+                ),
+                pg_port,
+                home / "data",
             )
             if name == "ledger_a":  # bootstrap the primary before the replicas
-                wait_until(lambda: writable_or_create(pg_port), "a primary", 120)
+                wait_until(
+                    lambda port=pg_port: writable_or_create(port), "a primary", 120
+                )
 
         def streaming() -> int:
-            rows = query_port(nodes_["ledger_a"][1], "SELECT count(*) FROM "
-                              "pg_stat_replication WHERE sync_state = 'quorum'")
+            rows = query_port(
+                nodes_["ledger_a"][1],
+                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'",
+            )
             return int(rows[0][0]) if rows else 0
 
         wait_until(lambda: streaming() == 2, "two quorum standbys", 240)
@@ -1906,21 +1967,17 @@ def test_a_measured_failover_fits_the_budget(
         assert dcs["ttl"] - dcs["loop_wait"] <= measured <= dcs["ttl"] + 10
     finally:
         for pid in frozen:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         for patroni, _, data in nodes_.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(patroni.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             pid_file = data / "postmaster.pid"
             if pid_file.exists():
-                try:
+                with contextlib.suppress(
+                    ProcessLookupError, ValueError, PermissionError
+                ):
                     os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-                except (ProcessLookupError, ValueError, PermissionError):
-                    pass
         etcd.kill()
         etcd.wait()
 
@@ -1929,8 +1986,13 @@ def query_port(port: int, sql: str) -> list[tuple]:
     import psycopg2
 
     try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres",
-                                dbname="postgres", connect_timeout=2)
+        conn = psycopg2.connect(
+            host="127.0.0.1",
+            port=port,
+            user="postgres",
+            dbname="postgres",
+            connect_timeout=2,
+        )
     except psycopg2.Error:
         return []
     try:

@@ -402,8 +402,9 @@ def test_a_thread_pool_splits_the_trace_unless_each_task_gets_the_context(
             assert ns["quote"](skus) == 1_000
         joined = [s for s in exporter.get_finished_spans() if s.name == "price"]
         assert sorted(s.attributes["app.sku"] for s in joined) == skus
-        assert all(s.parent is not None and s.parent.span_id == parent.span_id
-                   for s in joined)
+        assert all(
+            s.parent is not None and s.parent.span_id == parent.span_id for s in joined
+        )
         assert all(s.context.trace_id == parent.trace_id for s in joined)
     finally:
         ns["pool"].shutdown(wait=True)
@@ -414,10 +415,12 @@ def test_a_thread_pool_splits_the_trace_unless_each_task_gets_the_context(
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(shared.run, barrier.wait) for _ in range(2)]
         errors = [f.exception(timeout=10) for f in futures]
-    assert any(isinstance(e, (RuntimeError, threading.BrokenBarrierError))
-               for e in errors)
-    assert any(isinstance(e, RuntimeError) and "already entered" in str(e)
-               for e in errors)
+    assert any(
+        isinstance(e, (RuntimeError, threading.BrokenBarrierError)) for e in errors
+    )
+    assert any(
+        isinstance(e, RuntimeError) and "already entered" in str(e) for e in errors
+    )
 
     # An asyncio task, by contrast, starts with a copy of its creator's context.
     async def child() -> int:
@@ -714,7 +717,8 @@ def test_a_mesh_drop_at_a_b3_only_hop_travels_on_in_the_w3c_header(
     env = exports(site, "distributed-tracing-b3-migration")
     both = loaded_propagator(monkeypatch, env["OTEL_PROPAGATORS"])
     w3c_only = loaded_propagator(
-        monkeypatch, exports(site, "distributed-tracing-head-sampling")["OTEL_PROPAGATORS"]
+        monkeypatch,
+        exports(site, "distributed-tracing-head-sampling")["OTEL_PROPAGATORS"],
     )
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     tracer = TracerProvider().get_tracer("t")  # the default parent-based sampler

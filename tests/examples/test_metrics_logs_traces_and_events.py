@@ -101,7 +101,6 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     assert "Cortex" not in text  # its figure is for another storage design
 
 
-
 def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     """The logs, traces, OTel-backend and wide-event figures in the prose."""
     text = page_text(site)
@@ -132,7 +131,9 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     canonical = rps * 2_000
     assert canonical == 4_000_000 and round(canonical * day / 1e9) == 346
     assert int(100 * canonical / loki_limit) == 95
-    assert "4 MB/s, about 345 GB a day" in text and "95% of Loki's default limit" in text
+    assert (
+        "4 MB/s, about 345 GB a day" in text and "95% of Loki's default limit" in text
+    )
     sampled = canonical / 10
     assert sampled < 1_048_576 and "well under 1 MB/s" in text
 
@@ -160,6 +161,7 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
         "about ten times the histogram's disk",
     ):
         assert claim in text, claim
+
 
 # The memory measurement behind "about 3 KB per head series": Prometheus
 # (Debian's 2.42 here) scrapes a local target that exposes the essay's

@@ -1332,7 +1332,14 @@ OPTIONS = {
     "transform": {"error_mode", "metric_statements"},
     "delta_to_cumulative": {"max_stale", "max_streams"},
     "load_balancing": {"routing_key", "protocol", "resolver"},
-    "otlp_http": {"endpoint", "tls", "headers", "sending_queue", "retry_on_failure", "timeout"},
+    "otlp_http": {
+        "endpoint",
+        "tls",
+        "headers",
+        "sending_queue",
+        "retry_on_failure",
+        "timeout",
+    },
     "file_storage": {"directory", "timeout"},
 }
 
@@ -1656,7 +1663,9 @@ def test_pod_spec_sets_the_per_pod_instance_id(
     (label,) = join.modifier.labels
     assert label.replace("_", ".") in attributes
     processors = {
-        kind(p) for tier in ("front", "delta") for p in collector(site, tier)["processors"]
+        kind(p)
+        for tier in ("front", "delta")
+        for p in collector(site, tier)["processors"]
     }
     assert "k8sattributes" not in processors
 
@@ -1885,7 +1894,9 @@ def trickle_replay(site: Site, page: str, ticket: str,
     fired = {**FIRES[ticket][0], **rule["labels"]}
     ticketed = {
         "exp_labels": fired,
-        "exp_annotations": {k: render(v, fired) for k, v in rule["annotations"].items()},
+        "exp_annotations": {
+            k: render(v, fired) for k, v in rule["annotations"].items()
+        },
     }
     return {
         "rule_files": ["alerts.yml"],
@@ -2020,5 +2031,7 @@ def test_every_client_of_prometheus_authenticates(
         assert exporter["endpoint"].startswith("https://"), name
         assert exporter["tls"]["ca_file"] and not exporter["tls"].get("insecure"), name
         header = exporter["headers"]["Authorization"]
-        assert re.fullmatch(r"Basic \$\{env:\w+\}", header), name  # a Secret, not the file
+        assert re.fullmatch(r"Basic \$\{env:\w+\}", header), (
+            name
+        )  # a Secret, not the file
     assert "otel-delta" in users

@@ -765,7 +765,9 @@ def stand_in_run(
             },
         }
         if "changed_when" in task:  # the version check: only a stale process changes
-            stand_in["changed_when"] = f"inventory_hostname == '{odd}'" if stale else False
+            stand_in["changed_when"] = (
+                f"inventory_hostname == '{odd}'" if stale else False
+            )
         elif "notify" in task:  # apt and template report a change, as on an upgrade
             stand_in["changed_when"] = changed
         if "notify" in task:

@@ -126,12 +126,19 @@ def test_the_lint_accepts_the_essays_trust_policy(
     "suffix",
     [
         ":job_workflow_ref:" + RELEASE_REF.replace("refs/heads/main", "refs/heads/dev"),
-        ":job_workflow_ref:" + RELEASE_REF.replace("refs/heads/main", "refs/pull/7/merge"),
+        ":job_workflow_ref:"
+        + RELEASE_REF.replace("refs/heads/main", "refs/pull/7/merge"),
         ":job_workflow_ref:example-org/payments",
         ":ref:refs/heads/main",
         ":job_workflow_ref:" + RELEASE_REF + ":event_name:push:extra:x:y",
     ],
-    ids=["other-branch", "pull-ref", "no-workflow-file", "ref-not-workflow", "further-claims"],
+    ids=[
+        "other-branch",
+        "pull-ref",
+        "no-workflow-file",
+        "ref-not-workflow",
+        "further-claims",
+    ],
 )
 def test_a_customized_subject_must_name_one_workflow_on_main(
     lint: Any, trust_policy: dict, suffix: str
@@ -630,7 +637,9 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     # Pinned, so a cluster upgrade does not silently change what is enforced.
-    assert re.fullmatch(r"v1\.[0-9]+", labels["pod-security.kubernetes.io/enforce-version"])
+    assert re.fullmatch(
+        r"v1\.[0-9]+", labels["pod-security.kubernetes.io/enforce-version"]
+    )
 
 
 def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> None:
@@ -1788,7 +1797,11 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
 ) -> None:
     code = block(site, "budget")
     assert "start: datetime.date  # first credible sign of exploitation\n" in code
-    incidents, left, cve = objective["incidents"], objective["misses_left"], objective["CVE"]
+    incidents, left, cve = (
+        objective["incidents"],
+        objective["misses_left"],
+        objective["CVE"],
+    )
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     # Exploited, a WAF rule on day 1, the patch never: no incident ...
     waf_only = cve(TODAY - 30 * DAY, TODAY - 29 * DAY, None, True)
@@ -1803,6 +1816,8 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     assert incidents([slow], TODAY) == [slow]
     # The previous version never counted the mitigated exposure against anything.
     old = run_module(OLD_OBJECTIVE)["misses_left"]
-    as_old = [(c.start, c.mitigated or c.patched, c.exposed) for c in [*on_time, waf_only] * 2]
+    as_old = [
+        (c.start, c.mitigated or c.patched, c.exposed) for c in [*on_time, waf_only] * 2
+    ]
     assert old(as_old, TODAY) == 1
     assert left([*on_time, waf_only] * 2, TODAY) < 1

@@ -637,7 +637,9 @@ def burn_clauses(expr: str) -> list[dict[str, Any]]:
 HOURS = {"5m": 5 / 60, "30m": 0.5, "1h": 1, "2h": 2, "6h": 6, "1d": 24, "3d": 72}
 
 
-def test_the_rules_carry_the_workbooks_tiers_and_slotts_one_day_tier(site: Site) -> None:
+def test_the_rules_carry_the_workbooks_tiers_and_slotts_one_day_tier(
+    site: Site,
+) -> None:
     """The Workbook's 1h, 6h and 3d tiers, and the 1d ticket tier Sloth adds."""
     doc = yaml.safe_load(paging_rules(site))
     (group,) = doc["groups"]
@@ -936,7 +938,7 @@ def test_a_half_hour_cpu_spike_files_nothing(site: Site, tmp_path: Path) -> None
     before = apply_diff_in_reverse(rules, named_block(site, DOC, CPU_DIFF))
     result = promtool_test(site, tmp_path, PROMTOOL_CPU_SPIKE, rules=before)
     assert result.returncode != 0
-    assert "severity=\"page\"" in result.stdout + result.stderr
+    assert 'severity="page"' in result.stdout + result.stderr
     assert_in_prose(site, "a half-hour spike raises nothing")
 
 

@@ -234,7 +234,12 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     ) -> None:
         with pytest.raises(ValueError, match=why):
             verify(
-                message, signature or sign(message), our_host, chain_id, {"k7Fq2Rz9XwB4"}, at
+                message,
+                signature or sign(message),
+                our_host,
+                chain_id,
+                {"k7Fq2Rz9XwB4"},
+                at,
             )
 
     refused(text, "domain is not ours", our_host="deploy.example.co")
@@ -987,10 +992,12 @@ def test_the_slot_length_comes_from_the_node_config(finality: dict[str, Any]) ->
     assert clock_slot(now, GENESIS, {"SECONDS_PER_SLOT": "12"}) == 10
     assert clock_slot(now, GENESIS, {"SLOT_DURATION_MS": "6000"}) == 20
     # head_status and finality_status use the spec they are given.
-    assert finality["head_status"](now, 10, GENESIS, {"SLOT_DURATION_MS": "12000"}) == "ok"
-    assert finality["head_status"](now, 10, GENESIS, {"SLOT_DURATION_MS": "6000"}).startswith(
-        "warn"
+    assert (
+        finality["head_status"](now, 10, GENESIS, {"SLOT_DURATION_MS": "12000"}) == "ok"
     )
+    assert finality["head_status"](
+        now, 10, GENESIS, {"SLOT_DURATION_MS": "6000"}
+    ).startswith("warn")
 
 
 def test_a_stuck_node_is_not_reported_as_a_stall(finality: dict[str, Any]) -> None:

@@ -301,6 +301,9 @@ def live(session: nox.Session) -> None:
         # Drafts (status: draft) are previewed, with a badge; see drafts.py.
         "-D",
         "essays_drafts=1",
+        # Build problems in the browser (sphinx_essays.live).
+        "-D",
+        "essays_live=1",
         "-d",
         str(BUILD / "doctrees-live"),
         str(DOCS),

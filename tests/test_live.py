@@ -10,8 +10,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from conftest import Site
 
 
 def free_port() -> int:
@@ -38,8 +44,8 @@ def wait_for(predicate: object, timeout: float) -> bool:
     return False
 
 
-@pytest.fixture
-def live_site(rootdir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=[()], ids=["plain"])
+def live_site(request, rootdir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     source = tmp_path / "src"
     shutil.copytree(rootdir / "test-essays-valid", source)
     port = free_port()
@@ -53,6 +59,7 @@ def live_site(rootdir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
             str(port),
             "-b",
             "html",
+            *request.param,
             str(source),
             str(tmp_path / "out"),
         ],
@@ -125,3 +132,54 @@ def test_ten_saves_in_two_seconds_end_with_a_fresh_builds_page(
         capture_output=True,
     )
     assert served.read_bytes() == (fresh / "out" / f"{name}.html").read_bytes()
+
+
+#: What `nox -s live` adds to the build: drafts, and problems in the browser.
+AS_NOX_LIVE = ("-D", "essays_drafts=1", "-D", "essays_live=1")
+
+
+@pytest.mark.parametrize("live_site", [AS_NOX_LIVE], ids=["nox-live"], indirect=True)
+def test_a_broken_save_shows_its_problem_over_the_last_good_page(
+    live_site,  # type: ignore[no-untyped-def]
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    source, url = live_site
+    name = "essays/observability/sample-essay"
+    page_url = url + name + ".html"
+    assert wait_for(lambda: "A Sample Essay" in fetch(page_url), timeout=60)
+    page = browser.new_page()
+    page.goto(page_url)
+    assert page.locator(".essays-live-problems").count() == 0
+
+    essay = source / f"{name}.md"
+    good = essay.read_text()
+    essay.write_text(good.replace("topic: observability", "topic: nowhere"))
+    problems = url + "_live/problems.json"
+    assert wait_for(lambda: "nowhere" in fetch(problems), timeout=60)
+    page.goto(page_url)
+    panel = page.locator(".essays-live-problems")
+    panel.wait_for(timeout=10_000)
+    text = panel.inner_text()
+    assert f"{name}.md:2" in text
+    assert "topic 'nowhere' is not a topic of this knowledge base" in text
+    assert "Fix: use one of: observability" in text
+    # The last good rendering stays, header and all, under the panel.
+    assert page.locator(".essay-header .essay-summary").count() == 1
+    assert page.get_by_role("heading", name="A Sample Essay").count() == 1
+    # A region, not a dialog: the page keeps the focus order it had.
+    assert panel.get_attribute("aria-labelledby") == "essays-live-title"
+    assert page.locator("[role=dialog], dialog").count() == 0
+
+    essay.write_text(good)
+    assert wait_for(lambda: fetch(problems).strip() == "[]", timeout=60)
+    page.goto(page_url)
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".essays-live-problems").count() == 0
+    page.close()
+
+
+def test_published_builds_have_no_problems_panel(site: Site) -> None:
+    assert not (site.html / "_live").exists()
+    pages = [p.read_text() for p in site.html.rglob("*.html")]
+    assert not [p for p in pages if "essays-live.js" in p]

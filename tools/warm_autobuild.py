@@ -11,21 +11,50 @@ Everything else (watching, ignoring, serving, reloading) is sphinx-autobuild.
 Changes to extension code need a restart, as with any long-running process;
 essays, configuration and templates are picked up on every save.
 
+After each rebuild it writes the rebuild's warnings to the site as
+``_live/problems.json``, which the pages of a live build (``essays_live``)
+show in a panel (``sphinx_essays.live``). A page whose source warned keeps
+its last good rendering: it is put back from ``OUTDIR.good/``, where every
+page is copied whenever a rebuild writes it without a warning.
+
     python tools/warm_autobuild.py [sphinx-autobuild options] SOURCEDIR OUTDIR
 """
 
 from __future__ import annotations
 
 import gc
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import sphinx_autobuild.__main__ as autobuild
-from sphinx.cmd.build import build_main
+from sphinx.cmd.build import build_main, get_parser
 from sphinx_autobuild.build import Builder
 from sphinx_autobuild.utils import show_message
+
+from sphinx_essays.live import Problem, parse, write_problems
+
+
+def keep_last_good(outdir: Path, problems: list[Problem], since: float) -> int:
+    """Save the pages this rebuild wrote cleanly; put back the last good
+    rendering of each page whose source warned. Returns how many it put back."""
+    good = outdir.with_name(outdir.name + ".good")
+    warned = {p.file.rsplit(".", 1)[0] for p in problems}
+    restored = 0
+    for page in outdir.rglob("*.html"):
+        name = page.relative_to(outdir).as_posix()[: -len(".html")]
+        kept = good / f"{name}.html"
+        if name in warned:
+            if kept.exists():
+                shutil.copy2(kept, page)
+                restored += 1
+        elif page.stat().st_mtime >= since:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(page, kept)
+    return restored
 
 
 class WarmBuilder(Builder):  # type: ignore[misc]
@@ -36,7 +65,16 @@ class WarmBuilder(Builder):  # type: ignore[misc]
             names = ", ".join(p.name for p in list(changed_paths)[:5])
             show_message(f"Detected changes ({names})")
         started = time.perf_counter()
-        status = build_main(list(self.sphinx_args))
+        since = time.time() - 1  # file times can be a little behind the clock
+        arguments = get_parser().parse_args(list(self.sphinx_args))
+        srcdir, outdir = Path(arguments.sourcedir), Path(arguments.outputdir)
+        with tempfile.NamedTemporaryFile("r", suffix=".log") as warnings:
+            status = build_main(["-w", warnings.name, *self.sphinx_args])
+            problems = parse(warnings.read(), srcdir.resolve())
+        write_problems(outdir, problems)
+        kept = keep_last_good(outdir, problems, since)
+        if kept:
+            show_message(f"Kept the last good rendering of {kept} page(s)")
         elapsed = time.perf_counter() - started
         # Drop the finished build's application and environment now, so the
         # next build does not pay for collecting them.

@@ -34,6 +34,7 @@ Each module registers one concept:
 * :mod:`.last_updated` -- builds from a source export, without git dates;
 * :mod:`.sitemap` -- ``sitemap.xml`` complete after incremental builds;
 * :mod:`.suggestions` -- broken term and essay links that say the fix;
+* :mod:`.live` -- build problems shown in the browser during live preview;
 * :mod:`.quiet` -- no log line the author did not cause and cannot act on;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
 """
@@ -60,6 +61,7 @@ from sphinx_essays import (
     invalidation,
     last_updated,
     listing,
+    live,
     llms,
     metadata,
     navigation,
@@ -107,6 +109,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.connect("config-inited", _add_static)
     app.connect("builder-inited", _add_templates)
     quiet.setup(app)
+    live.setup(app)
     config.setup(app)
     domain.setup(app)
     metadata.setup(app)

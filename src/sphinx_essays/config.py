@@ -71,6 +71,11 @@ class EssaysConfig:
     "Draft" badge (``nox -s live`` sets it). Other builds leave drafts out:
     the site, the feed, the sitemap, search, the PDF and the EPUB."""
 
+    live: bool = False
+    """This build is live preview's (``nox -s live`` sets it): every page
+    carries the build-problems panel (:mod:`.live`). Published builds never
+    do."""
+
     social_cards: bool = True
     """Draw each essay's social preview image, its ``og:image`` (``False``
     draws none: the benchmark's baseline)."""

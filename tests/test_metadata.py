@@ -24,9 +24,10 @@ BAD_FRONT_MATTER = {
     ),
     "metadata-yaml": (
         "essays/observability/broken-yaml.md",
-        4,
-        "front matter is not valid YAML (expected ',' or ']', but got ':', "
-        "while parsing a flow sequence that starts at line 3)",
+        3,
+        "front matter is not valid YAML: the flow sequence that starts on this "
+        "line is never closed (the parser noticed at line 4: expected ',' or ']', "
+        "but got ':'); close the list with ']' on this line",
     ),
     "metadata-missing": (
         "essays/observability/missing-summary.md",

@@ -102,6 +102,42 @@ def closing_fence(text: str) -> int | None:
     return None
 
 
+#: YAML constructs that a missing closing character leaves open: the
+#: parser notices lines later, but the mistake is where they start.
+UNCLOSED = {
+    "while parsing a flow sequence": "close the list with ']'",
+    "while parsing a flow mapping": "close the mapping with '}'",
+    "while scanning a quoted scalar": "close the quotation marks",
+}
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> Problem:
+    """Where the YAML went wrong, and how to fix it. An unclosed list,
+    mapping or quotation is reported at the line that opens it."""
+    mark = getattr(exc, "problem_mark", None)
+    noticed = 2 + mark.line if mark is not None else 1
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context in UNCLOSED and context_mark is not None:
+        opened = 2 + context_mark.line
+        what = str(context).split(" a ", 1)[1]
+        return Problem(
+            opened,
+            f"front matter is not valid YAML: the {what} that starts on this "
+            f"line is never closed (the parser noticed at line {noticed}: "
+            f"{problem}); {UNCLOSED[context]} on this line",
+        )
+    where = ""
+    if context and context_mark is not None:
+        where = f", {context} that starts at line {2 + context_mark.line}"
+    return Problem(
+        noticed,
+        f"front matter is not valid YAML ({problem}{where}); fix the YAML so "
+        "the block between the '---' lines parses",
+    )
+
+
 def split_front_matter(text: str) -> FrontMatter | Problem:
     """Parse the YAML block that opens *text*, keeping each key's line."""
     lines = text.splitlines()
@@ -119,19 +155,7 @@ def split_front_matter(text: str) -> FrontMatter | Problem:
         node = yaml.compose(body, Loader=yaml.SafeLoader)
         values = yaml.safe_load(body)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = 2 + mark.line if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        context = getattr(exc, "context", None)
-        context_mark = getattr(exc, "context_mark", None)
-        where = ""
-        if context and context_mark is not None:
-            where = f", {context} that starts at line {2 + context_mark.line}"
-        return Problem(
-            line,
-            f"front matter is not valid YAML ({problem}{where}); fix the YAML so "
-            "the block between the '---' lines parses",
-        )
+        return _yaml_problem(exc)
     if not isinstance(node, yaml.MappingNode) or not isinstance(values, dict):
         return Problem(2, "front matter must be a YAML mapping of 'field: value' lines")
     key_lines = {

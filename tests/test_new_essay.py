@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,82 @@ def test_refuses_a_title_without_a_slug(docs: Path) -> None:
     done = new(docs, "?!", "--topic", "teams")
     assert done.returncode == 2
     assert "has no letters or digits" in done.stderr
+
+
+#: What an author writes into the scaffold, following "How to add an essay".
+TERMS = [
+    "Baggage", "Blast radius", "Cardinality", "Convergence", "Critical path",
+    "Configuration drift", "Context propagation", "Control chart",
+    "Common-cause variation", "Adjusted count",
+]  # fmt: skip
+LINKS = [
+    "/essays/observability/distributed-tracing",
+    "/essays/infrastructure/puppets-and-octopi",
+    "/essays/teams/the-best-dog-trainer-in-the-world",
+]
+SENTENCE = (
+    "Step {n} of the plan measures how long work waits at the front door and "
+    "writes the number down, so that the next review can compare it with the "
+    "week before and see whether the change helped."
+)
+
+
+def essay_body(keys: list[str]) -> str:
+    """About 2,900 words of prose: 20 citations of 15 sources, three essay
+    links, ten glossary terms and a Key takeaways box."""
+    paragraphs = []
+    for block in range(20):
+        sentences = [SENTENCE.format(n=block * 4 + i + 1) for i in range(4)]
+        sentences[0] = sentences[0][:-1] + f" {{cite:p}}`{keys[block % len(keys)]}`."
+        if block < len(TERMS):
+            sentences[1] += f" It is about {{term}}`{TERMS[block]}`."
+        if block < len(LINKS):
+            sentences[2] += f" Compare {{doc}}`another essay <{LINKS[block]}>`."
+        paragraphs.append(" ".join(sentences))
+    return (
+        "\n\n".join(paragraphs)
+        + "\n\n:::{admonition} Key takeaways\n:class: key-takeaways\n\n"
+        "- Measure the wait.\n- Write it down.\n- Compare it every week.\n:::\n"
+    )
+
+
+def test_a_new_essay_written_by_the_guide_passes_the_build_and_the_standard(
+    tmp_path: Path,
+) -> None:
+    """The guide, followed: scaffold, write, publish. The site builds with -nW
+    and the essay standard passes every essay, the new one included."""
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs, ignore=shutil.ignore_patterns("_build"))
+    # The benchmarks page includes the last results, from beside docs/.
+    (tmp_path / "benchmarks").mkdir()
+    for name in ("results.md", "results.json", "live.md", "live.json"):
+        shutil.copy2(ROOT / "benchmarks" / name, tmp_path / "benchmarks")
+    done = new(docs, "Capacity Is a Queue", "--topic", "infrastructure")
+    assert done.returncode == 0, done.stderr
+    path = docs / "essays/infrastructure/capacity-is-a-queue.md"
+    keys = re.findall(r"^@\w+\{([^,]+),", (docs / "references.bib").read_text(), re.M)
+    text = path.read_text()
+    head = text[: text.index("\n# Capacity Is a Queue\n")]
+    path.write_text(
+        head.replace("status: draft\n", "")
+        + "\n# Capacity Is a Queue\n\n"
+        + essay_body(keys[:15])
+    )
+    html = tmp_path / "html"
+    built = sphinx_build("-nW", "-j", "2", "-b", "html", str(docs), str(html))
+    assert built.returncode == 0, built.stderr
+    page = html / "essays/infrastructure/capacity-is-a-queue.html"
+    assert "Capacity Is a Queue" in page.read_text()
+    assert "capacity-is-a-queue.html" in (html / "sitemap.xml").read_text()
+
+    doctrees = tmp_path / "doctrees"
+    dummy = str(tmp_path / "dummy")
+    read = sphinx_build("-q", "-b", "dummy", "-d", str(doctrees), str(docs), dummy)
+    assert read.returncode == 0, read.stderr
+    standard = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "essay_standard.py"), str(doctrees)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert standard.returncode == 0, standard.stdout

@@ -688,8 +688,13 @@ def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
                 "kubernetes.io/metadata.name"
             ]
         paths.add((where, port["protocol"], port["port"]))
-    # The EKS Pod Identity agent's link-local address and default port; Vault's port.
-    assert paths == {("169.254.170.23/32", "TCP", 80), ("vault", "TCP", 8200)}
+    # The EKS Pod Identity agent's link-local addresses (IPv4 and, round 6,
+    # IPv6) and default port; Vault's port.
+    assert paths == {
+        ("169.254.170.23/32", "TCP", 80),
+        ("fd00:ec2::23/128", "TCP", 80),
+        ("vault", "TCP", 8200),
+    }
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(
@@ -1172,6 +1177,7 @@ def evaluate(
     operation: str,
     failed_as_error: bool,
     verified: dict[str, bool],
+    registry_up: bool = True,
 ) -> tuple[str, list[str]]:
     """One policy's validations: 'pass', 'deny', or why it does not apply;
     and the images it matched, which ``required`` checks afterwards."""
@@ -1187,6 +1193,10 @@ def evaluate(
     }
     if not any(images.values()):
         return "no images matched", []
+    if not registry_up:
+        # evaluator/policy.go: AddImages reads every matched image from the
+        # registry before any CEL runs, cached verification or not.
+        return "deny", []
     settings = spec["validationConfigurations"]
     assert spec["failurePolicy"] == "Fail" and spec["validationActions"] == ["Deny"]
     if settings["mutateDigest"]:
@@ -1253,11 +1263,23 @@ def admission(
     subresource: str = "",
     operation: str = "CREATE",
     failed_as_error: bool = True,
+    registry_up: bool = True,
 ) -> str:
     """Every matching policy must admit; a request no policy matches is not theirs."""
     verified: dict[str, bool] = {}
     evaluated = [
-        (p, *evaluate(p, the_pod, subresource, operation, failed_as_error, verified))
+        (
+            p,
+            *evaluate(
+                p,
+                the_pod,
+                subresource,
+                operation,
+                failed_as_error,
+                verified,
+                registry_up,
+            ),
+        )
         for p in policies
     ]
     results = [
@@ -1557,7 +1579,7 @@ def test_the_essays_exception_passes_and_names_a_policy_of_the_pair(
     (ref,) = exception["spec"]["policyRefs"]
     assert ref["kind"] == "ImageValidatingPolicy"
     assert ref["name"] in {p["metadata"]["name"] for p in pair}
-    # Kyverno itself stops applying it at expiresAt.
+    # Kyverno drops it only when it next rebuilds its list, so the lint fails it.
     assert datetime.datetime.fromisoformat(exception["spec"]["expiresAt"]) > NOW
 
 
@@ -1584,6 +1606,16 @@ def changed(doc: dict, path: tuple, value: Any) -> dict:
         (("spec", "properties", "owner"), None, "has no owner"),
         (("metadata", "namespace"), "payments", "is not in kyverno-exceptions"),
         (("spec", "matchConditions"), None, "has no matchConditions"),
+        (
+            ("spec", "matchConditions"),
+            [{"name": "everything", "expression": "true"}],
+            "tests no name or namespace",
+        ),
+        (
+            ("spec", "matchConditions"),
+            [{"name": "any-pod", "expression": "object.kind == 'Pod'"}],
+            "tests no name or namespace",
+        ),
         (("spec", "images"), ["ghcr.io/example-org/*"], "exempts images by glob"),
         (
             ("spec", "policyRefs"),
@@ -1615,6 +1647,8 @@ def changed(doc: dict, path: tuple, value: Any) -> dict:
         "no-owner",
         "wrong-namespace",
         "no-conditions",
+        "always-true",
+        "any-pod",
         "image-glob",
         "any-policy",
         "two-policies",
@@ -1686,8 +1720,9 @@ def budget_left(cves, today):
     return 1 - late / ((1 - TARGET) * len(due))
 """
 
-TODAY = datetime.date(2026, 12, 1)
+TODAY = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
 DAY = datetime.timedelta(days=1)
+HOUR = datetime.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -1695,9 +1730,11 @@ def objective(site: Site) -> dict[str, Any]:
     return run_module(block(site, "budget"))
 
 
-def patched(cve: Any, start: datetime.date, done: datetime.date | None, exposed=False):
-    """A CVE settled by its patch alone, with no mitigation first."""
-    return cve(start, None, done, exposed)
+def patched(
+    cve: Any, start: datetime.datetime, done: datetime.datetime | None, exposed=False
+):
+    """A CVE whose fix existed when it was exploited, settled by the patch alone."""
+    return cve(start, start, None, done, exposed)
 
 
 def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
@@ -1740,7 +1777,7 @@ def test_an_unfixed_exploited_cve_never_ages_out(
     assert left([*on_time, still_open, still_open], TODAY) == -1
     # The first version recovered the budget while the exposure stayed.
     old = run_module(OLD_BUDGET)["budget_left"]
-    old_cves = [(c.start, c.patched) for c in [*on_time, still_open]]
+    old_cves = [(c.exploited, c.patched) for c in [*on_time, still_open]]
     assert old(old_cves, TODAY) == pytest.approx(1.0)
 
 
@@ -1771,7 +1808,9 @@ def test_the_ceiling_report_has_a_window_and_never_drops_an_open_breach(
     assert incidents([still_open], TODAY) == [still_open]
     # The first version had no window at all.
     late, ceiling = objective["late"], objective["CEILING"]
-    unwindowed = [c for c in [settled_late] if late(c.start, c.patched, ceiling, TODAY)]
+    unwindowed = [
+        c for c in [settled_late] if late(c.exploited, c.patched, ceiling, TODAY)
+    ]
     assert unwindowed == [settled_late]
 
 
@@ -1796,7 +1835,7 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     objective: dict[str, Any], site: Site
 ) -> None:
     code = block(site, "budget")
-    assert "start: datetime.date  # first credible sign of exploitation\n" in code
+    assert "exploited: Time  # first credible sign of exploitation\n" in code
     incidents, left, cve = (
         objective["incidents"],
         objective["misses_left"],
@@ -1804,20 +1843,161 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     )
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     # Exploited, a WAF rule on day 1, the patch never: no incident ...
-    waf_only = cve(TODAY - 30 * DAY, TODAY - 29 * DAY, None, True)
+    waf_only = cve(TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 29 * DAY, None, True)
     assert incidents([waf_only], TODAY) == []
     # ... but the patch is late on day 15 and spends the budget until it lands.
     assert left([*on_time, waf_only], TODAY) == 0
     assert left([*on_time, waf_only, waf_only], TODAY) == -1
-    waf_then_patch = cve(TODAY - 30 * DAY, TODAY - 29 * DAY, TODAY - 20 * DAY, True)
+    waf_then_patch = cve(
+        TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 29 * DAY, TODAY - 20 * DAY, True
+    )
     assert left([*on_time, waf_then_patch, waf_then_patch], TODAY) == 1
     # A mitigation on day 3 is still an incident, though the patch came later.
-    slow = cve(TODAY - 30 * DAY, TODAY - 27 * DAY, TODAY - 20 * DAY, True)
+    slow = cve(
+        TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 27 * DAY, TODAY - 20 * DAY, True
+    )
     assert incidents([slow], TODAY) == [slow]
     # The previous version never counted the mitigated exposure against anything.
     old = run_module(OLD_OBJECTIVE)["misses_left"]
     as_old = [
-        (c.start, c.mitigated or c.patched, c.exposed) for c in [*on_time, waf_only] * 2
+        (c.exploited, c.mitigated or c.patched, c.exposed)
+        for c in [*on_time, waf_only] * 2
     ]
     assert old(as_old, TODAY) == 1
     assert left([*on_time, waf_only] * 2, TODAY) < 1
+
+
+# Round 6: the ceiling's clock in hours, and the budget's from the fix.
+
+# The round-5 version: dates, not times, and one clock from exploitation.
+DATED_OBJECTIVE = """
+import datetime
+DAY = datetime.timedelta(days=1)
+CEILING, DEADLINE, WINDOW = 2 * DAY, 14 * DAY, 90 * DAY
+def late(start, done, limit, today):
+    return (done or today) - start > limit
+def counted(start, done, limit, today):
+    due = start + limit
+    return due <= today and max(due, done or today) >= today - WINDOW
+def misses_left(cves, today):
+    due = [c for c in cves if counted(c[0], c[2], DEADLINE, today)]
+    return max(1, len(due) // 20) - sum(late(c[0], c[2], DEADLINE, today) for c in due)
+"""
+
+
+@pytest.mark.parametrize(
+    ("hours", "incident"), [(47, False), (48, False), (49, True), (72, True)]
+)
+def test_the_ceiling_is_counted_in_hours(
+    objective: dict[str, Any], hours: int, incident: bool
+) -> None:
+    incidents, cve = objective["incidents"], objective["CVE"]
+    signal = datetime.datetime(2026, 11, 20, 0, 1, tzinfo=datetime.UTC)
+    mitigated = cve(signal, signal, signal + hours * HOUR, None, True)
+    assert (incidents([mitigated], TODAY) == [mitigated]) is incident
+    assert objective["CEILING"] == 48 * HOUR
+
+
+def test_a_date_ceiling_would_miss_a_72_hour_exposure() -> None:
+    """The review's case: 00:01 on day 0 to 23:59 on day 2, about 72 hours, was
+    no incident when the objective counted calendar dates."""
+    late = run_module(DATED_OBJECTIVE)["late"]
+    start, done = datetime.date(2026, 11, 20), datetime.date(2026, 11, 22)
+    assert not late(start, done, 2 * DAY, datetime.date(2026, 12, 1))
+
+
+def test_a_zero_day_spends_no_budget_before_its_fix_exists(
+    objective: dict[str, Any],
+) -> None:
+    incidents, left, cve = (
+        objective["incidents"],
+        objective["misses_left"],
+        objective["CVE"],
+    )
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
+    # Exploited on day 0, a WAF rule on day 1, the vendor's fix on day 20 and
+    # the fleet patched a day later: the platform did everything right.
+    zero_day = cve(
+        TODAY - 60 * DAY, TODAY - 40 * DAY, TODAY - 59 * DAY, TODAY - 39 * DAY, True
+    )
+    assert incidents([zero_day], TODAY) == []
+    assert left([*on_time, zero_day], TODAY) == 1
+    # The round-5 objective counted it late from exploitation.
+    old = run_module(DATED_OBJECTIVE)["misses_left"]
+    as_old = [(c.exploited, c.mitigated, c.patched) for c in [*on_time, zero_day]]
+    assert old(as_old, TODAY) == 0
+    # No fix yet: no budget clock, but an unmitigated exposure is still an incident.
+    no_fix = cve(TODAY - 60 * DAY, None, TODAY - 59 * DAY, None, True)
+    assert left([*on_time, no_fix], TODAY) == 1 and incidents([no_fix], TODAY) == []
+    unmitigated = cve(TODAY - 60 * DAY, None, None, None, True)
+    assert incidents([unmitigated], TODAY) == [unmitigated]
+    # Patched 20 days after the fix appeared: late, whenever exploitation began.
+    slow = cve(
+        TODAY - 60 * DAY, TODAY - 40 * DAY, TODAY - 59 * DAY, TODAY - 20 * DAY, True
+    )
+    assert left([*on_time, slow], TODAY) == 0
+    # A fix that predates exploitation: the clock starts at exploitation.
+    old_fix = cve(TODAY - 40 * DAY, TODAY - 400 * DAY, None, TODAY - 30 * DAY, False)
+    assert left([*on_time, old_fix], TODAY) == 1
+
+
+# Round 6: admission order, and what the verify cache does not cover.
+
+ESSAY = Path(__file__).resolve().parents[2] / "docs" / f"{DOC}.md"
+
+
+def api_server(
+    pair: list[dict],
+    allowlist: tuple[dict, dict],
+    the_pod: dict,
+    subresource: str = "",
+    operation: str = "CREATE",
+    kyverno_up: bool = True,
+) -> str:
+    """KEP-3962's order: every mutating webhook (Kyverno's, which mutateDigest
+    registers) runs before any ValidatingAdmissionPolicy decides."""
+    for each in pair:
+        spec = each["spec"]
+        rules = spec["matchConstraints"]["resourceRules"]
+        if spec["validationConfigurations"]["mutateDigest"] and rule_matches(
+            rules, "", "pods", subresource, operation
+        ):
+            assert spec["failurePolicy"] == "Fail"
+            if not kyverno_up:
+                return "rejected: Kyverno's mutating webhook is unavailable"
+    if vap_decide(allowlist, the_pod, subresource, operation) == "deny":
+        return "deny"
+    verdict = admission(pair, the_pod, subresource, operation)
+    return "admit" if verdict == "not matched" else verdict
+
+
+def test_kyverno_sees_kubectl_debug_before_the_allowlist_refuses_it(
+    pair: list[dict], allowlist: tuple[dict, dict]
+) -> None:
+    busybox = pod([PAYMENTS], ephemeral=["busybox"])
+    assert api_server(pair, allowlist, busybox, "ephemeralcontainers", "UPDATE") == (
+        "deny"
+    )
+    # With Kyverno down, no kubectl debug gets through, allowed image or not.
+    own_tools = pod([PAYMENTS], ephemeral=[REGISTRY + "debug-tools" + digest(9)])
+    for debugged in (busybox, own_tools):
+        assert api_server(
+            pair, allowlist, debugged, "ephemeralcontainers", "UPDATE", kyverno_up=False
+        ).startswith("rejected: Kyverno")
+    prose = ESSAY.read_text()
+    assert "before any webhook is asked" not in prose  # the round-5 claim
+    assert "decides only after every mutating webhook has run" in prose
+    assert "`kubectl debug` in mid-incident" in prose  # the availability table
+
+
+def test_the_verify_cache_does_not_carry_pods_through_a_registry_outage(
+    pair: list[dict],
+) -> None:
+    known = pod([PAYMENTS])
+    assert admission(pair, known) == "admit"
+    assert admission(pair, known, registry_up=False) == "deny"
+    # Pods with no matched image never reach the registry.
+    assert admission(pair, pod([MIRRORED]), registry_up=False) == "not matched"
+    prose = ESSAY.read_text()
+    assert "carries known pods through a registry outage" not in prose
+    assert "not registry availability" in prose

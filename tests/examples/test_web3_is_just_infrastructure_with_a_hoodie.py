@@ -270,6 +270,43 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     refused(text, "time zone", at=datetime(2026, 11, 24, 9, 31))
 
 
+def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
+    """Review round 6: ERC-4361 says the full message MUST conform to the
+    ABNF. A field regex picked values out of messages that do not."""
+    namespace, _ = run(block(site, "siwe-verify"))
+    verify = namespace["verify_login"]
+    text = block(site, "siwe")
+    assert SIWE_LINE.match(text)
+    now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
+    host = "deploy.example.com"
+
+    def check(message: str) -> str:
+        signature = Account.sign_message(encode_defunct(text=message), TEST_KEY).signature
+        return verify(message, bytes(signature), host, 1, {"k7Fq2Rz9XwB4"}, now)
+
+    nonce_line = "Nonce: k7Fq2Rz9XwB4\n"
+    not_siwe = [
+        text.replace("Version: 1", "Version: 2"),
+        text + "\nNonce: k7Fq2Rz9XwB4",  # a second Nonce line
+        text.replace(nonce_line, "").replace(  # the nonce moved below the expiry
+            "Expiration Time: 2026-11-24T09:35:00Z\n",
+            "Expiration Time: 2026-11-24T09:35:00Z\n" + nonce_line,
+        ),
+        text.replace("Issued At: 2026-11-24T09:30:00Z\n", ""),
+        text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: yesterday"),
+    ]
+    for message in not_siwe:
+        assert message != text
+        with pytest.raises(ValueError, match="not an ERC-4361 message"):
+            check(message)
+    # The optional scheme is valid ABNF and names the same host.
+    assert check("https://" + text) == TEST_ADDRESS
+    # Issued At in the future is refused when there is no Not Before.
+    future = text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:32:00Z")
+    with pytest.raises(ValueError, match="not valid yet"):
+        check(future)
+
+
 # -- Envelopes ----------------------------------------------------------------
 
 
@@ -486,6 +523,51 @@ def test_eip1967_slots_in_the_prose_are_keccak_minus_one(site: Site) -> None:
     for label in ("eip1967.proxy.implementation", "eip1967.proxy.admin"):
         slot = (int.from_bytes(keccak(text=label), "big") - 1).to_bytes(32, "big")
         assert "0x" + slot.hex() in text, label
+
+
+def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
+    site: Site,
+) -> None:
+    """Review round 6: the EIP-1967 slot alone misses USDC (ZeppelinOS slot,
+    circlefin UpgradeabilityProxy.sol), UUPS (ERC-1822) and Safe (slot 0)."""
+    slots = run(block(site, "proxy-slots"))[0]["SLOTS"]
+
+    def hashed(label: str, minus: int = 0) -> int:
+        return int.from_bytes(keccak(text=label), "big") - minus
+
+    assert {name: int(value, 16) for name, value in slots.items()} == {
+        "EIP-1967": hashed("eip1967.proxy.implementation", 1),
+        "beacon": hashed("eip1967.proxy.beacon", 1),
+        "ZeppelinOS": hashed("org.zeppelinos.proxy.implementation"),
+        "UUPS": hashed("PROXIABLE"),
+        "Safe": 0,
+    }
+
+
+def test_a_safe_slot_0_overwrite_is_caught_without_any_event(site: Site) -> None:
+    """Bybit: a DELEGATECALL rewrote slot 0 and emitted no Upgraded event.
+    Polling the value finds it; the first reading only sets the baseline."""
+    namespace, _ = run(block(site, "proxy-slots"))
+    code_changes, slots = namespace["code_changes"], namespace["SLOTS"]
+    safe = "0x1db92e2eebc8e0c075a02bea49a2935bcd2dfcf4"
+    storage = {slot: "0x" + "00" * 32 for slot in slots.values()}
+    storage["0x0"] = "0x" + "00" * 12 + "34cfac646f301356faa8b21e94227e3583fe3f5f"
+    calls: list = []
+
+    def storage_at(contract: str, slot: str, block_hash: str) -> str:
+        calls.append((contract, slot, block_hash))
+        return storage[slot]
+
+    last: dict = {}
+    assert code_changes(storage_at, safe, "0xb1", last) == []  # baseline
+    assert code_changes(storage_at, safe, "0xb2", last) == []
+    storage["0x0"] = "0x" + "00" * 12 + "bdd077f651ebe7f7b3ce16fe5f2b025be2969516"
+    assert code_changes(storage_at, safe, "0xb3", last) == ["Safe"]
+    assert code_changes(storage_at, safe, "0xb4", last) == []  # reported once
+    assert {c for c, _, _ in calls} == {safe}
+    assert {h for _, _, h in calls} == {"0xb1", "0xb2", "0xb3", "0xb4"}
+    storage[slots["ZeppelinOS"]] = "0x" + "00" * 12 + "11" * 20  # a USDC upgrade
+    assert code_changes(storage_at, safe, "0xb5", last) == ["ZeppelinOS"]
 
 
 # -- The write path -------------------------------------------------------------
@@ -1290,6 +1372,40 @@ def test_a_delegatecall_frame_moves_no_eth(native_credits: Any) -> None:
         }
     ]
     assert native_credits(trace, {OURS}) == [("0xt1", (), OURS, 6)]
+
+
+def test_checksummed_deposit_addresses_are_matched(native_credits: Any) -> None:
+    """Review round 6: ledgers store EIP-55 case; callTracer's `to` is
+    compared in lower case, so `ours` must be normalised too."""
+    checksummed = Account.from_key(
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+    ).address
+    assert checksummed.lower() == OURS and checksummed != OURS
+    trace = [{"txHash": "0xt1", "result": frame("CALL", OURS, 5)}]
+    assert native_credits(trace, {checksummed}) == [("0xt1", (), OURS, 5)]
+
+
+def test_value_sent_with_create_is_credited(native_credits: Any) -> None:
+    """Review round 6: CREATE and CREATE2 carry value to the new address
+    (EIP-7708 counts them as transfers); a failed one has no `to`
+    (go-ethereum call.go nulls it) and an error, and credits nothing."""
+    failed = frame("CREATE2", OURS, 8, error="execution reverted")
+    failed["to"] = None
+    trace = [
+        {
+            "txHash": "0xt1",
+            "result": frame(
+                "CALL",
+                SAFE,
+                0,
+                calls=[frame("CREATE2", OURS, 3), frame("CREATE", OURS, 4), failed],
+            ),
+        }
+    ]
+    assert native_credits(trace, {OURS}) == [
+        ("0xt1", (0,), OURS, 3),
+        ("0xt1", (1,), OURS, 4),
+    ]
 
 
 def test_a_failed_trace_stops_the_walk(native_credits: Any) -> None:

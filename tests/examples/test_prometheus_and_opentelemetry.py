@@ -58,6 +58,16 @@ one path into the long-term store, every OTLP batch to both HA replicas with
 its own persistent queue, no stateful component in the load-balanced tier,
 every Collector scrapeable on 0.0.0.0:8888, and native histograms on remote
 write. The diagram draws the same design.
+
+Review round 6: an idle Collector does not page (round 5's sent == 0 did);
+export failures page on a ratio and ticket on any loss; batch jobs leave the
+heartbeat and get a last-success ticket; a fast clock is caught by the node
+mixin's offset rule; the converter, the load balancer's view of the delta tier,
+Prometheus's own metric names and OTLP attribute collisions are watched; the
+services job gives a scraped pod the same ``job``, ``instance`` and promoted
+labels as the same pod pushing; and the NetworkPolicies admit only pushers to
+the front tier and only the front tier to the delta tier (checked by emulating
+NetworkPolicy selection, not by a cluster).
 """
 
 from __future__ import annotations
@@ -721,7 +731,7 @@ def test_promotion_is_a_short_allowlist_of_fixed_attributes(
     otlp = prometheus_config["otlp"]
     assert not otlp.get("promote_all_resource_attributes", False)
     promoted = set(otlp["promote_resource_attributes"])
-    assert len(promoted) == 5  # "This essay promotes five"
+    assert len(promoted) == 3  # "the three that the scrape job also sets"
     assert promoted <= GUIDE_LIST  # attributes fixed for an instance's life
     assert not promoted & VOLATILE
     # job and instance already carry the identifying attributes.
@@ -778,9 +788,12 @@ def scrape_targets(
 
 
 def pod_targets(ip: str, labels: dict[str, str], annotations: dict[str, str],
-                ports: dict[str, int]) -> list[dict[str, str]]:  # fmt: skip
+                ports: dict[str, int], namespace: str = "observability",
+                pod: str = "pod", container: str = "main") -> list[dict[str, str]]:  # fmt: skip
     """What the `pod` role discovers: one target per declared container port."""
-    meta = {"__meta_kubernetes_namespace": "observability"}
+    meta = {"__meta_kubernetes_namespace": namespace,
+            "__meta_kubernetes_pod_name": pod,
+            "__meta_kubernetes_pod_container_name": container}  # fmt: skip
     meta |= {f"__meta_kubernetes_pod_label_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v
              for k, v in labels.items()}  # fmt: skip
     meta |= {f"__meta_kubernetes_pod_annotation_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v
@@ -809,6 +822,9 @@ LEGACY_POD = pod_targets(
     {"app.kubernetes.io/name": "legacy-billing"},
     {"prometheus.io/scrape": "true"},
     {"http": 8080, "metrics": 9100},
+    namespace="billing",
+    pod="legacy-billing-5f6c9-q8z2m",
+    container="billing",
 )
 #: An OpenTelemetry-instrumented service with the SDK's Prometheus exporter on
 #: its default port, 9464, declared as the container port named `metrics`.
@@ -817,6 +833,9 @@ SDK_POD = pod_targets(
     {"app.kubernetes.io/name": "checkout"},
     {"prometheus.io/scrape": "true"},
     {"http": 8080, "otlp-grpc": 4317, "metrics": 9464},
+    namespace="shop",
+    pod="checkout-7d9-x2k4f",
+    container="checkout",
 )
 
 
@@ -837,9 +856,9 @@ def test_collectors_are_scraped_on_their_metrics_port_only(
     # Review round 5: scraping SDKs is the default path, so the services job
     # keeps the SDK exporter's port 9464 as well as a legacy /metrics port.
     services = job(prometheus_config, "services")
-    assert scrape_targets(services, pods) == [
-        {"instance": "10.1.0.9:9100"},
-        {"instance": "10.1.0.10:9464"},
+    assert [t["instance"] for t in scrape_targets(services, pods)] == [
+        "billing.legacy-billing-5f6c9-q8z2m.billing",
+        "shop.checkout-7d9-x2k4f.checkout",
     ]
     # The port scraped is the one every Collector serves its telemetry on.
     readers = [
@@ -942,6 +961,9 @@ QUEUE = {
     "url": "https://metrics-store.internal/api/v1/push",
 }
 CHECKOUT = {"job": "shop/checkout", "instance": "shop.checkout-7d9-x2k4f.checkout"}
+NIGHTLY = {"job": "shop/nightly-export", "instance": "shop.nightly-export-29x7q.export"}
+NODE = {"job": "monitoring/node-exporter", "instance": "monitoring.node-exporter-7xk2p.node-exporter"}
+WARNINGS = {**PROM_A, "category": "label_collision"}
 OTLP_HANDLER = {"handler": "/api/v1/otlp/v1/metrics"}
 
 
@@ -954,12 +976,18 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 #: names, and the tier whose reader exposes them in the replays below.
 COLLECTOR_COUNTERS = {
     "otelcol_receiver_refused_metric_points": "front",
+    "otelcol_receiver_accepted_metric_points": "delta",
+    "otelcol_deltatocumulative_datapoints": "delta",
     "otelcol_exporter_sent_metric_points": "delta",
     "otelcol_exporter_send_failed_metric_points": "delta",
     "otelcol_exporter_enqueue_failed_metric_points": "delta",
 }
 #: The Collector's gauges that the alerts read: no type suffix either way.
-COLLECTOR_GAUGES = {"otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity"}
+COLLECTOR_GAUGES = {
+    "otelcol_exporter_queue_size",
+    "otelcol_exporter_queue_capacity",
+    "otelcol_loadbalancer_num_backends",
+}
 
 
 def served_reader(site: Site, tier: str) -> dict[str, Any]:
@@ -1049,6 +1077,30 @@ PIPELINE = [
     ),
     (series("target_info", CHECKOUT, "1x5"), series("target_info", CHECKOUT, "1x120")),
     (
+        series("otelcol_receiver_accepted_metric_points", {**COLLECTOR, "receiver": "otlp", "transport": "grpc"}, "0+600x120"),
+        series("otelcol_receiver_accepted_metric_points", {**COLLECTOR, "receiver": "otlp", "transport": "grpc"}, "0+600x120"),
+    ),
+    (
+        series("otelcol_deltatocumulative_datapoints", {**COLLECTOR, "error": "out_of_order"}, "0+10x120"),
+        series("otelcol_deltatocumulative_datapoints", COLLECTOR, "0+600x120"),
+    ),
+    (series("up", COLLECTOR, "1x120"), series("up", COLLECTOR, "1x120")),
+    (
+        series("otelcol_loadbalancer_num_backends", {**FRONT, "resolver": "dns"}, "2x120"),
+        series("otelcol_loadbalancer_num_backends", {**FRONT, "resolver": "dns"}, "2x120"),
+    ),
+    (
+        series("prometheus_api_otlp_translation_warnings_total", WARNINGS, "0+5x120"),
+        series("prometheus_api_otlp_translation_warnings_total", WARNINGS, "0x120"),
+    ),
+    (
+        series("batch_last_success_timestamp_seconds", NIGHTLY, "0x120"),  # then nothing for 27h
+        series("batch_last_success_timestamp_seconds", NIGHTLY, "95000x120"),
+    ),
+    (series("node_timex_offset_seconds", NODE, "0.2x120"), series("node_timex_offset_seconds", NODE, "0.001x120")),
+    (series("node_timex_sync_status", NODE, "0x120"), series("node_timex_sync_status", NODE, "1x120")),
+    (series("node_timex_maxerror_seconds", NODE, "16x120"), series("node_timex_maxerror_seconds", NODE, "16x120")),
+    (
         series("prometheus_tsdb_head_series", PROM_A, "1000x50 2000x70"),
         series("prometheus_tsdb_head_series", PROM_A, "1000x120"),
     ),
@@ -1060,6 +1112,13 @@ FIRES = {
     "CollectorRefusing": (RECEIVER, "25m"),
     "CollectorNotSending": (EXPORTER, "25m"),
     "CollectorExportFailing": (EXPORTER, "25m"),
+    "CollectorExportFailed": (EXPORTER, "25m"),
+    "DeltaConversionFailing": (COLLECTOR, "25m"),
+    "DeltaTierViewsDiffer": ({"job": "otel-collector"}, "25m"),
+    "OTLPAttributesCollide": ({"instance": PROM_A["instance"], "category": "label_collision"}, "25m"),
+    "BatchJobNotSucceeding": ({"job": NIGHTLY["job"]}, "27h"),
+    "HostClockSkewed": (NODE, "25m"),
+    "HostClockNotSynchronising": (NODE, "25m"),
     "CollectorQueueDropping": (EXPORTER, "25m"),
     "CollectorQueueDroppedPoints": (EXPORTER, "25m"),
     "CollectorQueueFilling": (EXPORTER, "25m"),
@@ -1077,7 +1136,7 @@ FIRES = {
 #: Alerts that the broken-pipeline replay cannot fire, tested on their own
 #: below: a constant clock lag needs data that arrives over time, and the
 #: missing-metrics guard needs the counters that the other alerts read gone.
-NOT_REPLAYED = {"PushedClockLagging", "CollectorMetricsMissing"}
+NOT_REPLAYED = {"PushedClockLagging", "CollectorMetricsMissing", "PrometheusMetricsMissing"}
 
 
 def alert_rules(site: Site) -> list[dict[str, Any]]:
@@ -1225,7 +1284,13 @@ def test_suffixed_names_would_silence_the_collector_alerts(
 
 #: Alerts on data that is already lost: tickets that fire without a `for`.
 #: Review round 5: their pages fire only on a rate over 1 % for 5m.
-ALREADY_LOST = {"CollectorQueueDroppedPoints", "PrometheusRejectedOTLP"}
+ALREADY_LOST = {
+    "CollectorQueueDroppedPoints",
+    "PrometheusRejectedOTLP",
+    "CollectorExportFailed",
+    "DeltaConversionFailing",
+    "OTLPAttributesCollide",
+}
 
 
 def test_every_alert_is_routable_and_documented(site: Site) -> None:
@@ -1930,6 +1995,12 @@ TRICKLES = {
         series("otelcol_exporter_sent_metric_points", EXPORTER, "0+60000x40"),
         series("otelcol_exporter_enqueue_failed_metric_points", EXPORTER, "0x10 20x30"),
     ),
+    "export": (
+        "CollectorExportFailing",
+        "CollectorExportFailed",
+        series("otelcol_exporter_sent_metric_points", EXPORTER, "0+60000x40"),
+        series("otelcol_exporter_send_failed_metric_points", EXPORTER, "0x10 20x30"),
+    ),
 }  # fmt: skip
 
 
@@ -2035,3 +2106,265 @@ def test_every_client_of_prometheus_authenticates(
             name
         )  # a Secret, not the file
     assert "otel-delta" in users
+
+
+# -- Review round 6 ------------------------------------------------------------------
+
+
+def one_rule_replay(
+    rule: dict[str, Any], inputs: list[dict[str, str]], checks: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A rule file with *rule* alone and a promtool test of *checks*."""
+    rules = {"groups": [{"name": "g", "rules": [rule]}]}
+    test = {
+        "rule_files": ["rule.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": inputs, "alert_rule_test": checks}],
+    }
+    return rules, test
+
+
+def promtool_replay(tmp_path: Path, rules: dict[str, Any], test: dict[str, Any]) -> bool:
+    (tmp_path / "rule.yml").write_text(yaml.safe_dump(rules))
+    (tmp_path / "replay.yml").write_text(yaml.safe_dump(test))
+    result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
+    return result.returncode == 0
+
+
+def quiet(rule: dict[str, Any], minutes: range) -> list[dict[str, Any]]:
+    return [{"eval_time": f"{m}m", "alertname": rule["alert"], "exp_alerts": []}
+            for m in minutes]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "is_quiet"),
+    [(False, True), (True, False)],  # the essay's rule; round 5's sent == 0
+)
+def test_an_idle_collector_does_not_page(
+    site: Site, tmp_path: Path, old: bool, is_quiet: bool
+) -> None:
+    """Review round 6: between batch jobs a Collector accepts and sends nothing;
+    round 5's `sent == 0` paged every idle hour."""
+    rule = rule_named(site, "CollectorNotSending")
+    if old:
+        rule = {**rule, "expr": "sum by (job, tier, instance, exporter) "
+                "(rate(otelcol_exporter_sent_metric_points[5m])) == 0"}  # fmt: skip
+    inputs = [
+        series("otelcol_exporter_sent_metric_points", EXPORTER, "600x60"),
+        series("otelcol_receiver_accepted_metric_points",
+               {**COLLECTOR, "receiver": "otlp", "transport": "grpc"}, "600x60"),
+    ]  # fmt: skip
+    rules, test = one_rule_replay(rule, inputs, quiet(rule, range(10, 61, 5)))
+    assert promtool_replay(tmp_path, rules, test) is is_quiet
+
+
+def test_one_fast_host_does_not_page_through_the_exporter(
+    site: Site, tmp_path: Path
+) -> None:
+    """Review round 6: a host more than 10 minutes fast gets a permanent 400 at
+    every export, so send_failed rises every minute; round 5 paged on any
+    failure. Among 1,000 points a second from other hosts, it is a ticket."""
+    page = rule_named(site, "CollectorExportFailing")
+    inputs = [
+        series("otelcol_exporter_sent_metric_points", EXPORTER, "0+60000x60"),
+        series("otelcol_exporter_send_failed_metric_points", EXPORTER, "0+40x60"),
+    ]
+    rules, test = one_rule_replay(page, inputs, quiet(page, range(5, 61, 5)))
+    assert promtool_replay(tmp_path, rules, test)
+    old = {**page, "expr": rule_named(site, "CollectorExportFailed")["expr"]}
+    rules, test = one_rule_replay(old, inputs, quiet(old, range(5, 61, 5)))
+    assert not promtool_replay(tmp_path, rules, test)
+
+
+@pytest.mark.parametrize(("old", "is_quiet"), [(False, True), (True, False)])
+def test_a_finished_batch_job_opens_no_ticket(
+    site: Site, tmp_path: Path, old: bool, is_quiet: bool
+) -> None:
+    """Review round 6: a job's target_info ends with every run; jobs set
+    k8s.job.name, which the heartbeat skips (round 5's rule did not)."""
+    rule = rule_named(site, "ServiceStoppedPushing")
+    if old:
+        rule = {**rule, "expr": "group by (job) (last_over_time(target_info[1h])) "
+                "unless on (job) group by (job) (target_info)"}  # fmt: skip
+    labels = {**NIGHTLY, "k8s_job_name": "nightly-export-29x7q"}
+    inputs = [series("target_info", labels, "1x10")]  # one 10-minute run
+    rules, test = one_rule_replay(rule, inputs, quiet(rule, range(10, 71, 5)))
+    assert promtool_replay(tmp_path, rules, test) is is_quiet
+
+
+def test_a_daily_job_without_success_opens_a_ticket_after_26h(
+    site: Site, tmp_path: Path
+) -> None:
+    rule = rule_named(site, "BatchJobNotSucceeding")
+    fired = {"job": NIGHTLY["job"], **rule["labels"]}
+    annotations = {k: render(v, fired) for k, v in rule["annotations"].items()}
+    inputs = [series("batch_last_success_timestamp_seconds", NIGHTLY, "0x5")]
+    checks = [
+        {"eval_time": "25h", "alertname": rule["alert"], "exp_alerts": []},
+        {"eval_time": "27h", "alertname": rule["alert"],
+         "exp_alerts": [{"exp_labels": fired, "exp_annotations": annotations}]},
+    ]  # fmt: skip
+    rules, test = one_rule_replay(rule, inputs, checks)
+    assert promtool_replay(tmp_path, rules, test)
+
+
+def test_a_fast_clock_is_caught_by_the_host_offset(site: Site, tmp_path: Path) -> None:
+    """Review round 6: a host 6 minutes fast pushes data that looks fresh, so
+    PushedClockLagging never sees it; node_exporter's offset does."""
+    lagging = rule_named(site, "PushedClockLagging")
+    rules, test = one_rule_replay(
+        lagging, [series("target_info", CHECKOUT, "1x60")], quiet(lagging, range(30, 61, 10))
+    )  # fmt: skip
+    assert promtool_replay(tmp_path, rules, test)  # blind: the newest point is fresh
+    skew = rule_named(site, "HostClockSkewed")
+    fired = {**NODE, **skew["labels"]}
+    annotations = {k: render(v, fired) for k, v in skew["annotations"].items()}
+    checks = [{"eval_time": "30m", "alertname": skew["alert"],
+               "exp_alerts": [{"exp_labels": fired, "exp_annotations": annotations}]}]  # fmt: skip
+    rules, test = one_rule_replay(
+        skew, [series("node_timex_offset_seconds", NODE, "360x60")], checks
+    )
+    assert promtool_replay(tmp_path, rules, test)
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [None, "prometheus_remote_storage_samples_total",
+     "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+     "prometheus_http_requests_total"],
+)  # fmt: skip
+def test_a_renamed_prometheus_metric_pages(
+    site: Site, tmp_path: Path, gone: str | None
+) -> None:
+    """Review round 6: Prometheus's own metric names are unstable in 3.x; if one
+    the rules read disappears, the guard pages instead of the rules going quiet."""
+    rule = rule_named(site, "PrometheusMetricsMissing")
+    inputs = [
+        pair[1] for pair in PIPELINE
+        if pair[1]["series"].startswith("prometheus_")
+        and not (gone and pair[1]["series"].startswith(gone + "{"))
+    ]  # fmt: skip
+    fired = {"job": "prometheus", **rule["labels"]}
+    expected = [] if gone is None else [
+        {"exp_labels": fired, "exp_annotations": rule["annotations"]}
+    ]  # fmt: skip
+    checks = [{"eval_time": "25m", "alertname": rule["alert"], "exp_alerts": expected}]
+    rules, test = one_rule_replay(rule, inputs, checks)
+    assert promtool_replay(tmp_path, rules, test)
+
+
+def test_scraped_and_pushed_checkout_have_one_identity(
+    site: Site, prometheus_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review round 6: the services job kept `job="services"` and the pod IP, so
+    a service moved from push to scrape started new series. Now the scraped pod
+    and the same pod pushing carry the same job, instance and promoted labels."""
+    services = job(prometheus_config, "services")
+    (scraped,) = [t for t in scrape_targets(services, SDK_POD)]
+    env = kubernetes_env(yaml.safe_load(block(site, "instance-id"))["env"])
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from opentelemetry.sdk.resources import Resource
+
+    attributes = Resource.create().attributes
+    # The compatibility specification's mapping, and Prometheus's promotion.
+    pushed = {
+        "job": f'{attributes["service.namespace"]}/{attributes["service.name"]}',
+        "instance": attributes["service.instance.id"],
+    }
+    for attribute in prometheus_config["otlp"]["promote_resource_attributes"]:
+        pushed[attribute.replace(".", "_")] = str(attributes[attribute])
+    assert scraped == pushed
+    # The pod's app label is the service name the pod spec sets.
+    assert scraped["job"] == "shop/checkout" == CHECKOUT["job"]
+    assert scraped["instance"] == CHECKOUT["instance"]
+
+
+# NetworkPolicy selection, for the selectors the essay uses (matchLabels only).
+
+
+def network_policies(site: Site) -> list[dict[str, Any]]:
+    docs = list(yaml.safe_load_all(block(site, "network-policy")))
+    assert {d["kind"] for d in docs} == {"NetworkPolicy"}
+    return docs
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def admitted(policies: list[dict[str, Any]], dst: dict[str, Any],
+             src: dict[str, Any], port: int) -> bool:  # fmt: skip
+    """Whether Kubernetes admits a connection from pod *src* to pod *dst*: a pod
+    no policy selects admits everything; otherwise one rule must allow it."""
+    selecting = [
+        p for p in policies
+        if p["metadata"]["namespace"] == dst["namespace"]
+        and matches(p["spec"]["podSelector"], dst["labels"])
+        and "Ingress" in p["spec"]["policyTypes"]
+    ]  # fmt: skip
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            ports = [entry["port"] for entry in rule.get("ports", [])]
+            if ports and port not in ports:
+                continue
+            for peer in rule.get("from", []):
+                ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+                ns_labels = {"kubernetes.io/metadata.name": src["namespace"]}
+                if ns_sel is None and src["namespace"] != policy["metadata"]["namespace"]:
+                    continue
+                if ns_sel is not None and not matches(ns_sel, ns_labels):
+                    continue
+                if pod_sel is not None and not matches(pod_sel, src["labels"]):
+                    continue
+                return True
+    return False
+
+
+def test_only_pushers_reach_the_front_tier_and_only_it_the_delta_tier(
+    site: Site,
+) -> None:
+    """Review round 6: the front tier's receivers took writes from any pod, and
+    the delta tier forwards them with its credential."""
+    policies = network_policies(site)
+    collector_labels = {
+        tier: {"app.kubernetes.io/name": "otel-collector", "app.kubernetes.io/component": tier}
+        for tier in ("front", "delta")
+    }  # fmt: skip
+    # The labels the Prometheus job's relabelling reads from Collector pods.
+    collectors = job(yaml.safe_load(block(site, "prometheus")), "otel-collector")
+    (kept,) = scrape_targets(collectors, COLLECTOR_POD)
+    assert kept["tier"] == "delta"
+    front = {"namespace": "observability", "labels": collector_labels["front"]}
+    delta = {"namespace": "observability", "labels": collector_labels["delta"]}
+    pusher = {"namespace": "shop", "labels": {"telemetry.example.internal/push": "true"}}
+    stranger = {"namespace": "shop", "labels": {"app.kubernetes.io/name": "cart"}}
+    prometheus = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    for port in (4317, 4318):
+        assert admitted(policies, front, pusher, port)
+        assert not admitted(policies, front, stranger, port)
+    assert not admitted(policies, front, pusher, 8888)
+    assert admitted(policies, delta, front, 4317)
+    assert not admitted(policies, delta, pusher, 4317)
+    assert not admitted(policies, delta, stranger, 4317)
+    for tier in (front, delta):
+        assert admitted(policies, tier, prometheus, 8888)  # the telemetry scrape
+    # The receivers these policies guard listen on the ports they name.
+    otlp = collector(site, "front")["receivers"]["otlp"]["protocols"]
+    assert {int(v["endpoint"].rsplit(":", 1)[1]) for v in otlp.values()} == {4317, 4318}
+    # Without the policies the stranger would get in.
+    assert admitted([], front, stranger, 4317)
+
+
+def test_promoted_attributes_are_set_by_the_pod_spec(
+    site: Site, prometheus_config: dict[str, Any]
+) -> None:
+    """Review round 6: round 5 promoted five attributes that nothing set."""
+    env = kubernetes_env(yaml.safe_load(block(site, "instance-id"))["env"])
+    names = {
+        item.split("=", 1)[0] for item in env["OTEL_RESOURCE_ATTRIBUTES"].split(",")
+    }
+    assert set(prometheus_config["otlp"]["promote_resource_attributes"]) <= names

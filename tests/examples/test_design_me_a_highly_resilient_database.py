@@ -258,6 +258,8 @@ def test_patroni_config_passes_patronis_validator(
         ("primary_start_timeout: 0", "primary_start_timeout: soon"),
         ("verify_client: required", "verify_client: always"),
         ("protocol: https", "protocol: 443"),
+        ("allowlist_include_members: true", "allowlist_include_members: maybe"),
+        ("allowlist: [10.0.9.0/28]", "allowlist: 10.0.9.0/28"),
     ],
 )
 def test_patroni_validator_rejects_a_broken_copy(
@@ -419,14 +421,35 @@ def test_patroni_config_is_the_ledger_the_essay_describes(site: Site) -> None:
     assert not restapi["listen"].startswith("0.0.0.0")
     etcd = config["etcd3"]
     assert etcd["protocol"] == "https" and {"cert", "key", "cacert"} <= set(etcd)
-    assert "password" not in etcd and "username" not in etcd
+    # etcd cannot tell Patroni nodes apart by certificate (gRPC gateway): an
+    # etcd user does that; its password comes from the environment.
+    assert etcd["username"] and "password" not in etcd
     assert len(etcd["hosts"].split(",")) == 3
+
+
+def test_each_trust_relation_has_its_own_ca_and_only_members_may_switch_over(
+    site: Site,
+) -> None:
+    """A certificate for the REST API (HAProxy's, say) must not also open
+    etcd or PostgreSQL, and must not by itself allow a switchover."""
+    config = yaml.safe_load(block(site, "patroni"))
+    restapi, ctl, etcd = config["restapi"], config["ctl"], config["etcd3"]
+    pg = config["postgresql"]["parameters"]
+    cas = {restapi["cafile"], etcd["cacert"], pg["ssl_ca_file"]}
+    assert len(cas) == 3
+    certs = {restapi["certfile"], etcd["cert"], pg["ssl_cert_file"]}
+    assert len(certs) == 3
+    # Patroni's own client calls to the other members use the REST API's chain.
+    assert (ctl["certfile"], ctl["cacert"]) == (restapi["certfile"], restapi["cafile"])
+    # Unsafe endpoints: only the members and the listed bastion network.
+    assert restapi["allowlist_include_members"] is True
+    assert restapi["allowlist"] and all("/" in net for net in restapi["allowlist"])
 
 
 def test_the_passwords_named_in_the_header_reach_patroni(
     site: Site, tmp_path: Path
 ) -> None:
-    """The header sends three passwords to the environment; Patroni reads
+    """The header sends four passwords to the environment; Patroni reads
     each of them into the user it belongs to."""
     config = block(site, "patroni")
     names = re.findall(r"PATRONI_[A-Z0-9_]+", config.split("\nscope:")[0])
@@ -434,20 +457,27 @@ def test_the_passwords_named_in_the_header_reach_patroni(
         "PATRONI_SUPERUSER_PASSWORD",
         "PATRONI_REPLICATION_PASSWORD",
         "PATRONI_REWIND_PASSWORD",
+        "PATRONI_ETCD3_PASSWORD",
+        "PATRONI_ETCD3_PROTOCOL",
     ]
     path = tmp_path / "patroni.yml"
     path.write_text(config, encoding="utf-8")
     script = (
         "import json, os, sys\n"
         "os.environ.update({name: name.lower() for name in sys.argv[2:]})\n"
+        "os.environ['PATRONI_ETCD3_PROTOCOL'] = 'https'\n"
         "from patroni.config import Config\n"
-        "auth = Config(sys.argv[1], validator=None)['postgresql']['authentication']\n"
-        "print(json.dumps({user: entry.get('password') for user, entry in auth.items()}))\n"
+        "config = Config(sys.argv[1], validator=None)\n"
+        "auth = config['postgresql']['authentication']\n"
+        "found = {user: entry.get('password') for user, entry in auth.items()}\n"
+        "found['etcd3'] = config['etcd3'].get('password')\n"
+        "print(json.dumps(found))\n"
     )
     assert in_patroni(script, str(path), *names) == {
         "superuser": "patroni_superuser_password",
         "replication": "patroni_replication_password",
         "rewind": "patroni_rewind_password",
+        "etcd3": "patroni_etcd3_password",
     }
 
 
@@ -1274,11 +1304,15 @@ def real_drill(
     postgres_owned_dir(metrics)
     drill = backup.root / f"{name}.sh"
     drill.write_text(script, encoding="utf-8")
+    hosts = backup.root / f"{name}-drill-hosts"
+    hosts.write_text(f"{short_hostname()}\n", encoding="utf-8")
+    hosts.chmod(0o644)
     env = {
         **backup.env,
         "PGDATA": str(pgdata),
         "METRICS": str(metrics),
         "TARGET": backup.target,
+        "DRILL_HOSTS": str(hosts),
     }
     try:
         result = run_as_postgres_user(["bash", str(drill)], env=env, timeout=300)
@@ -1435,7 +1469,18 @@ esac
 echo "pg_amcheck $*" >> "$CALLS"
 exit "${FAKE_AMCHECK:-0}"
 """,
+    # systemctl is-active exits 0 only for an active unit (3: inactive).
+    "systemctl": """#!/usr/bin/env bash
+echo "systemctl $*" >> "$CALLS"
+exit "${FAKE_PATRONI_UNIT:-3}"
+""",
 }
+
+
+def short_hostname() -> str:
+    return subprocess.run(
+        ["hostname", "-s"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def run_drill(
@@ -1454,8 +1499,11 @@ def run_drill(
     drill = tmp_path / "drill.sh"
     drill.write_text(script, encoding="utf-8")
     (tmp_path / "metrics").mkdir(exist_ok=True)
+    hosts = tmp_path / "drill-hosts"
+    hosts.write_text(f"scratch-1\n{short_hostname()}\n", encoding="utf-8")
     env = {
         **os.environ,
+        "DRILL_HOSTS": str(hosts),
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "PGDATA": str(tmp_path / "pgdata"),
         "METRICS": str(tmp_path / "metrics"),
@@ -1518,6 +1566,45 @@ def test_drill_refuses_to_start_a_cluster_that_would_archive(
     assert "would archive" in result.stderr
     assert not any(c.startswith("pg_ctl") and " start" in c for c in calls(tmp_path))
     assert "ledger_restore_drill_success 0\n" in outcome(tmp_path)
+
+
+def untouched(tmp_path: Path) -> bool:
+    """Neither stopped a server nor restored over its data directory."""
+    log = calls(tmp_path)
+    return not any(c.startswith(("pg_ctl", "pgbackrest")) for c in log)
+
+
+def test_drill_refuses_a_host_missing_from_its_allow_list(
+    site: Site, tmp_path: Path
+) -> None:
+    hosts = tmp_path / "other-hosts"
+    hosts.write_text("scratch-1\nscratch-2\n", encoding="utf-8")
+    result = run_drill(block(site, "restore-drill"), tmp_path, DRILL_HOSTS=str(hosts))
+    assert result.returncode == 1
+    assert f"{short_hostname()} is not a drill host" in result.stderr
+    assert untouched(tmp_path)
+    assert "ledger_restore_drill_success 0\n" in outcome(tmp_path)
+
+
+def test_drill_refuses_a_host_where_patroni_runs(site: Site, tmp_path: Path) -> None:
+    result = run_drill(block(site, "restore-drill"), tmp_path, FAKE_PATRONI_UNIT="0")
+    assert result.returncode == 1
+    assert "Patroni runs on" in result.stderr
+    assert "systemctl is-active --quiet patroni" in calls(tmp_path)
+    assert untouched(tmp_path)
+
+
+def test_drill_refuses_a_host_with_a_patroni_configuration(
+    site: Site, tmp_path: Path
+) -> None:
+    script = block(site, "restore-drill")
+    assert "[ ! -e /etc/patroni ]" in script
+    etc = tmp_path / "etc-patroni"
+    etc.mkdir()
+    result = run_drill(script.replace("/etc/patroni", str(etc)), tmp_path)
+    assert result.returncode == 1
+    assert "is a database host" in result.stderr
+    assert untouched(tmp_path)
 
 
 def test_drill_refuses_a_target_in_the_future(site: Site, tmp_path: Path) -> None:
@@ -1685,6 +1772,9 @@ def test_haproxy_accepts_the_write_endpoint(site: Site, tmp_path: Path) -> None:
     # the leader lock can expire.
     dcs = yaml.safe_load(block(site, "patroni"))["bootstrap"]["dcs"]
     assert fall * (inter + check) < dcs["ttl"] - dcs["loop_wait"]
+    # The comment's window: fall checks inter apart, the last one timing out.
+    low, high = fall * inter + check, fall * (inter + check)
+    assert f"within {low} to {high} s" in config
 
 
 def test_haproxy_rejects_a_broken_copy(site: Site, tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ from opentelemetry.trace import (
 )
 from sphinx import addnodes
 
-from conftest import Site, named_block
+from conftest import ROOT, Site, named_block
 
 DOC = "essays/observability/distributed-tracing"
 
@@ -543,6 +543,9 @@ class SlowExporter(SpanExporter):
         pass
 
 
+SDK_SPAN_METRIC = "otel.sdk.processor.span.processed"
+
+
 def test_auto_instrumentation_makes_the_sdk_count_its_queue_drops(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -568,7 +571,7 @@ def test_auto_instrumentation_makes_the_sdk_count_its_queue_drops(
     for resource in reader.get_metrics_data().resource_metrics:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                if metric.name != "otel.sdk.processor.span.processed":
+                if metric.name != SDK_SPAN_METRIC:
                     continue
                 for point in metric.data.data_points:
                     if point.attributes.get("error.type") == "queue_full":
@@ -903,8 +906,9 @@ POLICY_TYPES = {
     "and",
     "drop",
     "composite",
+    "not",  # v0.158.0, as Grafana Alloy documents it at 66ebea8
 }
-SUB_POLICY_TYPES = POLICY_TYPES - {"and", "drop", "composite", "trace_flags"}
+SUB_POLICY_TYPES = POLICY_TYPES - {"and", "drop", "composite", "trace_flags", "not"}
 #: The memory limiter's options (its README).
 MEMORY_LIMITER_OPTIONS = {
     "check_interval",
@@ -1149,7 +1153,7 @@ def test_tail_sampling_buffer_and_memory_follow_the_prose(site: Site) -> None:
 
 def test_oversized_traces_and_shutdown_follow_the_prose(site: Site) -> None:
     ts = tail_sampling(site)
-    text = paragraph(site, "Two more things threaten that memory.")
+    text = paragraph(site, "Beyond the buffer sized above, two things threaten")
     assert f"of 100,000 spans puts {100_000 * SPAN_BYTES / 1e6:.0f} MB" in text
     assert "maximum_trace_size_bytes" in text
     stop = paragraph(site, "Stopping costs more than the ring move.")
@@ -1367,6 +1371,9 @@ def test_the_alerts_use_the_metrics_the_pipeline_produces(site: Site) -> None:
         "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total"
         in (rules["TailSamplerEvictingUndecidedTraces"]["expr"])
     )
+    # The SDK's own drops, under the name the SDK test above reads, translated.
+    sdk = rules["SpansDroppedInTheSdk"]["expr"]
+    assert prometheus_name(SDK_SPAN_METRIC) + '{error_type="queue_full"}' in sdk
 
 
 def promtool() -> str:
@@ -1383,7 +1390,8 @@ def run_promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-#: Replayed series: a tier-1 exporter losing spans, a tail sampler that starts
+#: Replayed series: a tier-1 exporter losing spans, a checkout SDK that starts
+#: dropping spans at 20 minutes (cart exports all of its spans), a tail sampler that starts
 #: evicting at 40 minutes, a payment service whose server spans are 2% roots
 #: (a split) counted half by each of two tier-1 replicas, checkout at 0.5% and
 #: the gateway, whose server spans are all roots.
@@ -1397,6 +1405,10 @@ tests:
         values: '0x10 0+50x30'
       - series: 'otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{job="tier2"}'
         values: '0x40 0+20x30'
+      - series: 'otel_sdk_processor_span_processed_total{job="checkout", error_type="queue_full"}'
+        values: '0x20 0+5x30'
+      - series: 'otel_sdk_processor_span_processed_total{job="cart"}'
+        values: '0+1000x60'
       - series: 'tracing_server_roots_total{service_name="payment", collector_instance="tier1-a"}'
         values: '0+1x60'
       - series: 'tracing_server_spans_total{service_name="payment", collector_instance="tier1-a"}'
@@ -1424,6 +1436,16 @@ tests:
             exp_annotations:
               summary: tier1 drops spans at a full loadbalancing queue
               runbook_url: https://runbooks.example.com/tracing/exporter-queue
+      - eval_time: 18m
+        alertname: SpansDroppedInTheSdk
+        exp_alerts: []
+      - eval_time: 35m
+        alertname: SpansDroppedInTheSdk
+        exp_alerts:
+          - exp_labels: {job: checkout, severity: ticket}
+            exp_annotations:
+              summary: "checkout drops spans at its SDK's full queue"
+              runbook_url: https://runbooks.example.com/tracing/sdk-queue
       - eval_time: 40m
         alertname: TailSamplerEvictingUndecidedTraces
         exp_alerts: []
@@ -1618,7 +1640,7 @@ def test_storage_table_follows_from_the_shared_worked_example(site: Site) -> Non
         "Tail: 5% baseline, plus errors (0.5% of traffic) and slow (1% of traffic)": (
             0.05 + 0.005 + 0.01
         ),
-        "Tail, inside a composite budget of 2,000 spans/s": 2_000 / full,
+        "Tail, inside a composite budget of 2,000 spans/s for the tier": 2_000 / full,
     }
     rows = {row[0]: row[1:] for row in table_rows(site, "Policy")}
     assert set(rows) == set(rates)
@@ -1829,3 +1851,127 @@ def test_a_dropped_span_records_and_exports_nothing() -> None:
             assert span.get_span_context().is_valid
         provider.shutdown()
         assert len(exporter.spans) == (1 if kept else 0)
+
+
+# -- structure and cross-example consistency (round 6) ------------------------
+
+
+def test_no_admonition_swallows_the_text_after_it(site: Site) -> None:
+    """An unclosed fence once put three paragraphs and the tiers figure
+    inside the "Versions" note: notes hold at most a paragraph or two and
+    never a figure, and the paragraphs after that note sit in a section."""
+    tree = doctree(site)
+    for admonition in tree.findall(nodes.Admonition):
+        title = admonition.next_node(nodes.title)
+        label = title.astext() if title else type(admonition).__name__
+        assert not list(admonition.findall(nodes.figure)), label
+        direct = [c for c in admonition.children if isinstance(c, nodes.paragraph)]
+        assert len(direct) <= 2, label
+    for start in (
+        "The wait is where tail sampling",
+        "Size the tier for a restart.",
+        "Every span of a trace must reach",
+    ):
+        para = next(
+            p for p in tree.findall(nodes.paragraph) if p.astext().startswith(start)
+        )
+        assert isinstance(para.parent, nodes.section), start
+
+
+#: What opentelemetry-distro sets when the environment does not
+#: (``opentelemetry-distro/src/opentelemetry/distro/__init__.py``).
+DISTRO_EXPORTER_DEFAULTS = {
+    "traces": ("OTEL_TRACES_EXPORTER", "otlp"),
+    "metrics": ("OTEL_METRICS_EXPORTER", "otlp"),
+    "logs": ("OTEL_LOGS_EXPORTER", "otlp"),
+}
+
+
+def sdk_otlp_signals(env: dict[str, str]) -> set[str]:
+    return {
+        signal
+        for signal, (variable, default) in DISTRO_EXPORTER_DEFAULTS.items()
+        if "otlp" in env.get(variable, default).split(",")
+    }
+
+
+def tier_one_otlp_signals(cfg: dict[str, Any]) -> set[str]:
+    return {
+        name.split("/")[0]
+        for name, pipeline in cfg["service"]["pipelines"].items()
+        if "otlp" in pipeline["receivers"]
+    }
+
+
+def test_tier_one_takes_every_signal_the_sdk_sends_it(site: Site) -> None:
+    """An OTLP receiver serves only signals it has pipelines for: whatever
+    the auto-instrumented SDK exports must have one in tier 1, or the SDK's
+    own loss counts never reach the alerts."""
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
+    sent = sdk_otlp_signals(env)
+    assert {"traces", "metrics"} <= sent
+    lb = config(site, "distributed-tracing-load-balancing")
+    assert sent <= tier_one_otlp_signals(lb), sent - tier_one_otlp_signals(lb)
+    assert lb["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
+    assert not pipeline_problems(lb)
+    # The SDK's metrics are cumulative already and go straight to Prometheus.
+    [out] = lb["service"]["pipelines"]["metrics"]["exporters"]
+    assert out == lb["service"]["pipelines"]["metrics/roots"]["exporters"][0]
+    # service.instance.id keeps two pods of one service apart.
+    assert "service.instance.id=" in env["OTEL_RESOURCE_ATTRIBUTES"]
+
+
+def test_the_consistency_check_rejects_the_round_five_wiring() -> None:
+    """Round 5: logs and metrics went to a tier 1 with a traces pipeline only."""
+    old = {
+        "service": {
+            "pipelines": {
+                "traces": {"receivers": ["otlp"]},
+                "metrics/roots": {"receivers": ["count"]},
+            }
+        }
+    }
+    assert sdk_otlp_signals({}) - tier_one_otlp_signals(old) == {"metrics", "logs"}
+
+
+#: The entry point of opentelemetry-instrumentation-kafka-python
+#: (its pyproject.toml, ``[project.entry-points.opentelemetry_instrumentor]``).
+KAFKA_ENTRY_POINT = "kafka"
+
+
+def test_the_kafka_auto_instrumentation_is_off_where_kafka_is_hand_instrumented(
+    site: Site,
+) -> None:
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    disabled = env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"].split(",")
+    assert KAFKA_ENTRY_POINT in [d.strip() for d in disabled]
+    assert "opentelemetry-bootstrap -a install" in named_block(
+        site, DOC, "distributed-tracing-auto-instrumentation"
+    )
+
+
+def test_budgets_are_per_sampler(site: Site) -> None:
+    text = paragraph(site, "These are ingest volumes")
+    per_sampler = 2_000 / SAMPLERS
+    assert f"about {per_sampler:.0f} spans/s in each of three" in text
+    assert f"about {per_sampler * (SAMPLERS - 1):,.0f} while one restarts" in text
+
+
+def test_the_cost_section_counts_export_apart_from_recording(site: Site) -> None:
+    """The cost section says export, left out of the recording benchmark,
+    costs more per span than recording. Timing belongs to a benchmark, not a
+    test: benchmarks/span_cost.py measures OTLP encoding next to recording
+    (medians, with the ratio). Here: the export path the prose describes
+    encodes every recorded span, and the prose says what it costs."""
+    spans = realistic_spans(0)
+    request = encode_spans(spans)
+    assert sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans) == (
+        len(spans)
+    )
+    assert len(request.SerializeToString()) > 100 * len(spans)
+    bench = (ROOT / "benchmarks" / "span_cost.py").read_text()
+    assert "encode_spans(spans).SerializeToString()" in bench
+    text = paragraph(site, "Tracing costs CPU, bytes and money")
+    assert "took about twice as long per span as recording them" in text
+    assert "not the 0.5 to 0.75 ms that recording alone suggests" in text

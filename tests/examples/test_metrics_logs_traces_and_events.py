@@ -580,7 +580,9 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
         assert samples_per_scrape(migrating, per_target, exposed) == 24_000 > limit
     assert job["label_limit"] > 0 and job["label_value_length_limit"] > 0
     text = page_text(site)
-    assert "1,600 samples per scrape, whether the code exposes native or classic" in text
+    assert (
+        "1,600 samples per scrape, whether the code exposes native or classic" in text
+    )
     assert "Without conversion, a classic histogram is 22,400 samples" in text
     assert "always_scrape_classic_histograms ingests both, 24,000 samples" in text
     assert "an NHCB over the limit fails the scrape at once" in text
@@ -782,7 +784,9 @@ def test_near_limit_alert_fires_only_near_a_configured_limit(
     job = _scrape_job(site)
     assert job["extra_scrape_metrics"] is True, "it stores scrape_sample_limit"
     expr = block(site, "near-limit").strip()
-    rules = {"groups": [{"name": "g", "rules": [{"alert": "NearSampleLimit", "expr": expr}]}]}
+    rules = {
+        "groups": [{"name": "g", "rules": [{"alert": "NearSampleLimit", "expr": expr}]}]
+    }
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
     (tmp_path / "tests.yml").write_text(NEAR_LIMIT_TESTS, encoding="utf-8")
     replayed = _promtool(tmp_path, "test", "rules", "tests.yml")

@@ -962,7 +962,10 @@ QUEUE = {
 }
 CHECKOUT = {"job": "shop/checkout", "instance": "shop.checkout-7d9-x2k4f.checkout"}
 NIGHTLY = {"job": "shop/nightly-export", "instance": "shop.nightly-export-29x7q.export"}
-NODE = {"job": "monitoring/node-exporter", "instance": "monitoring.node-exporter-7xk2p.node-exporter"}
+NODE = {
+    "job": "monitoring/node-exporter",
+    "instance": "monitoring.node-exporter-7xk2p.node-exporter",
+}
 WARNINGS = {**PROM_A, "category": "label_collision"}
 OTLP_HANDLER = {"handler": "/api/v1/otlp/v1/metrics"}
 
@@ -1115,7 +1118,10 @@ FIRES = {
     "CollectorExportFailed": (EXPORTER, "25m"),
     "DeltaConversionFailing": (COLLECTOR, "25m"),
     "DeltaTierViewsDiffer": ({"job": "otel-collector"}, "25m"),
-    "OTLPAttributesCollide": ({"instance": PROM_A["instance"], "category": "label_collision"}, "25m"),
+    "OTLPAttributesCollide": (
+        {"instance": PROM_A["instance"], "category": "label_collision"},
+        "25m",
+    ),
     "BatchJobNotSucceeding": ({"job": NIGHTLY["job"]}, "27h"),
     "HostClockSkewed": (NODE, "25m"),
     "HostClockNotSynchronising": (NODE, "25m"),
@@ -1136,7 +1142,11 @@ FIRES = {
 #: Alerts that the broken-pipeline replay cannot fire, tested on their own
 #: below: a constant clock lag needs data that arrives over time, and the
 #: missing-metrics guard needs the counters that the other alerts read gone.
-NOT_REPLAYED = {"PushedClockLagging", "CollectorMetricsMissing", "PrometheusMetricsMissing"}
+NOT_REPLAYED = {
+    "PushedClockLagging",
+    "CollectorMetricsMissing",
+    "PrometheusMetricsMissing",
+}
 
 
 def alert_rules(site: Site) -> list[dict[str, Any]]:
@@ -2119,12 +2129,16 @@ def one_rule_replay(
     test = {
         "rule_files": ["rule.yml"],
         "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": inputs, "alert_rule_test": checks}],
+        "tests": [
+            {"interval": "1m", "input_series": inputs, "alert_rule_test": checks}
+        ],
     }
     return rules, test
 
 
-def promtool_replay(tmp_path: Path, rules: dict[str, Any], test: dict[str, Any]) -> bool:
+def promtool_replay(
+    tmp_path: Path, rules: dict[str, Any], test: dict[str, Any]
+) -> bool:
     (tmp_path / "rule.yml").write_text(yaml.safe_dump(rules))
     (tmp_path / "replay.yml").write_text(yaml.safe_dump(test))
     result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
@@ -2269,7 +2283,7 @@ def test_scraped_and_pushed_checkout_have_one_identity(
     attributes = Resource.create().attributes
     # The compatibility specification's mapping, and Prometheus's promotion.
     pushed = {
-        "job": f'{attributes["service.namespace"]}/{attributes["service.name"]}',
+        "job": f"{attributes['service.namespace']}/{attributes['service.name']}",
         "instance": attributes["service.instance.id"],
     }
     for attribute in prometheus_config["otlp"]["promote_resource_attributes"]:
@@ -2314,7 +2328,10 @@ def admitted(policies: list[dict[str, Any]], dst: dict[str, Any],
             for peer in rule.get("from", []):
                 ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
                 ns_labels = {"kubernetes.io/metadata.name": src["namespace"]}
-                if ns_sel is None and src["namespace"] != policy["metadata"]["namespace"]:
+                if (
+                    ns_sel is None
+                    and src["namespace"] != policy["metadata"]["namespace"]
+                ):
                     continue
                 if ns_sel is not None and not matches(ns_sel, ns_labels):
                     continue
@@ -2340,9 +2357,15 @@ def test_only_pushers_reach_the_front_tier_and_only_it_the_delta_tier(
     assert kept["tier"] == "delta"
     front = {"namespace": "observability", "labels": collector_labels["front"]}
     delta = {"namespace": "observability", "labels": collector_labels["delta"]}
-    pusher = {"namespace": "shop", "labels": {"telemetry.example.internal/push": "true"}}
+    pusher = {
+        "namespace": "shop",
+        "labels": {"telemetry.example.internal/push": "true"},
+    }
     stranger = {"namespace": "shop", "labels": {"app.kubernetes.io/name": "cart"}}
-    prometheus = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    prometheus = {
+        "namespace": "monitoring",
+        "labels": {"app.kubernetes.io/name": "prometheus"},
+    }
     for port in (4317, 4318):
         assert admitted(policies, front, pusher, port)
         assert not admitted(policies, front, stranger, port)

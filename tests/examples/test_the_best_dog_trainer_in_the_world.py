@@ -335,9 +335,7 @@ def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> 
     # Four-week totals of an AR(1) series with phi = 0.5: lag-one correlation.
     phi, block = 0.5, 4
     var = sum(phi ** abs(i - j) for i in range(block) for j in range(block))
-    cov = sum(
-        phi ** abs(i - j) for i in range(block) for j in range(block, 2 * block)
-    )
+    cov = sum(phi ** abs(i - j) for i in range(block) for j in range(block, 2 * block))
     assert round(cov / var, 1) == 0.2
     assert_in_prose(
         site,
@@ -688,7 +686,9 @@ def test_the_funnel_block_runs_as_a_script(site: Site) -> None:
         run_block(site, FUNNEL, "__main__")
     lines = out.getvalue().splitlines()
     assert [line.split(":")[0] for line in lines] == [f"rule {r}" for r in (1, 2, 3, 4)]
-    spread = [[float(x) for x in re.findall(r"([\d.]+) at drop", line)] for line in lines]
+    spread = [
+        [float(x) for x in re.findall(r"([\d.]+) at drop", line)] for line in lines
+    ]
     assert all(0.8 < x < 1.2 for x in spread[0])
     assert all(1.7 < x < 2.3 for x in spread[1])
     for rule in (2, 3):  # rules 3 and 4: about 100, then about 400

@@ -281,7 +281,9 @@ def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
     host = "deploy.example.com"
 
     def check(message: str) -> str:
-        signature = Account.sign_message(encode_defunct(text=message), TEST_KEY).signature
+        signature = Account.sign_message(
+            encode_defunct(text=message), TEST_KEY
+        ).signature
         return verify(message, bytes(signature), host, 1, {"k7Fq2Rz9XwB4"}, now)
 
     nonce_line = "Nonce: k7Fq2Rz9XwB4\n"
@@ -302,7 +304,9 @@ def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
     # The optional scheme is valid ABNF and names the same host.
     assert check("https://" + text) == TEST_ADDRESS
     # Issued At in the future is refused when there is no Not Before.
-    future = text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:32:00Z")
+    future = text.replace(
+        "Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:32:00Z"
+    )
     with pytest.raises(ValueError, match="not valid yet"):
         check(future)
 

@@ -451,7 +451,7 @@ def test_the_person_chart_finds_whoever_carries_the_effect(
 
 def test_the_person_chart_numbers_in_the_prose(site: Site) -> None:
     ns = run_block(site, XMR)
-    chart, outside, on_call = ns["person_chart"], ns["outside"], ns["ON_CALL"]
+    chart, _outside, on_call = ns["person_chart"], ns["outside"], ns["ON_CALL"]
     base = chart(ns["REPAGES"], on_call)
     assert {limits_of(base, who) for who in ns["ROTA"]} == {(4.4, 11.6)}
     averages = {who: avg for who, (avg, _, _) in base.items()}

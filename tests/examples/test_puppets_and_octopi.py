@@ -79,6 +79,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self.fetch_timeouts: list[float] = []
 
     def __call__(self) -> float:
         return self.now
@@ -103,10 +104,13 @@ class FakeHost:
         fail_install: bool = False,
         crash_on_start: bool = False,
         fail_reports: int = 0,
+        replaced: bool = False,
     ) -> None:
         self.name = name
         self.installed = installed
         self.running = running
+        # the package version the process was started from
+        self.launched_from = None if replaced else installed
         self.fail_install = fail_install
         self.crash_on_start = crash_on_start
         self.fail_reports = fail_reports  # how many reports in a row are lost
@@ -121,6 +125,9 @@ class FakeHost:
     def running_version(self, unit: str) -> str | None:
         return self.running
 
+    def binary_replaced(self, unit: str) -> bool:
+        return self.running is not None and self.installed != self.launched_from
+
     def install(self, unit: str, version: str) -> None:
         self.calls.append(("install", version))
         if self.fail_install:
@@ -129,6 +136,7 @@ class FakeHost:
 
     def _launch(self) -> None:
         self.running = None if self.crash_on_start else self.installed
+        self.launched_from = self.installed
 
     def start(self, unit: str) -> None:
         self.calls.append(("start",))
@@ -168,12 +176,20 @@ def drive(
     rand: Callable[[], float] = lambda: 1.0,
     **options: Any,
 ) -> FakeClock:
-    """Run the agent for *passes* enforcement passes on a fake clock."""
+    """Run the agent for *passes* enforcement passes on a fake clock.
+
+    *fetch* takes no arguments; the agent's call carries a timeout, which is
+    recorded on the clock."""
     clock = FakeClock()
     host.clock = clock
+
+    def fetch_with_timeout(*, timeout: float) -> Any:
+        clock.fetch_timeouts.append(timeout)
+        return fetch()
+
     agent.run(
         host,
-        fetch,
+        fetch_with_timeout,
         str(state),
         clock=clock,
         sleep=clock.sleep,
@@ -475,6 +491,75 @@ def test_a_debian_upgrade_installs_restarts_and_then_rests(
     assert [r["converged"] for r in host.reports] == [True, True]
 
 
+def test_a_revision_only_upgrade_restarts_the_old_binary(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # Review round 6: 2.14.1-1 -> 2.14.1-2 (a Debian security fix) installed
+    # the package and left the old process running, reported as converged.
+    host = DebianHost(installed="2.14.1-1", running="2.14.1")
+    drive(agent, host, lambda: intent(version="2.14.1-2"), passes=2, state=state)
+    assert host.calls == [("install", "2.14.1-2"), ("restart",)]
+    assert not host.binary_replaced("app")
+    assert [r["converged"] for r in host.reports] == [True, True]
+
+
+def test_a_crash_between_install_and_restart_is_repaired_on_the_next_pass(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # The package is current and the process reports the same upstream version,
+    # but it was started from the old revision's binary.
+    host = DebianHost(installed="2.14.1-2", running="2.14.1", replaced=True)
+    drive(agent, host, lambda: intent(version="2.14.1-2"), passes=2, state=state)
+    assert host.calls == [("restart",)]
+    assert all(r["converged"] for r in host.reports)
+
+
+def test_every_fetch_carries_a_timeout_under_the_interval(
+    agent: types.ModuleType, state: Path
+) -> None:
+    clock = drive(agent, FakeHost(), intent, passes=3, state=state)
+    assert clock.fetch_timeouts and set(clock.fetch_timeouts) == {30.0}
+    with pytest.raises(ValueError, match="fetch_timeout"):
+        drive(agent, FakeHost(), intent, passes=1, state=state, fetch_timeout=300.0)
+
+
+def test_a_hanging_fetch_delays_enforcement_by_at_most_its_timeout(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # A blackholed connection: each fetch after the first hangs until its
+    # timeout, while someone keeps stopping the service by hand.
+    host = FakeHost(installed="2.14.1", running="2.14.1")
+    calls = 0
+
+    def hangs(*, timeout: float) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return intent()
+        host.clock.now += timeout  # blocked for the whole timeout
+        host.running = None
+        raise TimeoutError("timed out")
+
+    clock = FakeClock()
+    host.clock = clock
+    agent.run(
+        host,
+        hangs,
+        str(state),
+        clock=clock,
+        sleep=clock.sleep,
+        rand=lambda: 1.0,
+        passes=6,
+    )
+    # Each pass is at most one timeout behind the schedule of an agent whose
+    # server is up: every 300 s from the first pass.
+    t0 = host.report_times[0]
+    late = [t - (t0 + 300.0 * i) for i, t in enumerate(host.report_times)]
+    assert len(late) == 6
+    assert all(-1e-6 <= d <= 30.0 + 1e-6 for d in late), late
+    assert host.calls.count(("start",)) >= 4  # drift was still corrected
+
+
 def test_a_reporting_outage_does_not_stop_enforcement(
     agent: types.ModuleType, state: Path
 ) -> None:
@@ -632,7 +717,7 @@ def test_the_playbook_gates_restarts_and_observes_in_order(site: Site) -> None:
     tasks = play["tasks"]
     names = [module_of(t) for t in tasks]
     assert names[:2] == ["ansible.builtin.ping", "ansible.builtin.fail"]
-    assert tasks[0]["ignore_unreachable"] is True  # so the fail task can count it
+    assert play["ignore_unreachable"] is True  # so the fail tasks can count lost hosts
     assert tasks[1]["when"] == "reach.unreachable | default(false)"
     flushes = [i for i, t in enumerate(tasks) if t.get("ansible.builtin.meta")]
     assert [tasks[i]["ansible.builtin.meta"] for i in flushes] == ["flush_handlers"] * 2
@@ -643,8 +728,10 @@ def test_the_playbook_gates_restarts_and_observes_in_order(site: Site) -> None:
         "ansible.builtin.uri",
     ]
     assert tasks[second - 1]["notify"] == "Restart app"  # a stale process
-    assert names[second + 1 :] == ["ansible.builtin.uri"]  # and it ends observing
-    assert "notify" not in tasks[-1]
+    # it ends observing, then fails a host the observation could not reach
+    assert names[second + 1 :] == ["ansible.builtin.uri", "ansible.builtin.fail"]
+    assert "notify" not in tasks[-2]
+    assert tasks[-1]["when"] == "live.unreachable | default(false)"
 
 
 def uri_tasks(site: Site) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -712,12 +799,46 @@ class Connection(Local):
 '''
 
 
+#: A host that answers the first module run (the reachability gate) and is
+#: lost after it: its module's clean-up leaves a marker, and once the marker
+#: exists every command fails, as after a network restart gone wrong.
+LOST_CONNECTION = '''
+import os
+from pathlib import Path
+
+from ansible.errors import AnsibleConnectionFailure
+from ansible.plugins.connection.local import Connection as Local
+
+DOCUMENTATION = """
+name: lost
+short_description: a host lost after its first module run
+description: [Answers until its first module's clean-up, then never again.]
+author: the essay's tests
+"""
+
+
+class Connection(Local):
+    transport = "lost"
+
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        marker = Path(os.environ["LOST_MARKER"])
+        if marker.exists():
+            raise AnsibleConnectionFailure("host lost mid-run (test stand-in)")
+        result = super().exec_command(cmd, in_data, sudoable)
+        if "rm -f -r" in cmd:
+            marker.touch()
+        return result
+'''
+
+
 def ansible_env(tmp_path: Path) -> dict[str, str]:
     plugins = tmp_path / "connection_plugins"
     plugins.mkdir(exist_ok=True)
     (plugins / "partitioned.py").write_text(PARTITIONED_CONNECTION)
+    (plugins / "lost.py").write_text(LOST_CONNECTION)
     return {
         **os.environ,
+        "LOST_MARKER": str(tmp_path / "lost-marker"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
         "ANSIBLE_HOME": str(tmp_path / "home"),
         "ANSIBLE_CONNECTION_PLUGINS": str(plugins),
@@ -733,6 +854,7 @@ def stand_in_run(
     fail_task: str | None = None,
     *,
     unreachable: bool = False,
+    lost: bool = False,
     stale: bool = False,
     changed: bool = True,
     force_handlers: bool | None = None,
@@ -757,6 +879,15 @@ def stand_in_run(
             continue
         if module in ("ansible.builtin.ping", "ansible.builtin.fail"):
             tasks.append(task)  # the gate runs as written
+            continue
+        if lost and "register" in task:  # a check that needs the host, and a result
+            tasks.append(
+                {
+                    "name": task["name"],
+                    "ansible.builtin.ping": None,
+                    "register": task["register"],
+                }
+            )
             continue
         stand_in: dict[str, Any] = {
             "name": task["name"],
@@ -788,12 +919,14 @@ def stand_in_run(
     ]
     (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
     local = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
+    connection = local
+    if unreachable:
+        connection = "ansible_connection=partitioned"
+    elif lost:
+        connection = local.replace("=local", "=lost")
     (tmp_path / "hosts").write_text(
         "[app_servers]\n"
-        + "".join(
-            f"{h} {'ansible_connection=partitioned' if unreachable and h == odd else local}\n"
-            for h in ANSIBLE_HOSTS
-        )
+        + "".join(f"{h} {connection if h == odd else local}\n" for h in ANSIBLE_HOSTS)
     )
     result = subprocess.run(
         [
@@ -833,6 +966,18 @@ def test_an_unreachable_host_trips_the_breaker_through_the_gate(
     rc, restarted, touched = stand_in_run(site, tmp_path, unreachable=True)
     assert rc == 2  # a failed host, not merely an unreachable one
     assert touched == restarted == {"h01", "h02"}  # batch 2 stopped at the gate
+
+
+def test_a_host_lost_after_the_gate_trips_the_breaker_at_the_end(
+    site: Site, tmp_path: Path
+) -> None:
+    # Review round 6: h03 passes the gate and is lost afterwards. Without
+    # play-level ignore_unreachable and the last fail task it was dropped
+    # uncounted, and every batch ran.
+    rc, _restarted, touched = stand_in_run(site, tmp_path, lost=True)
+    assert rc == 2
+    assert touched == FIRST_TWO_BATCHES
+    assert (tmp_path / "lost-marker").exists()  # h03 really was lost
 
 
 def test_without_the_gate_an_unreachable_host_never_trips_the_breaker(
@@ -1600,25 +1745,28 @@ def promtool() -> str:
     return found
 
 
-# Six hours of a five-host fleet, one minute per sample. The store serves
-# generation 7 until minute 30 and 8 from minute 31; at minute 231 it serves 9
-# for ten minutes and is then restored from a backup that holds 8. h1 is
-# healthy, takes 9 and keeps it (it refuses older generations); h2's agent
+# Six hours of a five-host fleet in one ring, one minute per sample. The store
+# serves generation 7 until minute 30 and 8 from minute 31; at minute 231 it
+# serves 9 for ten minutes and is then restored from a backup that holds 8. h1
+# is healthy, takes 9 and keeps it (it refuses older generations); h2's agent
 # stops at minute 40; h3 keeps converging on generation 7 (a stale mirror); h4
 # is in the inventory and never reports; h5 is paused at minute 60 and left so.
-# A second fleet has agents but has lost the inventory and the store's series.
+# A second fleet has agents but has lost the inventory and the store's series;
+# a third has a decommissioned host that still reports. A fourth has three
+# rings: the canary is served 8 from minute 10 while the stable ring stays on
+# 7, c1 is stuck on 7, and the edge ring's store exports nothing.
 SILENCE_REPLAY = """
 rule_files: [rules.yml]
 evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - {series: 'intent_served_generation', values: '7x30 8x199 9x9 8x120'}
-      - {series: 'inventory_host_info{host="h1"}', values: '1x361'}
-      - {series: 'inventory_host_info{host="h2"}', values: '1x361'}
-      - {series: 'inventory_host_info{host="h3"}', values: '1x361'}
-      - {series: 'inventory_host_info{host="h4"}', values: '1x361'}
-      - {series: 'inventory_host_info{host="h5"}', values: '1x361'}
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x30 8x199 9x9 8x120'}
+      - {series: 'inventory_host_info{host="h1",ring="stable"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h2",ring="stable"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h3",ring="stable"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h4",ring="stable"}', values: '1x361'}
+      - {series: 'inventory_host_info{host="h5",ring="stable"}', values: '1x361'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x361'}
       - {series: 'agent_converged_generation{host="h1"}', values: '7x35 8x196 9x128'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h2"}', values: '0+60x40 2400x320'}
@@ -1629,18 +1777,18 @@ tests:
       - {series: 'agent_converged_generation{host="h5"}', values: '7x35 8x325'}
       - {series: 'agent_paused_since_timestamp_seconds{host="h5"}', values: '_x59 3600x301'}
     promql_expr_test:
-      - expr: fleet:converged_on_served_intent:ratio
+      - expr: ring:converged_on_served_intent:ratio
         eval_time: 20m  # everyone converged on 7, except h4 which never reports
-        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.8}]
-      - expr: fleet:converged_on_served_intent:ratio
+        exp_samples: [{labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 0.8}]
+      - expr: ring:converged_on_served_intent:ratio
         eval_time: 33m  # generation 8 is out; nobody has it yet
-        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0}]
-      - expr: fleet:converged_on_served_intent:ratio
+        exp_samples: [{labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 0}]
+      - expr: ring:converged_on_served_intent:ratio
         eval_time: 40m  # h1, h2 and h5 have converged on 8
-        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.6}]
-      - expr: fleet:converged_on_served_intent:ratio
+        exp_samples: [{labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 0.6}]
+      - expr: ring:converged_on_served_intent:ratio
         eval_time: 200m  # h2 and h5 still show 8, but their agents went quiet
-        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 0.2}]
+        exp_samples: [{labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 0.2}]
     alert_rule_test:
       - {alertname: AgentNotConverging, eval_time: 20m, exp_alerts: []}
       - {alertname: AgentBehindServedIntent, eval_time: 20m, exp_alerts: []}
@@ -1658,13 +1806,13 @@ tests:
         exp_alerts: [{exp_labels: {host: h2}}, {exp_labels: {host: h5}}]
       - alertname: AgentBehindServedIntent
         eval_time: 6h
-        exp_alerts: [{exp_labels: {host: h3}}]
+        exp_alerts: [{exp_labels: {host: h3, ring: stable}}]
       - alertname: AgentAheadOfServedIntent  # h1 holds 9 after the restore to 8
         eval_time: 6h
-        exp_alerts: [{exp_labels: {host: h1}}]
+        exp_alerts: [{exp_labels: {host: h1, ring: stable}}]
       - alertname: HostNeverReports
         eval_time: 6h
-        exp_alerts: [{exp_labels: {host: h4}}]
+        exp_alerts: [{exp_labels: {host: h4, ring: stable}}]
       - alertname: AgentPausedTooLong
         eval_time: 6h
         exp_alerts: [{exp_labels: {host: h5}}]
@@ -1676,20 +1824,50 @@ tests:
       - {alertname: HostNeverReports, eval_time: 30m, exp_alerts: []}  # blind
       - {alertname: AgentBehindServedIntent, eval_time: 30m, exp_alerts: []}  # blind
       - {alertname: InventoryMissing, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
-      - {alertname: ServedIntentMissing, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
       - {alertname: Watchdog, eval_time: 30m, exp_alerts: [{exp_labels: {}}]}
   - interval: 1m  # h9 was decommissioned but its agent still reports
     input_series:
-      - {series: 'intent_served_generation', values: '7x60'}
-      - {series: 'inventory_host_info{host="h1"}', values: '1x60'}
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x60'}
+      - {series: 'inventory_host_info{host="h1",ring="stable"}', values: '1x60'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x60'}
       - {series: 'agent_converged_generation{host="h1"}', values: '7x60'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h9"}', values: '0+60x60'}
       - {series: 'agent_converged_generation{host="h9"}', values: '7x60'}
     promql_expr_test:
-      - expr: fleet:converged_on_served_intent:ratio
+      - expr: ring:converged_on_served_intent:ratio
         eval_time: 30m  # one of one, not two of one
-        exp_samples: [{labels: 'fleet:converged_on_served_intent:ratio', value: 1}]
+        exp_samples: [{labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 1}]
+  - interval: 1m  # three rings, each compared with its own store
+    input_series:
+      - {series: 'intent_served_generation{ring="canary"}', values: '7x10 8x110'}
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x120'}
+      - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="c2",ring="canary"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="s1",ring="stable"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="e1",ring="edge"}', values: '1x120'}
+      - {series: 'agent_converged_generation{host="c1"}', values: '7x120'}
+      - {series: 'agent_converged_generation{host="c2"}', values: '7x12 8x108'}
+      - {series: 'agent_converged_generation{host="s1"}', values: '7x120'}
+      - {series: 'agent_converged_generation{host="e1"}', values: '7x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c2"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="s1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="e1"}', values: '0+60x120'}
+    promql_expr_test:
+      - expr: ring:converged_on_served_intent:ratio
+        eval_time: 60m
+        exp_samples:
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="canary"}', value: 0.5}
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 1}
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="edge"}', value: 0}
+    alert_rule_test:
+      - alertname: AgentBehindServedIntent  # the stuck canary, not the stable host
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {host: c1, ring: canary}}]
+      - {alertname: AgentAheadOfServedIntent, eval_time: 60m, exp_alerts: []}
+      - alertname: ServedIntentMissing
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {ring: edge}}]
 """
 
 
@@ -1719,7 +1897,7 @@ def test_the_silence_rules_pass_promtool_check(site: Site, tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 rules found" in result.stdout
+    assert "10 rules found" in result.stdout
 
 
 def test_each_silence_alert_catches_its_host_and_only_that_one(
@@ -1737,16 +1915,26 @@ def test_each_silence_alert_catches_its_host_and_only_that_one(
     [
         ("3 * 300", "3 * 3000"),  # a threshold too lax to see h2 stop
         ("unless on(host)", "and on(host)"),  # the inventory diff turned inside out
-        ("< on() group_left()", "> on() group_left()"),  # behind, not ahead
-        (" or vector(0)", ""),  # the ratio would vanish instead of reading 0
+        ("< on(ring) group_left()", "> on(ring) group_left()"),  # behind, not ahead
+        (
+            ") or on(ring) 0 *",
+            ") and on(ring) 0 *",
+        ),  # the ratio would vanish, not read 0
         # a dead agent's last gauge would count as converged
         ("and on(host) (time() - agent_last_converged_timestamp_seconds < 900)", ""),
-        ("> on() group_left()", "== on() group_left()"),  # ahead is not current
+        ("> on(ring) group_left()", "== on(ring) group_left()"),  # ahead is not current
         ("absent(inventory_host_info)", "inventory_host_info == 0"),
-        ("absent(intent_served_generation)", "intent_served_generation == 0"),
+        (
+            "unless on(ring) intent_served_generation",
+            "and on(ring) intent_served_generation",
+        ),
         ("expr: vector(1)", "expr: vector(1) == 0"),  # a watchdog that never fires
-        # a decommissioned host that still reports would push the ratio past 1
-        ("\n             and on(host) inventory_host_info", ""),
+        # review round 6: the ring-unaware rules of round 5, which compared every
+        # host with the newest generation of any ring
+        (
+            "< on(ring) group_left() intent_served_generation",
+            "< on() group_left() max(intent_served_generation)",
+        ),
     ],
 )
 def test_the_replay_would_catch_a_broken_rule(
@@ -1761,23 +1949,23 @@ def test_the_replay_would_catch_a_broken_rule(
 # -- The ring gate -------------------------------------------------------------
 
 # Two canary hosts and two stable ones. The canary ring is served generation 8
-# from minute 10; c1 converges at minute 12, c2 at minute 14. Every host
-# serves 100 requests a minute. In the "bad" variant the canary fails 1 in 10
-# of them, and in the "silent" variant c2's agent stops at minute 20.
+# from minute 11; c1 converges at minute 13, c2 at minute 15. Every host
+# serves 100 requests a minute. Each variant breaks one thing, and only the
+# healthy run may open the gate, with the canary's generation as its value.
 RING_REPLAY = """
-rule_files: [rules.yml]
+rule_files: [fleet.yml, rules.yml]
 evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - {series: 'intent_served_generation{ring="canary"}', values: '7x10 8x110'}
+      - {series: 'intent_served_generation{ring="canary"}', values: 'CANARY_SERVED'}
       - {series: 'intent_served_generation{ring="stable"}', values: '7x120'}
       - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '1x120'}
       - {series: 'inventory_host_info{host="c2",ring="canary"}', values: '1x120'}
       - {series: 'inventory_host_info{host="s1",ring="stable"}', values: '1x120'}
       - {series: 'inventory_host_info{host="s2",ring="stable"}', values: '1x120'}
-      - {series: 'agent_converged_generation{host="c1"}', values: '7x12 8x108'}
-      - {series: 'agent_converged_generation{host="c2"}', values: '7x14 8x106'}
+      - {series: 'agent_converged_generation{host="c1"}', values: 'C1_GEN'}
+      - {series: 'agent_converged_generation{host="c2"}', values: 'C2_GEN'}
       - {series: 'agent_converged_generation{host="s1"}', values: '7x120'}
       - {series: 'agent_converged_generation{host="s2"}', values: '7x120'}
       - {series: 'agent_last_converged_timestamp_seconds{host="c1"}', values: '0+60x120'}
@@ -1788,37 +1976,74 @@ tests:
       - {series: 'http_requests_total{host="c1",code="500"}', values: '0+CANARY_ERRx120'}
       - {series: 'http_requests_total{host="c2",code="200"}', values: '0+CANARY_OKx120'}
       - {series: 'http_requests_total{host="c2",code="500"}', values: '0+CANARY_ERRx120'}
-      - {series: 'http_requests_total{host="s1",code="200"}', values: '0+100x120'}
-      - {series: 'http_requests_total{host="s2",code="200"}', values: '0+100x120'}
+      - {series: 'http_requests_total{host="s1",code="200"}', values: '0+STABLE_OKx120'}
+      - {series: 'http_requests_total{host="s1",code="500"}', values: 'STABLE_ERRS'}
+      - {series: 'http_requests_total{host="s2",code="200"}', values: '0+STABLE_OKx120'}
     promql_expr_test:
       - expr: ring:converged_on_served_intent:ratio
-        eval_time: 13m  # c1 has 8, c2 not yet; the stable ring is current on 7
+        eval_time: 14m  # c1 has 8, c2 not yet; the stable ring is current on 7
         exp_samples:
           - {labels: 'ring:converged_on_served_intent:ratio{ring="canary"}', value: 0.5}
           - {labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 1}
-      - expr: ring:canary_gate:open
-        eval_time: 30m  # converged, but the dip at minutes 10-13 is inside the soak
+      - expr: ring:canary_gate:generation
+        eval_time: 30m  # converged, but the change at minute 11 is inside the soak
         exp_samples: []
-      - expr: ring:canary_gate:open
+      - expr: ring:canary_gate:generation
         eval_time: 60m
         exp_samples: GATE_AT_60
 """
 
+RING_HEALTHY = {
+    "CANARY_SERVED": "7x10 8x110",
+    "C1_GEN": "7x12 8x108",
+    "C2_GEN": "7x14 8x106",
+    "C2_SEEN": "0+60x120",
+    "CANARY_OK": "100",
+    "CANARY_ERR": "0",
+    "STABLE_OK": "100",
+    "STABLE_ERRS": "_x120",  # the stable ring has no 5xx series at all
+}
+RING_VARIANTS = {
+    "healthy": {},
+    "bad": {"CANARY_OK": "90", "CANARY_ERR": "10"},  # 10 % errors
+    # 0.5 % errors: under the 1 % ceiling, but far worse than the stable ring
+    "worse": {"CANARY_OK": "199", "CANARY_ERR": "1"},
+    # the stable ring is itself failing (20 of s1's 100 requests a minute, 11 %
+    # of the ring), so the canary's 13 % passes the relative test alone
+    "incident": {
+        "STABLE_OK": "80",
+        "STABLE_ERRS": "0+20x120",
+        "CANARY_OK": "87",
+        "CANARY_ERR": "13",
+    },
+    "quiet": {"CANARY_OK": "1"},  # 60 requests in 30 minutes prove nothing
+    "silent": {"C2_SEEN": "0+60x20 1200x100"},  # c2's agent stops at minute 20
+    "slow": {"C2_GEN": "7x44 8x76"},  # c2 converges only at minute 45
+    # generation 9 reaches the canary at minute 56, and both hosts take it in
+    # the same minute: the gate must not offer an unsoaked 9 for promotion
+    "next": {
+        "CANARY_SERVED": "7x10 8x44 9x65",
+        "C1_GEN": "7x12 8x42 9x65",
+        "C2_GEN": "7x14 8x40 9x65",
+    },
+}
+GATE_OPEN = "[{labels: 'ring:canary_gate:generation{ring=\"canary\"}', value: 8}]"
+
+
+def ring_rules(site: Site) -> tuple[str, str]:
+    return (
+        named_block(site, DOC, "puppets-and-octopi-silence-rules"),
+        named_block(site, DOC, "puppets-and-octopi-ring-gate"),
+    )
+
 
 def replay_ring_gate(
-    rules: str,
-    tmp_path: Path,
-    *,
-    bad: bool = False,
-    silent: bool = False,
-    gate_at_60: str = "[{labels: 'ring:canary_gate:open{ring=\"canary\"}', value: 1}]",
+    fleet: str, rules: str, tmp_path: Path, variant: str = "healthy", *, opens: bool
 ) -> subprocess.CompletedProcess[str]:
-    replay = (
-        RING_REPLAY.replace("CANARY_OK", "90" if bad else "100")
-        .replace("CANARY_ERR", "10" if bad else "0")
-        .replace("C2_SEEN", "0+60x20 1200x100" if silent else "0+60x120")
-        .replace("GATE_AT_60", gate_at_60)
-    )
+    replay = RING_REPLAY.replace("GATE_AT_60", GATE_OPEN if opens else "[]")
+    for key, value in {**RING_HEALTHY, **RING_VARIANTS[variant]}.items():
+        replay = replay.replace(key, value)
+    (tmp_path / "fleet.yml").write_text(fleet)
     (tmp_path / "rules.yml").write_text(rules)
     (tmp_path / "replay.yml").write_text(replay)
     return subprocess.run(
@@ -1845,21 +2070,18 @@ def test_the_ring_gate_passes_promtool_check(site: Site, tmp_path: Path) -> None
     assert "3 rules found" in result.stdout
 
 
-def test_the_ring_gate_opens_after_a_healthy_soak(site: Site, tmp_path: Path) -> None:
-    result = replay_ring_gate(
-        named_block(site, DOC, "puppets-and-octopi-ring-gate"), tmp_path
-    )
+def test_the_ring_gate_opens_after_a_healthy_soak_with_its_generation(
+    site: Site, tmp_path: Path
+) -> None:
+    result = replay_ring_gate(*ring_rules(site), tmp_path, opens=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("variant", ["bad", "silent"])
-def test_the_ring_gate_stays_shut_for_errors_or_a_silent_host(
-    site: Site, tmp_path: Path, variant: str
-) -> None:
-    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
-    shut = replay_ring_gate(rules, tmp_path, gate_at_60="[]", **{variant: True})
+@pytest.mark.parametrize("variant", sorted(set(RING_VARIANTS) - {"healthy"}))
+def test_the_ring_gate_stays_shut(site: Site, tmp_path: Path, variant: str) -> None:
+    shut = replay_ring_gate(*ring_rules(site), tmp_path, variant, opens=False)
     assert shut.returncode == 0, shut.stdout + shut.stderr
-    opened = replay_ring_gate(rules, tmp_path, **{variant: True})
+    opened = replay_ring_gate(*ring_rules(site), tmp_path, variant, opens=True)
     assert opened.returncode != 0, opened.stdout  # the replay can tell
 
 
@@ -1867,7 +2089,7 @@ def test_the_ring_gate_stays_shut_for_errors_or_a_silent_host(
 # minute 12, between two samples: there is no half-converged minute, only the
 # one at which no canary host has converged yet.
 ONE_HOST_REPLAY = """
-rule_files: [rules.yml]
+rule_files: [fleet.yml, rules.yml]
 evaluation_interval: 1m
 tests:
   - interval: 1m
@@ -1891,25 +2113,28 @@ tests:
         eval_time: 11m  # served 8, still on 7: 0, not an absent series
         exp_samples:
           - {labels: 'ring:converged_on_served_intent:ratio{ring="canary"}', value: 0}
-      - expr: ring:canary_gate:open
+      - expr: ring:canary_gate:generation
         eval_time: 14m  # converged two minutes ago: no soak yet
         exp_samples: []
-      - expr: ring:canary_gate:open
+      - expr: ring:canary_gate:generation
         eval_time: 40m  # the 0 at minute 11 is still inside the 30 minutes
         exp_samples: []
-      - expr: ring:canary_gate:open
+      - expr: ring:canary_gate:generation
         eval_time: 45m
         exp_samples:
-          - {labels: 'ring:canary_gate:open{ring="canary"}', value: 1}
+          - {labels: 'ring:canary_gate:generation{ring="canary"}', value: 8}
 """
 
 NUMERATOR_FALLBACK = ") or on(ring) 0 * count by (ring) (inventory_host_info))"
 
 
 def replay_one_host_canary(
-    rules: str, tmp_path: Path
+    site: Site, fleet: str, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "fleet.yml").write_text(fleet)
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    )
     (tmp_path / "replay.yml").write_text(ONE_HOST_REPLAY)
     return subprocess.run(
         [promtool(), "test", "rules", "replay.yml"],
@@ -1921,38 +2146,47 @@ def replay_one_host_canary(
 
 
 def test_a_one_host_canary_still_soaks(site: Site, tmp_path: Path) -> None:
-    result = replay_one_host_canary(
-        named_block(site, DOC, "puppets-and-octopi-ring-gate"), tmp_path
-    )
+    result = replay_one_host_canary(site, ring_rules(site)[0], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_without_the_fallback_a_one_host_canary_skips_the_soak(
+def test_without_the_fallback_a_one_host_canary_reads_nothing_not_0(
     site: Site, tmp_path: Path
 ) -> None:
-    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
-    assert NUMERATOR_FALLBACK in rules
+    fleet = ring_rules(site)[0]
+    assert NUMERATOR_FALLBACK in fleet
     result = replay_one_host_canary(
-        rules.replace(NUMERATOR_FALLBACK, "))", 1), tmp_path
+        site, fleet.replace(NUMERATOR_FALLBACK, "))", 1), tmp_path
     )
-    assert result.returncode != 0, result.stdout  # absent, not 0: the gate opens at 14m
-    assert "14m" in result.stdout + result.stderr
+    assert result.returncode != 0, result.stdout
+
+
+CANARY_ERRORS = 'and on(ring) ring:http_errors:ratio_rate30m{ring="canary"}'
 
 
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("[30m:1m]) >= 0.98", "[1m:1m]) >= 0.98"),  # no soak
-        ("* 1.25 + 0.001", "* 1.25 + 0.2"),  # an error gate far too lax
-        ("or 0 * sum", "and 0 * sum"),  # a ring with no 5xx series blocks forever
+        ("[30m:1m]) >= 0.98", "[1m:1m]) >= 0.98"),  # no soak of convergence
+        ("* 1.25 + 0.001", "* 1.25 + 0.2"),  # a relative gate far too lax
+        ("or 0 * ring:http_requests", "and 0 * ring:http_requests"),  # no 5xx: shut
+        # review round 6: the gate had no absolute ceiling, no minimum traffic,
+        # and opened on whatever generation the canary had just been handed
+        (f"{CANARY_ERRORS} < 0.01\n", ""),
+        ("* 1800 >= 1000", "* 1800 >= 0"),
+        ("[30m]) == 0", "[30m]) >= 0"),
     ],
 )
 def test_the_ring_replay_would_catch_a_broken_gate(
     site: Site, tmp_path: Path, old: str, new: str
 ) -> None:
-    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    fleet, rules = ring_rules(site)
     assert old in rules
     mutated = rules.replace(old, new, 1)
-    healthy = replay_ring_gate(mutated, tmp_path)
-    bad = replay_ring_gate(mutated, tmp_path, bad=True, gate_at_60="[]")
-    assert healthy.returncode != 0 or bad.returncode != 0
+    outcomes = [
+        replay_ring_gate(
+            fleet, mutated, tmp_path, variant, opens=variant == "healthy"
+        ).returncode
+        for variant in RING_VARIANTS
+    ]
+    assert any(outcomes), "no variant noticed the change"

@@ -296,6 +296,9 @@ def live(session: nox.Session) -> None:
         "--watch",
         str(ROOT / "src"),
         "-n",
+        # Only what the author can act on: warnings, and the warm builder's
+        # one "Rebuilt in N s" line.
+        "-q",
         "-b",
         "html",
         # Drafts (status: draft) are previewed, with a badge; see drafts.py.

@@ -183,3 +183,29 @@ def test_published_builds_have_no_problems_panel(site: Site) -> None:
     assert not (site.html / "_live").exists()
     pages = [p.read_text() for p in site.html.rglob("*.html")]
     assert not [p for p in pages if "essays-live.js" in p]
+
+
+def test_a_problem_stands_until_its_file_is_saved_or_its_page_rewritten(
+    tmp_path: Path,
+) -> None:
+    """Sphinx warns about a file only when it reads or writes it; a rebuild
+    for another save must not clear a problem that still stands."""
+    from sphinx_essays.live import Problem, carry_over
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "essays").mkdir(parents=True)
+    (out / "essays").mkdir(parents=True)
+    broken = src / "essays/broken.md"
+    broken.write_text("---\ntopic: nowhere\n---\n")
+    (out / "essays/broken.html").write_text("last good page")
+    problem = Problem("essays/broken.md", 2, "topic 'nowhere' is not a topic", "")
+    reported = {problem.file: broken.stat().st_mtime}
+    since = time.time() + 10  # nothing below was written by the next rebuild
+
+    assert carry_over([problem], [], src, out, since, reported) == [problem]
+    # Saved again: the rebuild read it, and its own warnings are the truth.
+    assert carry_over([problem], [], src, out, since, {problem.file: 0.0}) == []
+    # Its page written again without a warning: it was fixed elsewhere.
+    assert carry_over([problem], [], src, out, 0.0, reported) == []
+    # Reported again: once, as this rebuild says it.
+    assert carry_over([problem], [problem], src, out, since, reported) == [problem]

@@ -35,7 +35,7 @@ from sphinx.cmd.build import build_main, get_parser
 from sphinx_autobuild.build import Builder
 from sphinx_autobuild.utils import show_message
 
-from sphinx_essays.live import Problem, parse, write_problems
+from sphinx_essays.live import Problem, carry_over, parse, write_problems
 
 
 def keep_last_good(outdir: Path, problems: list[Problem], since: float) -> int:
@@ -60,6 +60,10 @@ def keep_last_good(outdir: Path, problems: list[Problem], since: float) -> int:
 class WarmBuilder(Builder):  # type: ignore[misc]
     """A sphinx-autobuild builder that builds in this process."""
 
+    #: The problems shown now, and each one's source time when reported.
+    problems: list[Problem] = []  # noqa: RUF012  (replaced, never mutated)
+    reported: dict[str, float] = {}  # noqa: RUF012
+
     def __call__(self, *, changed_paths: Sequence[Path]) -> None:
         if changed_paths:
             names = ", ".join(p.name for p in list(changed_paths)[:5])
@@ -70,9 +74,20 @@ class WarmBuilder(Builder):  # type: ignore[misc]
         srcdir, outdir = Path(arguments.sourcedir), Path(arguments.outputdir)
         with tempfile.NamedTemporaryFile("r", suffix=".log") as warnings:
             status = build_main(["-w", warnings.name, *self.sphinx_args])
-            problems = parse(warnings.read(), srcdir.resolve())
-        write_problems(outdir, problems)
+            current = parse(warnings.read(), srcdir.resolve())
+        problems = carry_over(
+            self.problems, current, srcdir, outdir, since, self.reported
+        )
+        self.problems = problems
+        self.reported = {
+            p.file: (srcdir / p.file).stat().st_mtime
+            for p in problems
+            if (srcdir / p.file).exists()
+        }
+        # Last good pages back first: once the problems file names a page,
+        # a reader (or a test) may load it.
         kept = keep_last_good(outdir, problems, since)
+        write_problems(outdir, problems)
         if kept:
             show_message(f"Kept the last good rendering of {kept} page(s)")
         elapsed = time.perf_counter() - started

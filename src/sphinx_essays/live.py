@@ -62,6 +62,37 @@ def parse(warnings: str, srcdir: Path) -> list[Problem]:
     return found
 
 
+def carry_over(
+    previous: list[Problem],
+    current: list[Problem],
+    srcdir: Path,
+    outdir: Path,
+    since: float,
+    reported: dict[str, float],
+) -> list[Problem]:
+    """The problems to show after a rebuild: this rebuild's, and those of
+    earlier rebuilds that still stand. Sphinx warns about a source only when
+    it reads or writes it, so a later rebuild for another save says nothing
+    about a file that is still broken. An earlier problem stands while its
+    source is unchanged since it was reported (*reported*: file to
+    modification time) and its page was not written again by this rebuild
+    (written after *since*)."""
+    named = {problem.file for problem in current}
+    kept = []
+    for problem in previous:
+        source = srcdir / problem.file
+        page = outdir / (problem.file.rsplit(".", 1)[0] + ".html")
+        if (
+            problem.file in named
+            or not source.exists()
+            or source.stat().st_mtime != reported.get(problem.file)
+            or (page.exists() and page.stat().st_mtime >= since)
+        ):
+            continue
+        kept.append(problem)
+    return [*current, *kept]
+
+
 def write_problems(outdir: Path, problems: list[Problem]) -> None:
     """Replace the site's problems file in one step."""
     target = outdir / PROBLEMS

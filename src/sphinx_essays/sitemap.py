@@ -1,26 +1,29 @@
-"""``sitemap.xml`` that lists every page after an incremental build too.
+"""``sitemap.xml`` that lists every page, after an incremental build too.
 
-sphinx-sitemap (2.9) collects a page's address when the page is written, so
-after an incremental build the sitemap lists only the pages that build
-rewrote (after one title change in a 24-page site: 19 addresses instead of
-36). This module keeps the addresses of the last build in the doctree folder
-and, just before sphinx-sitemap writes the file, gives it back those of the
-pages that still exist and were not rewritten, in one sorted order, so that
-``-j 2`` and serial builds list them alike.
+sphinx-sitemap (2.9) collects a page's address when the page is written
+(``html-page-context``), through a ``multiprocessing.Manager`` queue that
+writer processes share. So an incremental build's sitemap lists only the
+pages that build rewrote (after one title change in a 24-page site: 19
+addresses instead of 36), the order depends on which writer finished first,
+and every build forks a manager process (which, forked from a process with
+threads, can deadlock at exit).
+
+This module replaces the manager queue with an in-process one before any
+page is written, and, just before sphinx-sitemap writes the file, fills it
+with every document's address, computed from the environment the way
+sphinx-sitemap computes it, plus the pages the main process generated
+(the indexes, search, 404), in one sorted order. So incremental equals
+fresh, and ``-j 2`` equals serial.
 """
 
 from __future__ import annotations
 
-import json
 import queue
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
-
-#: The addresses of the last build, beside the doctrees they belong to.
-STORE = "essays-sitemap.json"
 
 
 def page_link(app: Sphinx, docname: str) -> str:
@@ -34,38 +37,48 @@ def page_link(app: Sphinx, docname: str) -> str:
     return docname + (app.config.html_file_suffix or ".html")
 
 
+def last_modified(app: Sphinx, docname: str) -> str | None:
+    """The page's ``lastmod``, as sphinx-sitemap writes it, or None."""
+    dates = getattr(app.env, "git_last_updated", {})
+    if not app.config.sitemap_show_lastmod or docname not in dates:
+        return None
+    timestamp = (dates[docname] or (None,))[0]
+    if not timestamp:
+        return None
+    when = datetime.fromtimestamp(int(timestamp), UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _in_process_queue(app: Sphinx) -> None:
+    """After sphinx-sitemap's ``builder-inited`` (priority 500): no manager
+    process; documents' addresses come from the environment instead."""
+    if hasattr(app, "sitemap_links"):
+        app.sitemap_links = queue.Queue()
+
+
 def _complete(app: Sphinx, exception: BaseException | None) -> None:
     links = getattr(app, "sitemap_links", None)
     if exception is not None or links is None:
         return
     from sphinx_sitemap import is_excluded  # type: ignore[import-untyped]
 
-    written: dict[str, str | None] = {}
+    found: dict[str, str | None] = {}
     while True:
         try:
             link, lastmod = links.get_nowait()
         except queue.Empty:
             break
-        written[link] = lastmod
-    store = Path(app.doctreedir, STORE)
-    previous: dict[str, str | None] = (
-        json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
-    )
-    pages = {page_link(app, docname) for docname in app.env.found_docs}
+        found[link] = lastmod
     excludes = app.config.sitemap_excludes
-    kept = {
-        link: lastmod
-        for link, lastmod in previous.items()
-        if link in pages and not is_excluded(link, excludes)
-    }
-    kept.update(written)
-    partial = store.with_suffix(".tmp")
-    partial.write_text(json.dumps(kept, sort_keys=True), encoding="utf-8")
-    partial.replace(store)
-    for link in sorted(kept):
-        links.put((link, kept[link]))
+    for docname in app.env.found_docs:
+        link = page_link(app, docname)
+        if not is_excluded(link, excludes):
+            found[link] = last_modified(app, docname)
+    for link in sorted(found):
+        links.put((link, found[link]))
 
 
 def setup(app: Sphinx) -> None:
+    app.connect("builder-inited", _in_process_queue, priority=600)
     # Before sphinx-sitemap's create_sitemap (priority 500).
     app.connect("build-finished", _complete, priority=400)

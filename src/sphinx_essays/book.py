@@ -456,8 +456,27 @@ def _write_cover(app: Sphinx) -> None:
     path.write_bytes(draw_cover(app.config))
 
 
+#: Tables with at least this many body rows break across PDF pages.
+LONG_TABLE_ROWS = 12
+
+
+def _long_tables_break(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Sphinx sets a table of fewer than 30 rows as one unbreakable block
+    (``tabulary``), so a 25-row table that does not fit moves to the next
+    page whole and leaves the rest of this one blank. In the book, a table
+    of :data:`LONG_TABLE_ROWS` rows or more is a ``longtable``, which
+    breaks across pages and repeats its header."""
+    if app.builder.format != "latex":
+        return
+    for table in doctree.findall(nodes.table):
+        rows = sum(len(body.children) for body in table.findall(nodes.tbody))
+        if rows >= LONG_TABLE_ROWS and "longtable" not in table["classes"]:
+            table["classes"].append("longtable")
+
+
 def setup(app: Sphinx) -> None:
     app.set_translator("latex", BookTranslator, override=True)
+    app.connect("doctree-resolved", _long_tables_break)
     app.connect("config-inited", _exclude_from_epub)
     app.connect("config-inited", _latex_elements)
     app.connect("config-inited", _epub_settings)

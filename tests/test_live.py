@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
     from conftest import Site
 
@@ -134,6 +135,25 @@ def test_ten_saves_in_two_seconds_end_with_a_fresh_builds_page(
     assert served.read_bytes() == (fresh / "out" / f"{name}.html").read_bytes()
 
 
+def open_settled(browser: Browser, url: str) -> Page:
+    """A new page at *url*, loaded once the preview has stopped reloading: the
+    live-reload script reloads open pages after each rebuild, which aborts a
+    navigation that is under way."""
+    page = browser.new_page()
+    for attempt in range(5):
+        try:
+            page.goto(url)
+            page.wait_for_load_state("networkidle")
+            break
+        except PlaywrightError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
+    time.sleep(1)
+    page.wait_for_load_state("networkidle")
+    return page
+
+
 #: What `nox -s live` adds to the build: drafts, and problems in the browser.
 AS_NOX_LIVE = ("-D", "essays_drafts=1", "-D", "essays_live=1")
 
@@ -148,16 +168,16 @@ def test_a_broken_save_shows_its_problem_over_the_last_good_page(
     name = "essays/observability/sample-essay"
     page_url = url + name + ".html"
     assert wait_for(lambda: "A Sample Essay" in fetch(page_url), timeout=60)
-    page = browser.new_page()
-    page.goto(page_url)
+    page = open_settled(browser, page_url)
     assert page.locator(".essays-live-problems").count() == 0
+    page.close()
 
     essay = source / f"{name}.md"
     good = essay.read_text()
     essay.write_text(good.replace("topic: observability", "topic: nowhere"))
     problems = url + "_live/problems.json"
     assert wait_for(lambda: "nowhere" in fetch(problems), timeout=60)
-    page.goto(page_url)
+    page = open_settled(browser, page_url)
     panel = page.locator(".essays-live-problems")
     panel.wait_for(timeout=10_000)
     text = panel.inner_text()
@@ -173,8 +193,8 @@ def test_a_broken_save_shows_its_problem_over_the_last_good_page(
 
     essay.write_text(good)
     assert wait_for(lambda: fetch(problems).strip() == "[]", timeout=60)
-    page.goto(page_url)
-    page.wait_for_load_state("networkidle")
+    page.close()
+    page = open_settled(browser, page_url)
     assert page.locator(".essays-live-problems").count() == 0
     page.close()
 

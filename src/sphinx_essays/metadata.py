@@ -406,6 +406,14 @@ def _attribute(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def add_description(context: dict[str, Any], text: str) -> None:
+    """Append the page's ``<meta name="description">``, escaped."""
+    context["metatags"] = (
+        context.get("metatags", "")
+        + f'<meta name="description" content="{html.escape(text)}" />\n'
+    )
+
+
 def _describe_page(
     app: Sphinx,
     pagename: str,
@@ -429,10 +437,7 @@ def _describe_page(
         "og:title": _attribute(record["title"]),
         "og:description": _attribute(summary),
     }
-    context["metatags"] = (
-        context.get("metatags", "")
-        + f'<meta name="description" content="{html.escape(summary)}" />\n'
-    )
+    add_description(context, summary)
 
 
 #: Descriptions of the pages Sphinx generates, by page name; the essay
@@ -467,11 +472,7 @@ def _describe_generated(
         return
     description = generated_description(app, pagename)
     if description is not None:
-        text = f"{app.config.project}: {description}"
-        context["metatags"] = (
-            context.get("metatags", "")
-            + f'<meta name="description" content="{html.escape(text)}" />\n'
-        )
+        add_description(context, f"{app.config.project}: {description}")
 
 
 def setup(app: Sphinx) -> None:

@@ -87,7 +87,13 @@ def archive_titles() -> list[str]:
 
 #: Builds are reproducible: with this set, two builds give the same bytes.
 SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01T00:00:00Z
-BUILD_ENV = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+#: Sphinx colours its log when FORCE_COLOR is set (as some CI runners set it);
+#: tests read the log as plain text, so colour is always off.
+BUILD_ENV = {
+    **{k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "FORCE_COLOUR"}},
+    "NO_COLOR": "1",
+    "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
+}
 
 
 def sphinx_build(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import ROOT, sphinx_build
+from conftest import BUILD_ENV, ROOT, sphinx_build
 from sphinx_essays.metadata import FrontMatter, split_front_matter
 
 if TYPE_CHECKING:
@@ -133,17 +133,9 @@ def essay_body(keys: list[str]) -> str:
     )
 
 
-def test_a_new_essay_written_by_the_guide_passes_the_build_and_the_standard(
-    tmp_path: Path,
-) -> None:
-    """The guide, followed: scaffold, write, publish. The site builds with -nW
-    and the essay standard passes every essay, the new one included."""
-    docs = tmp_path / "docs"
-    shutil.copytree(ROOT / "docs", docs, ignore=shutil.ignore_patterns("_build"))
-    # The benchmarks page includes the last results, from beside docs/.
-    (tmp_path / "benchmarks").mkdir()
-    for name in ("results.md", "results.json", "live.md", "live.json"):
-        shutil.copy2(ROOT / "benchmarks" / name, tmp_path / "benchmarks")
+def add_essay_by_the_guide(docs: Path) -> Path:
+    """Follow "How to add an essay": scaffold, write to the standard, publish
+    (drop ``status: draft``). Returns the new essay's file."""
     done = new(docs, "Capacity Is a Queue", "--topic", "infrastructure")
     assert done.returncode == 0, done.stderr
     path = docs / "essays/infrastructure/capacity-is-a-queue.md"
@@ -155,6 +147,21 @@ def test_a_new_essay_written_by_the_guide_passes_the_build_and_the_standard(
         + "\n# Capacity Is a Queue\n\n"
         + essay_body(keys[:15])
     )
+    return path
+
+
+def test_a_new_essay_written_by_the_guide_passes_the_build_and_the_standard(
+    tmp_path: Path,
+) -> None:
+    """The guide, followed: scaffold, write, publish. The site builds with -nW
+    and the essay standard passes every essay, the new one included."""
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs, ignore=shutil.ignore_patterns("_build"))
+    # The benchmarks page includes the last results, from beside docs/.
+    (tmp_path / "benchmarks").mkdir()
+    for name in ("results.md", "results.json", "live.md", "live.json"):
+        shutil.copy2(ROOT / "benchmarks" / name, tmp_path / "benchmarks")
+    add_essay_by_the_guide(docs)
     html = tmp_path / "html"
     built = sphinx_build("-nW", "-j", "2", "-b", "html", str(docs), str(html))
     assert built.returncode == 0, built.stderr
@@ -173,3 +180,55 @@ def test_a_new_essay_written_by_the_guide_passes_the_build_and_the_standard(
         check=False,
     )
     assert standard.returncode == 0, standard.stdout
+
+
+#: The suite's tests of the real site: every test that reads docs/, builds it
+#: or walks its essays. The essays' own example tests (tests/examples/) and
+#: the test roots do not depend on which essays exist, and the browser tests
+#: run the same pages again, so they are left out to keep this test to minutes.
+SITE_TESTS = [
+    "test_backlinks.py", "test_citation_file.py", "test_code_blocks.py",
+    "test_conceptmap.py", "test_distribution.py", "test_domain.py",
+    "test_downloads.py", "test_essay_standard.py", "test_feed.py",
+    "test_glossary.py", "test_indices.py", "test_links.py", "test_listing.py",
+    "test_llms.py", "test_pdf.py", "test_related.py", "test_relations.py",
+    "test_search.py", "test_site.py", "test_social.py", "test_sources.py",
+]  # fmt: skip
+
+
+def test_the_suite_passes_with_a_new_published_essay(tmp_path: Path) -> None:
+    """The README's test command on a copy of the project with one more
+    essay, added by the guide: no test pins the set of essays."""
+    project = tmp_path / "project"
+    shutil.copytree(
+        ROOT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".git", ".nox", "node_modules", "_build", "__pycache__", "*.egg-info"
+        ),
+    )
+    (project / "node_modules").symlink_to(ROOT / "node_modules")
+    essay = add_essay_by_the_guide(project / "docs")
+    # The author's checkout, with the essay committed once the checks pass
+    # (the guide's last step); the last-updated dates come from git.
+    git = ["git", "-c", "user.name=Author", "-c", "user.email=author@example.org"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "New essay"]):
+        subprocess.run([*git, *step], cwd=project, check=True, capture_output=True)
+    # The copy's own src/ is what its tests import, not this checkout's.
+    env = {**BUILD_ENV, "PYTHONPATH": str(project / "src")}
+    suite = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+            f"--basetemp={tmp_path / 'pt'}",
+            *(f"tests/{name}" for name in SITE_TESTS),
+        ],
+        cwd=project, capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert suite.returncode == 0, suite.stdout[-4000:]
+    # The new essay was among the essays the copy's tests walked.
+    docname = essay.relative_to(project / "docs").with_suffix("").as_posix()
+    for test in (
+        "test_site.py::test_essay_page_shows_title_and_summary",
+        "test_site.py::test_topic_page_lists_the_essay",
+    ):
+        assert f"PASSED tests/{test}[{docname}]" in suite.stdout

@@ -107,11 +107,11 @@ def test_topic_page_lists_the_essay(site: Site, essay: Essay) -> None:
 
 @pytest.mark.parametrize("essay", ESSAYS, ids=lambda e: e.docname)
 def test_diagrams_are_svg(site: Site, essay: Essay) -> None:
-    if "```{graphviz}" not in essay.source:
-        pytest.fail(f"{essay.docname} has no diagram")
     page = soup(site.html / f"{essay.docname}.html")
     diagrams = page.select("article div.graphviz")
-    assert diagrams
+    # A diagram is the author's choice, not a rule of the essay standard; each
+    # one the essay draws is on its page (beside the neighbourhood map, if any).
+    assert len(diagrams) >= essay.source.count("```{graphviz}")
     for diagram in diagrams:
         svg = diagram.select_one("svg")
         assert svg is not None, diagram

@@ -7,7 +7,8 @@
     nox -s epub      docs/_build/epub/InfrastructureEssays.epub, checked by epubcheck
     nox -s lint      ruff, mypy, codespell, the essay standard, the sources report
     nox -s sources   the sources not checked for a year, with who cites them
-    nox -s bench     build benchmarks at 100, 300 and 1,000 synthetic essays
+    nox -s bench     build benchmarks, 100 and 1,000 essays, ours against the floor
+    nox -s bench-10k the same at 10,000 essays (about an hour)
     nox -s linkcheck check every external link (needs a network; not in CI)
     nox -s new -- "Title" --topic observability   create an essay file
 
@@ -424,6 +425,18 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
     session.run("python", "benchmarks/social_cards.py", "--size", "1000")
     session.run("python", "benchmarks/citations.py", "--size", "1000")
+
+
+@nox.session(name="bench-10k", reuse_venv=True)
+def bench_10k(session: nox.Session) -> None:
+    """The build benchmark at 10,000 essays, ours against the floor, once
+    each (about an hour on two cores). Its rows join those ``nox -s bench``
+    wrote in benchmarks/results.{json,md}."""
+    ensure_system_tools(session, *DIAGRAMS, *BROWSER)
+    install_project(session, "bench")
+    session.run(
+        "python", "benchmarks/run.py", "--sizes", "10000", "--repeat", "1", "--merge"
+    )
 
 
 @nox.session(reuse_venv=True)

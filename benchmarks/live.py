@@ -88,7 +88,11 @@ def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
             target.write_text(original)
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # mid-build, it may not stop
+                server.kill()
+                server.wait()
     return {
         "median_s": statistics.median(timings),
         "max_s": max(timings),

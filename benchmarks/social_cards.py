@@ -8,14 +8,18 @@ new output folder: with the images drawn from nothing, without them
 in the machine's load shifts both comparisons alike), and with them copied
 from the cache the first build left in the doctree folder (``-E``: every
 page read and written again). It also times drawing one card on its own.
-Reports medians and each variant's cost as a share of the baseline. This is
-a benchmark, not a test: nothing here passes or fails.
+Reports medians and each variant's cost as a share of the baseline, both in
+wall-clock seconds and in CPU seconds (user and system, of the build and its
+worker processes). The CPU figure is the one to read on a shared machine: the
+other processes' load stretches wall-clock time but not the build's own CPU
+time. This is a benchmark, not a test: nothing here passes or fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,9 +35,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 
-def build(source: Path, out: Path, doctrees: Path, jobs: int, *extra: str) -> float:
+def cpu_seconds() -> float:
+    """User and system time of every child process that has ended so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def build(
+    source: Path, out: Path, doctrees: Path, jobs: int, *extra: str
+) -> tuple[float, float]:
+    """One build's wall-clock seconds and CPU seconds."""
     if out.exists():
         shutil.rmtree(out)
+    cpu = cpu_seconds()
     start = time.perf_counter()
     subprocess.run(
         [
@@ -54,7 +68,7 @@ def build(source: Path, out: Path, doctrees: Path, jobs: int, *extra: str) -> fl
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -64,7 +78,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work")
     args = parser.parse_args()
-    times: dict[str, list[float]] = {"baseline": [], "fresh": [], "cached": []}
+    names = ("baseline", "fresh", "cached")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     work = args.work / f"social-{args.size}"
     source = generate(work, args.size, DOCS, sidebar=True)
     off = ("-D", "essays_social_cards=0")
@@ -72,12 +88,19 @@ def main() -> None:
         cards = work / f"doctrees-on-{attempt}"
         # The baseline runs between the other two, so a change in the
         # machine's load during a run shifts both comparisons alike.
-        times["fresh"].append(build(source, work / "on", cards, args.jobs))
-        times["baseline"].append(
-            build(source, work / "off", work / "doctrees-off", args.jobs, "-E", *off)
-        )
-        times["cached"].append(build(source, work / "on", cards, args.jobs, "-E"))
+        runs = {
+            "fresh": build(source, work / "on", cards, args.jobs),
+            "baseline": build(
+                source, work / "off", work / "doctrees-off", args.jobs, "-E", *off
+            ),
+            "cached": build(source, work / "on", cards, args.jobs, "-E"),
+        }
+        for name, (wall, used) in runs.items():
+            times[name].append(wall)
+            cpu[name].append(used)
+        print(json.dumps({"attempt": attempt, **runs}), flush=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     started = time.perf_counter()
     for number in range(200):
         draw_card(
@@ -91,6 +114,11 @@ def main() -> None:
         **{f"{name}_s": round(value, 2) for name, value in medians.items()},
         "fresh_share": round(medians["fresh"] / medians["baseline"] - 1, 3),
         "cached_share": round(medians["cached"] / medians["baseline"] - 1, 3),
+        **{f"{name}_cpu_s": round(value, 2) for name, value in cpu_medians.items()},
+        "fresh_cpu_share": round(cpu_medians["fresh"] / cpu_medians["baseline"] - 1, 3),
+        "cached_cpu_share": round(
+            cpu_medians["cached"] / cpu_medians["baseline"] - 1, 3
+        ),
         "draw_ms_per_card": round(draw_ms, 1),
     }
     print(json.dumps(result, indent=2))

@@ -4,11 +4,14 @@
   point signal (week 14; the full rule set adds its moving-range echo in
   week 15, printed without a name), and the tests measure how often the rule
   sets raise false alarms on stable data, and on autocorrelated data.
+* The re-page share is computed from a page log as the docstring defines it
+  (alert groups, seven days after the resolve, counted once, in the week
+  fired, against the resolver, only once the window has closed), and the
+  block's weekly shares are what such a log gives.
 * A person effect on an interleaved rotation hides from the whole-team chart
-  of pages. The per-person chart of re-pages, counted by resolver, finds a
-  7-re-page effect whoever carries it and misses a 4-re-page one; on raw
-  pages, causes left unfixed that re-page after handover flag the next person
-  on call. A four-week calendar effect reads as a person effect until the
+  of pages. The per-person chart of re-page shares finds a 20-point rise
+  whoever carries it and misses a 10-point one; on raw pages, causes left
+  unfixed that re-page after handover flag the next person on call. A four-week calendar effect reads as a person effect until the
   rotation order changes; the chart takes any number of weeks a person; the
   tests measure how large an effect four weeks a person can show.
 * Autocorrelation: the run-chart rules catch few autocorrelated histories,
@@ -189,10 +192,10 @@ def test_the_xmr_block_runs_as_a_script(site: Site) -> None:
         ),
         "week 14: 63 pages (outside the limits), on call: ben",
         "week 15: 41 pages (moving range)",
-        "ana: 8.50 re-pages, limits 4.4 to 11.6",
-        "ben: 8.00 re-pages, limits 4.4 to 11.6",
-        "chen: 8.25 re-pages, limits 4.4 to 11.6",
-        "dev: 7.25 re-pages, limits 4.4 to 11.6",
+        "ana: 21.9% re-paged, limits 9.9% to 29.6%",
+        "ben: 18.3% re-paged, limits 9.9% to 29.6%",
+        "chen: 20.4% re-paged, limits 9.9% to 29.6%",
+        "dev: 18.3% re-paged, limits 9.9% to 29.6%",
     ]
 
 
@@ -308,8 +311,7 @@ def test_the_run_chart_rules_miss_most_autocorrelated_histories(site: Site) -> N
     assert plain < 0.02
     assert_in_prose(
         site,
-        "Too few crossings is what autocorrelation produces, but on sixteen such"
-        " weeks the rules fire in only about one history in nine.",
+        "fires on sixteen such weeks in only about one history in nine",
     )
 
 
@@ -332,17 +334,11 @@ def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> 
 
     widened = fmean(flags(h) for h in auto)
     assert 1 / 13 < widened < 1 / 9.5  # "back to about one in eleven"
-    # Four-week totals of an AR(1) series with phi = 0.5: lag-one correlation.
-    phi, block = 0.5, 4
-    var = sum(phi ** abs(i - j) for i in range(block) for j in range(block))
-    cov = sum(phi ** abs(i - j) for i in range(block) for j in range(block, 2 * block))
-    assert round(cov / var, 1) == 0.2
     assert_in_prose(
         site,
         "a lag-one autocorrelation above 0.3 flags about half the autocorrelated"
         " histories and one independent history in fourteen",
         "which brings false alarms back to about one in eleven",
-        "cuts the correlation from 0.5 to about 0.2",
     )
 
 
@@ -366,7 +362,7 @@ def test_the_forecast_scoring_numbers(site: Site) -> None:
     assert abs(simulated - seen) < 0.02
     assert_in_prose(
         site,
-        "six weeks give an average with a standard error of about 2.3 pages",
+        "Six weeks give an average with a standard error of about 2.3 pages",
         "puts a point below 23.5 in only about three six-week windows in four",
         "about five standard errors below the old centre",
     )
@@ -433,6 +429,103 @@ def test_the_whole_team_chart_misses_a_20_page_person_effect(site: Site) -> None
     )
 
 
+# -- The re-page share -----------------------------------------------------------
+
+DAY = 24 * 3600
+WEEK = 7 * DAY
+
+
+def page_log(ns: dict[str, Any]) -> list[tuple[str, float, float, str]]:
+    """A log of single pages whose weekly counts are the block's data.
+
+    Each week, REPAGES[w] groups page twice, a day apart, each page resolved
+    after an hour: the first re-pages and the second does not. The rest page
+    once. Everyone resolves their own week's pages.
+    """
+    log = []
+    for w, (pages, repaged) in enumerate(zip(ns["PAGES"], ns["REPAGES"], strict=True)):
+        start, who = w * WEEK, ns["ON_CALL"][w]
+        groups = [f"w{w}-g{i}" for i in range(pages - repaged)]
+        fired = [start + i * 600 for i in range(len(groups))]
+        log += [(g, t, t + 3600, who) for g, t in zip(groups, fired, strict=True)]
+        for g, t in zip(groups[:repaged], fired[:repaged], strict=True):
+            log.append((g, t + DAY, t + DAY + 3600, who))
+    return log
+
+
+def test_the_weekly_shares_are_what_a_page_log_gives(site: Site) -> None:
+    ns = run_block(site, XMR)
+    counts = ns["repage_counts"](page_log(ns), now=17 * WEEK)
+    assert counts == {
+        (w + 1, ns["ON_CALL"][w]): (r, p)
+        for w, (r, p) in enumerate(zip(ns["REPAGES"], ns["PAGES"], strict=True))
+    }
+    assert ns["SHARE"] == [r / p for (r, p) in counts.values()]
+    # A week's share is provisional until its last page's window has closed.
+    early = ns["repage_counts"](page_log(ns), now=15 * WEEK + 3 * DAY)
+    assert set(early) == {(w, n) for w, n in counts if w < 16}
+
+
+def test_the_re_page_share_counts_as_the_definition_says(site: Site) -> None:
+    count = run_block(site, XMR)["repage_counts"]
+    hour, now = 3600, 30 * DAY
+    log = [
+        # Returns twice within seven days of its resolve: re-paged once.
+        ("a", 0, hour, "ana"),
+        ("a", 2 * DAY, 2 * DAY + hour, "ana"),
+        ("a", 3 * DAY, 3 * DAY + hour, "ana"),
+        # Returns eight days after its resolve: not re-paged.
+        ("b", 0, hour, "ana"),
+        ("b", 8 * DAY + hour, 8 * DAY + 2 * hour, "ben"),
+        # Fired in ana's week, resolved by ben after handover, back in ben's
+        # week: it counts in week 1, against ben.
+        ("c", 6 * DAY, 7 * DAY + hour, "ben"),
+        ("c", 9 * DAY, 9 * DAY + hour, "ben"),
+        # Never resolved: left out.
+        ("d", DAY, None, "ana"),
+        # Resolved two days before now: its window is still open.
+        ("e", now - 2 * DAY - hour, now - 2 * DAY, "chen"),
+    ]
+    assert count(log, now) == {
+        # a's first page counts once though its group came back twice; a's
+        # second page re-pages too (the third is inside its window); a's third
+        # page and b do not.
+        (1, "ana"): (2, 4),
+        (1, "ben"): (1, 1),  # c, resolved after handover
+        (2, "ben"): (0, 2),  # b's and c's returns, which stay quiet
+    }
+    # The window edge counts: back exactly seven days after the resolve.
+    edge = [("f", 0, hour, "ana"), ("f", hour + 7 * DAY, hour + 7 * DAY + 1, "ana")]
+    assert count(edge, now) == {(1, "ana"): (1, 1), (2, "ana"): (0, 1)}
+
+
+def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> None:
+    """Seven days, counted against the resolver, in every place it is stated."""
+    import inspect
+    from pathlib import Path
+
+    ns = run_block(site, XMR)
+    window = inspect.signature(ns["repage_counts"]).parameters["window"].default
+    assert window == 7 * DAY
+    assert all(r <= p for r, p in zip(ns["REPAGES"], ns["PAGES"], strict=True))
+    assert_in_prose(
+        site,
+        "the fraction whose alert group paged again within seven days of the"
+        " resolution",
+        "It counts in the week it fired, against whoever resolved it.",
+    )
+    glossary = Path(__file__).parents[2] / "docs" / "glossary.md"
+    entry = re.search(r"\nRe-page share\n((?:  .*\n)+)", glossary.read_text("utf-8"))
+    assert entry, "the glossary has no Re-page share entry"
+    text = re.sub(r"\s+", " ", entry.group(1))
+    assert "within seven days of its resolution" in text
+    assert "against whoever resolved it" in text
+    assert "in the week it fired" in text
+
+
+# -- Person effects on the re-page share -------------------------------------------
+
+
 @pytest.mark.parametrize("who", ["ana", "ben", "chen", "dev"])
 def test_the_person_chart_finds_whoever_carries_the_effect(
     site: Site, who: str
@@ -440,34 +533,40 @@ def test_the_person_chart_finds_whoever_carries_the_effect(
     """No suspect is chosen in advance: every person is charted at once."""
     ns = run_block(site, XMR)
     chart, outside, on_call = ns["person_chart"], ns["outside"], ns["ON_CALL"]
-    assert outside(chart(ns["REPAGES"], on_call)) == []
-    found = chart(with_effect(ns, who, 7, "REPAGES"), on_call)
+    assert outside(chart(ns["SHARE"], on_call)) == []
+    found = chart(with_effect(ns, who, 0.20, "SHARE"), on_call)
     assert outside(found) == [who]
     average, _, high = found[who]
     assert average > high
-    # Half the baseline is missed, whoever carries it.
-    assert outside(chart(with_effect(ns, who, 4, "REPAGES"), on_call)) == []
+    # Half the effect is missed, whoever carries it.
+    assert outside(chart(with_effect(ns, who, 0.10, "SHARE"), on_call)) == []
 
 
 def test_the_person_chart_numbers_in_the_prose(site: Site) -> None:
     ns = run_block(site, XMR)
     chart, _outside, on_call = ns["person_chart"], ns["outside"], ns["ON_CALL"]
-    base = chart(ns["REPAGES"], on_call)
-    assert {limits_of(base, who) for who in ns["ROTA"]} == {(4.4, 11.6)}
+    base = chart(ns["SHARE"], on_call)
+    _, low, high = base["ana"]
+    assert {chart_row[1:] for chart_row in base.values()} == {(low, high)}
     averages = {who: avg for who, (avg, _, _) in base.items()}
-    assert min(averages, key=averages.get) == "dev"
+    assert min(averages, key=averages.get) == "ben"
     assert max(averages, key=averages.get) == "ana"
-    assert round(fmean(ns["REPAGES"])) == 8  # "half the baseline" is 4
-    seven = chart(with_effect(ns, "dev", 7, "REPAGES"), on_call)["dev"]
-    four = chart(with_effect(ns, "dev", 4, "REPAGES"), on_call)["dev"]
-    assert seven[0] > seven[2]
-    assert four[0] < four[2]
+    assert f"{averages['ben']:.1%}" == f"{averages['dev']:.1%}"  # "ben and dev"
+    pooled = sum(ns["REPAGES"]) / sum(ns["PAGES"])
+    assert round(pooled * 5) == 1  # "about a fifth"
+    twenty = chart(with_effect(ns, "dev", 0.20, "SHARE"), on_call)["dev"]
+    ten = chart(with_effect(ns, "dev", 0.10, "SHARE"), on_call)["dev"]
+    assert twenty[0] > twenty[2]
+    assert ten[0] < ten[2]
     assert_in_prose(
         site,
-        f"the averages run from {averages['dev']:.2f} re-pages a week (dev) to"
-        f" {averages['ana']:.2f} (ana), all inside 4.4 to 11.6",
-        f"his average would be {seven[0]:.2f}, above his limit of {seven[2]:.1f}",
-        f"would put him at {four[0]:.2f}, under his limit of {four[2]:.1f}",
+        f"the averages run from {averages['ben']:.1%} (ben and dev) to"
+        f" {averages['ana']:.1%} (ana), all inside {low:.1%} to {high:.1%}",
+        "About a fifth of the team's pages re-page.",
+        f"his average would be {twenty[0]:.1%}, above his limit of {twenty[2]:.1%}",
+        f"would put him at {ten[0]:.1%}, under his limit of {ten[2]:.1%}",
+        f"weekly pages vary as modestly as here, from {min(ns['PAGES'])} to"
+        f" {max(ns['PAGES'])}",
     )
 
 
@@ -487,7 +586,7 @@ def test_unfixed_causes_after_handover_flag_the_next_person_on_raw_pages(
     spilled = [p + 20 if w in after_dev else p for w, p in enumerate(ns["PAGES"])]
     assert {on_call[w] for w in after_dev} == {"ana"}
     assert outside(chart(spilled, on_call, {14})) == ["ana"]
-    by_resolver = with_effect(ns, "dev", 7, "REPAGES")
+    by_resolver = with_effect(ns, "dev", 0.20, "SHARE")
     assert outside(chart(by_resolver, on_call)) == ["dev"]
     assert_in_prose(
         site,
@@ -545,11 +644,11 @@ def detection_rates(
 ) -> tuple[float, float, float]:
     """How often the person chart flags dev, flags anyone, and the team chart fires.
 
-    Weekly re-pages are drawn from a normal distribution with the re-page
+    Weekly re-page shares are drawn from a normal distribution with the share
     chart's own centre and sigma, and dev gets *extra* in each of his weeks.
     """
     on_call, dev_hits, any_hits, team_hits = ns["ON_CALL"], 0, 0, 0
-    for noise in stable_histories(ns, runs, series="REPAGES"):
+    for noise in stable_histories(ns, runs, series="SHARE"):
         pages = [
             p + (extra if name == "dev" else 0.0)
             for p, name in zip(noise, on_call, strict=True)
@@ -587,20 +686,22 @@ def test_the_person_chart_rarely_flags_anyone_on_a_stable_rotation(
 
 def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
     ns = run_block(site, XMR)
-    sigma = ns["xmr_limits"](ns["REPAGES"][:12])["sigma"]
-    assert round(sigma, 1) == 2.7
-    none, two, four, six, eight = (detection_rates(ns, e) for e in (0, 2, 4, 6, 8))
+    sigma = ns["xmr_limits"](ns["SHARE"][:12])["sigma"]
+    assert round(sigma * 100, 1) == 6.3
+    none, five, ten, fifteen, twenty = (
+        detection_rates(ns, e) for e in (0, 0.05, 0.10, 0.15, 0.20)
+    )
     # The first figure is how often the affected person (dev) is flagged.
     assert none[0] < 0.01
-    assert two[0] < 0.05
-    assert 0.20 < four[0] < 0.30  # "about a quarter"
-    assert 0.55 < six[0] < 0.67  # "about 60%"
-    assert 0.86 < eight[0] < 0.94  # "about 90%"
+    assert 0.025 < five[0] < 0.055  # "about 4%"
+    assert 0.25 < ten[0] < 0.35  # "about 30%"
+    assert 0.65 < fifteen[0] < 0.76  # "about 70%"
+    assert 0.92 < twenty[0] < 0.98  # "about 95%"
     assert_in_prose(
         site,
-        "a standard deviation of about 2.7 re-pages, the chart flags the"
-        " affected person for an 8-re-page effect in about 90% of simulated"
-        " rotations, a 6 in about 60%, a 4 in about a quarter and a 2 in under 5%",
+        "a standard deviation of about 6.3 points, the chart flags the affected"
+        " person for a 20-point rise in about 95% of simulated rotations,"
+        " 15 points in about 70%, 10 in about 30% and 5 in about 4%",
     )
 
 
@@ -747,6 +848,10 @@ def test_every_fix_passes_the_goodhart_check_before_re_charting() -> None:
     # Analysis and probes both end in a scored forecast.
     assert edges["sense"] == {"complicated", "expert", "complex"}
     assert edges["complicated"] == edges["expert"] == edges["complex"] == {"score"}
+    # An outage in progress is stabilised (chaotic) before anything is charted.
+    assert edges["start"] == {"burning"}
+    assert edges["burning"] == {"chaos", "chart"}
+    assert edges["chaos"] == {"chart"}
     # A person's action reaches the tree only through the peer review.
     assert edges["cause"] == {"fixsys", "panel"}
     assert [t for t, heads in edges.items() if "violate" in heads] == ["panel"]

@@ -68,6 +68,14 @@ services job gives a scraped pod the same ``job``, ``instance`` and promoted
 labels as the same pod pushing; and the NetworkPolicies admit only pushers to
 the front tier and only the front tier to the delta tier (checked by emulating
 NetworkPolicy selection, not by a cluster).
+
+Review round 7: the attribute-collision ticket reads only the
+``label_name_collision`` category (3.14's other categories, such as
+``histogram_zero_count_non_zero_sum``, leave it quiet); a recording rule
+carries a batch job's last success forward, so the ticket is still open
+after nine and thirty days without success, where the round-7 rule (an
+eight-day ``max_over_time``) resolved itself; and the delta tier's exporters
+pin batching off, under the exporter helper's nested batch options.
 """
 
 from __future__ import annotations
@@ -966,7 +974,7 @@ NODE = {
     "job": "monitoring/node-exporter",
     "instance": "monitoring.node-exporter-7xk2p.node-exporter",
 }
-WARNINGS = {**PROM_A, "category": "label_collision"}
+WARNINGS = {**PROM_A, "category": "label_name_collision"}
 OTLP_HANDLER = {"handler": "/api/v1/otlp/v1/metrics"}
 
 
@@ -1118,10 +1126,7 @@ FIRES = {
     "CollectorExportFailed": (EXPORTER, "25m"),
     "DeltaConversionFailing": (COLLECTOR, "25m"),
     "DeltaTierViewsDiffer": ({"job": "otel-collector"}, "25m"),
-    "OTLPAttributesCollide": (
-        {"instance": PROM_A["instance"], "category": "label_collision"},
-        "25m",
-    ),
+    "OTLPAttributesCollide": ({"instance": PROM_A["instance"]}, "25m"),
     "BatchJobNotSucceeding": ({"job": NIGHTLY["job"]}, "27h"),
     "HostClockSkewed": (NODE, "25m"),
     "HostClockNotSynchronising": (NODE, "25m"),
@@ -1149,8 +1154,16 @@ NOT_REPLAYED = {
 }
 
 
+def rule_groups(site: Site) -> list[dict[str, Any]]:
+    return yaml.safe_load(block(site, "alerts"))["groups"]
+
+
 def alert_rules(site: Site) -> list[dict[str, Any]]:
-    return yaml.safe_load(block(site, "alerts"))["groups"][0]["rules"]
+    return [r for g in rule_groups(site) for r in g["rules"] if "alert" in r]
+
+
+def recording_rules(site: Site) -> list[dict[str, Any]]:
+    return [r for g in rule_groups(site) for r in g["rules"] if "record" in r]
 
 
 def replayed_rules(site: Site) -> list[dict[str, Any]]:
@@ -1204,7 +1217,8 @@ def test_promtool_accepts_the_alerts(site: Site, tmp_path: Path) -> None:
     (tmp_path / "alerts.yml").write_text(block(site, "alerts"))
     result = promtool_run("check", "rules", "alerts.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(FIRES) + len(NOT_REPLAYED)} rules found" in result.stdout
+    rules = len(FIRES) + len(NOT_REPLAYED) + len(recording_rules(site))
+    assert f"{rules} rules found" in result.stdout
 
 
 @pytest.mark.parametrize("broken", [True, False])
@@ -1446,10 +1460,15 @@ _GRPC_SERVER = dict.fromkeys([
     "max_recv_msg_size_mib", "middlewares", "read_buffer_size", "tls",
     "write_buffer_size", "endpoint", "transport", "dialer",
 ])  # fmt: skip
-_QUEUE = dict.fromkeys([
+_QUEUE: dict[str, Any] = dict.fromkeys([
     "batch", "block_on_overflow", "enabled", "num_consumers", "queue_size",
     "sizer", "storage", "wait_for_result",
 ])  # fmt: skip
+#: exporterhelper README, "Sending queue batch settings"; `enabled` is the
+#: configoptional switch, stable since configoptional.AddEnabledField was.
+_QUEUE["batch"] = dict.fromkeys(
+    ["enabled", "flush_timeout", "min_size", "max_size", "sizer", "partition"]
+)
 _RETRY = dict.fromkeys([
     "enabled", "initial_interval", "max_elapsed_time", "max_interval",
     "multiplier", "randomization_factor",
@@ -1654,6 +1673,10 @@ def test_delta_tier_fans_out_to_both_replicas(site: Site) -> None:
         hosts.add(base.split("/")[2])
         storage = settings["sending_queue"]["storage"]
         assert kind(storage) == "file_storage" and storage in delta["extensions"]
+        # Review round 7: exporter batching would merge services' requests,
+        # which Prometheus refuses whole; it is pinned off, not left to the
+        # default that the batching migration plans to turn on.
+        assert settings["sending_queue"]["batch"] == {"enabled": False}
         # Retry longer than the 5m default, but inside the 30m out-of-order window.
         assert 300 < seconds(settings["retry_on_failure"]["max_elapsed_time"]) < 1800
     assert {h.split(".")[0] for h in hosts} == {"prometheus-a", "prometheus-b"}
@@ -2206,18 +2229,105 @@ def test_a_finished_batch_job_opens_no_ticket(
     assert promtool_replay(tmp_path, rules, test) is is_quiet
 
 
-def test_a_daily_job_without_success_opens_a_ticket_after_26h(
-    site: Site, tmp_path: Path
+def batch_group(site: Site) -> dict[str, Any]:
+    (group,) = [g for g in rule_groups(site)
+                if any(r.get("alert") == "BatchJobNotSucceeding" for r in g["rules"])]  # fmt: skip
+    return group
+
+
+#: The round-7 rule: the last success read over an eight-day range.
+EIGHT_DAY_RULE = (
+    "time() - max by (job) (max_over_time(batch_last_success_timestamp_seconds[8d]))"
+    " > 26 * 3600"
+)
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_a_failing_daily_job_keeps_its_ticket_open(
+    site: Site, tmp_path: Path, old: bool
 ) -> None:
-    rule = rule_named(site, "BatchJobNotSucceeding")
-    fired = {"job": NIGHTLY["job"], **rule["labels"]}
-    annotations = {k: render(v, fired) for k, v in rule["annotations"].items()}
-    inputs = [series("batch_last_success_timestamp_seconds", NIGHTLY, "0x5")]
-    checks = [
-        {"eval_time": "25h", "alertname": rule["alert"], "exp_alerts": []},
-        {"eval_time": "27h", "alertname": rule["alert"],
-         "exp_alerts": [{"exp_labels": fired, "exp_annotations": annotations}]},
+    """Review round 7: a pushed success timestamp just stops, so the eight-day
+    range let the ticket resolve itself on day nine; the recording rule
+    carries the last success forward, and the ticket stays open."""
+    group = batch_group(site)
+    (alert,) = [r for r in group["rules"] if "alert" in r]
+    # The record runs first, so the alert reads this evaluation's value.
+    assert group["rules"][-1] is alert and "record" in group["rules"][0]
+    rules = [{**alert, "expr": EIGHT_DAY_RULE}] if old else group["rules"]
+    fired = {"job": NIGHTLY["job"], **alert["labels"]}
+    annotations = {k: render(v, fired) for k, v in alert["annotations"].items()}
+    firing = [{"exp_labels": fired, "exp_annotations": annotations}]
+    inputs = [
+        # The nightly job succeeded once, at 0s, and has failed since.
+        series("batch_last_success_timestamp_seconds", NIGHTLY, "0x1"),
+        # Another job succeeds every day: its ticket never opens.
+        series("batch_last_success_timestamp_seconds",
+               {"job": "shop/daily-report", "instance": "shop.daily-report-1.report"},
+               " ".join(["0"] + [f"_x287 {d * 86400}" for d in range(1, 31)])),
     ]  # fmt: skip
+    checks = [
+        {"eval_time": "25h", "alertname": alert["alert"], "exp_alerts": []},
+        {"eval_time": "27h", "alertname": alert["alert"], "exp_alerts": firing},
+        {"eval_time": "9d", "alertname": alert["alert"], "exp_alerts": [] if old else firing},
+        {"eval_time": "30d", "alertname": alert["alert"], "exp_alerts": [] if old else firing},
+    ]  # fmt: skip
+    test = {
+        "rule_files": ["rule.yml"],
+        "evaluation_interval": "5m",
+        "tests": [
+            {"interval": "5m", "input_series": inputs, "alert_rule_test": checks}
+        ],
+    }
+    ok = promtool_replay(tmp_path, {"groups": [{"name": "g", "rules": rules}]}, test)
+    assert ok, "the essay's rules keep the ticket open; the eight-day rule drops it"
+
+
+def test_a_success_closes_the_ticket(site: Site, tmp_path: Path) -> None:
+    """The carried value is the newest success: a late success resolves it."""
+    group = batch_group(site)
+    (alert,) = [r for r in group["rules"] if "alert" in r]
+    inputs = [series("batch_last_success_timestamp_seconds", NIGHTLY,
+                     "0x1 _x334 100800x12")]  # fmt: skip  # succeeds at 28h
+    checks = [
+        {"eval_time": "27h", "alertname": alert["alert"],
+         "exp_alerts": [{"exp_labels": {"job": NIGHTLY["job"], **alert["labels"]},
+                         "exp_annotations": {k: render(v, {"job": NIGHTLY["job"]})
+                                             for k, v in alert["annotations"].items()}}]},
+        {"eval_time": "29h", "alertname": alert["alert"], "exp_alerts": []},
+        {"eval_time": "2d", "alertname": alert["alert"], "exp_alerts": []},
+    ]  # fmt: skip
+    test = {
+        "rule_files": ["rule.yml"],
+        "evaluation_interval": "5m",
+        "tests": [
+            {"interval": "5m", "input_series": inputs, "alert_rule_test": checks}
+        ],
+    }
+    assert promtool_replay(tmp_path, {"groups": [group]}, test)
+
+
+@pytest.mark.parametrize(
+    ("category", "fires"),
+    [("label_name_collision", True), ("histogram_zero_count_non_zero_sum", False),
+     ("other", False)],
+)  # fmt: skip
+def test_only_collisions_open_the_collision_ticket(
+    site: Site, tmp_path: Path, category: str, fires: bool
+) -> None:
+    """Review round 7: 3.14 counts every translation warning, by category
+    (storage/remote/otlptranslator/prometheusremotewrite/annotations.go);
+    only label_name_collision means two attributes were merged."""
+    rule = rule_named(site, "OTLPAttributesCollide")
+    labels = {**PROM_A, "category": category}
+    fired = {"instance": PROM_A["instance"], **rule["labels"]}
+    expected = [{"exp_labels": fired,
+                 "exp_annotations": {k: render(v, fired)
+                                     for k, v in rule["annotations"].items()}}]  # fmt: skip
+    inputs = [
+        series("prometheus_api_otlp_translation_warnings_total", labels, "0+5x30")
+    ]
+    checks = [{"eval_time": "20m", "alertname": rule["alert"],
+               "exp_alerts": expected if fires else []}]  # fmt: skip
     rules, test = one_rule_replay(rule, inputs, checks)
     assert promtool_replay(tmp_path, rules, test)
 

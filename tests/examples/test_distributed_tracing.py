@@ -16,8 +16,12 @@ What is checked, and against what:
   (it needs the ``opentelemetry-propagator-b3`` package), including a B3
   not-sampled flag from a mesh under the default parent-based sampler, how
   that drop travels on in ``traceparent``, and the mixed-header case.
-* The thread-pool example runs with a real ``ThreadPoolExecutor``: the split
-  version starts a trace per task, the fixed one keeps them children.
+* The worker-thread example runs with a real thread started before the
+  request: jobs that carry the caller's context join its trace, a worker that
+  skips ``attach`` starts one trace per job. The prose's one-line pool fix runs
+  as written. Where ``opentelemetry-instrumentation-threading`` is installed
+  (it is not a test dependency), a test shows it fixing pools and late threads
+  but not the early worker; otherwise that test is skipped.
 * The alert rules are checked and replayed by ``promtool`` (Debian's
   ``prometheus`` package) over synthetic series, and their metric names are
   derived from the count connector's configuration.
@@ -48,13 +52,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gzip
+import json
+import os
 import pickle
+import queue
 import random
 import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -376,38 +384,85 @@ class Psp:
         return "ch_1"
 
 
-def test_a_thread_pool_splits_the_trace_unless_each_task_gets_the_context(
+def price_spans(exporter: InMemorySpanExporter) -> list[Any]:
+    return [s for s in exporter.get_finished_spans() if s.name == "price"]
+
+
+def children_of(spans: list[Any], parent: SpanContext) -> bool:
+    return bool(spans) and all(
+        s.parent is not None
+        and s.parent.span_id == parent.span_id
+        and s.context.trace_id == parent.trace_id
+        for s in spans
+    )
+
+
+def bare_worker(jobs: queue.Queue, work: Any) -> threading.Thread:
+    """The example's worker without ``context.attach``: it runs each job in
+    the context the thread started with."""
+
+    def run() -> None:
+        while True:
+            item = jobs.get()
+            try:
+                work(item)
+            finally:
+                jobs.task_done()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_thread_joins_the_trace_only_if_the_job_carries_the_context(
     site: Site,
 ) -> None:
-    """The thread-pool example: ``pool.map`` runs ``price`` with no current
-    span, so every span starts a trace; ``copy_context().run`` keeps them
-    children of the caller's span. And the unexpected-roots query, which
-    looks at server spans, cannot see this split."""
-    ns, exporter = run_example(site, "distributed-tracing-thread-pool")
+    """The worker-thread example: the worker starts when the module loads,
+    long before any request; jobs that carry the caller's context make
+    ``price`` a child of the request's span. The same kind of worker without
+    ``attach`` makes every job a root."""
+    ns, exporter = run_example(site, "distributed-tracing-worker-thread")
     tracer = ns["tracer"]
-    skus = ["a", "bb", "ccc", "dddd"]
-    try:
-        with tracer.start_as_current_span("POST /quote", kind=SpanKind.SERVER) as root:
-            parent = root.get_span_context()
-            assert ns["quote_split"](skus) == 1_000
-        split = [s for s in exporter.get_finished_spans() if s.name == "price"]
-        assert len(split) == len(skus)
-        assert all(s.parent is None for s in split), "each is a root"
-        assert all(s.context.trace_id != parent.trace_id for s in split)
-        assert all(s.kind is SpanKind.INTERNAL for s in split)
-        exporter.clear()
+    assert any(t.name == "pricer" and t.is_alive() for t in threading.enumerate())
+    with tracer.start_as_current_span("POST /quote", kind=SpanKind.SERVER) as root:
+        parent = root.get_span_context()
+        for sku in ["a", "bb"]:
+            ns["enqueue"](sku)
+        ns["jobs"].join()
+    joined = price_spans(exporter)
+    assert sorted(s.attributes["app.sku"] for s in joined) == ["a", "bb"]
+    assert children_of(joined, parent)
+    exporter.clear()
 
-        with tracer.start_as_current_span("POST /quote", kind=SpanKind.SERVER) as root:
-            parent = root.get_span_context()
-            assert ns["quote"](skus) == 1_000
-        joined = [s for s in exporter.get_finished_spans() if s.name == "price"]
-        assert sorted(s.attributes["app.sku"] for s in joined) == skus
-        assert all(
-            s.parent is not None and s.parent.span_id == parent.span_id for s in joined
-        )
-        assert all(s.context.trace_id == parent.trace_id for s in joined)
-    finally:
-        ns["pool"].shutdown(wait=True)
+    plain: queue.Queue = queue.Queue()
+    bare_worker(plain, ns["price"])
+    with tracer.start_as_current_span("POST /quote", kind=SpanKind.SERVER) as root:
+        plain.put("ccc")
+        plain.join()
+    [split] = price_spans(exporter)
+    assert split.parent is None, "a job run in the worker's own context is a root"
+    assert split.context.trace_id != root.get_span_context().trace_id
+    assert split.kind is SpanKind.INTERNAL, "not a server span: the SQL cannot see it"
+
+
+def test_without_the_agent_each_pool_task_needs_its_own_copy(site: Site) -> None:
+    """The prose's one-line fix for a pool, run as written; a pool without it
+    splits the trace, and one context shared by two tasks fails."""
+    ns, exporter = run_example(site, "distributed-tracing-worker-thread")
+    tracer = ns["tracer"]
+    text = paragraph(site, "Without the agent, give each pool task its own copy")
+    [fix] = re.findall(r"pool\.submit\(.*?, sku\)", text)
+    assert fix == "pool.submit(contextvars.copy_context().run, price, sku)"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with tracer.start_as_current_span("POST /quote") as root:
+            scope = {"pool": pool, "price": ns["price"], "contextvars": contextvars}
+            futures = [eval(fix, scope, {"sku": sku}) for sku in ["a", "bb"]]
+            assert sum(f.result() for f in futures) == 300
+        assert children_of(price_spans(exporter), root.get_span_context())
+        exporter.clear()
+        with tracer.start_as_current_span("POST /quote"):
+            assert sum(pool.map(ns["price"], ["a", "bb"])) == 300
+        assert all(s.parent is None for s in price_spans(exporter)), "split"
 
     # One context shared by every task fails: two threads cannot enter it.
     shared = contextvars.copy_context()
@@ -432,6 +487,41 @@ def test_a_thread_pool_splits_the_trace_unless_each_task_gets_the_context(
 
     mine, seen = asyncio.run(main())
     assert mine == seen
+
+
+def test_the_threading_instrumentation_fixes_pools_but_not_an_early_worker(
+    site: Site,
+) -> None:
+    """What the prose says of ``opentelemetry-instrumentation-threading``:
+    with it, ``ThreadPoolExecutor.map`` and a thread started inside the
+    request join the trace; a worker started before the request does not.
+    The package is not among the test dependencies, so this runs only where
+    it is installed."""
+    threading_instrumentation = pytest.importorskip(
+        "opentelemetry.instrumentation.threading"
+    )
+    ns, exporter = run_example(site, "distributed-tracing-worker-thread")
+    tracer = ns["tracer"]
+    instrumentor = threading_instrumentation.ThreadingInstrumentor()
+    instrumentor.instrument()
+    try:
+        early: queue.Queue = queue.Queue()
+        bare_worker(early, ns["price"])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            with tracer.start_as_current_span("POST /quote") as root:
+                assert sum(pool.map(ns["price"], ["a", "bb"])) == 300
+                late = threading.Thread(target=ns["price"], args=("ccc",))
+                late.start()
+                late.join()
+            assert children_of(price_spans(exporter), root.get_span_context())
+        exporter.clear()
+        with tracer.start_as_current_span("POST /quote"):
+            early.put("dddd")
+            early.join()
+        [split] = price_spans(exporter)
+        assert split.parent is None
+    finally:
+        instrumentor.uninstrument()
 
 
 def test_manual_span_marks_only_faults_as_errors(site: Site) -> None:
@@ -1338,6 +1428,123 @@ def test_tier_one_counts_server_spans_and_roots_before_any_sampling(
     [out] = pipeline["exporters"]
     assert out.split("/")[0] == "otlp_http"
     assert lb["exporters"][out]["metrics_endpoint"].endswith("/api/v1/otlp/v1/metrics")
+
+
+#: Routes that are probed or scraped, and request routes that look like them.
+PROBE_PATHS = ["/healthz", "/readyz", "/metrics"]
+REQUEST_PATHS = ["/api/checkout", "/healthz/deep", "/metrics/orders"]
+
+
+def excluded_paths(condition: str) -> str:
+    """The pattern of a condition's ``not IsMatch(attributes["url.path"], ...)``."""
+    found = re.search(r'not IsMatch\(attributes\["url\.path"\], "([^"]+)"\)', condition)
+    assert found, condition
+    return found.group(1)
+
+
+def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
+    site: Site,
+) -> None:
+    """Both counters skip the probed paths, with the pattern the tail tier's
+    drop policy uses, and the Python services do not trace them at all."""
+    metrics = count_metrics(site)
+    [pattern] = {excluded_paths(" ".join(i["conditions"])) for i in metrics.values()}
+    # OTTL's IsMatch is Go's regexp.MatchString, a search like re.search; the
+    # pattern anchors itself at both ends.
+    assert all(re.search(pattern, path) for path in PROBE_PATHS)
+    assert not any(re.search(pattern, path) for path in REQUEST_PATHS)
+    drop = next(p for p in tail_sampling(site)["policies"] if p["type"] == "drop")
+    [rule] = drop["drop"]["drop_sub_policy"]
+    assert rule["string_attribute"]["key"] == "url.path"
+    assert rule["string_attribute"]["values"] == [pattern]
+
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    # opentelemetry-util-http joins the comma-separated patterns with "|" and
+    # searches the full URL. (Unlike the collector's pattern, it would also
+    # skip a route such as /api/metrics; none is used here.)
+    excluded = "|".join(u.strip() for u in env["OTEL_PYTHON_EXCLUDED_URLS"].split(","))
+    assert all(re.search(excluded, f"http://10.1.2.3:8080{p}") for p in PROBE_PATHS)
+    assert not any(
+        re.search(excluded, f"http://10.1.2.3:8080{p}") for p in REQUEST_PATHS
+    )
+    assert env["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
+
+
+def test_probe_roots_alone_would_trip_the_unexpected_roots_alert(site: Site) -> None:
+    text = paragraph(site, "Some roots are no fault.")
+    period = 10  # periodSeconds' default in Kubernetes' core/v1 types.go
+    assert f"every {period} seconds by default" in text
+    pods, probes, rps = 3, 2, 20
+    assert (
+        f"A three-pod service serving {rps} requests a second, with liveness and "
+        "readiness probes" in text
+    )
+    roots = pods * probes / period
+    assert f"gets {roots:.1f} probe roots a second" in text
+    share = roots / (rps + roots)
+    assert f"about {share:.0%} of its server spans" in text
+    expr = alert_rules(site)["UnexpectedTraceRoots"]["expr"]
+    threshold = float(re.search(r">\s*(0\.\d+)", expr).group(1))
+    assert share > threshold
+
+
+FLASK_PROBES = """
+import json, sys
+from flask import Flask
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+app = Flask("checkout")
+routes = json.loads(sys.argv[1])
+for route in routes:
+    app.add_url_rule(route, route, lambda: "ok")
+FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+client = app.test_client()
+for route in routes:
+    client.get(route, headers={"User-Agent": "kube-probe/1.35"})
+print(json.dumps([dict(s.attributes) for s in exporter.get_finished_spans()]))
+"""
+
+
+def flask_span_attributes(env: dict[str, str]) -> list[dict[str, Any]]:
+    routes = [*PROBE_PATHS, "/api/checkout"]
+    done = subprocess.run(
+        [sys.executable, "-c", FLASK_PROBES, json.dumps(routes)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_python_service_traces_no_probe_and_writes_the_path_the_collector_reads(
+    site: Site,
+) -> None:
+    """With Flask and its instrumentation (not test dependencies, so this runs
+    only where they are installed): the block's two variables stop the probe
+    spans and name the path ``url.path``; without the opt-in the path is
+    ``http.target``, which the collector's rules do not read."""
+    pytest.importorskip("flask")
+    pytest.importorskip("opentelemetry.instrumentation.flask")
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    wanted = {
+        k: env[k]
+        for k in ("OTEL_PYTHON_EXCLUDED_URLS", "OTEL_SEMCONV_STABILITY_OPT_IN")
+    }
+    [span] = flask_span_attributes(wanted)
+    assert span["url.path"] == "/api/checkout" and "http.target" not in span
+    old = flask_span_attributes({"OTEL_PYTHON_EXCLUDED_URLS": ""})
+    assert sorted(a["http.target"] for a in old) == sorted(
+        [*PROBE_PATHS, "/api/checkout"]
+    )
+    assert not any("url.path" in a for a in old)
 
 
 def alert_rules(site: Site) -> dict[str, dict[str, Any]]:

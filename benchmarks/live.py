@@ -12,6 +12,7 @@ under --label in ``benchmarks/live.json`` and ``benchmarks/live.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import statistics
@@ -45,9 +46,12 @@ def wait_until_quiet(folder: Path, quiet: float, timeout: float) -> None:
     build is over. Editing while the first build still runs would race it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        newest = max(
-            (p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=0
-        )
+        newest = 0.0
+        # A staged build renames folders while we look: skip what vanished.
+        for path in folder.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file():
+                    newest = max(newest, path.stat().st_mtime)
         if time.time() - newest > quiet:
             return
         time.sleep(0.5)

@@ -533,7 +533,9 @@ def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
     site: Site,
 ) -> None:
     """Review round 6: the EIP-1967 slot alone misses USDC (ZeppelinOS slot,
-    circlefin UpgradeabilityProxy.sol), UUPS (ERC-1822) and Safe (slot 0)."""
+    circlefin UpgradeabilityProxy.sol), ERC-1822's reference proxy and Safe
+    (slot 0). Round 7: Safe's guard and module guard slots, from
+    GuardManager.sol and ModuleManager.sol (v1.5.0)."""
     slots = run(block(site, "proxy-slots"))[0]["SLOTS"]
 
     def hashed(label: str, minus: int = 0) -> int:
@@ -543,35 +545,112 @@ def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
         "EIP-1967": hashed("eip1967.proxy.implementation", 1),
         "beacon": hashed("eip1967.proxy.beacon", 1),
         "ZeppelinOS": hashed("org.zeppelinos.proxy.implementation"),
-        "UUPS": hashed("PROXIABLE"),
-        "Safe": 0,
+        "ERC-1822": hashed("PROXIABLE"),
+        "Safe singleton": 0,
+        "Safe guard": hashed("guard_manager.guard.address"),
+        "Safe module guard": hashed("module_manager.module_guard.address"),
     }
 
 
-def test_a_safe_slot_0_overwrite_is_caught_without_any_event(site: Site) -> None:
-    """Bybit: a DELEGATECALL rewrote slot 0 and emitted no Upgraded event.
-    Polling the value finds it; the first reading only sets the baseline."""
+def test_the_storage_request_reads_the_eip1967_slot_of_the_token(site: Site) -> None:
+    """The eth_getStorageAt example: the token of the eth_call example, the
+    EIP-1967 implementation slot, and the same block, by hash (EIP-1898)."""
+    request = json.loads(block(site, "get-storage"))
+    call = json.loads(block(site, "eth-call"))
+    slots = run(block(site, "proxy-slots"))[0]["SLOTS"]
+    assert request["method"] == "eth_getStorageAt"
+    contract, slot, at = request["params"]
+    assert contract == call["params"][0]["to"]
+    assert slot == slots["EIP-1967"]
+    assert (
+        at
+        == call["params"][1]
+        == {"blockHash": at["blockHash"], "requireCanonical": True}
+    )
+    assert re.fullmatch(r"0x[0-9a-f]{64}", slot)  # all 64 digits, lower case
+
+
+def test_the_baseline_names_only_known_slots_and_checksummed_addresses(
+    site: Site,
+) -> None:
+    baseline = json.loads(block(site, "proxy-baseline"))
+    slots = run(block(site, "proxy-slots"))[0]["SLOTS"]
+    call = json.loads(block(site, "eth-call"))
+    safe_tx = json.loads(block(site, "safe-tx"))
+    assert set(baseline) == {
+        call["params"][0]["to"],
+        safe_tx["domain"]["verifyingContract"],
+    }
+    for contract, pinned in baseline.items():
+        assert is_checksum_address(contract)
+        assert set(pinned) <= set(slots)
+        assert all(is_checksum_address(address) for address in pinned.values())
+
+
+def word(address: str) -> str:
+    """An address as eth_getStorageAt returns it: one 32-byte word."""
+    return "0x" + "00" * 12 + address.lower().removeprefix("0x")
+
+
+def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
+    site: Site,
+) -> None:
+    """Round 7: a monitor that compares with its last reading adopts a hostile
+    change after one page and forgets everything on restart. Against the
+    reviewed baseline, Bybit's slot-0 overwrite (no event) pages at every
+    block, from a fresh process too, until a reviewed change accepts it."""
     namespace, _ = run(block(site, "proxy-slots"))
-    code_changes, slots = namespace["code_changes"], namespace["SLOTS"]
-    safe = "0x1db92e2eebc8e0c075a02bea49a2935bcd2dfcf4"
-    storage = {slot: "0x" + "00" * 32 for slot in slots.values()}
-    storage["0x0"] = "0x" + "00" * 12 + "34cfac646f301356faa8b21e94227e3583fe3f5f"
+    drift, slots = namespace["drift"], namespace["SLOTS"]
+    baseline = json.loads(block(site, "proxy-baseline"))
+    safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
+    chain = {  # contract -> slot -> word: the chain agrees with the baseline
+        contract: {slots[name]: word(address) for name, address in pinned.items()}
+        for contract, pinned in baseline.items()
+    }
     calls: list = []
 
-    def storage_at(contract: str, slot: str, block_hash: str) -> str:
-        calls.append((contract, slot, block_hash))
-        return storage[slot]
+    def storage_at(contract: str, slot: str, at: dict) -> str:
+        calls.append((contract, slot, at))
+        return chain[contract].get(slot, "0x" + "00" * 32)
 
-    last: dict = {}
-    assert code_changes(storage_at, safe, "0xb1", last) == []  # baseline
-    assert code_changes(storage_at, safe, "0xb2", last) == []
-    storage["0x0"] = "0x" + "00" * 12 + "bdd077f651ebe7f7b3ce16fe5f2b025be2969516"
-    assert code_changes(storage_at, safe, "0xb3", last) == ["Safe"]
-    assert code_changes(storage_at, safe, "0xb4", last) == []  # reported once
-    assert {c for c, _, _ in calls} == {safe}
-    assert {h for _, _, h in calls} == {"0xb1", "0xb2", "0xb3", "0xb4"}
-    storage[slots["ZeppelinOS"]] = "0x" + "00" * 12 + "11" * 20  # a USDC upgrade
-    assert code_changes(storage_at, safe, "0xb5", last) == ["ZeppelinOS"]
+    assert drift(storage_at, baseline, "0xb1") == []
+    assert {c for c, _, _ in calls} == set(baseline)
+    assert all(
+        at == {"blockHash": "0xb1", "requireCanonical": True} for _, _, at in calls
+    )
+
+    attacker = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+    chain[safe][slots["Safe singleton"]] = word(attacker)
+    expected = baseline[safe]["Safe singleton"]
+    page = [(safe, "Safe singleton", expected, attacker.lower())]
+    assert drift(storage_at, baseline, "0xb2") == page
+    assert drift(storage_at, baseline, "0xb3") == page  # not adopted
+    fresh = run(block(site, "proxy-slots"))[0]["drift"]  # a restarted monitor
+    assert fresh(storage_at, json.loads(block(site, "proxy-baseline")), "0xb4") == page
+    assert json.loads(block(site, "proxy-baseline")) == baseline  # never written
+
+    chain[safe][slots["Safe guard"]] = word(
+        "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
+    )
+    assert [name for _, name, _, _ in drift(storage_at, baseline, "0xb5")] == [
+        "Safe guard",
+        "Safe singleton",
+    ]  # a slot pinned at zero is watched too
+
+    accepted = json.loads(json.dumps(baseline))  # the reviewed commit
+    accepted[safe]["Safe singleton"] = attacker
+    accepted[safe]["Safe guard"] = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
+    assert drift(storage_at, accepted, "0xb6") == []
+
+
+def test_a_slot_that_holds_no_address_is_refused(site: Site) -> None:
+    stored_address = run(block(site, "proxy-slots"))[0]["stored_address"]
+    assert stored_address(word("0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516")) == (
+        "0xbdd077f651ebe7f7b3ce16fe5f2b025be2969516"
+    )
+    assert stored_address("0x0") == "0x" + "00" * 20  # nodes may return a short zero
+    with pytest.raises(ValueError, match="not an address"):
+        stored_address("0x" + "ff" * 32)
 
 
 # -- The write path -------------------------------------------------------------

@@ -11,7 +11,9 @@ CRDs (pruned to the fields the essay uses; any other field is refused), and by
 a model of what the API server and Kyverno do, with the policies' own CEL run
 by a real CEL interpreter (cel-python) and ``verifyAttestationSignatures`` and
 ``extractPayload`` replaced by a fake registry that knows who signed which
-provenance and what it says. The model includes v1.19.0's ``required``: after
+provenance and what it says. The attestor's trust-root lookup (a ConfigMap
+read by Kyverno's ``resource.get``, for GitHub's private Sigstore instance) is
+run against a fake API server. The model includes v1.19.0's ``required``: after
 every policy in a request has run, a passing policy fails if an image it
 matched was verified by none of them. cel-python is not the API server's CEL
 environment: it does no type checks against the Pod schema and no cost
@@ -976,42 +978,47 @@ EVERY_LIST = "(images.containers + images.initContainers + images.ephemeralConta
 # and any other field is refused, as `kubectl apply` with strict field
 # validation refuses it.
 IVPOL_SCHEMA = json.loads(
-    '{"required":["spec"],"type":"object","properties":{"apiVersion":{"type":"string"},"k'
-    'ind":{"type":"string"},"metadata":{"type":"object"},"spec":{"required":["attestors",'
-    '"validations"],"type":"object","properties":{"attestations":{"type":"array","items":'
-    '{"required":["name"],"type":"object","properties":{"intoto":{"required":["type"],"ty'
-    'pe":"object","properties":{"type":{"type":"string"}},"additionalProperties":false},"'
-    'name":{"type":"string"},"referrer":{}},"additionalProperties":false}},"attestors":{"'
-    'type":"array","items":{"oneOf":[{"required":["cosign"]},{"required":["notary"]}],"re'
-    'quired":["name"],"type":"object","properties":{"cosign":{"type":"object","properties'
-    '":{"annotations":{},"certificate":{},"ctlog":{"type":"object","properties":{"ctLogPu'
-    'bKey":{},"insecureIgnoreSCT":{},"insecureIgnoreTlog":{},"rekorPubKey":{},"tsaCertCha'
-    'in":{},"url":{"type":"string"}},"additionalProperties":false},"key":{},"keyless":{"r'
-    'equired":["identities"],"type":"object","properties":{"additionalExtensions":{},"ide'
-    'ntities":{"type":"array","items":{"type":"object","properties":{"issuer":{"type":"st'
-    'ring"},"issuerRegExp":{},"subject":{"type":"string"},"subjectExpression":{},"subject'
-    'RegExp":{}},"additionalProperties":false}},"roots":{}},"additionalProperties":false}'
-    ',"source":{},"trustedRoot":{},"tuf":{}},"additionalProperties":false},"name":{"type"'
-    ':"string"},"notary":{}},"additionalProperties":false}},"auditAnnotations":{},"autoge'
-    'n":{},"credentials":{},"evaluation":{},"failurePolicy":{"enum":["Ignore","Fail"],"ty'
-    'pe":"string"},"images":{},"matchConditions":{},"matchConstraints":{"type":"object","'
-    'properties":{"excludeResourceRules":{},"matchPolicy":{},"namespaceSelector":{},"obje'
-    'ctSelector":{},"resourceRules":{"type":"array","items":{"type":"object","properties"'
-    ':{"apiGroups":{"type":"array","items":{"type":"string"}},"apiVersions":{"type":"arra'
-    'y","items":{"type":"string"}},"operations":{"type":"array","items":{"type":"string"}'
-    '},"resourceNames":{},"resources":{"type":"array","items":{"type":"string"}},"scope":'
-    '{}},"additionalProperties":false}}},"additionalProperties":false},"matchImageReferen'
-    'ces":{"type":"array","items":{"oneOf":[{"required":["glob"]},{"required":["expressio'
-    'n"]}],"type":"object","properties":{"expression":{},"glob":{"type":"string"}},"addit'
-    'ionalProperties":false}},"validationActions":{"type":"array","items":{"enum":["Deny"'
-    ',"Audit","Warn"],"type":"string"}},"validationConfigurations":{"type":"object","prop'
-    'erties":{"mutateDigest":{"type":"boolean"},"required":{"type":"boolean"},"verifyDige'
-    'st":{"type":"boolean"}},"additionalProperties":false},"validations":{"type":"array",'
-    '"items":{"required":["expression"],"type":"object","properties":{"expression":{"type'
-    '":"string"},"message":{"type":"string"},"messageExpression":{},"reason":{}},"additio'
-    'nalProperties":false}},"variables":{},"webhookConfiguration":{"type":"object","prope'
-    'rties":{"timeoutSeconds":{"format":"int32","type":"integer"}},"additionalProperties"'
-    ':false}},"additionalProperties":false},"status":{}},"additionalProperties":false}'
+    '{"required":["spec"],"type":"object","properties":{"apiVersion":{"type":"string"},"ki'
+    'nd":{"type":"string"},"metadata":{"type":"object"},"spec":{"required":["attestors","v'
+    'alidations"],"type":"object","properties":{"attestations":{"type":"array","items":{"r'
+    'equired":["name"],"type":"object","properties":{"intoto":{"required":["type"],"type":'
+    '"object","properties":{"type":{"type":"string"}},"additionalProperties":false},"name"'
+    ':{"type":"string"},"referrer":{}},"additionalProperties":false}},"attestors":{"type":'
+    '"array","items":{"oneOf":[{"required":["cosign"]},{"required":["notary"]}],"required"'
+    ':["name"],"type":"object","properties":{"cosign":{"type":"object","properties":{"anno'
+    'tations":{},"certificate":{},"ctlog":{"type":"object","properties":{"ctLogPubKey":{},'
+    '"insecureIgnoreSCT":{"type":"boolean"},"insecureIgnoreTlog":{"type":"boolean"},"rekor'
+    'PubKey":{},"tsaCertChain":{},"url":{"type":"string"}},"additionalProperties":false},"'
+    'key":{},"keyless":{"required":["identities"],"type":"object","properties":{"additiona'
+    'lExtensions":{},"identities":{"type":"array","items":{"type":"object","properties":{"'
+    'issuer":{"type":"string"},"issuerRegExp":{},"subject":{"type":"string"},"subjectExpre'
+    'ssion":{},"subjectRegExp":{}},"additionalProperties":false}},"roots":{}},"additionalP'
+    'roperties":false},"source":{},"trustedRoot":{"oneOf":[{"required":["value"]},{"requir'
+    'ed":["expression"]}],"type":"object","properties":{"expression":{"type":"string"},"va'
+    'lue":{"type":"string"}},"additionalProperties":false},"tuf":{}},"additionalProperties'
+    '":false},"name":{"type":"string"},"notary":{}},"additionalProperties":false}},"auditA'
+    'nnotations":{},"autogen":{},"credentials":{},"evaluation":{},"failurePolicy":{"enum":'
+    '["Ignore","Fail"],"type":"string"},"images":{},"matchConditions":{},"matchConstraints'
+    '":{"type":"object","properties":{"excludeResourceRules":{},"matchPolicy":{},"namespac'
+    'eSelector":{},"objectSelector":{},"resourceRules":{"type":"array","items":{"type":"ob'
+    'ject","properties":{"apiGroups":{"type":"array","items":{"type":"string"}},"apiVersio'
+    'ns":{"type":"array","items":{"type":"string"}},"operations":{"type":"array","items":{'
+    '"type":"string"}},"resourceNames":{},"resources":{"type":"array","items":{"type":"str'
+    'ing"}},"scope":{}},"additionalProperties":false}}},"additionalProperties":false},"mat'
+    'chImageReferences":{"type":"array","items":{"oneOf":[{"required":["glob"]},{"required'
+    '":["expression"]}],"type":"object","properties":{"expression":{},"glob":{"type":"stri'
+    'ng"}},"additionalProperties":false}},"validationActions":{"type":"array","items":{"en'
+    'um":["Deny","Audit","Warn"],"type":"string"}},"validationConfigurations":{"type":"obj'
+    'ect","properties":{"mutateDigest":{"type":"boolean"},"required":{"type":"boolean"},"v'
+    'erifyDigest":{"type":"boolean"}},"additionalProperties":false},"validations":{"type":'
+    '"array","items":{"required":["expression"],"type":"object","properties":{"expression"'
+    ':{"type":"string"},"message":{"type":"string"},"messageExpression":{},"reason":{}},"a'
+    'dditionalProperties":false}},"variables":{"type":"array","items":{"required":["expres'
+    'sion","name"],"type":"object","properties":{"expression":{"type":"string"},"name":{"t'
+    'ype":"string"}},"additionalProperties":false}},"webhookConfiguration":{"type":"object'
+    '","properties":{"timeoutSeconds":{"format":"int32","type":"integer"}},"additionalProp'
+    'erties":false}},"additionalProperties":false},"status":{}},"additionalProperties":fal'
+    "se}"
 )
 
 POLEX_SCHEMA = json.loads(
@@ -1555,6 +1562,39 @@ def test_the_attestor_is_the_signer_the_workflow_calls(
     assert "'refs/heads/main'" in check
 
 
+def test_the_attestor_trusts_github_s_private_sigstore_root(policy: dict) -> None:
+    """A private repository's attestations come from GitHub's Sigstore instance
+    (actions/toolkit, packages/attest/src/endpoints.ts): no Rekor entry, no SCT,
+    a timestamp instead. The attestor reads that root from a ConfigMap the
+    platform refreshes, and skips both log checks (kyverno/kyverno#16666)."""
+    (attestor,) = policy["spec"]["attestors"]
+    cosign = attestor["cosign"]
+    assert cosign["ctlog"] == {"insecureIgnoreTlog": True, "insecureIgnoreSCT": True}
+    assert "url" not in cosign["ctlog"]  # no public Rekor for these signatures
+    (root_variable,) = policy["spec"]["variables"]
+    # Run both expressions: Kyverno's resource.get against a fake API server,
+    # then the attestor's trustedRoot against the variable it produced.
+    fetched: list[tuple[str, ...]] = []
+    root_json = (
+        '{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}'
+    )
+
+    def get(_library: Any, *args: Any) -> Any:
+        fetched.append(tuple(str(a) for a in args))
+        return celpy.json_to_cel({"data": {"trusted_root.json": root_json}})
+
+    env = celpy.Environment()
+    configmap = env.program(
+        env.compile(root_variable["expression"]), functions={"get": get}
+    ).evaluate({"resource": celpy.json_to_cel({})})
+    assert fetched == [("v1", "configmaps", "kyverno", "github-sigstore-root")]
+    trusted_root = env.program(
+        env.compile(cosign["trustedRoot"]["expression"])
+    ).evaluate({"variables": celpy.json_to_cel({root_variable["name"]: configmap})})
+    assert str(trusted_root) == root_json
+    assert set(cosign["trustedRoot"]) == {"expression"}  # one of value or expression
+
+
 # -- Policy exceptions expire ------------------------------------------------------
 
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
@@ -2000,4 +2040,4 @@ def test_the_verify_cache_does_not_carry_pods_through_a_registry_outage(
     assert admission(pair, pod([MIRRORED]), registry_up=False) == "not matched"
     prose = ESSAY.read_text()
     assert "carries known pods through a registry outage" not in prose
-    assert "not registry availability" in prose
+    assert "only a pull-through mirror inside the cluster carries pods through" in prose

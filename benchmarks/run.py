@@ -165,12 +165,12 @@ def table(results: list[dict]) -> str:
     rows = []
     for r in results:
         base = floor.get(r["essays"])
-        speedup = f"{r['full_s'] / base:.2f}x" if base else ""
+        ratio = f"{r['full_s'] / base:.2f}x" if base else ""
         rows.append(
             f"| {r['essays']} | {r['variant']} | {r['full_s']:.1f} | "
             f"{r['per_essay_ms']:.0f} | {r['nochange_s']:.1f} | {r['edit_s']:.1f} | "
             f"{r['rename_s']:.1f} | {r['page_median_kb']:.0f} | "
-            f"{r['page_max_kb']:.0f} | {r['peak_rss_mb']:.0f} | {speedup} |"
+            f"{r['page_max_kb']:.0f} | {r['peak_rss_mb']:.0f} | {ratio} |"
         )
     return head + "\n".join(rows) + "\n" + search_table(results)
 

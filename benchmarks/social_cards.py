@@ -71,6 +71,17 @@ def build(
     return time.perf_counter() - start, cpu_seconds() - cpu
 
 
+def summary(medians: dict[str, float], unit: str) -> dict[str, float]:
+    """Each variant's median, and the images' cost as a share of the baseline."""
+    return {
+        **{f"{name}{unit}_s": round(value, 2) for name, value in medians.items()},
+        **{
+            f"{name}{unit}_share": round(medians[name] / medians["baseline"] - 1, 3)
+            for name in ("fresh", "cached")
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1000)
@@ -111,14 +122,8 @@ def main() -> None:
         "essays": args.size,
         "runs": args.repeat,
         "jobs": args.jobs,
-        **{f"{name}_s": round(value, 2) for name, value in medians.items()},
-        "fresh_share": round(medians["fresh"] / medians["baseline"] - 1, 3),
-        "cached_share": round(medians["cached"] / medians["baseline"] - 1, 3),
-        **{f"{name}_cpu_s": round(value, 2) for name, value in cpu_medians.items()},
-        "fresh_cpu_share": round(cpu_medians["fresh"] / cpu_medians["baseline"] - 1, 3),
-        "cached_cpu_share": round(
-            cpu_medians["cached"] / cpu_medians["baseline"] - 1, 3
-        ),
+        **summary(medians, ""),
+        **summary(cpu_medians, "_cpu"),
         "draw_ms_per_card": round(draw_ms, 1),
     }
     print(json.dumps(result, indent=2))

@@ -197,8 +197,9 @@ SITE_TESTS = [
 
 
 def test_the_suite_passes_with_a_new_published_essay(tmp_path: Path) -> None:
-    """The README's test command on a copy of the project with one more
-    essay, added by the guide: no test pins the set of essays."""
+    """The suite's real-site tests (:data:`SITE_TESTS`) on a copy of the
+    project with one more essay, added by the guide: no test pins the set of
+    essays."""
     project = tmp_path / "project"
     shutil.copytree(
         ROOT,

@@ -2144,19 +2144,25 @@ def test_every_client_of_prometheus_authenticates(
 # -- Review round 6 ------------------------------------------------------------------
 
 
+def replay_test(
+    inputs: list[dict[str, str]], checks: list[dict[str, Any]], interval: str = "1m"
+) -> dict[str, Any]:
+    """A promtool test of *checks* on *inputs*, against rule.yml."""
+    return {
+        "rule_files": ["rule.yml"],
+        "evaluation_interval": interval,
+        "tests": [
+            {"interval": interval, "input_series": inputs, "alert_rule_test": checks}
+        ],
+    }
+
+
 def one_rule_replay(
     rule: dict[str, Any], inputs: list[dict[str, str]], checks: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A rule file with *rule* alone and a promtool test of *checks*."""
     rules = {"groups": [{"name": "g", "rules": [rule]}]}
-    test = {
-        "rule_files": ["rule.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {"interval": "1m", "input_series": inputs, "alert_rule_test": checks}
-        ],
-    }
-    return rules, test
+    return rules, replay_test(inputs, checks)
 
 
 def promtool_replay(
@@ -2271,13 +2277,7 @@ def test_a_failing_daily_job_keeps_its_ticket_open(
         {"eval_time": "9d", "alertname": alert["alert"], "exp_alerts": [] if old else firing},
         {"eval_time": "30d", "alertname": alert["alert"], "exp_alerts": [] if old else firing},
     ]  # fmt: skip
-    test = {
-        "rule_files": ["rule.yml"],
-        "evaluation_interval": "5m",
-        "tests": [
-            {"interval": "5m", "input_series": inputs, "alert_rule_test": checks}
-        ],
-    }
+    test = replay_test(inputs, checks, interval="5m")
     ok = promtool_replay(tmp_path, {"groups": [{"name": "g", "rules": rules}]}, test)
     assert ok, "the essay's rules keep the ticket open; the eight-day rule drops it"
 
@@ -2296,13 +2296,7 @@ def test_a_success_closes_the_ticket(site: Site, tmp_path: Path) -> None:
         {"eval_time": "29h", "alertname": alert["alert"], "exp_alerts": []},
         {"eval_time": "2d", "alertname": alert["alert"], "exp_alerts": []},
     ]  # fmt: skip
-    test = {
-        "rule_files": ["rule.yml"],
-        "evaluation_interval": "5m",
-        "tests": [
-            {"interval": "5m", "input_series": inputs, "alert_rule_test": checks}
-        ],
-    }
+    test = replay_test(inputs, checks, interval="5m")
     assert promtool_replay(tmp_path, {"groups": [group]}, test)
 
 

@@ -234,6 +234,12 @@ PAGE_STYLE = r"""
   \parindent\z@\parskip\z@ \@plus .3\p@\relax
   \let\item\@idxitem}
   {\end{multicols}}
+% After the glossary, the back matter runs on too: each chapter opens under
+% its heading where the last one ended, so none ends on a page of its own
+% with two lines on it.
+\newcommand{\essaysrunonchapter}[1]{%
+  \par\bigskip\needspace{6\baselineskip}%
+  {\py@HeaderFamily\LARGE\bfseries #1\par}\nobreak\medskip}
 % Index entries are essay and source titles, not code.
 \renewcommand{\sphinxstyleindexentry}[1]{#1}
 % The contents, where the root document puts them (after the preface).
@@ -261,6 +267,8 @@ class BookTranslator(LaTeXTranslator):
     """
 
     _back_matter_started = False
+    #: How many back matter chapters have opened: the first opens a page.
+    _back_matter_chapters = 0
 
     def visit_section(self, node: Element) -> None:
         super().visit_section(node)
@@ -280,8 +288,15 @@ class BookTranslator(LaTeXTranslator):
     def visit_title(self, node: Element) -> None:
         super().visit_title(node)
         if node.parent.get("essays_back_matter"):
-            # Back matter is not numbered: \chapter*, listed in the contents.
-            self.body[-1] = self.body[-1].replace(r"\chapter{", r"\chapter*{", 1)
+            # Back matter is not numbered: \chapter*, listed in the contents;
+            # after the first, it runs on (\essaysrunonchapter).
+            self._back_matter_chapters += 1
+            opening = (
+                r"\chapter*{"
+                if self._back_matter_chapters == 1
+                else r"\essaysrunonchapter{"
+            )
+            self.body[-1] = self.body[-1].replace(r"\chapter{", opening, 1)
             name = self.encode(node.astext())
             self.context[-1] = (
                 rf"}}\phantomsection\addcontentsline{{toc}}{{chapter}}{{{name}}}"

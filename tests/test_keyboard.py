@@ -4,9 +4,11 @@ Content Security Policy, like every browser test."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import expect
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -90,7 +92,8 @@ def test_skip_link_comes_first_and_jumps_to_the_content(
     assert skip.evaluate("e => e === document.activeElement")
     assert skip.is_visible()
     page.keyboard.press("Enter")
-    assert page.url.endswith("#furo-main-content")
+    # The fragment navigation lands a moment after the key on a busy machine.
+    expect(page).to_have_url(re.compile(r"#furo-main-content$"))
     page.keyboard.press("Tab")
     inside = page.evaluate(
         "() => document.activeElement.closest('#furo-main-content') !== null"

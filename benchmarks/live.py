@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -47,11 +48,12 @@ def wait_until_quiet(folder: Path, quiet: float, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         newest = 0.0
-        # A staged build renames folders while we look: skip what vanished.
-        for path in folder.rglob("*"):
-            with contextlib.suppress(FileNotFoundError):
-                if path.is_file():
-                    newest = max(newest, path.stat().st_mtime)
+        # A staged build renames folders while we look: skip what vanished
+        # (os.walk ignores folders it can no longer list).
+        for parent, _, files in os.walk(folder):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.stat(os.path.join(parent, name)).st_mtime)
         if time.time() - newest > quiet:
             return
         time.sleep(0.5)

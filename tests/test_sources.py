@@ -7,13 +7,22 @@ import shutil
 from typing import TYPE_CHECKING
 
 import pybtex.database
+import pybtex.plugin
 import pytest
 from bs4 import BeautifulSoup
 from test_every_page import AXE, AXE_OPTIONS
 
 from conftest import file_bytes, serve, sphinx_build
 from sphinx_essays.cite_this import bibtex_text
-from sphinx_essays.sources import author_year, short_label, suffix
+from sphinx_essays.sources import (
+    STYLE,
+    EssaysLabelStyle,
+    EssaysStyle,
+    author_year,
+    decode_latex,
+    short_label,
+    suffix,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -358,3 +367,27 @@ def test_labels_say_who_and_when_or_which_work_of_an_organisation() -> None:
         "zz",
         "aaa",
     ]
+
+
+ENTRY = r"""@misc{{knuth-1984,
+  author = {{Donald E. Knuth}}, title = {{{title}}}, year = {{1984}},
+  url = {{https://example.org/texbook}}, urldate = {{2026-12-03}}, kind = {{book}},
+}}"""
+
+
+def test_a_warm_process_formats_an_entry_again_only_when_it_changes() -> None:
+    """Live preview keeps formatted entries; an edited entry is never stale."""
+    pybtex.plugin.register_plugin("pybtex.style.labels", STYLE, EssaysLabelStyle)
+    style = EssaysStyle()
+
+    def formatted(title: str) -> object:
+        data = pybtex.database.parse_string(ENTRY.format(title=title), "bibtex")
+        return style.format_entry("Knuth, 1984", data.entries["knuth-1984"])
+
+    first = formatted(r"The \TeX{}book")
+    assert formatted(r"The \TeX{}book") is first  # same fields: kept
+    edited = formatted(r"The \TeX{}book, second printing")
+    assert edited is not first
+    assert "second printing" in edited.text.render_as("text")
+    assert "second printing" not in first.text.render_as("text")
+    assert decode_latex(r"Schr\"odinger") == "Schrödinger"

@@ -9,6 +9,11 @@
   those the essay describes, the watchdog arithmetic is Patroni's own
   (``WatchdogConfig``), and the passwords its header sends to the
   environment reach the places Patroni reads them from.
+* Patroni's own REST API access check admits each member's ``POST
+  /failsafe`` under the file's allowlist and refuses HAProxy's address and a
+  caller without a certificate; an allowlist of bastions with
+  ``allowlist_include_members``, which that endpoint ignores, refuses the
+  members.
 * Patroni's own code (``ConfigHandler``) writes ``postgresql.conf`` and
   ``pg_hba.conf`` from that file for a cluster of Debian's PostgreSQL 15
   (the PostgreSQL 18 build of the wheel has no TLS), which then starts and
@@ -17,7 +22,11 @@
   wrong password.
 * The commit helper runs against PostgreSQL 18 with a synchronous standby
   list and no standbys: a cancelled commit wait comes back as success with
-  the warning, and the helper reports it as unknown. The same server shows
+  the warning, whose SQLSTATE is the generic 01000, and the helper reports
+  it as unknown, also in a session at ``client_min_messages = error``, where
+  a plain commit hears nothing, and against a server whose ``lc_messages``
+  is German (Debian's PostgreSQL, with a locale made by ``localedef``), so
+  it matches no English text. The same server shows
   the other claims of that paragraph: ``statement_timeout`` does not end the
   wait, a dropped client leaves the row invisible until the backend is
   terminated, and the waiting commit keeps its row lock. A session that
@@ -258,8 +267,10 @@ def test_patroni_config_passes_patronis_validator(
         ("primary_start_timeout: 0", "primary_start_timeout: soon"),
         ("verify_client: required", "verify_client: always"),
         ("protocol: https", "protocol: 443"),
-        ("allowlist_include_members: true", "allowlist_include_members: maybe"),
-        ("allowlist: [10.0.9.0/28]", "allowlist: 10.0.9.0/28"),
+        (
+            "allowlist: [10.0.9.0/28, 10.0.1.10/32, 10.0.2.10/32, 10.0.3.10/32]",
+            "allowlist: 10.0.9.0/28",
+        ),
     ],
 )
 def test_patroni_validator_rejects_a_broken_copy(
@@ -441,9 +452,96 @@ def test_each_trust_relation_has_its_own_ca_and_only_members_may_switch_over(
     assert len(certs) == 3
     # Patroni's own client calls to the other members use the REST API's chain.
     assert (ctl["certfile"], ctl["cacert"]) == (restapi["certfile"], restapi["cafile"])
-    # Unsafe endpoints: only the members and the listed bastion network.
-    assert restapi["allowlist_include_members"] is True
-    assert restapi["allowlist"] and all("/" in net for net in restapi["allowlist"])
+    # Unsafe endpoints: only the bastion network and the members, by address.
+    # allowlist_include_members would not do: POST /failsafe ignores it.
+    assert "allowlist_include_members" not in restapi
+    assert restapi["allowlist"] == [BASTIONS, *(f"{ip}/32" for ip in MEMBER_IPS)]
+    assert restapi["listen"] == f"{MEMBER_IPS[0]}:8008"
+    header = block(site, "patroni").split("scope:")[0]
+    assert f"({MEMBER_IPS[1]}, {MEMBER_IPS[2]})" in header
+
+
+#: The admin bastions and the members' addresses (ledger_a's from its file,
+#: the other two from the file's header).
+BASTIONS = "10.0.9.0/28"
+MEMBER_IPS = ("10.0.1.10", "10.0.2.10", "10.0.3.10")
+
+#: Patroni's own REST API server, built from a restapi section (argv[1]) with
+#: the members argv[2] registered in the DCS, answering calls (argv[3]: each
+#: an endpoint handler, a source address and whether a client certificate
+#: came with it) with the status its access check gives.
+PATRONI_ACCESS = """
+import json, sys
+from types import SimpleNamespace
+from patroni.api import RestApiHandler, RestApiServer
+restapi, members, calls = (json.loads(arg) for arg in sys.argv[1:4])
+cluster = SimpleNamespace(workers={}, members=[
+    SimpleNamespace(api_url=f"https://{ip}:8008/patroni") for ip in members])
+patroni = SimpleNamespace(
+    dcs=SimpleNamespace(cluster=cluster),
+    # Failsafe mode off in this stand-in: an admitted POST /failsafe gets 502.
+    ha=SimpleNamespace(is_failsafe_mode=lambda: False))
+server = RestApiServer(patroni, restapi)
+results = []
+for handler, ip, with_certificate in calls:
+    status = []
+    request = SimpleNamespace(
+        getpeercert=lambda: {"subject": ()} if with_certificate else None)
+    fake = SimpleNamespace(
+        server=server, client_address=(ip, 40000), request=request, headers={},
+        write_response=lambda code, *args, **kwargs: status.append(code),
+        send_error=lambda code, *args: status.append(code))
+    if handler == "check_access":  # what every other unsafe endpoint runs
+        status.append(200 if server.check_access(fake) else None)
+    else:
+        getattr(RestApiHandler, handler)(fake)
+    results.append(status[0])
+server.server_close()
+print(json.dumps(results))
+"""
+
+
+def test_each_member_may_post_failsafe_and_haproxy_may_not(
+    site: Site, tmp_path: Path
+) -> None:
+    """Patroni's own access check on POST /failsafe, the call a primary makes
+    to every member while etcd is away: the members' addresses pass, a host
+    that is neither member nor bastion (HAProxy's) is refused, and so is a
+    caller without a certificate. An allowlist of the bastions with
+    allowlist_include_members, which the failsafe endpoint ignores, refuses
+    the members: failsafe mode would demote the primary."""
+    tls = tmp_path / "api"
+    make_certificates(tls)
+    restapi = yaml.safe_load(
+        block(site, "patroni").replace("/etc/patroni/tls/api/", f"{tls}/")
+    )["restapi"]
+    restapi["listen"] = "127.0.0.1:0"  # the access check, not the address
+    haproxy = "10.0.1.20"
+    calls = [
+        *(["do_POST_failsafe", ip, True] for ip in MEMBER_IPS),
+        ["do_POST_failsafe", haproxy, True],
+        ["do_POST_failsafe", MEMBER_IPS[1], False],
+        ["check_access", "10.0.9.4", True],  # a bastion, switching over
+    ]
+    ok, refused = 502, 403
+    assert in_patroni(
+        PATRONI_ACCESS, json.dumps(restapi), json.dumps(MEMBER_IPS), json.dumps(calls)
+    ) == [ok, ok, ok, refused, refused, 200]
+    bastions_only = {
+        **restapi,
+        "allowlist": [BASTIONS],
+        "allowlist_include_members": True,
+    }
+    calls = [
+        ["do_POST_failsafe", MEMBER_IPS[1], True],
+        ["check_access", MEMBER_IPS[1], True],
+    ]
+    assert in_patroni(
+        PATRONI_ACCESS,
+        json.dumps(bastions_only),
+        json.dumps(MEMBER_IPS),
+        json.dumps(calls),
+    ) == [refused, 200]
 
 
 def test_the_passwords_named_in_the_header_reach_patroni(
@@ -680,14 +778,27 @@ class Server:
             conn.close()
 
 
-def pg_ctl(data: Path, *args: str, bin_dir: Path = PG18_BIN) -> None:
-    result = run_as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data), *args])
+def pg_ctl(
+    data: Path,
+    *args: str,
+    bin_dir: Path = PG18_BIN,
+    env: dict[str, str] | None = None,
+) -> None:
+    result = run_as_postgres_user(
+        [str(bin_dir / "pg_ctl"), "-D", str(data), *args], env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def start_server(root: Path, conf: str = "", bin_dir: Path = PG18_BIN) -> Server:
+def start_server(
+    root: Path,
+    conf: str = "",
+    bin_dir: Path = PG18_BIN,
+    env: dict[str, str] | None = None,
+) -> Server:
     """initdb a cluster under *root* (PostgreSQL 18 unless *bin_dir* says
-    otherwise), append *conf* and start it."""
+    otherwise), append *conf* and start it, with *env* added to the server's
+    environment."""
     assert (bin_dir / "postgres").exists(), f"no PostgreSQL at {bin_dir}"
     root.mkdir(exist_ok=True)
     postgres_owned_dir(root)
@@ -707,7 +818,9 @@ def start_server(root: Path, conf: str = "", bin_dir: Path = PG18_BIN) -> Server
             f"\nlisten_addresses = ''\nport = {port}\n"
             f"unix_socket_directories = '{sock}'\n{conf}\n"
         )
-    pg_ctl(data, "-l", str(root / "server.log"), "-w", "start", bin_dir=bin_dir)
+    pg_ctl(
+        data, "-l", str(root / "server.log"), "-w", "start", bin_dir=bin_dir, env=env
+    )
     return Server(data, sock, port, bin_dir)
 
 
@@ -924,9 +1037,136 @@ def test_a_cancelled_commit_wait_is_success_with_a_warning(
     assert not thread.is_alive()
     # No exception reached the client: the commit "succeeded", on no standby.
     assert outcome["result"] == "unknown"
-    assert any("canceling wait for synchronous replication" in n for n in conn.notices)
+    assert len(conn.notices) == 1 and conn.notices[0].startswith("WARNING:")
     assert visible(sync_server, 1)
     conn.close()
+
+
+def test_the_cancel_warning_carries_only_the_generic_warning_sqlstate(
+    sync_server: Server,
+) -> None:
+    """psql in verbose mode prints the SQLSTATE: 01000, which every warning
+    without a code of its own carries, so no code singles this one out."""
+    client = subprocess.Popen(
+        [
+            str(PG18_BIN / "psql"),
+            "-X",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "INSERT INTO entries VALUES (20, 1)",
+        ],
+        env={**os.environ, **sync_server.env, "PGAPPNAME": "verbose-client"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    waiting = (
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'verbose-client' AND wait_event = 'SyncRep'"
+    )
+    wait_until(lambda: bool(sync_server.query(waiting)), "the commit wait, cancelled")
+    _out, err = client.communicate(timeout=10)
+    assert client.returncode == 0, err  # success, after all
+    assert re.search(r"^WARNING:  01000: ", err, re.MULTILINE), err
+
+
+def test_a_session_that_hides_warnings_still_gets_unknown(
+    site: Site, sync_server: Server
+) -> None:
+    """At client_min_messages = error the cancel's warning never reaches the
+    client, so a plain commit looks clean; the helper's SET LOCAL, still in
+    force during COMMIT's wait, brings it back."""
+    helper = commit_helper(site)
+
+    def plain(conn) -> str:
+        conn.commit()
+        return "no warning" if not conn.notices else "warning"
+
+    for entry, commit, expected in (
+        (22, plain, "no warning"),
+        (23, helper, "unknown"),
+    ):
+        conn = sync_server.connect(options="-c client_min_messages=error")
+        conn.cursor().execute("INSERT INTO entries VALUES (%s, 1)", (entry,))
+        thread, outcome = commit_in_background(commit, conn)
+        pid = conn.get_backend_pid()
+        wait_until(
+            lambda pid=pid: wait_event(sync_server, pid) == "SyncRep", "the wait"
+        )
+        conn.cancel()
+        thread.join(10)
+        assert outcome["result"] == expected
+        assert visible(sync_server, entry)  # committed both times, on no standby
+        conn.close()
+
+
+def server_message_locale(root: Path) -> tuple[str, dict[str, str]]:
+    """A locale into which Debian's PostgreSQL translates its messages, and
+    the environment that makes it available to the server: de_DE.UTF-8,
+    compiled here with localedef into a directory named by LOCPATH, or else
+    any installed locale for which PostgreSQL has a translation."""
+    version = DEBIAN_PG_BIN.parent.name
+    catalogues = Path("/usr/share/locale").glob(f"*/LC_MESSAGES/postgres-{version}.mo")
+    translated = {path.parent.parent.name for path in catalogues}
+    root.mkdir()
+    locales = postgres_owned_dir(root)
+    made = shutil.which("localedef") is not None and (
+        subprocess.run(
+            ["localedef", "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    if made and "de" in translated:
+        give_to_postgres_user(locales)
+        return "de_DE.UTF-8", {"LOCPATH": str(locales)}
+    installed = subprocess.run(
+        ["locale", "-a"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for name in installed:
+        if name.split("_")[0].split(".")[0] in translated - {"en"}:
+            return name, {}
+    pytest.skip("no locale with a PostgreSQL translation can be made here")
+
+
+def test_the_helper_reads_no_message_text(
+    site: Site, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A server whose lc_messages is not English (Debian's PostgreSQL, built
+    with translations; the wheel's PostgreSQL 18 has none): the warning comes
+    in that language, and the helper still calls the commit unknown."""
+    commit = commit_helper(site)
+    root = tmp_path_factory.mktemp("translated")
+    locale, env = server_message_locale(root / "locales")
+    server = start_server(
+        root / "pg",
+        f"lc_messages = '{locale}'\n"
+        "synchronous_standby_names = 'ANY 1 (ledger_b, ledger_c)'",
+        DEBIAN_PG_BIN,
+        env,
+    )
+    try:
+        assert server.query("SHOW lc_messages") == [(locale,)]
+        setup = server.connect(options="-c synchronous_commit=local")
+        setup.autocommit = True
+        setup.cursor().execute("CREATE TABLE entries (id int PRIMARY KEY)")
+        setup.close()
+        conn = server.connect()
+        conn.cursor().execute("INSERT INTO entries VALUES (1)")
+        thread, outcome = commit_in_background(commit, conn)
+        pid = conn.get_backend_pid()
+        wait_until(lambda: wait_event(server, pid) == "SyncRep", "the commit wait")
+        conn.cancel()
+        thread.join(10)
+        assert outcome["result"] == "unknown"
+        (notice,) = conn.notices
+        # Translated: an English pattern would have missed it.
+        assert "canceling wait" not in notice and not notice.startswith("WARNING")
+        conn.close()
+    finally:
+        stop_server(server)
 
 
 @pytest.mark.parametrize(

@@ -4,38 +4,47 @@ Each test reads a code block as the built site shows it (``named_block``) and
 checks it offline: the cardinality arithmetic and the OpenTelemetry overflow
 demonstration are run; the scrape configuration's target relabelling is
 replayed against discovered Kubernetes targets, its limits are checked against
-the per-target sample arithmetic, and promtool validates it; promtool checks
-and replays the overflow alert (including a histogram's three series and the
-failure of the cited post's ``__name__`` grouping) and the top-series query;
-the exemplar is parsed
-with the Prometheus client's OpenMetrics parser; and the log record, exemplar
-and change event are checked to tell one consistent story.
+the per-target sample arithmetic, promtool validates it, and a real
+Prometheus scrapes through its limits; the limits table's release dates are
+checked against the CHANGELOG and against which settings promtool 2.42
+accepts; promtool checks and replays the overflow alert (including a
+histogram's three series and the failure of the cited post's ``__name__``
+grouping) and the top-series query; the exemplar is parsed with the
+Prometheus client's OpenMetrics parser; and the log record, exemplar and
+change event are checked to tell one consistent story.
 
 What these tests cannot check. Prometheus and promtool come from Debian's
 ``prometheus`` package (2.42 on bookworm), the only Prometheus installable
-here; no 3.x binary is. So the memory measurement behind "about 3 KB per head
-series" is re-run on 2.42 (``test_a_head_series_costs_about_3_kb``, about
-30 s), not on a current release, and so is the labeldrop trial. promtool 2.42
-predates ``scrape_native_histograms``, ``native_histogram_bucket_limit`` and
-``convert_classic_histograms_to_nhcb`` and is built without Kubernetes
-service discovery, so no Prometheus that knows those keys ever parses the
-scrape job. Instead the job's keys are compared with the YAML field names of
-current Prometheus source (transcribed below), the discovery block is checked
-structurally, the target filtering (namespace list, label selector,
-relabelling) is replayed by this file's own reimplementation, and promtool
-2.42 validates the rest with the newer keys stripped (and shows that it
-refuses a key it does not know). What counts against ``sample_limit`` is
-checked only as a model (``samples_per_scrape``): one sample per native
-histogram or NHCB (``limitAppender`` in ``scrape/target.go``), conversion in
-the parser before counting (``scrape/scrape.go``), and the documented effect
-of ``always_scrape_classic_histograms``; no Prometheus scrape exercises it.
-promtool replays the near-limit alert, including a target without a limit.
+here; no 3.x binary is. So the check of the 3 KB planning figure
+(``test_a_head_series_costs_about_3_kb``, about 30 s), the labeldrop trial
+and the limit failures (``test_scrape_limits_fail_real_scrapes_and_freeze_
+what_was_read``: sample, label-count, label-length and target limits, and
+which series go stale after a failed scrape) run on 2.42, not on a current
+release; the staleness behaviour was read in current source (``scrape/
+scrape.go``) to be the same. promtool 2.42 predates
+``scrape_native_histograms``, ``native_histogram_bucket_limit``,
+``convert_classic_histograms_to_nhcb`` and the ``extra_scrape_metrics`` key
+and is built without Kubernetes service discovery, so no Prometheus that
+knows those keys ever parses the scrape job. Instead the job's keys are
+compared with the YAML field names of current Prometheus source (transcribed
+below), the discovery block is checked structurally, the target filtering
+(namespace list, label selector, relabelling) is replayed by this file's own
+reimplementation, and promtool 2.42 validates the rest with the newer keys
+stripped (and shows that it refuses a key it does not know). What a native
+histogram or NHCB counts against ``sample_limit`` is checked only as a model
+(``samples_per_scrape``): one sample per native histogram or NHCB
+(``limitAppender`` in ``scrape/target.go``), conversion in the parser before
+counting (``scrape/scrape.go``), and the documented effect of
+``always_scrape_classic_histograms``; 2.42 shows only the classic case, a
+histogram of 22,400 samples failing the scrape. promtool replays the
+near-limit alert, including a target without a limit.
 
 Many assertions only check that a phrase appears on the page: they tie the
 prose to the computed figure (``test_prose_arithmetic_outside_code_blocks``
 recomputes the logs, traces, backend-series and wide-event numbers), not the
-figure to the world. The 3 KB per series is a 2.42 measurement, and the
-essay calls it an upper bound for 3.x releases rather than a 3.x figure.
+figure to the world. The 3 KB per series is a planning figure from the cited
+rules of thumb, re-measured on 2.42; the essay says current releases should
+need less and does not claim a 3.x figure.
 """
 
 from __future__ import annotations
@@ -91,10 +100,17 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     text = page_text(site)
     for claim in ("672,000", "44,800 samples per second", "58 to 116 GB", "48,000"):
         assert claim in text, claim
-    # Memory: the figures derived from the essay's 3 KB per head series.
+    # Memory: the figures derived from the essay's 3 KB per head series,
+    # a planning figure with its sources named, checked on 2.42 below.
     per_series = 3_000
-    assert "Heap in use grew by about 3 KB per head series" in text
-    assert "Read 3 KB as an upper bound" in text
+    assert "rules of thumb that move with releases" in text
+    assert "an empirical 8 kB per active series in 2018" in text
+    assert "Brian Brazil put it at about 3 kB for 2.20" in text
+    assert "We plan on 3 KB of live heap" in text
+    assert (
+        "heap in use and resident memory each grew by about 3 KB per head series"
+        in text
+    )
     assert round(672_000 * per_series / 1e9) == 2
     assert "need about 2 GB of live heap" in text
     # Resident memory at Prometheus's default GOGC of 75: the heap may grow
@@ -107,7 +123,11 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     assert 18 <= user_series * per_series / 1e9 <= 24
     assert 35 <= user_series * per_series * resident / 1e9 <= 40
     assert "about 20 GB of live heap, and 35 to 40 GB resident" in text
-    assert "process_resident_memory_bytes" in text
+    # How a reader measures their own.
+    assert (
+        "process_resident_memory_bytes divided by prometheus_tsdb_head_series" in text
+    )
+    assert "go_memstats_heap_inuse_bytes over the same is the live part" in text
     assert "Cortex" not in text  # its figure is for another storage design
 
 
@@ -585,7 +605,7 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
     )
     assert "Without conversion, a classic histogram is 22,400 samples" in text
     assert "always_scrape_classic_histograms ingests both, 24,000 samples" in text
-    assert "an NHCB over the limit fails the scrape at once" in text
+    assert "an NHCB fails the scrape" in text  # the limits table
     assert "160 buckets for each sign" in text
 
     drop, labeldrop = job["metric_relabel_configs"]
@@ -725,6 +745,307 @@ def test_promtool_would_reject_a_broken_scrape_config(
     assert result.returncode != 0
 
 
+# The limits table: each setting's first release, transcribed from
+# Prometheus's CHANGELOG.md (prometheus/prometheus at d15adb9): sample_limit
+# 1.5.0 ("Add ability to limit scrape samples"), target_limit 2.21.0 (#7554),
+# the label limits 2.27.0 ("configurable limits for label size and count",
+# #8777), body_size_limit 2.28.0 (experimental, #8833),
+# native_histogram_bucket_limit 2.45.0 (#12254; resolution is reduced instead
+# of the scrape failing from 2.49.0, #13129), keep_dropped_targets 2.47.0
+# (#12647).
+LIMIT_SINCE = {
+    "sample_limit": (1, 5),
+    "label_limit": (2, 27),
+    "label_name_length_limit": (2, 27),
+    "label_value_length_limit": (2, 27),
+    "body_size_limit": (2, 28),
+    "target_limit": (2, 21),
+    "keep_dropped_targets": (2, 47),
+    "native_histogram_bucket_limit": (2, 45),
+}
+DEBIAN_PROMETHEUS = (2, 42)
+
+
+def _version(text: str) -> tuple[int, int]:
+    found = re.match(r"(\d+)\.(\d+)", text)
+    assert found, text
+    return int(found.group(1)), int(found.group(2))
+
+
+def _limits_table(site: Site) -> list[dict[str, str]]:
+    from bs4 import BeautifulSoup
+
+    html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
+    for table in BeautifulSoup(html, "html.parser").find_all("table"):
+        head = [th.get_text(" ", strip=True) for th in table.find_all("th")]
+        if head and head[0] == "Setting" and "Since" in head:
+            return [
+                dict(
+                    zip(
+                        head,
+                        [td.get_text(" ", strip=True) for td in tr("td")],
+                        strict=True,
+                    )
+                )
+                for tr in table.find("tbody").find_all("tr")
+            ]
+    raise AssertionError("the essay has no limits table")
+
+
+def test_limits_table_dates_match_the_changelog_and_debians_promtool(
+    site: Site, tmp_path: Path
+) -> None:
+    """The Since column is the CHANGELOG's; promtool 2.42 accepts exactly the
+    settings the table dates to 2.42 or earlier, and refuses the others."""
+    rows = _limits_table(site)
+    since = {
+        key: _version(row["Since"])
+        for row in rows
+        for key in re.findall(r"[a-z_]+_(?:limit|targets)\b", row["Setting"])
+    }
+    assert since == LIMIT_SINCE
+    job = _scrape_job(site)
+    assert {k for k in job if k.endswith("_limit")} <= set(since)
+    for key, version in since.items():
+        value = "1MB" if key == "body_size_limit" else 10
+        config = {
+            "scrape_configs": [
+                {"job_name": "j", key: value, "static_configs": [{"targets": ["a:1"]}]}
+            ]
+        }
+        (tmp_path / "p.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        checked = _promtool(tmp_path, "check", "config", "p.yml")
+        assert (checked.returncode == 0) == (version <= DEBIAN_PROMETHEUS), (
+            key,
+            checked.stdout + checked.stderr,
+        )
+    # "knows only the table's first five rows"
+    assert all(_version(r["Since"]) <= DEBIAN_PROMETHEUS for r in rows[:5])
+    assert all(_version(r["Since"]) > DEBIAN_PROMETHEUS for r in rows[5:])
+    text = page_text(site)
+    assert "the job needs Prometheus 3.10 or later" in text
+    assert "knows only the table's first five rows" in text
+    # The job's newest key is extra_scrape_metrics: a scrape-config key from
+    # 3.10.0 (config/config.go gains it at v3.10.0, absent at v3.9.1; pull
+    # request 17606), scrape_native_histograms from 3.8.0 (CHANGELOG).
+    assert job["extra_scrape_metrics"] is True
+    assert job["scrape_native_histograms"] is True
+
+
+@contextlib.contextmanager
+def _prometheus(workdir: Path, config: dict):
+    """Debian's Prometheus on loopback with *config*; yields its HTTP API."""
+    import time
+    import urllib.parse
+    import urllib.request
+
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus is not installed (Debian's prometheus package)"
+    port = _free_port()
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(path: str) -> bytes:
+        return opener.open(f"http://127.0.0.1:{port}{path}", timeout=5).read()
+
+    def query(q: str) -> float | None:
+        body = json.loads(get("/api/v1/query?query=" + urllib.parse.quote(q)))
+        result = body["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def targets(job: str) -> list[dict]:
+        active = json.loads(get("/api/v1/targets"))["data"]["activeTargets"]
+        return [t for t in active if t["labels"]["job"] == job]
+
+    def own_metric(name: str) -> float:
+        found = re.search(rf"^{name} (\S+)$", get("/metrics").decode(), re.M)
+        assert found, name
+        return float(found.group(1))
+
+    def until(condition, what: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if condition():
+                    return
+            except (OSError, KeyError, IndexError, ValueError):
+                pass
+            assert time.monotonic() < deadline, what
+            time.sleep(0.5)
+
+    api = {
+        "query": query,
+        "targets": targets,
+        "own_metric": own_metric,
+        "until": until,
+    }
+    try:
+        until(lambda: get("/-/ready") is not None, "Prometheus never got ready")
+        yield api
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_scrape_limits_fail_real_scrapes_and_freeze_what_was_read(
+    site: Site, tmp_path: Path
+) -> None:
+    """Prometheus (Debian's 2.42) scrapes through the essay's limits.
+
+    The job runs as promtool checks it (newer keys removed, a static target
+    in place of discovery), scraped every second instead of 15 so the test
+    is quick. It shows each failure the table names, the freeze the prose
+    describes (series read before the limit keep their last value; series
+    after it go stale), and target_limit failing the whole job.
+    """
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = {"/metrics": b""}
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = body.get(self.path, b"tiny 1\n")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    address = f"127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    (job,) = _for_old_promtool(_scrape_job(site))["scrape_configs"]
+    # The target relabelling keeps Kubernetes pods' metrics ports, which a
+    # static target has none of (it is replayed against discovery above).
+    assert job.pop("relabel_configs")
+    job.update(scrape_interval="1s", static_configs=[{"targets": [address]}])
+    limit, labels_max = job["sample_limit"], job["label_limit"]
+    value_max = job["label_value_length_limit"]
+    # One target more than the essay's target_limit, each a distinct label set.
+    fleet = {
+        "job_name": "fleet",
+        "scrape_interval": "1s",
+        "metrics_path": "/tiny",
+        "target_limit": _scrape_job(site)["target_limit"],
+        "static_configs": [
+            {"targets": [address], "labels": {"replica": str(i)}}
+            for i in range(_scrape_job(site)["target_limit"] + 1)
+        ],
+    }
+    # One pod's 1,600 label combinations as a counter: what the job admits.
+    counter = "".join(
+        f'http_requests_total{{method="{m}",status="{s}",route="/r{r}"}} 1\n'
+        for m in range(5)
+        for s in range(8)
+        for r in range(40)
+    )
+    histogram = _histogram_exposition(1).decode()  # 22,400 classic samples
+
+    def wide(n: int) -> str:
+        return "wide{" + ",".join(f'l{i}="v"' for i in range(n)) + "} 1\n"
+
+    try:
+        with _prometheus(tmp_path, {"scrape_configs": [job, fleet]}) as api:
+            q, until = api["query"], api["until"]
+
+            def last_error() -> str:
+                (target,) = api["targets"]("checkout")
+                return target["lastError"]
+
+            def serve(text: str, error: str) -> None:
+                """Expose *text*; wait until scrapes fail with *error*, or
+                succeed if it is empty, then for a few more scrapes."""
+                body["/metrics"] = text.encode()
+                until(
+                    lambda: (
+                        last_error().startswith(error) and (error or not last_error())
+                    ),
+                    f"scrapes never reached {error or 'success'!r}",
+                )
+                time.sleep(2)
+
+            serve(counter, "")
+            until(lambda: q("count(http_requests_total)") == 1_600, "no counter")
+            assert q('up{job="checkout"}') == 1
+            assert limit >= 1_600, "the job admits one pod's counter"
+
+            # The classic histogram, after the counter: 22,400 samples more.
+            serve(counter + histogram, "sample limit exceeded")
+            assert q('scrape_samples_scraped{job="checkout"}') == 1_600 + 22_400
+            assert q('up{job="checkout"}') == 0
+            assert q("count(http_request_duration_seconds_bucket)") is None
+            # Read before the limit: still there, frozen at the last good scrape.
+            assert q("count(http_requests_total)") == 1_600
+            age = "time() - max(timestamp(http_requests_total))"
+            until(lambda: q(age) > 3, "the counter kept updating")
+            assert (
+                api["own_metric"](
+                    "prometheus_target_scrapes_exceeded_sample_limit_total"
+                )
+                >= 1
+            )
+
+            # The same samples, histogram first: the counter now lies past
+            # the limit, so its series get stale markers and vanish.
+            serve(histogram + counter, "sample limit exceeded")
+            until(lambda: q("count(http_requests_total)") is None, "not stale")
+
+            # Label limits, counted after relabelling: a value of 201 bytes
+            # fails, 200 passes; labels_max labels pass, one more fails, and
+            # the count includes __name__ and the target's job and instance.
+            serve(
+                counter + f'long{{v="{"x" * (value_max + 1)}"}} 1\n',
+                "label_value_length_limit exceeded",
+            )
+            serve(counter + f'long{{v="{"x" * value_max}"}} 1\n', "")
+            serve(counter + wide(labels_max - 3), "")
+            serve(counter + wide(labels_max - 2), "label_limit exceeded")
+            assert f"number of labels: {labels_max + 1}" in last_error()
+            assert (
+                api["own_metric"](
+                    "prometheus_target_scrape_pool_exceeded_label_limits_total"
+                )
+                >= 1
+            )
+
+            # target_limit: every target of the job is down, none scraped.
+            fleet_targets = api["targets"]("fleet")
+            assert len(fleet_targets) == fleet["target_limit"] + 1
+            until(
+                lambda: all(
+                    t["health"] == "down"
+                    and t["lastError"].startswith("target_limit exceeded")
+                    for t in api["targets"]("fleet")
+                ),
+                "target_limit did not fail the job",
+            )
+            assert q('count(tiny{job="fleet"})') is None
+    finally:
+        server.shutdown()
+    text = page_text(site)
+    assert "Without conversion, a classic histogram is 22,400 samples" in text
+    assert "only for series it had not reached when the limit bit" in text
+    assert "the rest freeze at their last good value" in text
+    assert "every target of the job is marked down and none is scraped" in text
+    assert "the name and the target's labels included" in text
+
+
 def test_overflow_keeps_the_total_and_hides_the_failures(site: Site) -> None:
     printed, names = run(block(site, "overflow"))
     assert printed.strip() == "total=1862 failed=0"
@@ -737,12 +1058,14 @@ def test_overflow_keeps_the_total_and_hides_the_failures(site: Site) -> None:
     assert len(points) == 3 + 1  # the limit, plus the overflow point
     text = page_text(site)
     assert "Twelve requests failed and the error query returns zero" in text
-    # The limit exists in the Python SDK only from 1.45; the prose says so.
+    # The limit exists in the Python SDK only from the patch release 1.45.2
+    # (1.45.0 and 1.45.1 have no cardinality limit in metrics/_internal);
+    # the prose says so.
     from importlib.metadata import version
 
-    installed = tuple(int(x) for x in version("opentelemetry-sdk").split(".")[:2])
-    assert installed >= (1, 45), version("opentelemetry-sdk")
-    assert "The Python SDK has the limit from release 1.45" in text
+    installed = tuple(int(x) for x in version("opentelemetry-sdk").split(".")[:3])
+    assert installed >= (1, 45, 2), version("opentelemetry-sdk")
+    assert "The Python SDK has the limit from release 1.45.2" in text
     assert "Thomas's example, adapted" in text
 
 

@@ -14,11 +14,16 @@ run by ansible-core on twenty local stand-in hosts, which also shows what
 ``force_handlers`` would do to the circuit breaker. The HPA lint runs on the
 essay's manifests and on broken copies of them, the PromQL expression is parsed
 with promql-parser, and the silence alerts are replayed by ``promtool test
-rules`` against a fleet with one host of each failure.
+rules`` against a fleet with one host of each failure. The ``ansible.cfg``
+inventory settings are checked against ansible-core's own table of settings
+and run by ``ansible-inventory`` over a static source and a failing script;
+the inventory drift alerts are replayed like the silence alerts, and so is
+the duplicate host that would break the silence rules' ring join.
 """
 
 from __future__ import annotations
 
+import configparser
 import copy
 import fnmatch
 import itertools
@@ -1381,6 +1386,155 @@ def test_the_apt_task_uses_only_documented_options(site: Site, tmp_path: Path) -
     assert options["allow_downgrade"]["type"] == "bool"
 
 
+# -- The inventory guard ---------------------------------------------------------
+
+STATIC_INVENTORY = """\
+all:
+  children:
+    app_servers:
+      hosts:
+        app-01: {}
+        app-02: {}
+"""
+
+# A CMDB whose API is down: the script exits 1, as a failing dynamic source does.
+FAILING_CMDB = """\
+#!/bin/sh
+echo "CMDB API: 503 Service Unavailable" >&2
+exit 1
+"""
+
+# A YAML source that breaks on its second line; the INI parser reads the first.
+HALF_BROKEN_YAML = "app-07\napp-08: {ansible_host: 10.0.0.8}\n"
+
+
+def essay_ansible_cfg(site: Site) -> configparser.ConfigParser:
+    config = configparser.ConfigParser()
+    config.read_string(named_block(site, DOC, "puppets-and-octopi-ansible-cfg"))
+    return config
+
+
+def ansible_settings() -> dict[tuple[str, str], dict[str, Any]]:
+    """ansible-core's own table of settings (lib/ansible/config/base.yml),
+    keyed by (ini section, ini key)."""
+    import ansible
+
+    table = yaml.safe_load(
+        (Path(ansible.__file__).parent / "config" / "base.yml").read_text()
+    )
+    return {
+        (ini["section"], ini["key"]): {**setting, "setting": name}
+        for name, setting in table.items()
+        if isinstance(setting, dict)
+        for ini in setting.get("ini") or []
+    }
+
+
+def list_inventory(
+    tmp_path: Path, config: str, *sources: tuple[str, str, bool]
+) -> tuple[int, set[str], str]:
+    """Run ``ansible-inventory --list`` over *sources* (name, text, executable)
+    with *config* as the whole ansible.cfg; return the exit status, the hosts
+    listed and what it printed on stderr."""
+    (tmp_path / "ansible.cfg").write_text(config)
+    argv: list[str | Path] = [BIN / "ansible-inventory", "--list"]
+    for name, text, executable in sources:
+        path = tmp_path / name
+        path.write_text(text)
+        if executable:
+            path.chmod(0o755)
+        argv += ["-i", str(path)]
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
+        "ANSIBLE_HOME": str(tmp_path / "home"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+        "ANSIBLE_NOCOLOR": "true",
+    }
+    env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_INVENTORY")}
+    result = subprocess.run(
+        argv, capture_output=True, text=True, env=env, check=False, cwd=tmp_path
+    )
+    hosts: set[str] = set()
+    if result.returncode == 0:
+        listed = json.loads(result.stdout)
+        for group, body in listed.items():
+            if group != "_meta" and isinstance(body, dict):
+                hosts.update(body.get("hosts", []))
+    return result.returncode, hosts, result.stderr
+
+
+STATIC = ("static.yml", STATIC_INVENTORY, False)
+CMDB = ("cmdb.sh", FAILING_CMDB, True)
+
+
+def test_the_ansible_cfg_names_real_inventory_settings(site: Site) -> None:
+    config = essay_ansible_cfg(site)
+    assert config.sections() == ["inventory"]
+    settings = ansible_settings()
+    for key, value in config["inventory"].items():
+        assert ("inventory", key) in settings, key
+        setting = settings[("inventory", key)]
+        if setting.get("type") in ("bool", "boolean"):
+            assert value == "true" and setting["default"] is False, key
+    assert settings[("inventory", "any_unparsed_is_failed")]["setting"] == (
+        "INVENTORY_ANY_UNPARSED_IS_FAILED"
+    )
+    # the setting the essay warns is not enough, and its oddly named variable
+    weaker = settings[("inventory", "unparsed_is_failed")]
+    assert weaker["setting"] == "INVENTORY_UNPARSED_IS_FAILED"
+    assert weaker["env"] == [{"name": "ANSIBLE_INVENTORY_UNPARSED_FAILED"}]
+    assert "every single potential inventory" in " ".join(weaker["description"].split())
+    enabled = [p.strip() for p in config["inventory"]["enable_plugins"].split(",")]
+    assert set(enabled) <= set(settings[("inventory", "enable_plugins")]["default"])
+
+
+def test_by_default_a_failing_source_silently_drops_its_hosts(tmp_path: Path) -> None:
+    rc, hosts, stderr = list_inventory(tmp_path, "", STATIC, CMDB)
+    assert rc == 0
+    assert hosts == {"app-01", "app-02"}
+    assert "Unable to parse" in stderr  # a warning, and nothing more
+
+
+def test_unparsed_is_failed_alone_does_not_catch_one_failing_source(
+    tmp_path: Path,
+) -> None:
+    rc, hosts, _ = list_inventory(
+        tmp_path, "[inventory]\nunparsed_is_failed = true\n", STATIC, CMDB
+    )
+    assert rc == 0 and hosts == {"app-01", "app-02"}
+    rc, _, _ = list_inventory(tmp_path, "[inventory]\nunparsed_is_failed = true\n", CMDB)
+    assert rc != 0  # only when every source fails
+
+
+def test_the_essays_ansible_cfg_fails_the_run_on_a_failing_source(
+    site: Site, tmp_path: Path
+) -> None:
+    config = named_block(site, DOC, "puppets-and-octopi-ansible-cfg")
+    rc, _, stderr = list_inventory(tmp_path, config, STATIC, CMDB)
+    assert rc != 0
+    assert "Completely failed to parse inventory source" in stderr
+    rc, hosts, _ = list_inventory(tmp_path, config, STATIC)
+    assert rc == 0 and hosts == {"app-01", "app-02"}  # and passes a healthy one
+
+
+def test_enable_plugins_stops_a_broken_yaml_file_being_half_read_as_ini(
+    site: Site, tmp_path: Path
+) -> None:
+    broken = ("cloud.yml", HALF_BROKEN_YAML, False)
+    rc, hosts, _ = list_inventory(tmp_path, "", STATIC, broken)
+    assert rc == 0 and "app-07" in hosts  # the INI parser kept the line above the error
+    plugins = [
+        line
+        for line in named_block(site, DOC, "puppets-and-octopi-ansible-cfg").splitlines()
+        if line.startswith("enable_plugins")
+    ]
+    rc, hosts, _ = list_inventory(
+        tmp_path, "[inventory]\n" + plugins[0] + "\n", STATIC, broken
+    )
+    assert rc == 0 and hosts == {"app-01", "app-02"}
+
+
 def test_the_manifests_are_valid_kubernetes_objects(site: Site) -> None:
     deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
     # The client's models are generated from the API's OpenAPI schema and
@@ -1944,6 +2098,141 @@ def test_the_replay_would_catch_a_broken_rule(
     assert old in rules
     result = replay_silence_rules(rules.replace(old, new, 1), tmp_path)
     assert result.returncode != 0, result.stdout
+
+
+# -- The inventory drift alerts ---------------------------------------------------
+
+# Discovery finds h1 to h4 (h3's exporter is down, but the host exists); the
+# inventory lists h1, h2 and h4, h4 twice (in two rings, from two sources),
+# and h9, which discovery does not find (HostNeverReports' business, not these).
+INVENTORY_REPLAY = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'up{job="node",instance="10.0.0.1:9100",host="h1"}', values: '1x120'}
+      - {series: 'up{job="node",instance="10.0.0.2:9100",host="h2"}', values: '1x120'}
+      - {series: 'up{job="node",instance="10.0.0.3:9100",host="h3"}', values: '0x120'}
+      - {series: 'up{job="node",instance="10.0.0.4:9100",host="h4"}', values: '1x120'}
+      - {series: 'up{job="blackbox",instance="https://h3/",host="h3"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="h1",ring="stable",source="cmdb"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="h2",ring="stable",source="cmdb"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="h4",ring="stable",source="cmdb"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="h4",ring="canary",source="static"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="h9",ring="stable",source="static"}', values: '1x120'}
+    alert_rule_test:
+      - {alertname: HostNotInInventory, eval_time: 20m, exp_alerts: []}  # not for 30m yet
+      - alertname: HostNotInInventory
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {host: h3}}]
+      - {alertname: InventoryDuplicateHost, eval_time: 5m, exp_alerts: []}
+      - alertname: InventoryDuplicateHost
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {host: h4}}]
+"""
+
+
+def replay_inventory_rules(
+    rules: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "replay.yml").write_text(INVENTORY_REPLAY)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_the_inventory_rules_pass_promtool_check(site: Site, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "puppets-and-octopi-inventory-rules")
+    )
+    result = subprocess.run(
+        [promtool(), "check", "rules", "rules.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 rules found" in result.stdout
+
+
+def test_each_inventory_alert_names_its_host_and_only_that_one(
+    site: Site, tmp_path: Path
+) -> None:
+    result = replay_inventory_rules(
+        named_block(site, DOC, "puppets-and-octopi-inventory-rules"), tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("unless on(host)", "and on(host)"),  # the diff turned inside out
+        # a host whose exporter is down still exists
+        ("(up{job=\"node\"})", "(up{job=\"node\"} == 1)"),
+        ("> 1", ">= 1"),  # every listed host a duplicate
+        ("count by (host)", "count by (host, ring)"),  # blind to a host in two rings
+    ],
+)
+def test_the_inventory_replay_would_catch_a_broken_rule(
+    site: Site, tmp_path: Path, old: str, new: str
+) -> None:
+    rules = named_block(site, DOC, "puppets-and-octopi-inventory-rules")
+    assert old in rules
+    result = replay_inventory_rules(rules.replace(old, new, 1), tmp_path)
+    assert result.returncode != 0, result.stdout
+
+
+def test_a_duplicate_inventory_host_breaks_the_ring_join_for_the_whole_fleet(
+    site: Site, tmp_path: Path
+) -> None:
+    """What the essay says InventoryDuplicateHost protects: the silence rules
+    copy the ring onto each host with a many-to-one join, which Prometheus
+    refuses outright once one host has two inventory series."""
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "puppets-and-octopi-silence-rules")
+    )
+    (tmp_path / "replay.yml").write_text(
+        """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x30'}
+      - {series: 'intent_served_generation{ring="canary"}', values: '7x30'}
+      - {series: 'inventory_host_info{host="h1",ring="stable"}', values: '1x30'}
+      - {series: 'inventory_host_info{host="h2",ring="stable"}', values: '1x30'}
+      - {series: 'inventory_host_info{host="h2",ring="canary"}', values: '1x30'}
+      - {series: 'agent_converged_generation{host="h1"}', values: '7x30'}
+      - {series: 'agent_converged_generation{host="h2"}', values: '7x30'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x30'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h2"}', values: '0+60x30'}
+    promql_expr_test:
+      - expr: host:agent_converged_generation:ring
+        eval_time: 10m
+        exp_samples:
+          - {labels: 'host:agent_converged_generation:ring{host="h1",ring="stable"}', value: 7}
+"""
+    )
+    result = subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0, result.stdout
+    assert "many-to-many matching not allowed" in result.stdout + result.stderr
+    assert 'match group {host="h2"}' in result.stdout + result.stderr
 
 
 # -- The ring gate -------------------------------------------------------------

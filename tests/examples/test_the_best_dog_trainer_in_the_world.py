@@ -527,7 +527,7 @@ def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> No
         site,
         "the fraction whose alert group paged again within seven days of the"
         " resolution",
-        "It counts in the week it fired, against whoever acknowledged it, once"
+        "A page counts in the week it fired, against whoever acknowledged it, once"
         " its seven days have passed.",
         "PagerDuty empties an incident's acknowledgements once it resolves",
     )

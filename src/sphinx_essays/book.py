@@ -192,15 +192,17 @@ the Bibliography lists each one with the day it was last checked.
 
 #: Running heads: the chapter on the left of each page, the page number on
 #: the right; no "Release". Heads need 14 pt at 11 pt type (fancyhdr's own
-#: warning asks for 13.6 pt).
+#: warning asks for 13.6 pt). A chapter title too long for the head is cut
+#: with an ellipsis short of the page number rather than run into it.
 PAGE_STYLE = r"""
+\usepackage[fit]{truncate}
 \setlength{\headheight}{14pt}
 \addtolength{\topmargin}{-2pt}
 \makeatletter
 \newcommand{\essaysheadingfont}{\py@HeaderFamily}
 \fancypagestyle{normal}{%
   \fancyhf{}%
-  \fancyhead[L]{{\py@HeaderFamily\nouppercase{\leftmark}}}%
+  \fancyhead[L]{{\py@HeaderFamily\truncate{\dimexpr\headwidth-4em\relax}{\nouppercase{\leftmark}}}}%
   \fancyhead[R]{{\py@HeaderFamily\thepage}}%
   \renewcommand{\headrulewidth}{0.4pt}%
   \renewcommand{\footrulewidth}{0pt}%

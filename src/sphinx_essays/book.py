@@ -379,6 +379,10 @@ def _latex_elements(app: Sphinx, config: Config) -> None:
     subject = essays.book_subtitle or config.project
     elements = dict(config.latex_elements)
     elements.setdefault("extraclassoptions", "openany,oneside")
+    # Code at 9 pt (footnotesize of the 11 pt body) holds about 84 characters
+    # to the line, as printed programming books set it; at Sphinx's default
+    # (small) a line wraps past 76, and half the essays' long lines with it.
+    elements.setdefault("fvset", r"\fvset{fontsize=\footnotesize}")
     elements.setdefault("maketitle", title_page(config))
     elements.setdefault("tableofcontents", "")
     elements.setdefault(

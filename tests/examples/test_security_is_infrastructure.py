@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -1770,6 +1771,11 @@ def objective(site: Site) -> dict[str, Any]:
     return run_module(block(site, "budget"))
 
 
+def tiered(objective: dict[str, Any], name: str = "CVE-2021-44228") -> Any:
+    """Records of one CVE: the essay keys them by CVE and tier."""
+    return functools.partial(objective["Exposure"], name)
+
+
 def patched(
     cve: Any, start: datetime.datetime, done: datetime.datetime | None, exposed=False
 ):
@@ -1778,7 +1784,7 @@ def patched(
 
 
 def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
-    left, cve = objective["misses_left"], objective["CVE"]
+    left, cve = objective["misses_left"], tiered(objective)
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 20
     late = patched(cve, TODAY - 40 * DAY, TODAY - 10 * DAY)
     assert left([], TODAY) == 1
@@ -1799,7 +1805,7 @@ def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
 def test_a_quiet_quarter_is_not_zero_tolerance(objective: dict[str, Any]) -> None:
     # With a 95 percent target, one late fix among 5 spent the budget four
     # times over; with the count, one late fix is allowed at any volume.
-    left, cve = objective["misses_left"], objective["CVE"]
+    left, cve = objective["misses_left"], tiered(objective)
     on_time = patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)
     late = patched(cve, TODAY - 40 * DAY, TODAY - 10 * DAY)
     assert left([late], TODAY) == 0
@@ -1811,7 +1817,7 @@ def test_a_quiet_quarter_is_not_zero_tolerance(objective: dict[str, Any]) -> Non
 def test_an_unfixed_exploited_cve_never_ages_out(
     objective: dict[str, Any], age: int
 ) -> None:
-    left, cve = objective["misses_left"], objective["CVE"]
+    left, cve = objective["misses_left"], tiered(objective)
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     still_open = patched(cve, TODAY - age * DAY, None)
     assert left([*on_time, still_open, still_open], TODAY) == -1
@@ -1822,7 +1828,7 @@ def test_an_unfixed_exploited_cve_never_ages_out(
 
 
 def test_exposed_systems_get_a_ceiling_not_a_budget(objective: dict[str, Any]) -> None:
-    incidents, cve = objective["incidents"], objective["CVE"]
+    incidents, cve = objective["incidents"], tiered(objective)
     fixed_in_two_days = patched(cve, TODAY - 10 * DAY, TODAY - 8 * DAY, True)
     fixed_on_day_three = patched(cve, TODAY - 10 * DAY, TODAY - 7 * DAY, True)
     open_three_days = patched(cve, TODAY - 3 * DAY, None, True)
@@ -1837,7 +1843,7 @@ def test_exposed_systems_get_a_ceiling_not_a_budget(objective: dict[str, Any]) -
 def test_the_ceiling_report_has_a_window_and_never_drops_an_open_breach(
     objective: dict[str, Any],
 ) -> None:
-    incidents, cve = objective["incidents"], objective["CVE"]
+    incidents, cve = objective["incidents"], tiered(objective)
     # A late fix long settled leaves the report, so one miss does not turn
     # the pipeline red for good ...
     settled_late = patched(cve, TODAY - 200 * DAY, TODAY - 120 * DAY, True)
@@ -1852,6 +1858,28 @@ def test_the_ceiling_report_has_a_window_and_never_drops_an_open_breach(
         c for c in [settled_late] if late(c.exploited, c.patched, ceiling, TODAY)
     ]
     assert unwindowed == [settled_late]
+
+
+def test_one_cve_on_two_tiers_is_two_records(objective: dict[str, Any]) -> None:
+    """The review's case: one CVE on the edge and on internal hosts. Keyed by
+    CVE alone it put the whole fleet under the ceiling, or let the edge escape."""
+    incidents, left = objective["incidents"], objective["misses_left"]
+    fields = objective["Exposure"]._fields
+    assert fields[0] == "cve" and fields[-1] == "exposed"
+    log4shell = tiered(objective)
+    start = TODAY - 30 * DAY
+    # The edge took 3 days to mitigate, the batch cluster was patched on day 10.
+    edge = log4shell(start, start, start + 3 * DAY, start + 5 * DAY, True)
+    batch = log4shell(start, start, None, start + 10 * DAY, False)
+    assert incidents([edge, batch], TODAY) == [edge]
+    assert left([edge, batch], TODAY) == 1
+    # The internal tier, patched on day 20, spends the budget; the edge does not.
+    slow_batch = log4shell(start, start, None, start + 20 * DAY, False)
+    assert incidents([edge, slow_batch], TODAY) == [edge]
+    assert left([edge, slow_batch], TODAY) == 0
+    # One record for the whole fleet, as exposed, made the internal tier an incident.
+    as_one = log4shell(start, start, None, start + 20 * DAY, True)
+    assert incidents([as_one], TODAY) == [as_one]
 
 
 # The round-4 version: one "fixed or mitigated" date, and no budget for the
@@ -1879,7 +1907,7 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     incidents, left, cve = (
         objective["incidents"],
         objective["misses_left"],
-        objective["CVE"],
+        tiered(objective),
     )
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     # Exploited, a WAF rule on day 1, the patch never: no incident ...
@@ -1931,7 +1959,7 @@ def misses_left(cves, today):
 def test_the_ceiling_is_counted_in_hours(
     objective: dict[str, Any], hours: int, incident: bool
 ) -> None:
-    incidents, cve = objective["incidents"], objective["CVE"]
+    incidents, cve = objective["incidents"], tiered(objective)
     signal = datetime.datetime(2026, 11, 20, 0, 1, tzinfo=datetime.UTC)
     mitigated = cve(signal, signal, signal + hours * HOUR, None, True)
     assert (incidents([mitigated], TODAY) == [mitigated]) is incident
@@ -1952,7 +1980,7 @@ def test_a_zero_day_spends_no_budget_before_its_fix_exists(
     incidents, left, cve = (
         objective["incidents"],
         objective["misses_left"],
-        objective["CVE"],
+        tiered(objective),
     )
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     # Exploited on day 0, a WAF rule on day 1, the vendor's fix on day 20 and

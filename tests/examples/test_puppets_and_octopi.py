@@ -18,7 +18,10 @@ rules`` against a fleet with one host of each failure. The ``ansible.cfg``
 inventory settings are checked against ansible-core's own table of settings
 and run by ``ansible-inventory`` over a static source and a failing script;
 the inventory drift alerts are replayed like the silence alerts, and so is
-the duplicate host that would break the silence rules' ring join.
+the duplicate host that would break the silence rules' ring join. Review
+round 8 added the agent's remediation budget, host lists and plugin files
+under the ``ansible.cfg``, a two-replica intent store, the ring gate's
+minimum history, and the lint's check that images are pinned by digest.
 """
 
 from __future__ import annotations
@@ -517,6 +520,65 @@ def test_a_crash_between_install_and_restart_is_repaired_on_the_next_pass(
     drive(agent, host, lambda: intent(version="2.14.1-2"), passes=2, state=state)
     assert host.calls == [("restart",)]
     assert all(r["converged"] for r in host.reports)
+
+
+class DfsgHost(FakeHost):
+    """A repacked package, 2.14.1+dfsg-1, whose binary prints plain 2.14.1:
+    the version the agent derives never matches what the process reports."""
+
+    def _launch(self) -> None:
+        super()._launch()
+        if self.running is not None:
+            self.running = self.running.split("+")[0]
+
+
+def test_a_fix_that_does_not_take_stops_after_the_budget(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # Review round 8: without a budget, 50 passes restarted the service 50 times.
+    host = DfsgHost(installed="2.14.1+dfsg-1", running="2.14.1")
+    drive(agent, host, lambda: intent(version="2.14.1+dfsg-1"), passes=50, state=state)
+    assert host.calls == [("restart",)] * 3
+    assert not any(r["converged"] for r in host.reports)
+    assert host.reports[2]["problem"].startswith("still to do")
+    assert host.reports[-1]["problem"].startswith(
+        "degraded: remediation budget exhausted"
+    )
+    assert "restart" in host.reports[-1]["problem"]
+
+
+def test_without_the_budget_the_agent_restarts_on_every_pass(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = DfsgHost(installed="2.14.1+dfsg-1", running="2.14.1")
+    drive(
+        agent,
+        host,
+        lambda: intent(version="2.14.1+dfsg-1"),
+        passes=50,
+        state=state,
+        budget=10**9,
+    )
+    assert host.calls == [("restart",)] * 50
+
+
+def test_a_new_intent_or_a_manual_fix_resets_the_budget(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = DfsgHost(installed="2.14.1+dfsg-1", running="2.14.1")
+    answers = itertools.chain(
+        [intent(version="2.14.1+dfsg-1")] * 8, itertools.repeat(intent(8, "2.14.2"))
+    )
+    drive(agent, host, lambda: next(answers), passes=60, state=state)
+    # three futile restarts, then the new generation installs and converges
+    assert host.calls[:3] == [("restart",)] * 3
+    assert host.calls[3:] == [("install", "2.14.2"), ("restart",)]
+    assert host.reports[-1]["converged"]
+    # with act=False, as once the budget is spent, a pass only observes
+    host = DfsgHost(installed="2.14.1+dfsg-1", running="2.14.1")
+    want = agent.validate(intent(version="2.14.1+dfsg-1"))
+    assert agent.reconcile_once(host, want, "app", act=False) == ["restart"]
+    assert host.calls == []  # observing only
 
 
 def test_every_fetch_carries_a_timeout_under_the_interval(
@@ -1439,6 +1501,9 @@ def list_inventory(
     (tmp_path / "ansible.cfg").write_text(config)
     argv: list[str | Path] = [BIN / "ansible-inventory", "--list"]
     for name, text, executable in sources:
+        if text is None:  # a host list such as "h01,h02,", not a file
+            argv += ["-i", name]
+            continue
         path = tmp_path / name
         path.write_text(text)
         if executable:
@@ -1516,6 +1581,31 @@ def test_the_essays_ansible_cfg_fails_the_run_on_a_failing_source(
     assert "Completely failed to parse inventory source" in stderr
     rc, hosts, _ = list_inventory(tmp_path, config, STATIC)
     assert rc == 0 and hosts == {"app-01", "app-02"}  # and passes a healthy one
+
+
+# A plugin configuration file, read only through the auto plugin, as a cloud
+# inventory (aws_ec2.yml, gcp_compute.yml) is.
+CONSTRUCTED = """\
+plugin: ansible.builtin.constructed
+groups:
+  web: inventory_hostname.startswith('app')
+"""
+
+
+def test_the_essays_ansible_cfg_keeps_host_lists_and_plugin_files_working(
+    site: Site, tmp_path: Path
+) -> None:
+    config = named_block(site, DOC, "puppets-and-octopi-ansible-cfg")
+    host_list = ("h01,h02,", None, False)
+    plugin_file = ("constructed.yml", CONSTRUCTED, False)
+    rc, hosts, stderr = list_inventory(tmp_path, config, host_list)
+    assert rc == 0 and hosts == {"h01", "h02"}, stderr
+    rc, hosts, stderr = list_inventory(tmp_path, config, STATIC, plugin_file)
+    assert rc == 0 and hosts == {"app-01", "app-02"}, stderr
+    # review round 8: the essay's earlier list, script and yaml alone, failed both
+    old = "[inventory]\nany_unparsed_is_failed = true\nenable_plugins = script, yaml\n"
+    assert list_inventory(tmp_path, old, host_list)[0] != 0
+    assert list_inventory(tmp_path, old, STATIC, plugin_file)[0] != 0
 
 
 def test_enable_plugins_stops_a_broken_yaml_file_being_half_read_as_ini(
@@ -1631,7 +1721,7 @@ def test_the_lint_checks_container_resource_metrics(
     site: Site, lint: types.ModuleType
 ) -> None:
     deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
-    sidecar = {"name": "proxy", "image": "registry.example.com/proxy:1"}
+    sidecar = {"name": "proxy", "image": "registry.example.com/proxy@sha256:" + "0" * 64}
     deployment["spec"]["template"]["spec"]["containers"].append(sidecar)
     target = {"type": "Utilization", "averageUtilization": 60}
     hpa["spec"]["metrics"] = [
@@ -1651,6 +1741,32 @@ def test_the_lint_checks_container_resource_metrics(
     hpa["spec"]["metrics"][0]["containerResource"]["container"] = "missing"
     (problem,) = lint.hpa_problems([deployment, hpa])
     assert "no container missing" in problem
+
+
+def test_the_lint_rejects_an_image_named_by_tag_alone(
+    site: Site, lint: types.ModuleType
+) -> None:
+    deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert re.fullmatch(r"[^@]+:2\.14\.1@sha256:[0-9a-f]{64}", image)
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image.split("@")[0]
+    (problem,) = lint.hpa_problems([deployment, hpa])
+    assert "checkout/checkout: image" in problem and "not pinned by digest" in problem
+    init = {"name": "migrate", "image": "registry.example.com/migrate:1"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "initContainers": [init], "containers": [{"name": "run", "image": image}],
+        }}}}},
+    }
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug"},
+           "spec": {"containers": [{"name": "shell", "image": "busybox"}]}}
+    problems = lint.hpa_problems([job, pod])
+    assert len(problems) == 2
+    assert any("nightly/migrate" in p for p in problems)
+    assert any("debug/shell" in p for p in problems)
 
 
 def test_the_lint_is_namespace_aware_and_order_independent(
@@ -2051,7 +2167,7 @@ def test_the_silence_rules_pass_promtool_check(site: Site, tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "10 rules found" in result.stdout
+    assert "14 rules found" in result.stdout
 
 
 def test_each_silence_alert_catches_its_host_and_only_that_one(
@@ -2086,7 +2202,7 @@ def test_each_silence_alert_catches_its_host_and_only_that_one(
         # review round 6: the ring-unaware rules of round 5, which compared every
         # host with the newest generation of any ring
         (
-            "< on(ring) group_left() intent_served_generation",
+            "< on(ring) group_left() ring:intent_served_generation:max",
             "< on() group_left() max(intent_served_generation)",
         ),
     ],
@@ -2247,8 +2363,10 @@ evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - {series: 'intent_served_generation{ring="canary"}', values: 'CANARY_SERVED'}
-      - {series: 'intent_served_generation{ring="stable"}', values: '7x120'}
+      - {series: 'intent_served_generation{ring="canary",instance="a"}', values: 'CANARY_SERVED'}
+      - {series: 'intent_served_generation{ring="canary",instance="b"}', values: 'CANARY_MIRROR'}
+      - {series: 'intent_served_generation{ring="stable",instance="a"}', values: '7x120'}
+      - {series: 'intent_served_generation{ring="stable",instance="b"}', values: '7x120'}
       - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '1x120'}
       - {series: 'inventory_host_info{host="c2",ring="canary"}', values: '1x120'}
       - {series: 'inventory_host_info{host="s1",ring="stable"}', values: '1x120'}
@@ -2284,6 +2402,7 @@ tests:
 
 RING_HEALTHY = {
     "CANARY_SERVED": "7x10 8x110",
+    "CANARY_MIRROR": "7x10 8x110",  # a second store replica, in step
     "C1_GEN": "7x12 8x108",
     "C2_GEN": "7x14 8x106",
     "C2_SEEN": "0+60x120",
@@ -2308,10 +2427,13 @@ RING_VARIANTS = {
     "quiet": {"CANARY_OK": "1"},  # 60 requests in 30 minutes prove nothing
     "silent": {"C2_SEEN": "0+60x20 1200x100"},  # c2's agent stops at minute 20
     "slow": {"C2_GEN": "7x44 8x76"},  # c2 converges only at minute 45
+    # review round 8: one store replica still serves 7, so some hosts may too
+    "lagging": {"CANARY_MIRROR": "7x120"},
     # generation 9 reaches the canary at minute 56, and both hosts take it in
     # the same minute: the gate must not offer an unsoaked 9 for promotion
     "next": {
         "CANARY_SERVED": "7x10 8x44 9x65",
+        "CANARY_MIRROR": "7x10 8x44 9x65",
         "C1_GEN": "7x12 8x42 9x65",
         "C2_GEN": "7x14 8x40 9x65",
     },
@@ -2464,6 +2586,11 @@ CANARY_ERRORS = 'and on(ring) ring:http_errors:ratio_rate30m{ring="canary"}'
         (f"{CANARY_ERRORS} < 0.01\n", ""),
         ("* 1800 >= 1000", "* 1800 >= 0"),
         ("[30m]) == 0", "[30m]) >= 0"),
+        # review round 8: a lagging replica opened it
+        (
+            "== ring:intent_served_generation:min",
+            "<= ring:intent_served_generation:min + 1",
+        ),
     ],
 )
 def test_the_ring_replay_would_catch_a_broken_gate(
@@ -2479,3 +2606,166 @@ def test_the_ring_replay_would_catch_a_broken_gate(
         for variant in RING_VARIANTS
     ]
     assert any(outcomes), "no variant noticed the change"
+
+
+# -- A highly available intent store ------------------------------------------
+
+# Review round 8: each ring's store has two replicas, each exporting the
+# generation it serves. The stable ring's replica b lags from minute 20 (it
+# still serves 7 when a serves 8), and h2 fetches from it; the canary's two
+# replicas agree. The rules must neither error nor hide the lag.
+REPLICATED_REPLAY = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'intent_served_generation{ring="stable",instance="a"}', values: '7x20 8x100'}
+      - {series: 'intent_served_generation{ring="stable",instance="b"}', values: '7x120'}
+      - {series: 'intent_served_generation{ring="canary",instance="a"}', values: '8x120'}
+      - {series: 'intent_served_generation{ring="canary",instance="b"}', values: '8x120'}
+      - {series: 'inventory_host_info{host="h1",ring="stable"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="h2",ring="stable"}', values: '1x120'}
+      - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '1x120'}
+      - {series: 'agent_converged_generation{host="h1"}', values: '7x22 8x98'}
+      - {series: 'agent_converged_generation{host="h2"}', values: '7x120'}
+      - {series: 'agent_converged_generation{host="c1"}', values: '8x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h2"}', values: '0+60x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c1"}', values: '0+60x120'}
+    promql_expr_test:
+      - expr: ring:converged_on_served_intent:ratio
+        eval_time: 60m
+        exp_samples:
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 0.5}
+          - {labels: 'ring:converged_on_served_intent:ratio{ring="canary"}', value: 1}
+    alert_rule_test:
+      - {alertname: IntentStoreReplicasDisagree, eval_time: 30m, exp_alerts: []}
+      - alertname: IntentStoreReplicasDisagree
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {ring: stable}}]
+      - alertname: AgentBehindServedIntent
+        eval_time: 60m
+        exp_alerts: [{exp_labels: {host: h2, ring: stable}}]
+      - {alertname: AgentAheadOfServedIntent, eval_time: 60m, exp_alerts: []}
+      - {alertname: ServedIntentMissing, eval_time: 60m, exp_alerts: []}
+"""
+
+
+def replay_replicated_store(
+    rules: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "replay.yml").write_text(REPLICATED_REPLAY)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_a_replicated_store_is_joined_and_its_lag_pages(
+    site: Site, tmp_path: Path
+) -> None:
+    result = replay_replicated_store(
+        named_block(site, DOC, "puppets-and-octopi-silence-rules"), tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_joining_the_replicas_directly_would_fail_every_generation_check(
+    site: Site, tmp_path: Path
+) -> None:
+    rules = named_block(site, DOC, "puppets-and-octopi-silence-rules")
+    direct = "group_left() ring:intent_served_generation:max"
+    assert rules.count(direct) == 3
+    result = replay_replicated_store(
+        rules.replace(direct, "group_left() intent_served_generation"), tmp_path
+    )
+    assert result.returncode != 0, result.stdout
+    assert "many-to-many matching not allowed" in result.stdout + result.stderr
+
+
+def test_a_failing_rule_evaluation_pages(site: Site, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "puppets-and-octopi-silence-rules")
+    )
+    (tmp_path / "replay.yml").write_text(
+        """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'prometheus_rule_evaluation_failures_total{rule_group="fleet"}', values: '0x10 1+1x50'}
+    alert_rule_test:
+      - {alertname: PrometheusRuleFailures, eval_time: 10m, exp_alerts: []}
+      - alertname: PrometheusRuleFailures
+        eval_time: 40m
+        exp_alerts: [{exp_labels: {rule_group: fleet}}]
+"""
+    )
+    result = subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Review round 8: a canary ring whose series begin at minute 40 (a new ring,
+# or a Prometheus that lost its data) is healthy at once. With 21 minutes of
+# history the gate must stay shut; with 30 it may open.
+COLD_REPLAY = """
+rule_files: [fleet.yml, rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'intent_served_generation{ring="canary"}', values: '_x40 8x80'}
+      - {series: 'intent_served_generation{ring="stable"}', values: '7x120'}
+      - {series: 'inventory_host_info{host="c1",ring="canary"}', values: '_x40 1x80'}
+      - {series: 'inventory_host_info{host="s1",ring="stable"}', values: '1x120'}
+      - {series: 'agent_converged_generation{host="c1"}', values: '_x40 8x80'}
+      - {series: 'agent_converged_generation{host="s1"}', values: '7x120'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="c1"}', values: '_x40 2400+60x80'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="s1"}', values: '0+60x120'}
+      - {series: 'http_requests_total{host="c1",code="200"}', values: '_x40 0+100x80'}
+      - {series: 'http_requests_total{host="s1",code="200"}', values: '0+100x120'}
+    promql_expr_test:
+      - expr: ring:canary_gate:generation
+        eval_time: 60m
+        exp_samples: []
+      - expr: ring:canary_gate:generation
+        eval_time: 75m
+        exp_samples:
+          - {labels: 'ring:canary_gate:generation{ring="canary"}', value: 8}
+"""
+
+
+def replay_cold_canary(
+    fleet: str, rules: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "fleet.yml").write_text(fleet)
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "replay.yml").write_text(COLD_REPLAY)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_the_gate_needs_thirty_minutes_of_history(site: Site, tmp_path: Path) -> None:
+    fleet, rules = ring_rules(site)
+    result = replay_cold_canary(fleet, rules, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[30m]) >= 29" in rules
+    short = replay_cold_canary(fleet, rules.replace("[30m]) >= 29", "[30m]) >= 0"), tmp_path)
+    assert short.returncode != 0, short.stdout  # without the count it opens at 60m

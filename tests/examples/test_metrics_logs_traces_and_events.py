@@ -1553,5 +1553,5 @@ def test_recording_rule_aggregates_the_pod_away(site: Site, tmp_path: Path) -> N
     text = page_text(site)
     assert "Its 1,600 series do not grow with the pods" in text
     assert (
-        "reads the NHCB that the job below stores under the metric's own name" in text
+        "stores under the metric's own name, an NHCB now and a native one later" in text
     )

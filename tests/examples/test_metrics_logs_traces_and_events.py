@@ -9,7 +9,8 @@ Prometheus scrapes through its limits; the limits table's release dates are
 checked against the CHANGELOG and against which settings promtool 2.42
 accepts; promtool checks and replays the overflow alert (including a
 histogram's three series and the failure of the cited post's ``__name__``
-grouping) and the top-series query; the exemplar is parsed with the
+grouping), the recording rule (replayed on float counters, since promtool
+2.42 has no native-histogram input notation) and the top-series query; the exemplar is parsed with the
 Prometheus client's OpenMetrics parser; and the log record, exemplar and
 change event are checked to tell one consistent story.
 
@@ -117,7 +118,15 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     # to about live heap * (1 + GOGC / 100) before a collection.
     resident = 1 + 75 / 100
     assert round(672_000 * per_series * resident / 1e9, 1) == 3.5
-    assert "about 3.5 GB resident" in text
+    assert "without a memory limit about 3.5 GB resident" in text
+    # Under a container limit, 3.x caps the heap at 90% of it (GOMEMLIMIT,
+    # --auto-gomemlimit.ratio=0.9 in cmd/prometheus/main.go).
+    assert "sets GOMEMLIMIT to 90% of the limit by default" in text
+    assert "Size the limit at live heap divided by 0.9" in text
+    # A rollout: the old generation of per-pod series stays in the head.
+    churn = 2 * 672_000
+    assert round(churn / 1e6, 2) == 1.34 and round(churn * per_series / 1e9) == 4
+    assert "briefly holds about 1.34 million series, about 4 GB of live heap" in text
     user_series = 100_000 * 5 * 14
     assert user_series == 7_000_000
     assert 18 <= user_series * per_series / 1e9 <= 24
@@ -151,11 +160,29 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     for claim in ("8 MB/s, about 690 GB a day", "twice Loki's default", "70 to 140 GB"):
         assert claim in text, claim
 
-    # Kubelet rotation: 5 files of 10 MiB per container.
+    # Kubelet rotation: 10 MiB files; all rotated files but the newest are
+    # gzipped (container_log_manager.go), so a tailing shipper can read the
+    # live file, or the live file and the newest rotated one.
     per_pod = chatty / pods
-    window = 5 * 10 * 1_048_576 / per_pod
+    live_only, with_rotated = (n * 10 * 1_048_576 / per_pod for n in (1, 2))
     assert 260_000 <= per_pod <= 280_000 and "about 270 KB/s" in text
-    assert 150 <= window <= 210 and "50 MiB holds about three minutes" in text
+    assert (round(live_only, -1), round(with_rotated, -1)) == (40, 80)
+    assert "falls 40 to 80 seconds behind" in text
+    assert "three minutes" not in text
+
+    # A year of the per-pod classic histogram, and of the recorded aggregate
+    # (a thirtieth of the series, one sample a minute instead of four).
+    year = 365 * day
+    per_pod_year = [44_800 * year * b / 1e12 for b in (1, 2)]
+    assert [round(x, 1) for x in per_pod_year] == [1.4, 2.8]
+    assert "would fill 1.4 to 2.8 TB" in text
+    aggregate = 672_000 // pods / 60  # classic series, samples per second
+    assert [round(aggregate * year * b / 1e9) for b in (1, 2)] == [12, 24]
+    assert "about 12 to 24 GB even as classic buckets" in text
+
+    # Growth: the per-pod histogram follows the pods, the aggregate does not.
+    assert 1_600 * 2 * pods == 96_000 and "to 96,000 series" in text
+    assert "the recorded aggregate stays at 1,600" in text
 
     # The canonical line: 2 KB per request.
     canonical = rps * 2_000
@@ -170,6 +197,8 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     # OpenTelemetry's cap as backend series.
     assert 2_000 * pods == 60_000 and "60,000 backend series" in text
     assert 2_000 * pods * (15 + 1 + 2) == 1_080_000 and "allows 1,080,000" in text
+    # http.server.request.duration's advised 14 boundaries (semconv).
+    assert 2_000 * pods * (14 + 1 + 2) == 1_020_000 and "allows 1,020,000" in text
 
     # The wide-event comparison in the objection section.
     events_raw = canonical * day / 10 / 1e9  # GB a day after 1-in-10 sampling
@@ -578,8 +607,15 @@ def samples_per_scrape(job: dict, combinations: int, exposed: str) -> int:
 
 def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> None:
     job = _scrape_job(site)
-    assert job["scrape_native_histograms"] is True
+    # Native scraping stays off while the code exposes classic histograms:
+    # it would put PrometheusProto first in the negotiation for every target
+    # (configuration.md), and the conversion to NHCB works from text.
+    assert "scrape_native_histograms" not in job
+    assert "scrape_protocols" not in job
     assert job["convert_classic_histograms_to_nhcb"] is True
+    assert "Add\n    # scrape_native_histograms: true once" in block(
+        site, "scrape-limits"
+    )
     # sample_limit counts a native histogram as one sample, so its size
     # needs a limit of its own.
     assert job["native_histogram_bucket_limit"] == 160
@@ -591,11 +627,14 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
     # The job as written: native or classic exposure, 1,600 samples either way.
     for exposed in ("native", "classic"):
         assert samples_per_scrape(job, per_target, exposed) == 1_600 <= limit / 2
+    # And once the code exposes native histograms and the job scrapes them.
+    native_on = dict(job, scrape_native_histograms=True)
+    assert samples_per_scrape(native_on, per_target, "native") == 1_600
     # Without conversion, a classic exposure fails every scrape.
     unconverted = dict(job, convert_classic_histograms_to_nhcb=False)
     assert samples_per_scrape(unconverted, per_target, "classic") == 22_400 > limit
     # A migration that keeps the classic series too breaks the same limit.
-    migrating = dict(job, always_scrape_classic_histograms=True)
+    migrating = dict(native_on, always_scrape_classic_histograms=True)
     for exposed in ("native", "classic"):
         assert samples_per_scrape(migrating, per_target, exposed) == 24_000 > limit
     assert job["label_limit"] > 0 and job["label_value_length_limit"] > 0
@@ -606,7 +645,24 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
     assert "Without conversion, a classic histogram is 22,400 samples" in text
     assert "always_scrape_classic_histograms ingests both, 24,000 samples" in text
     assert "an NHCB fails the scrape" in text  # the limits table
-    assert "160 buckets for each sign" in text
+    assert "160 is OpenTelemetry's default per sign" in text
+    assert "puts protobuf first for every target of the job" in text
+
+
+def test_target_limit_covers_the_autoscalers_maximum_and_a_surge(site: Site) -> None:
+    """Past target_limit the whole job stops; it must cover a rollout at peak."""
+    job = _scrape_job(site)
+    max_replicas, max_surge = 60, 0.25  # the comment's HPA, a Deployment's default
+    peak = max_replicas + -(-max_replicas * max_surge // 1)  # maxSurge rounds up
+    assert peak == 75 <= job["target_limit"]
+    # The old value, 60, would have stopped scraping during that rollout.
+    assert not peak <= 60
+    assert "HPA maxReplicas 60, plus a rollout's 25% surge: 75." in block(
+        site, "scrape-limits"
+    )
+    text = page_text(site)
+    assert "the autoscaler's maximum plus a rollout's surge" in text
+    assert "alert on prometheus_target_scrape_pool_exceeded_target_limit_total" in text
 
     drop, labeldrop = job["metric_relabel_configs"]
     assert drop["action"] == "drop" and drop["source_labels"] == ["__name__"]
@@ -829,7 +885,6 @@ def test_limits_table_dates_match_the_changelog_and_debians_promtool(
     # 3.10.0 (config/config.go gains it at v3.10.0, absent at v3.9.1; pull
     # request 17606), scrape_native_histograms from 3.8.0 (CHANGELOG).
     assert job["extra_scrape_metrics"] is True
-    assert job["scrape_native_histograms"] is True
 
 
 @contextlib.contextmanager
@@ -1442,3 +1497,61 @@ def test_change_event_joins_the_log_record(site: Site) -> None:
     )
     assert 11 * 60 <= gap.total_seconds() < 12 * 60
     assert "eleven minutes before this timeout" in page_text(site)
+
+
+# Two pods' series of one route; promtool 2.42 has no native-histogram input
+# notation, so float counters stand in for the NHCB: rate() and
+# sum without (...) treat both alike.
+RECORDING_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'http_request_duration_seconds{job="checkout",namespace="shop",instance="10.0.0.1:9464",pod="checkout-7d9f-abcde",route="/checkout",method="POST",status="200"}'
+        values: '0+15x40'
+      - series: 'http_request_duration_seconds{job="checkout",namespace="shop",instance="10.0.0.2:9464",pod="checkout-7d9f-fghij",route="/checkout",method="POST",status="200"}'
+        values: '0+30x40'
+    promql_expr_test:
+      - expr: job:http_request_duration_seconds:rate1m
+        eval_time: 5m
+        exp_samples:
+          - labels: 'job:http_request_duration_seconds:rate1m{job="checkout",namespace="shop",route="/checkout",method="POST",status="200"}'
+            value: 3
+"""
+
+
+def test_recording_rule_aggregates_the_pod_away(site: Site, tmp_path: Path) -> None:
+    rules = yaml.safe_load(block(site, "recording-rule"))
+    ((rule,),) = [g["rules"] for g in rules["groups"]]
+    level, metric, operation = rule["record"].split(":")
+    assert (level, metric, operation) == (
+        "job",
+        "http_request_duration_seconds",
+        "rate1m",
+    )
+    # The NHCB keeps the metric's own name: no _bucket suffix to aggregate.
+    assert "http_request_duration_seconds[1m]" in rule["expr"]
+    assert "without (pod, instance)" in rule["expr"]
+    (tmp_path / "rules.yml").write_text(block(site, "recording-rule"), encoding="utf-8")
+    checked = _promtool(tmp_path, "check", "rules", "rules.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / "tests.yml").write_text(RECORDING_TESTS, encoding="utf-8")
+    replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    # The check can fail: an expectation that keeps the pod is rejected.
+    kept_pod = RECORDING_TESTS.replace(
+        "rate1m{job=", 'rate1m{pod="checkout-7d9f-abcde",job='
+    )
+    assert kept_pod != RECORDING_TESTS
+    (tmp_path / "tests.yml").write_text(kept_pod, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    # Its series: one per route, method and status, whatever the pod count.
+    _, names = run(block(site, "cardinality"))
+    per_service = prod(v for k, v in names["labels"].items() if k != "pod")
+    assert per_service == 1_600 == names["combinations"] // 30
+    text = page_text(site)
+    assert "Its 1,600 series do not grow with the pods" in text
+    assert (
+        "stores under the metric's own name, an NHCB now and a native one later" in text
+    )

@@ -1219,31 +1219,40 @@ SAMPLERS = 3  # the tier in the diagram
 
 
 def test_tail_sampling_buffer_and_memory_follow_the_prose(site: Site) -> None:
-    """Every number of the sizing paragraph, recomputed from the configuration."""
+    """Every number of the sizing table, recomputed from the configuration."""
     ts = tail_sampling(site)
-    text = paragraph(site, "Size the tier for a restart.")
+    rows = dict(table_rows(site, "Sizing step"))
     steady = round(TRACES_PER_S / SAMPLERS, -1)
     in_restart = TRACES_PER_S / (SAMPLERS - 1)
     assert ts["expected_new_traces_per_sec"] == in_restart
-    assert f"about {steady:,.0f} new traces a second" in text
-    assert f"and {in_restart:,.0f} while another restarts" in text
+    rate = rows["New traces per sampler"]
+    assert f"about {steady:,.0f} a second" in rate
+    assert f"and {in_restart:,.0f} while another restarts" in rate
     wait = seconds(ts["decision_wait"])
     need = in_restart * wait
     assert need <= ts["num_traces"]
-    assert f"must hold {need:,.0f}; {ts['num_traces']:,} leaves room" in text
+    assert f"{wait:g} seconds old" in rows["num_traces"]
+    assert f"must hold {need:,.0f}; {ts['num_traces']:,} leaves room" in rows["num_traces"]
     # Decision caches an order of magnitude above the buffer, as the schema advises.
     for size in ts["decision_cache"].values():
         assert size >= 10 * ts["num_traces"]
     # Spans are held until the decision: ~11 s with prompt roots, 40 s without.
     grace = seconds(ts["decision_wait_after_root_received"])
     prompt = BSP_DELAY_S + grace
-    assert f"about {prompt:g} seconds when roots arrive promptly" in text
-    assert "(five for the root's export, six of grace)" in text
+    held_for = rows["Time a span stays in memory"]
+    assert f"about {prompt:g} seconds when roots arrive promptly" in held_for
+    assert "(five for the root's export, six of grace)" in held_for
+    assert f"{wait:g} when they do not" in held_for
     assert (BSP_DELAY_S, grace) == (5, 6)
+    memory = rows["Wire-format spans per instance"]
+    assert (
+        f"{in_restart:,.0f} traces a second × {prompt:g} s × {SPANS_PER_TRACE} spans"
+        f" × {SPAN_BYTES} bytes" in memory
+    )
     held = in_restart * prompt * SPANS_PER_TRACE * SPAN_BYTES
-    assert f"is about {held / 1e6:.0f} MB of wire-format spans" in text
+    assert f"about {held / 1e6:.0f} MB" in memory
     full = in_restart * wait * SPANS_PER_TRACE * SPAN_BYTES
-    assert f"and {full / 1e6:.0f} MB at the full {wait:g} seconds" in text
+    assert f"{full / 1e6:.0f} MB at the full {wait:g} seconds" in memory
 
 
 def test_oversized_traces_and_shutdown_follow_the_prose(site: Site) -> None:
@@ -1573,7 +1582,7 @@ def test_the_alerts_use_the_metrics_the_pipeline_produces(site: Site) -> None:
     [gateway] = re.findall(r'service_name!="([^"]+)"', expr)
     sql = named_block(site, DOC, "distributed-tracing-unexpected-roots")
     assert re.search(rf"service_name NOT IN \('{gateway}'\)", sql)
-    assert f'trace:rootService != "{gateway}"' in paragraph(site, "Column names vary")
+    assert f'trace:rootService != "{gateway}"' in paragraph(site, "In Tempo,")
     # The collector's own counters, with the _total suffix Prometheus adds.
     assert (
         "otelcol_exporter_enqueue_failed_spans_total"
@@ -2082,7 +2091,7 @@ def test_no_admonition_swallows_the_text_after_it(site: Site) -> None:
         assert len(direct) <= 2, label
     for start in (
         "The wait is where tail sampling",
-        "Size the tier for a restart.",
+        "Size the tier for a restart",
         "Every span of a trace must reach",
     ):
         para = next(

@@ -1720,3 +1720,21 @@ def test_authorized_keys_line_is_a_whole_key_ssh_keygen_reads(
     bits, fingerprint, comment, kind = result.stdout.split()
     assert (bits, fingerprint, kind) == ("256", OPENSSH_TEST_KEY_FP, "(ED25519)")
     assert comment == "ci-deploy@example"
+
+
+def test_round_9_prose_matches_the_code(site: Site) -> None:
+    """Review round 9: the limits the prose states are the verifier's, and the
+    alert table names the Safe events and values the drift monitor pins."""
+    namespace, _ = run(block(site, "siwe-verify"))
+    text = " ".join(page_text(site).split())
+    assert namespace["CLOCK_SKEW"].total_seconds() == 30
+    assert "within 30 seconds of when the server issued the nonce" in text
+    assert namespace["MAX_LOGIN_TTL"].total_seconds() == 10 * 60
+    assert "the expiry within ten minutes of that" in text
+    for event in ("ChangedGuard", "ChangedModuleGuard", "ChangedFallbackHandler"):
+        assert event in text
+    assert "fallback handler and module list" in text
+    assert "setFallbackHandler" in text
+    # The SLO's margin: 30 minutes against a worst normal finality of ~19.
+    assert "within 30 minutes of inclusion" in text
+    assert "about 19 minutes at worst" in text

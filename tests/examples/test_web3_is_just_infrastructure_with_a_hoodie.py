@@ -204,6 +204,14 @@ def test_siwe_message_is_valid_and_verifies(site: Site) -> None:
     assert Account.recover_message(phished, signature=signature) != TEST_ADDRESS
 
 
+NONCE_ISSUED = datetime.fromisoformat("2026-11-24T09:30:00+00:00")
+
+
+def outstanding() -> dict:
+    """The server's nonce store: nonce -> when the server issued it."""
+    return {"k7Fq2Rz9XwB4": NONCE_ISSUED}
+
+
 def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     site: Site,
 ) -> None:
@@ -217,10 +225,10 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
         return bytes(Account.sign_message(encode_defunct(text=message), key).signature)
 
     now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
-    issued = {"k7Fq2Rz9XwB4"}
+    issued = outstanding()
     host = "deploy.example.com"
     assert verify(text, sign(text), host, 1, issued, now) == TEST_ADDRESS
-    assert issued == set()
+    assert issued == {}
     with pytest.raises(ValueError, match="already used"):  # a replayed login
         verify(text, sign(text), host, 1, issued, now)
 
@@ -238,7 +246,7 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
                 signature or sign(message),
                 our_host,
                 chain_id,
-                {"k7Fq2Rz9XwB4"},
+                outstanding(),
                 at,
             )
 
@@ -265,7 +273,7 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     assert early != text
     refused(early, "not valid yet")
     later = datetime.fromisoformat("2026-11-24T09:33:00+00:00")
-    assert verify(early, sign(early), host, 1, {"k7Fq2Rz9XwB4"}, later) == TEST_ADDRESS
+    assert verify(early, sign(early), host, 1, outstanding(), later) == TEST_ADDRESS
     # ... and a naive clock is a ValueError, not a TypeError from the comparison.
     refused(text, "time zone", at=datetime(2026, 11, 24, 9, 31))
 
@@ -284,7 +292,7 @@ def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
         signature = Account.sign_message(
             encode_defunct(text=message), TEST_KEY
         ).signature
-        return verify(message, bytes(signature), host, 1, {"k7Fq2Rz9XwB4"}, now)
+        return verify(message, bytes(signature), host, 1, outstanding(), now)
 
     nonce_line = "Nonce: k7Fq2Rz9XwB4\n"
     not_siwe = [
@@ -303,12 +311,53 @@ def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
             check(message)
     # The optional scheme is valid ABNF and names the same host.
     assert check("https://" + text) == TEST_ADDRESS
-    # Issued At in the future is refused when there is no Not Before.
+    # Issued At in the future is refused: it is not when the nonce was issued.
     future = text.replace(
         "Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:32:00Z"
     )
-    with pytest.raises(ValueError, match="not valid yet"):
+    with pytest.raises(ValueError, match="not when we issued"):
         check(future)
+
+
+def test_the_server_check_refuses_fields_the_client_chose_badly(site: Site) -> None:
+    """Review round 9: the client writes the SIWE text, so a verifier that only
+    checks `expires > now` accepts a ten-year login; the optional scheme MUST
+    match the origin; and a non-EIP-55 address is a grammar error, not
+    "another key"."""
+    namespace, _ = run(block(site, "siwe-verify"))
+    verify = namespace["verify_login"]
+    text = block(site, "siwe")
+    now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
+
+    def check(message: str, at: datetime = now) -> str:
+        signature = Account.sign_message(
+            encode_defunct(text=message), TEST_KEY
+        ).signature
+        return verify(message, bytes(signature), "deploy.example.com", 1, outstanding(), at)
+
+    def refused(message: str, why: str, at: datetime = now) -> None:
+        assert message != text or at != now
+        with pytest.raises(ValueError, match=why):
+            check(message, at)
+
+    assert check(text) == TEST_ADDRESS
+    refused(
+        text.replace("Expiration Time: 2026-11-24T09:35:00Z", "Expiration Time: 2036-11-24T09:35:00Z"),
+        "expiry too far ahead",
+    )
+    refused("http://" + text, "scheme is not https")
+    refused("ftp://" + text, "scheme is not https")
+    refused(text.replace(TEST_ADDRESS, TEST_ADDRESS.lower()), "EIP-55")
+    refused(text.replace(TEST_ADDRESS, TEST_ADDRESS.upper().replace("0X", "0x")), "EIP-55")
+    # An Issued At the client backdated, or a nonce left unused too long.
+    refused(
+        text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:20:00Z"),
+        "not when we issued",
+    )
+    refused(text, "nonce unknown, expired", at=datetime.fromisoformat("2026-11-24T09:36:00+00:00"))
+    # Thirty seconds of clock skew either way is tolerated.
+    skewed = text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:30:20Z")
+    assert check(skewed, datetime.fromisoformat("2026-11-24T09:30:05+00:00")) == TEST_ADDRESS
 
 
 # -- Envelopes ----------------------------------------------------------------
@@ -549,7 +598,12 @@ def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
         "Safe singleton": 0,
         "Safe guard": hashed("guard_manager.guard.address"),
         "Safe module guard": hashed("module_manager.module_guard.address"),
+        # Round 9: FallbackManager.sol (v1.4.1) FALLBACK_HANDLER_STORAGE_SLOT.
+        "Safe fallback handler": hashed("fallback_manager.handler.address"),
     }
+    assert slots["Safe fallback handler"] == (
+        "0x6c9a6c4a39284e37ed1cf53d337577d14212a4870fb976a4366c693b939918d5"
+    )
 
 
 def test_the_storage_request_reads_the_eip1967_slot_of_the_token(site: Site) -> None:
@@ -583,8 +637,13 @@ def test_the_baseline_names_only_known_slots_and_checksummed_addresses(
     }
     for contract, pinned in baseline.items():
         assert is_checksum_address(contract)
-        assert set(pinned) <= set(slots)
-        assert all(is_checksum_address(address) for address in pinned.values())
+        assert set(pinned) <= set(slots) | {"Safe modules"}
+        for name, value in pinned.items():
+            addresses = value if name == "Safe modules" else [value]
+            assert all(is_checksum_address(address) for address in addresses)
+    # Round 9: the Safe pins its fallback handler and its module list.
+    safe = safe_tx["domain"]["verifyingContract"]
+    assert {"Safe fallback handler", "Safe modules"} <= set(baseline[safe])
 
 
 def word(address: str) -> str:
@@ -604,7 +663,11 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
     baseline = json.loads(block(site, "proxy-baseline"))
     safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
     chain = {  # contract -> slot -> word: the chain agrees with the baseline
-        contract: {slots[name]: word(address) for name, address in pinned.items()}
+        contract: {
+            slots[name]: word(address)
+            for name, address in pinned.items()
+            if name != "Safe modules"
+        }
         for contract, pinned in baseline.items()
     }
     calls: list = []
@@ -613,7 +676,14 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
         calls.append((contract, slot, at))
         return chain[contract].get(slot, "0x" + "00" * 32)
 
-    assert drift(storage_at, baseline, "0xb1") == []
+    def modules_at(contract: str, at: dict) -> list:
+        assert at["requireCanonical"] is True
+        return []
+
+    def drift_at(block_hash: str, pinned: dict = baseline) -> list:
+        return drift(storage_at, modules_at, pinned, block_hash)
+
+    assert drift_at("0xb1") == []
     assert {c for c, _, _ in calls} == set(baseline)
     assert all(
         at == {"blockHash": "0xb1", "requireCanonical": True} for _, _, at in calls
@@ -623,16 +693,17 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
     chain[safe][slots["Safe singleton"]] = word(attacker)
     expected = baseline[safe]["Safe singleton"]
     page = [(safe, "Safe singleton", expected, attacker.lower())]
-    assert drift(storage_at, baseline, "0xb2") == page
-    assert drift(storage_at, baseline, "0xb3") == page  # not adopted
+    assert drift_at("0xb2") == page
+    assert drift_at("0xb3") == page  # not adopted
     fresh = run(block(site, "proxy-slots"))[0]["drift"]  # a restarted monitor
-    assert fresh(storage_at, json.loads(block(site, "proxy-baseline")), "0xb4") == page
+    reread = json.loads(block(site, "proxy-baseline"))
+    assert fresh(storage_at, modules_at, reread, "0xb4") == page
     assert json.loads(block(site, "proxy-baseline")) == baseline  # never written
 
     chain[safe][slots["Safe guard"]] = word(
         "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
     )
-    assert [name for _, name, _, _ in drift(storage_at, baseline, "0xb5")] == [
+    assert [name for _, name, _, _ in drift_at("0xb5")] == [
         "Safe guard",
         "Safe singleton",
     ]  # a slot pinned at zero is watched too
@@ -640,7 +711,53 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
     accepted = json.loads(json.dumps(baseline))  # the reviewed commit
     accepted[safe]["Safe singleton"] = attacker
     accepted[safe]["Safe guard"] = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
-    assert drift(storage_at, accepted, "0xb6") == []
+    assert drift_at("0xb6", accepted) == []
+
+
+def test_the_fallback_handler_and_the_module_list_are_pinned(site: Site) -> None:
+    """Review round 9: a swapped fallback handler answers ERC-1271 for the
+    Safe, and an enabled module runs calls with no owner signatures. Neither
+    changes the singleton or a guard slot; both must page."""
+    namespace, _ = run(block(site, "proxy-slots"))
+    drift, slots = namespace["drift"], namespace["SLOTS"]
+    baseline = json.loads(block(site, "proxy-baseline"))
+    safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
+    storage = {
+        contract: {
+            slots[name]: word(address)
+            for name, address in pinned.items()
+            if name != "Safe modules"
+        }
+        for contract, pinned in baseline.items()
+    }
+    modules: dict = {safe: []}
+
+    def storage_at(contract: str, slot: str, at: dict) -> str:
+        return storage[contract].get(slot, "0x0")
+
+    def modules_at(contract: str, at: dict) -> list:
+        return modules.get(contract, [])
+
+    assert drift(storage_at, modules_at, baseline, "0xc1") == []
+    handler = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+    storage[safe][slots["Safe fallback handler"]] = word(handler)
+    expected = baseline[safe]["Safe fallback handler"]
+    assert drift(storage_at, modules_at, baseline, "0xc2") == [
+        (safe, "Safe fallback handler", expected, handler.lower())
+    ]
+    storage[safe][slots["Safe fallback handler"]] = word(expected)
+    module = "0x8A791620dd6260079BF849Dc5567aDC3F2FdC318"
+    modules[safe] = [module]
+    assert drift(storage_at, modules_at, baseline, "0xc3") == [
+        (safe, "Safe modules", [], [module.lower()])
+    ]
+    accepted = json.loads(json.dumps(baseline))
+    accepted[safe]["Safe modules"] = [module]  # EIP-55 case in the file
+    assert drift(storage_at, modules_at, accepted, "0xc4") == []
+    modules[safe] = []  # a module removed is a change too
+    assert drift(storage_at, modules_at, accepted, "0xc5") == [
+        (safe, "Safe modules", [module], [])
+    ]
 
 
 def test_a_slot_that_holds_no_address_is_refused(site: Site) -> None:
@@ -1098,9 +1215,35 @@ def clock_at(epoch: int, slot_in_epoch: int = 17) -> float:
     return GENESIS + (epoch * 32 + slot_in_epoch) * 12 + 5.5
 
 
+MAIN_ROOT = "0x" + "ab" * 32  # the default root of checkpoints()
+NEXT_ROOT = "0x" + "ef" * 32  # a later checkpoint on the same chain
+OTHER_ROOT = "0x" + "cd" * 32  # a checkpoint on a minority fork
+CHAIN_OF = {MAIN_ROOT: "main", NEXT_ROOT: "main", OTHER_ROOT: "minority"}
+
+
+def fake_canonical(nodes: dict, unknown: frozenset = frozenset()):
+    """GET /eth/v1/beacon/headers/{root} on each node: a node holds the
+    blocks of the chain its own finalized checkpoint is on; None is a 404."""
+
+    def canonical(name: str, root: str) -> bool | None:
+        if (name, root) in unknown:
+            return None
+        own = nodes[name][1]["data"]["finalized"]["root"]
+        return CHAIN_OF[root] == CHAIN_OF[own]
+
+    return canonical
+
+
 @pytest.fixture
 def finality(site: Site) -> dict[str, Any]:
     namespace, _ = run(block(site, "finality"))
+    raw = namespace["finality_status"]
+
+    def status(now: float, nodes: dict, *args: Any) -> str:
+        return raw(now, nodes, fake_canonical(nodes), *args)
+
+    namespace["finality_status_raw"] = raw
+    namespace["finality_status"] = status
     return namespace
 
 
@@ -1260,9 +1403,6 @@ def test_an_optimistic_reply_is_unknown_not_ok(finality: dict[str, Any]) -> None
     assert result == "ok"
 
 
-OTHER_ROOT = "0x" + "cd" * 32
-
-
 def test_nodes_that_finalized_different_roots_are_a_fork(
     finality: dict[str, Any],
 ) -> None:
@@ -1306,12 +1446,13 @@ def test_different_roots_at_different_epochs_are_not_a_fork(
     finality: dict[str, Any],
 ) -> None:
     """At an epoch boundary one node may have finalized the next checkpoint
-    already: different epochs carry different roots, and that is normal."""
+    already: different epochs carry different roots, and that is normal
+    while the later root is on the other node's chain."""
     status = finality["finality_status"]
     now = clock_at(300_000)
     slot = finality["clock_slot"](now)
     nodes = {
-        "prysm": (slot, checkpoints(300_000 - 2, root=OTHER_ROOT)),
+        "prysm": (slot, checkpoints(300_000 - 2, root=NEXT_ROOT)),
         "teku": at_head(now, finality, 300_000 - 3),
     }
     assert status(now, nodes) == "ok"
@@ -1322,6 +1463,48 @@ def test_different_roots_at_different_epochs_are_not_a_fork(
         "nimbus": at_head(now, finality, 300_000 - 2),
     }
     assert status(now, nodes) == "ok"
+
+
+def test_a_minority_fork_that_finalized_ahead_is_a_fork(
+    finality: dict[str, Any],
+) -> None:
+    """Review round 9: a node on a minority fork that finalized epoch N+1
+    while the healthy nodes sit at N reported no epoch in common with them,
+    and the same-epoch comparison said "ok"."""
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    slot = finality["clock_slot"](now)
+    nodes = {
+        "prysm": (slot, checkpoints(300_000 - 2, root=OTHER_ROOT)),
+        "teku": at_head(now, finality, 300_000 - 3),
+    }
+    assert status(now, nodes) == (
+        "page: fork: prysm's finalized epoch 299998 is not on teku's chain;"
+        " stop crediting"
+    )
+    # A node that never saw the block (404) is no confirmation either.
+    raw = finality["finality_status_raw"]
+    same_chain = {
+        "prysm": (slot, checkpoints(300_000 - 2, root=NEXT_ROOT)),
+        "teku": at_head(now, finality, 300_000 - 3),
+    }
+    unknown = frozenset({("teku", NEXT_ROOT)})
+    result = raw(now, same_chain, fake_canonical(same_chain, unknown))
+    assert result.startswith("page: fork: prysm's finalized epoch 299998")
+    # A stuck node is not asked: it may simply not have the block yet.
+    asked: list = []
+
+    def recording(name: str, root: str) -> bool | None:
+        asked.append(name)
+        return True
+
+    stuck = {
+        "lodestar": (slot - 20, checkpoints(300_000 - 3)),
+        "teku": at_head(now, finality, 300_000 - 2),
+        "nimbus": at_head(now, finality, 300_000 - 2),
+    }
+    raw(now, stuck, recording)
+    assert asked and "lodestar" not in asked
 
 
 def test_the_alert_table_thresholds_match_the_code(site: Site) -> None:
@@ -1537,3 +1720,21 @@ def test_authorized_keys_line_is_a_whole_key_ssh_keygen_reads(
     bits, fingerprint, comment, kind = result.stdout.split()
     assert (bits, fingerprint, kind) == ("256", OPENSSH_TEST_KEY_FP, "(ED25519)")
     assert comment == "ci-deploy@example"
+
+
+def test_round_9_prose_matches_the_code(site: Site) -> None:
+    """Review round 9: the limits the prose states are the verifier's, and the
+    alert table names the Safe events and values the drift monitor pins."""
+    namespace, _ = run(block(site, "siwe-verify"))
+    text = " ".join(page_text(site).split())
+    assert namespace["CLOCK_SKEW"].total_seconds() == 30
+    assert "within 30 seconds of when the server issued the nonce" in text
+    assert namespace["MAX_LOGIN_TTL"].total_seconds() == 10 * 60
+    assert "the expiry within ten minutes of that" in text
+    for event in ("ChangedGuard", "ChangedModuleGuard", "ChangedFallbackHandler"):
+        assert event in text
+    assert "fallback handler and module list" in text
+    assert "setFallbackHandler" in text
+    # The SLO's margin: 30 minutes against a worst normal finality of ~19.
+    assert "within 30 minutes of inclusion" in text
+    assert "about 19 minutes at worst" in text

@@ -76,6 +76,14 @@ carries a batch job's last success forward, so the ticket is still open
 after nine and thirty days without success, where the round-7 rule (an
 eight-day ``max_over_time``) resolved itself; and the delta tier's exporters
 pin batching off, under the exporter helper's nested batch options.
+
+Review round 9: the front tier enforces the cumulative policy (a filter drops
+delta points from services outside an allowlist, and a ticket counts them);
+the Alertmanager inhibition passes ``amtool check-config`` where amtool is
+installed; the services job's metric relabelling makes a scraped
+``target_info`` equal the pushed one; the name-translation table agrees with
+the Python exporter except for ``_ratio``, as the prose says; and the alert
+table lists every rule once, in the column of its severity.
 """
 
 from __future__ import annotations
@@ -2637,3 +2645,19 @@ def test_translation_table_matches_the_python_exporter_except_ratio(site: Site) 
         else:
             assert expected in names, (expected, sorted(names))
     assert "adds no `_ratio`" in source
+
+
+def test_alert_table_lists_every_rule_by_severity(site: Site) -> None:
+    """Finding 10: a one-line rationale per alert, grouped by hop."""
+    source = (Path(__file__).parents[2] / "docs" / f"{DOC}.md").read_text()
+    table = source.split("The alert rules, by hop:", 1)[1].split("```", 1)[0]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[2:]]
+    assert len(rows) == 6
+    listed: dict[str, str] = {}
+    for _, pages, _, tickets in rows:
+        for name in re.findall(r"`(\w+)`", pages):
+            listed[name] = listed.get(name, "") + "page"
+        for name in re.findall(r"`(\w+)`", tickets):
+            listed[name] = listed.get(name, "") + "ticket"
+    severities = {r["alert"]: r["labels"]["severity"] for r in alert_rules(site)}
+    assert listed == severities

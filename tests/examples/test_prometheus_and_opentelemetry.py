@@ -76,6 +76,14 @@ carries a batch job's last success forward, so the ticket is still open
 after nine and thirty days without success, where the round-7 rule (an
 eight-day ``max_over_time``) resolved itself; and the delta tier's exporters
 pin batching off, under the exporter helper's nested batch options.
+
+Review round 9: the front tier enforces the cumulative policy (a filter drops
+delta points from services outside an allowlist, and a ticket counts them);
+the Alertmanager inhibition passes ``amtool check-config`` where amtool is
+installed; the services job's metric relabelling makes a scraped
+``target_info`` equal the pushed one; the name-translation table agrees with
+the Python exporter except for ``_ratio``, as the prose says; and the alert
+table lists every rule once, in the column of its severity.
 """
 
 from __future__ import annotations
@@ -987,6 +995,7 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 #: names, and the tier whose reader exposes them in the replays below.
 COLLECTOR_COUNTERS = {
     "otelcol_receiver_refused_metric_points": "front",
+    "otelcol_processor_filter_datapoints_filtered": "front",
     "otelcol_receiver_accepted_metric_points": "delta",
     "otelcol_deltatocumulative_datapoints": "delta",
     "otelcol_exporter_sent_metric_points": "delta",
@@ -1097,6 +1106,10 @@ PIPELINE = [
     ),
     (series("up", COLLECTOR, "1x120"), series("up", COLLECTOR, "1x120")),
     (
+        series("otelcol_processor_filter_datapoints_filtered", {**FRONT, "processor": "filter/delta_policy"}, "0+30x120"),
+        series("otelcol_processor_filter_datapoints_filtered", {**FRONT, "processor": "filter/delta_policy"}, "0x120"),
+    ),
+    (
         series("otelcol_loadbalancer_num_backends", {**FRONT, "resolver": "dns"}, "2x120"),
         series("otelcol_loadbalancer_num_backends", {**FRONT, "resolver": "dns"}, "2x120"),
     ),
@@ -1125,6 +1138,7 @@ FIRES = {
     "CollectorExportFailing": (EXPORTER, "25m"),
     "CollectorExportFailed": (EXPORTER, "25m"),
     "DeltaConversionFailing": (COLLECTOR, "25m"),
+    "DeltaFromUnlistedService": (FRONT, "25m"),
     "DeltaTierViewsDiffer": ({"job": "otel-collector"}, "25m"),
     "OTLPAttributesCollide": ({"instance": PROM_A["instance"]}, "25m"),
     "BatchJobNotSucceeding": ({"job": NIGHTLY["job"]}, "27h"),
@@ -1313,6 +1327,7 @@ ALREADY_LOST = {
     "PrometheusRejectedOTLP",
     "CollectorExportFailed",
     "DeltaConversionFailing",
+    "DeltaFromUnlistedService",
     "OTLPAttributesCollide",
 }
 
@@ -1412,13 +1427,14 @@ def test_stopped_pushing_is_generic_not_one_rule_per_service(site: Site) -> None
 
 #: Component types of current otelcol-contrib builds, under their new names.
 RECEIVERS = {"otlp", "prometheus"}
-PROCESSORS = {"memory_limiter", "transform", "delta_to_cumulative"}
+PROCESSORS = {"memory_limiter", "filter", "transform", "delta_to_cumulative"}
 EXPORTERS = {"otlp_http", "load_balancing", "prometheus_remote_write"}
 EXTENSIONS = {"file_storage"}
 STATEFUL = {"prometheus", "delta_to_cumulative"}
 OPTIONS = {
     "memory_limiter": {"check_interval", "limit_percentage", "spike_limit_percentage"},
     "transform": {"error_mode", "metric_statements"},
+    "filter": {"error_mode", "metric_conditions"},
     "delta_to_cumulative": {"max_stale", "max_streams"},
     "load_balancing": {"routing_key", "protocol", "resolver"},
     "otlp_http": {
@@ -2495,3 +2511,153 @@ def test_promoted_attributes_are_set_by_the_pod_spec(
         item.split("=", 1)[0] for item in env["OTEL_RESOURCE_ATTRIBUTES"].split(",")
     }
     assert set(prometheus_config["otlp"]["promote_resource_attributes"]) <= names
+
+
+# Review round 9.
+
+
+def test_front_tier_enforces_the_cumulative_policy(site: Site) -> None:
+    """Finding 1: the front tier announced the policy but enforced nothing.
+    Now a filter, before routing, drops delta points from services outside an
+    allowlist; cumulative points and gauges never match the condition."""
+    front = collector(site, "front")
+    pipeline = front["service"]["pipelines"]["metrics"]["processors"]
+    assert pipeline.index("filter/delta_policy") < pipeline.index("transform/drop_volatile")
+    (condition,) = front["processors"]["filter/delta_policy"]["metric_conditions"]
+    m = re.fullmatch(
+        r'metric\.aggregation_temporality == AGGREGATION_TEMPORALITY_DELTA\s+'
+        r'and not IsMatch\(resource\.attributes\["service\.name"\], "([^"]+)"\)',
+        condition.strip(),
+    )
+    assert m, condition
+    allow = re.compile(m.group(1))
+
+    def dropped(temporality: str, service: str | None) -> bool:
+        # IsMatch on a missing attribute is false, so an unnamed sender is dropped.
+        listed = service is not None and allow.search(service) is not None
+        return temporality == "DELTA" and not listed
+
+    assert dropped("DELTA", "checkout") and dropped("DELTA", None)
+    assert not dropped("DELTA", "billing-export")
+    assert dropped("DELTA", "billing-export-v2")  # anchored: not listed
+    assert not any(dropped(t, "checkout") for t in ("CUMULATIVE", "UNSPECIFIED"))
+    assert "filter/delta_policy" in block(site, "collector-front")
+    assert "every pushed stream" in prose(site).lower()
+
+
+def inhibition(site: Site) -> dict[str, Any]:
+    return yaml.safe_load(block(site, "inhibit"))
+
+
+def matchers(items: list[str]) -> dict[str, str]:
+    pairs = [re.fullmatch(r'(\w+) = "([^"]*)"', item) for item in items]
+    assert all(pairs), items
+    return {m.group(1): m.group(2) for m in pairs if m}
+
+
+def test_inhibition_mutes_the_dead_replicas_exporter_only(
+    site: Site, prometheus_config: dict[str, Any], tmp_path: Path
+) -> None:
+    """Finding 10: the prose said to inhibit CollectorNotSending behind
+    PrometheusPeerDown but gave no rule."""
+    (rule,) = inhibition(site)["inhibit_rules"]
+    source, target = matchers(rule["source_matchers"]), matchers(rule["target_matchers"])
+    alerts = {r["alert"]: r for r in alert_rules(site)}
+    assert source == {"alertname": "PrometheusPeerDown"}
+    assert target == {"alertname": "CollectorNotSending", "tier": "delta"}
+    assert "tier" in alerts["CollectorNotSending"]["expr"]
+    # Both alerts carry the external labels; `cluster` is one of them.
+    assert rule["equal"] == ["cluster"]
+    assert "cluster" in prometheus_config["global"]["external_labels"]
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(block(site, "inhibit"))
+    done = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    path.write_text(block(site, "inhibit").replace("equal: [cluster]", "equal: cluster"))
+    bad = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+def test_scraped_target_info_matches_the_pushed_one(
+    site: Site, prometheus_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 9: scraped, target_info carries service_* copies and its k8s_*
+    labels clash with the target's and become exported_k8s_*; the services
+    job's metric relabelling drops them, so it matches what OTLP writes."""
+    services = job(prometheus_config, "services")
+    (target,) = scrape_targets(services, SDK_POD)
+    env = kubernetes_env(yaml.safe_load(block(site, "instance-id"))["env"])
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from opentelemetry.sdk.resources import Resource
+
+    attributes = {k: str(v) for k, v in Resource.create().attributes.items()}
+    exposed = {k.replace(".", "_"): v for k, v in attributes.items()}
+    # Without honor_labels, an exposed label that clashes with a target label
+    # is kept as exported_<name>, and the target's label wins.
+    scraped = {(f"exported_{k}" if k in target else k): v for k, v in exposed.items()}
+    scraped.update(target)
+    assert {"exported_k8s_namespace_name", "service_name"} <= set(scraped)
+    relabelled = relabel(scraped, services["metric_relabel_configs"])
+    identifying = {"service.name", "service.namespace", "service.instance.id"}
+    pushed = {
+        k.replace(".", "_"): v for k, v in attributes.items() if k not in identifying
+    }
+    pushed |= {"job": target["job"], "instance": target["instance"]}
+    assert relabelled == pushed
+
+
+TRANSLATION_ROW = re.compile(r"\| `([^`]+)`, `([^`]+)`, ([\w ]+) \| `([^`]+)`")
+
+
+def test_translation_table_matches_the_python_exporter_except_ratio(site: Site) -> None:
+    """Finding 3: the translation table. The Python SDK's Prometheus exporter
+    follows the same unit and _total rules, but adds no _ratio, as the prose says."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    source = (Path(__file__).parents[2] / "docs" / f"{DOC}.md").read_text()
+    rows = TRANSLATION_ROW.findall(source)
+    assert len(rows) == 5, rows
+    registry = prometheus_client.CollectorRegistry()
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("names")
+    for name, unit, kind, _ in rows:
+        if kind == "histogram":
+            meter.create_histogram(name, unit=unit).record(1)
+        elif kind == "counter":
+            meter.create_counter(name, unit=unit).add(1)
+        elif kind == "UpDownCounter":
+            meter.create_up_down_counter(name, unit=unit).add(1)
+        else:
+            meter.create_gauge(name, unit=unit).set(0.5)
+    registry.register(reader._collector)
+    served = prometheus_client.generate_latest(registry).decode()
+    names = {line.split("{")[0].split(" ")[0] for line in served.splitlines() if line and not line.startswith("#")}
+    provider.shutdown()
+    for _, unit, kind, expected in rows:
+        if unit == "1" and kind == "gauge":
+            assert expected.endswith("_ratio")
+            assert expected not in names and expected.removesuffix("_ratio") in names
+        else:
+            assert expected in names, (expected, sorted(names))
+    assert "adds no `_ratio`" in source
+
+
+def test_alert_table_lists_every_rule_by_severity(site: Site) -> None:
+    """Finding 10: a one-line rationale per alert, grouped by hop."""
+    source = (Path(__file__).parents[2] / "docs" / f"{DOC}.md").read_text()
+    table = source.split("The alert rules, by hop:", 1)[1].split("```", 1)[0]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[2:]]
+    assert len(rows) == 6
+    listed: dict[str, str] = {}
+    for _, pages, _, tickets in rows:
+        for name in re.findall(r"`(\w+)`", pages):
+            listed[name] = listed.get(name, "") + "page"
+        for name in re.findall(r"`(\w+)`", tickets):
+            listed[name] = listed.get(name, "") + "ticket"
+    severities = {r["alert"]: r["labels"]["severity"] for r in alert_rules(site)}
+    assert listed == severities

@@ -86,6 +86,7 @@ SYSTEM_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
     # What the essays' examples are checked with (tests/examples).
     "promtool": (("promtool",), "prometheus"),
     "prometheus": (("prometheus",), "prometheus"),
+    "amtool": (("amtool",), "prometheus-alertmanager"),
     "postgresql": (("/usr/lib/postgresql/*/bin/postgres",), "postgresql"),
     "pgbackrest": (("pgbackrest",), "pgbackrest"),
     "jq": (("jq",), "jq"),
@@ -111,6 +112,7 @@ BROWSER = ("chromium", "npm", "java")
 EXAMPLES = (
     "promtool",
     "prometheus",
+    "amtool",
     "postgresql",
     "pgbackrest",
     "jq",

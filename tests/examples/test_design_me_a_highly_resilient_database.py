@@ -1472,7 +1472,9 @@ def test_the_slot_controller_timer_fires_within_a_second(
     result = verify(unit)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     settings = dict(
-        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+        line.split("=", 1)
+        for line in unit.splitlines()
+        if "=" in line and not line.startswith("#")
     )
     assert settings["AccuracySec"] == "1s"
     assert settings["OnUnitActiveSec"] == "10s"
@@ -2224,6 +2226,31 @@ def patroni_node(
     }
 
 
+def processes_naming(folder: Path) -> list[int]:
+    """The processes whose command line names *folder* or a path inside it."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(folder).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+    return [pid for pid in found if pid != os.getpid()]
+
+
+def process_tree(root: int) -> list[int]:
+    """*root* and every process descended from it, parents first."""
+    parents: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    tree, queue = [], [root]
+    while queue:
+        pid = queue.pop(0)
+        tree.append(pid)
+        queue.extend(parents.get(pid, []))
+    return tree
+
+
 def node_pids(data: Path, patroni: subprocess.Popen) -> list[int]:
     """Patroni's process, its PostgreSQL postmaster and the postmaster's children."""
     postmaster = int((data / "postmaster.pid").read_text().split()[0])
@@ -2361,15 +2388,17 @@ def test_a_measured_failover_fits_the_budget(
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-        for patroni, _, data in nodes_.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(patroni.pid, signal.SIGKILL)
-            pid_file = data / "postmaster.pid"
-            if pid_file.exists():
-                with contextlib.suppress(
-                    ProcessLookupError, ValueError, PermissionError
-                ):
-                    os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        # Patroni detaches each postmaster (its parent becomes init), so find
+        # them by this test's folder on their command line; take their
+        # backends with them.
+        doomed = [p.pid for p, _, _ in nodes_.values()]
+        doomed += [pid for top in processes_naming(root) for pid in process_tree(top)]
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+        for patroni, _, _ in nodes_.values():
+            patroni.wait()
         etcd.kill()
         etcd.wait()
 

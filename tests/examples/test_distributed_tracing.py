@@ -111,6 +111,9 @@ from sphinx import addnodes
 
 from conftest import ROOT, Site, named_block
 
+#: The multiplication sign the prose writes.
+TIMES = "\N{MULTIPLICATION SIGN}"
+
 DOC = "essays/observability/distributed-tracing"
 
 
@@ -1232,7 +1235,9 @@ def test_tail_sampling_buffer_and_memory_follow_the_prose(site: Site) -> None:
     need = in_restart * wait
     assert need <= ts["num_traces"]
     assert f"{wait:g} seconds old" in rows["num_traces"]
-    assert f"must hold {need:,.0f}; {ts['num_traces']:,} leaves room" in rows["num_traces"]
+    assert (
+        f"must hold {need:,.0f}; {ts['num_traces']:,} leaves room" in rows["num_traces"]
+    )
     # Decision caches an order of magnitude above the buffer, as the schema advises.
     for size in ts["decision_cache"].values():
         assert size >= 10 * ts["num_traces"]
@@ -1246,8 +1251,8 @@ def test_tail_sampling_buffer_and_memory_follow_the_prose(site: Site) -> None:
     assert (BSP_DELAY_S, grace) == (5, 6)
     memory = rows["Wire-format spans per instance"]
     assert (
-        f"{in_restart:,.0f} traces a second × {prompt:g} s × {SPANS_PER_TRACE} spans"
-        f" × {SPAN_BYTES} bytes" in memory
+        f"{in_restart:,.0f} traces a second {TIMES} {prompt:g} s {TIMES} "
+        f"{SPANS_PER_TRACE} spans {TIMES} {SPAN_BYTES} bytes" in memory
     )
     held = in_restart * prompt * SPANS_PER_TRACE * SPAN_BYTES
     assert f"about {held / 1e6:.0f} MB" in memory
@@ -2201,7 +2206,9 @@ def test_the_cost_section_counts_export_apart_from_recording(site: Site) -> None
     assert "not the 0.5 to 0.75 ms that recording alone suggests" in text
     # 2.5 to 4 ms against an assumed 20 ms of the request's own CPU.
     assert (2.5 / 20, 4 / 20) == (0.125, 0.2)
-    assert "Against an assumed 20 ms of CPU" in text and "that is 12 to 20% more" in text
+    assert (
+        "Against an assumed 20 ms of CPU" in text and "that is 12 to 20% more" in text
+    )
 
 
 def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> None:
@@ -2261,8 +2268,13 @@ def test_the_objection_table_compares_the_same_worked_example(site: Site) -> Non
     assert f"{full / 1e6:.0f} MB/s" in rows["Ingest"][0]
     assert f"{full / 1e6:.0f} MB/s" in rows["Ingest"][1]
     assert f"the kept {kept:.1%}" in rows["Stored"][0]
-    assert f"{14 * full * kept * 86_400 / 1e12:.1f} TB over 14 days" in rows["Stored"][0]
-    assert f"{round(1 / kept)}" == "15" and "fifteen times as many rows" in rows["Stored"][1]
+    assert (
+        f"{14 * full * kept * 86_400 / 1e12:.1f} TB over 14 days" in rows["Stored"][0]
+    )
+    assert (
+        f"{round(1 / kept)}" == "15"
+        and "fifteen times as many rows" in rows["Stored"][1]
+    )
     assert "no sampler" in rows["Components"][1]
 
 

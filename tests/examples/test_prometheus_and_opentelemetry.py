@@ -2522,10 +2522,12 @@ def test_front_tier_enforces_the_cumulative_policy(site: Site) -> None:
     allowlist; cumulative points and gauges never match the condition."""
     front = collector(site, "front")
     pipeline = front["service"]["pipelines"]["metrics"]["processors"]
-    assert pipeline.index("filter/delta_policy") < pipeline.index("transform/drop_volatile")
+    assert pipeline.index("filter/delta_policy") < pipeline.index(
+        "transform/drop_volatile"
+    )
     (condition,) = front["processors"]["filter/delta_policy"]["metric_conditions"]
     m = re.fullmatch(
-        r'metric\.aggregation_temporality == AGGREGATION_TEMPORALITY_DELTA\s+'
+        r"metric\.aggregation_temporality == AGGREGATION_TEMPORALITY_DELTA\s+"
         r'and not IsMatch\(resource\.attributes\["service\.name"\], "([^"]+)"\)',
         condition.strip(),
     )
@@ -2561,7 +2563,10 @@ def test_inhibition_mutes_the_dead_replicas_exporter_only(
     """Finding 10: the prose said to inhibit CollectorNotSending behind
     PrometheusPeerDown but gave no rule."""
     (rule,) = inhibition(site)["inhibit_rules"]
-    source, target = matchers(rule["source_matchers"]), matchers(rule["target_matchers"])
+    source, target = (
+        matchers(rule["source_matchers"]),
+        matchers(rule["target_matchers"]),
+    )
     alerts = {r["alert"]: r for r in alert_rules(site)}
     assert source == {"alertname": "PrometheusPeerDown"}
     assert target == {"alertname": "CollectorNotSending", "tier": "delta"}
@@ -2574,10 +2579,16 @@ def test_inhibition_mutes_the_dead_replicas_exporter_only(
         pytest.skip("amtool is not installed")
     path = tmp_path / "alertmanager.yml"
     path.write_text(block(site, "inhibit"))
-    done = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    done = subprocess.run(
+        [amtool, "check-config", str(path)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    path.write_text(block(site, "inhibit").replace("equal: [cluster]", "equal: cluster"))
-    bad = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    path.write_text(
+        block(site, "inhibit").replace("equal: [cluster]", "equal: cluster")
+    )
+    bad = subprocess.run(
+        [amtool, "check-config", str(path)], capture_output=True, text=True
+    )
     assert bad.returncode != 0
 
 
@@ -2636,7 +2647,11 @@ def test_translation_table_matches_the_python_exporter_except_ratio(site: Site) 
             meter.create_gauge(name, unit=unit).set(0.5)
     registry.register(reader._collector)
     served = prometheus_client.generate_latest(registry).decode()
-    names = {line.split("{")[0].split(" ")[0] for line in served.splitlines() if line and not line.startswith("#")}
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in served.splitlines()
+        if line and not line.startswith("#")
+    }
     provider.shutdown()
     for _, unit, kind, expected in rows:
         if unit == "1" and kind == "gauge":

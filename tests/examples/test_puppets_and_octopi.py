@@ -1568,7 +1568,9 @@ def test_unparsed_is_failed_alone_does_not_catch_one_failing_source(
         tmp_path, "[inventory]\nunparsed_is_failed = true\n", STATIC, CMDB
     )
     assert rc == 0 and hosts == {"app-01", "app-02"}
-    rc, _, _ = list_inventory(tmp_path, "[inventory]\nunparsed_is_failed = true\n", CMDB)
+    rc, _, _ = list_inventory(
+        tmp_path, "[inventory]\nunparsed_is_failed = true\n", CMDB
+    )
     assert rc != 0  # only when every source fails
 
 
@@ -1616,7 +1618,9 @@ def test_enable_plugins_stops_a_broken_yaml_file_being_half_read_as_ini(
     assert rc == 0 and "app-07" in hosts  # the INI parser kept the line above the error
     plugins = [
         line
-        for line in named_block(site, DOC, "puppets-and-octopi-ansible-cfg").splitlines()
+        for line in named_block(
+            site, DOC, "puppets-and-octopi-ansible-cfg"
+        ).splitlines()
         if line.startswith("enable_plugins")
     ]
     rc, hosts, _ = list_inventory(
@@ -1721,7 +1725,10 @@ def test_the_lint_checks_container_resource_metrics(
     site: Site, lint: types.ModuleType
 ) -> None:
     deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
-    sidecar = {"name": "proxy", "image": "registry.example.com/proxy@sha256:" + "0" * 64}
+    sidecar = {
+        "name": "proxy",
+        "image": "registry.example.com/proxy@sha256:" + "0" * 64,
+    }
     deployment["spec"]["template"]["spec"]["containers"].append(sidecar)
     target = {"type": "Utilization", "averageUtilization": 60}
     hpa["spec"]["metrics"] = [
@@ -1749,7 +1756,9 @@ def test_the_lint_rejects_an_image_named_by_tag_alone(
     deployment, hpa = yaml_docs(site, "puppets-and-octopi-checkout")
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert re.fullmatch(r"[^@]+:2\.14\.1@sha256:[0-9a-f]{64}", image)
-    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image.split("@")[0]
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image.split("@")[
+        0
+    ]
     (problem,) = lint.hpa_problems([deployment, hpa])
     assert "checkout/checkout: image" in problem and "not pinned by digest" in problem
     init = {"name": "migrate", "image": "registry.example.com/migrate:1"}
@@ -1757,12 +1766,25 @@ def test_the_lint_rejects_an_image_named_by_tag_alone(
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {"name": "nightly"},
-        "spec": {"jobTemplate": {"spec": {"template": {"spec": {
-            "initContainers": [init], "containers": [{"name": "run", "image": image}],
-        }}}}},
+        "spec": {
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "initContainers": [init],
+                            "containers": [{"name": "run", "image": image}],
+                        }
+                    }
+                }
+            }
+        },
     }
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug"},
-           "spec": {"containers": [{"name": "shell", "image": "busybox"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "debug"},
+        "spec": {"containers": [{"name": "shell", "image": "busybox"}]},
+    }
     problems = lint.hpa_problems([job, pod])
     assert len(problems) == 2
     assert any("nightly/migrate" in p for p in problems)
@@ -2293,7 +2315,7 @@ def test_each_inventory_alert_names_its_host_and_only_that_one(
     [
         ("unless on(host)", "and on(host)"),  # the diff turned inside out
         # a host whose exporter is down still exists
-        ("(up{job=\"node\"})", "(up{job=\"node\"} == 1)"),
+        ('(up{job="node"})', '(up{job="node"} == 1)'),
         ("> 1", ">= 1"),  # every listed host a duplicate
         ("count by (host)", "count by (host, ring)"),  # blind to a host in two rings
     ],
@@ -2767,5 +2789,7 @@ def test_the_gate_needs_thirty_minutes_of_history(site: Site, tmp_path: Path) ->
     result = replay_cold_canary(fleet, rules, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[30m]) >= 29" in rules
-    short = replay_cold_canary(fleet, rules.replace("[30m]) >= 29", "[30m]) >= 0"), tmp_path)
+    short = replay_cold_canary(
+        fleet, rules.replace("[30m]) >= 29", "[30m]) >= 0"), tmp_path
+    )
     assert short.returncode != 0, short.stdout  # without the count it opens at 60m

@@ -582,8 +582,12 @@ def test_leaving_pages_open_hides_them_from_the_share_not_the_guard(
     shares = ns["repage_counts"](gamed, now)
     assert "dev" not in {who for _, who in shares}  # dev drops out of the share
     guards = ns["guard_counts"](gamed, [], ns["ON_CALL"], now)
-    left_open = sum(row["left open"] for (_, who), row in guards.items() if who == "dev")
-    devs_pages = sum(p for p, n in zip(ns["PAGES"], ns["ON_CALL"], strict=True) if n == "dev")
+    left_open = sum(
+        row["left open"] for (_, who), row in guards.items() if who == "dev"
+    )
+    devs_pages = sum(
+        p for p, n in zip(ns["PAGES"], ns["ON_CALL"], strict=True) if n == "dev"
+    )
     assert left_open == devs_pages
     assert_in_prose(
         site,
@@ -922,7 +926,10 @@ def test_every_fix_passes_the_goodhart_check_before_re_charting() -> None:
     assert edges["chaos"] == {"chart"}
     # A single serious incident is a signal in itself: it joins at the cause.
     assert edges["incident"] == {"cause"}
-    assert [t for t, heads in edges.items() if "cause" in heads] == ["chart", "incident"]
+    assert [t for t, heads in edges.items() if "cause" in heads] == [
+        "chart",
+        "incident",
+    ]
     # A person's action reaches the tree only through the peer review.
     assert edges["cause"] == {"fixsys", "panel"}
     assert [t for t, heads in edges.items() if "violate" in heads] == ["panel"]
@@ -939,9 +946,7 @@ def burn_clauses(expr: str) -> list[dict[str, Any]]:
     """Each ``and`` clause of an alert as its windows and burn-rate factor."""
     clauses = []
     for clause in re.split(r"\bor\b", expr):
-        found = re.findall(
-            rf"{RATIO}(\w+) > \(([\d.]+) \* 0\.001\)", clause
-        )
+        found = re.findall(rf"{RATIO}(\w+) > \(([\d.]+) \* 0\.001\)", clause)
         assert len(found) == 2, clause
         (long_w, factor), (short_w, factor2) = found
         assert factor == factor2
@@ -1312,8 +1317,8 @@ def test_a_busy_node_that_wobbles_still_files_a_ticket(
     rules = paging_rules(site)
     result = promtool_test(site, tmp_path, PROMTOOL_CPU_WOBBLE)
     assert result.returncode == 0, result.stdout + result.stderr
-    smoothed = '[1h])\n          ) > 80\n        for: 15m'
-    waited = '[5m])\n          ) > 80\n        for: 1h'
+    smoothed = "[1h])\n          ) > 80\n        for: 15m"
+    waited = "[5m])\n          ) > 80\n        for: 1h"
     assert rules.count(smoothed) == 1
     waiting = rules.replace(smoothed, waited)
     result = promtool_test(site, tmp_path, PROMTOOL_CPU_WOBBLE, rules=waiting)

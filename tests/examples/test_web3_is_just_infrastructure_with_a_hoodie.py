@@ -333,7 +333,9 @@ def test_the_server_check_refuses_fields_the_client_chose_badly(site: Site) -> N
         signature = Account.sign_message(
             encode_defunct(text=message), TEST_KEY
         ).signature
-        return verify(message, bytes(signature), "deploy.example.com", 1, outstanding(), at)
+        return verify(
+            message, bytes(signature), "deploy.example.com", 1, outstanding(), at
+        )
 
     def refused(message: str, why: str, at: datetime = now) -> None:
         assert message != text or at != now
@@ -342,22 +344,38 @@ def test_the_server_check_refuses_fields_the_client_chose_badly(site: Site) -> N
 
     assert check(text) == TEST_ADDRESS
     refused(
-        text.replace("Expiration Time: 2026-11-24T09:35:00Z", "Expiration Time: 2036-11-24T09:35:00Z"),
+        text.replace(
+            "Expiration Time: 2026-11-24T09:35:00Z",
+            "Expiration Time: 2036-11-24T09:35:00Z",
+        ),
         "expiry too far ahead",
     )
     refused("http://" + text, "scheme is not https")
     refused("ftp://" + text, "scheme is not https")
     refused(text.replace(TEST_ADDRESS, TEST_ADDRESS.lower()), "EIP-55")
-    refused(text.replace(TEST_ADDRESS, TEST_ADDRESS.upper().replace("0X", "0x")), "EIP-55")
+    refused(
+        text.replace(TEST_ADDRESS, TEST_ADDRESS.upper().replace("0X", "0x")), "EIP-55"
+    )
     # An Issued At the client backdated, or a nonce left unused too long.
     refused(
-        text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:20:00Z"),
+        text.replace(
+            "Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:20:00Z"
+        ),
         "not when we issued",
     )
-    refused(text, "nonce unknown, expired", at=datetime.fromisoformat("2026-11-24T09:36:00+00:00"))
+    refused(
+        text,
+        "nonce unknown, expired",
+        at=datetime.fromisoformat("2026-11-24T09:36:00+00:00"),
+    )
     # Thirty seconds of clock skew either way is tolerated.
-    skewed = text.replace("Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:30:20Z")
-    assert check(skewed, datetime.fromisoformat("2026-11-24T09:30:05+00:00")) == TEST_ADDRESS
+    skewed = text.replace(
+        "Issued At: 2026-11-24T09:30:00Z", "Issued At: 2026-11-24T09:30:20Z"
+    )
+    assert (
+        check(skewed, datetime.fromisoformat("2026-11-24T09:30:05+00:00"))
+        == TEST_ADDRESS
+    )
 
 
 # -- Envelopes ----------------------------------------------------------------

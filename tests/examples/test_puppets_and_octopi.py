@@ -2163,31 +2163,30 @@ tests:
 """
 
 
+def promtool_on(
+    tmp_path: Path, rules: str, *args: str, replay: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``promtool ARGS`` in *tmp_path*, with *rules* as rules.yml (and
+    *replay* as replay.yml)."""
+    (tmp_path / "rules.yml").write_text(rules)
+    if replay is not None:
+        (tmp_path / "replay.yml").write_text(replay)
+    return subprocess.run(
+        [promtool(), *args], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+
+
 def replay_silence_rules(
     rules: str, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "rules.yml").write_text(rules)
-    (tmp_path / "replay.yml").write_text(SILENCE_REPLAY)
-    return subprocess.run(
-        [promtool(), "test", "rules", "replay.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
+    return promtool_on(
+        tmp_path, rules, "test", "rules", "replay.yml", replay=SILENCE_REPLAY
     )
 
 
 def test_the_silence_rules_pass_promtool_check(site: Site, tmp_path: Path) -> None:
-    (tmp_path / "rules.yml").write_text(
-        named_block(site, DOC, "puppets-and-octopi-silence-rules")
-    )
-    result = subprocess.run(
-        [promtool(), "check", "rules", "rules.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    rules = named_block(site, DOC, "puppets-and-octopi-silence-rules")
+    result = promtool_on(tmp_path, rules, "check", "rules", "rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "14 rules found" in result.stdout
 
@@ -2274,28 +2273,14 @@ tests:
 def replay_inventory_rules(
     rules: str, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "rules.yml").write_text(rules)
-    (tmp_path / "replay.yml").write_text(INVENTORY_REPLAY)
-    return subprocess.run(
-        [promtool(), "test", "rules", "replay.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
+    return promtool_on(
+        tmp_path, rules, "test", "rules", "replay.yml", replay=INVENTORY_REPLAY
     )
 
 
 def test_the_inventory_rules_pass_promtool_check(site: Site, tmp_path: Path) -> None:
-    (tmp_path / "rules.yml").write_text(
-        named_block(site, DOC, "puppets-and-octopi-inventory-rules")
-    )
-    result = subprocess.run(
-        [promtool(), "check", "rules", "rules.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    rules = named_block(site, DOC, "puppets-and-octopi-inventory-rules")
+    result = promtool_on(tmp_path, rules, "check", "rules", "rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 rules found" in result.stdout
 
@@ -2489,16 +2474,8 @@ def replay_ring_gate(
 
 
 def test_the_ring_gate_passes_promtool_check(site: Site, tmp_path: Path) -> None:
-    (tmp_path / "rules.yml").write_text(
-        named_block(site, DOC, "puppets-and-octopi-ring-gate")
-    )
-    result = subprocess.run(
-        [promtool(), "check", "rules", "rules.yml"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    rules = named_block(site, DOC, "puppets-and-octopi-ring-gate")
+    result = promtool_on(tmp_path, rules, "check", "rules", "rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 rules found" in result.stdout
 

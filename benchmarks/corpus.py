@@ -61,13 +61,23 @@ essays_sidebar = {sidebar!r}
 html_baseurl = "https://essays.example.org/"
 """
 
-#: The floor: stock furo with its per-page navigation tree switched off, so
-#: no page carries a sidebar of every essay. What is left is Sphinx, furo and
-#: the knowledge layer; a build cannot be faster with the same features.
+#: The floor: the same corpus built by Sphinx and stock furo with furo's
+#: per-page navigation tree switched off and without the knowledge layer
+#: (``sphinx_essays``: no backlinks, related essays, previews, maps, essay
+#: indexes, sidebar or essay search; Sphinx's own search instead). What is
+#: left is Sphinx reading and writing the pages with the site's third-party
+#: extensions, so ours over the floor is what the knowledge layer costs.
+#: ``sphinx_last_updated_by_git`` goes too: the corpus is not in git, and
+#: ours switches it off for that reason (``last_updated.py``).
 FLOOR = """
 import furo
 
 furo._compute_navigation_tree = lambda context: ""
+extensions = [
+    e for e in extensions if e not in ("sphinx_essays", "sphinx_last_updated_by_git")
+]
+for _name in ("bibtex_default_style", "bibtex_reference_style"):
+    globals().pop(_name, None)
 """
 
 
@@ -203,7 +213,8 @@ def generate(
     With *citations*, every essay cites five sources of a generated
     bibliography inline, and the site has a bibliography page; without, it
     has none (``bibtex_bibfiles`` is empty). With *floor* (and no *sidebar*),
-    furo draws no navigation tree: see :data:`FLOOR`."""
+    the build has no knowledge layer and furo draws no navigation tree: see
+    :data:`FLOOR`."""
     if target.exists():
         shutil.rmtree(target)
     source = target / "src"

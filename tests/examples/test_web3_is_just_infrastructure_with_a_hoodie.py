@@ -276,6 +276,10 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     assert verify(early, sign(early), host, 1, outstanding(), later) == TEST_ADDRESS
     # ... and a naive clock is a ValueError, not a TypeError from the comparison.
     refused(text, "time zone", at=datetime(2026, 11, 24, 9, 31))
+    # Review round 9, finding 7: so is a naive time in the nonce store.
+    with pytest.raises(ValueError, match="time zone"):
+        naive = {"k7Fq2Rz9XwB4": NONCE_ISSUED.replace(tzinfo=None)}
+        verify(text, sign(text), host, 1, naive, now)
 
 
 def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
@@ -610,8 +614,11 @@ def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
 
     assert {name: int(value, 16) for name, value in slots.items()} == {
         "EIP-1967": hashed("eip1967.proxy.implementation", 1),
+        # Review round 9, finding 1: the upgrade authorities' slots too.
+        "EIP-1967 admin": hashed("eip1967.proxy.admin", 1),
         "beacon": hashed("eip1967.proxy.beacon", 1),
         "ZeppelinOS": hashed("org.zeppelinos.proxy.implementation"),
+        "ZeppelinOS admin": hashed("org.zeppelinos.proxy.admin"),
         "ERC-1822": hashed("PROXIABLE"),
         "Safe singleton": 0,
         "Safe guard": hashed("guard_manager.guard.address"),
@@ -621,6 +628,10 @@ def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
     }
     assert slots["Safe fallback handler"] == (
         "0x6c9a6c4a39284e37ed1cf53d337577d14212a4870fb976a4366c693b939918d5"
+    )
+    # ADMIN_SLOT of circlefin's AdminUpgradeabilityProxy (USDC).
+    assert slots["ZeppelinOS admin"] == (
+        "0x10d6a54a4754c8869d6886b5f5d7fbfa5b4522237ea5c60d11bc4e7a1ff9390b"
     )
 
 
@@ -653,20 +664,47 @@ def test_the_baseline_names_only_known_slots_and_checksummed_addresses(
         call["params"][0]["to"],
         safe_tx["domain"]["verifyingContract"],
     }
+    calls = run(block(site, "proxy-slots"))[0]["CALLS"]
+    assert not set(slots) & set(calls)
     for contract, pinned in baseline.items():
         assert is_checksum_address(contract)
-        assert set(pinned) <= set(slots) | {"Safe modules"}
+        assert set(pinned) <= set(slots) | set(calls)
         for name, value in pinned.items():
-            addresses = value if name == "Safe modules" else [value]
+            if name == "Safe threshold":
+                assert isinstance(value, int) and value >= 1
+                continue
+            addresses = value if isinstance(value, list) else [value]
             assert all(is_checksum_address(address) for address in addresses)
-    # Round 9: the Safe pins its fallback handler and its module list.
+    # Round 9: the Safe pins its fallback handler and its module list; round
+    # 10 (review 9, findings 1 and 2): the token its upgrade authority, and
+    # the Safe who can sign.
     safe = safe_tx["domain"]["verifyingContract"]
+    token = call["params"][0]["to"]
     assert {"Safe fallback handler", "Safe modules"} <= set(baseline[safe])
+    assert {"EIP-1967 admin", "ZeppelinOS admin"} <= set(baseline[token])
+    assert int(baseline[token]["EIP-1967 admin"], 16) != 0  # a ProxyAdmin
+    owners, threshold = baseline[safe]["Safe owners"], baseline[safe]["Safe threshold"]
+    assert len(set(owners)) == len(owners) and 1 <= threshold <= len(owners)
+    assert calls["Safe owners"] == "getOwners()"
+    assert calls["Safe threshold"] == "getThreshold()"
 
 
 def word(address: str) -> str:
     """An address as eth_getStorageAt returns it: one 32-byte word."""
     return "0x" + "00" * 12 + address.lower().removeprefix("0x")
+
+
+def calls_agreeing_with(namespace: dict, baseline: dict) -> dict:
+    """contract -> view signature -> decoded reply, as the baseline pins it."""
+    calls = namespace["CALLS"]
+    return {
+        contract: {
+            calls[name]: json.loads(json.dumps(value))
+            for name, value in pinned.items()
+            if name in calls
+        }
+        for contract, pinned in baseline.items()
+    }
 
 
 def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
@@ -684,7 +722,7 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
         contract: {
             slots[name]: word(address)
             for name, address in pinned.items()
-            if name != "Safe modules"
+            if name in slots
         }
         for contract, pinned in baseline.items()
     }
@@ -694,9 +732,11 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
         calls.append((contract, slot, at))
         return chain[contract].get(slot, "0x" + "00" * 32)
 
-    def modules_at(contract: str, at: dict) -> list:
+    views = calls_agreeing_with(namespace, baseline)
+
+    def modules_at(contract: str, signature: str, at: dict) -> Any:
         assert at["requireCanonical"] is True
-        return []
+        return views[contract][signature]
 
     def drift_at(block_hash: str, pinned: dict = baseline) -> list:
         return drift(storage_at, modules_at, pinned, block_hash)
@@ -744,17 +784,20 @@ def test_the_fallback_handler_and_the_module_list_are_pinned(site: Site) -> None
         contract: {
             slots[name]: word(address)
             for name, address in pinned.items()
-            if name != "Safe modules"
+            if name in slots
         }
         for contract, pinned in baseline.items()
     }
     modules: dict = {safe: []}
+    views = calls_agreeing_with(namespace, baseline)
 
     def storage_at(contract: str, slot: str, at: dict) -> str:
         return storage[contract].get(slot, "0x0")
 
-    def modules_at(contract: str, at: dict) -> list:
-        return modules.get(contract, [])
+    def modules_at(contract: str, signature: str, at: dict) -> Any:
+        if signature == "getModulesPaginated(address,uint256)":
+            return modules.get(contract, [])
+        return views[contract][signature]
 
     assert drift(storage_at, modules_at, baseline, "0xc1") == []
     handler = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
@@ -776,6 +819,54 @@ def test_the_fallback_handler_and_the_module_list_are_pinned(site: Site) -> None
     assert drift(storage_at, modules_at, accepted, "0xc5") == [
         (safe, "Safe modules", [module], [])
     ]
+
+
+def test_an_admin_or_signer_change_pages(site: Site) -> None:
+    """Review round 9, findings 1 and 2: a hostile admin change precedes a
+    hostile upgrade, and a tampered session can add an owner or lower the
+    threshold without touching any code path. Each pages; reordering the
+    owner list (Safe keeps a linked list) does not."""
+    namespace, _ = run(block(site, "proxy-slots"))
+    drift, slots = namespace["drift"], namespace["SLOTS"]
+    baseline = json.loads(block(site, "proxy-baseline"))
+    safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
+    token = json.loads(block(site, "eth-call"))["params"][0]["to"]
+    storage = {
+        contract: {
+            slots[name]: word(value) for name, value in pinned.items() if name in slots
+        }
+        for contract, pinned in baseline.items()
+    }
+    views = calls_agreeing_with(namespace, baseline)
+
+    def storage_at(contract: str, slot: str, at: dict) -> str:
+        return storage[contract].get(slot, "0x0")
+
+    def call_at(contract: str, signature: str, at: dict) -> Any:
+        assert at == {"blockHash": "0xd1", "requireCanonical": True}
+        return views[contract][signature]
+
+    def changes() -> list:
+        return [(c, name) for c, name, _, _ in drift(storage_at, call_at, baseline, "0xd1")]
+
+    assert changes() == []
+    attacker = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+    storage[token][slots["EIP-1967 admin"]] = word(attacker)
+    assert changes() == [(token, "EIP-1967 admin")]
+    storage[token][slots["EIP-1967 admin"]] = word(baseline[token]["EIP-1967 admin"])
+    storage[token][slots["ZeppelinOS admin"]] = word(attacker)
+    assert changes() == [(token, "ZeppelinOS admin")]  # pinned at zero, watched
+    storage[token][slots["ZeppelinOS admin"]] = "0x0"
+
+    owners = views[safe]["getOwners()"]
+    views[safe]["getOwners()"] = [owner.lower() for owner in reversed(owners)]
+    assert changes() == []  # the same set, in another order and case
+    views[safe]["getOwners()"] = [*owners, attacker]  # addOwnerWithThreshold
+    assert changes() == [(safe, "Safe owners")]
+    views[safe]["getOwners()"] = owners
+    views[safe]["getThreshold()"] = 1  # changeThreshold
+    found = drift(storage_at, call_at, baseline, "0xd1")
+    assert found == [(safe, "Safe threshold", baseline[safe]["Safe threshold"], 1)]
 
 
 def test_a_slot_that_holds_no_address_is_refused(site: Site) -> None:
@@ -1525,6 +1616,43 @@ def test_a_minority_fork_that_finalized_ahead_is_a_fork(
     assert asked and "lodestar" not in asked
 
 
+def test_a_backfilling_node_is_no_verdict_either_way(finality: dict[str, Any]) -> None:
+    """Review round 9, finding 5: a node checkpoint-synced at epoch N holds
+    no blocks before N until it has backfilled, so a 404 for a peer's older
+    finalized root says nothing: warn, do not page "stop crediting". A 404
+    for a root later than the node's own finalized checkpoint still pages,
+    and so does "known but not canonical" at any epoch."""
+    raw = finality["finality_status_raw"]
+    now = clock_at(300_000)
+    slot = finality["clock_slot"](now)
+    nodes = {
+        "prysm": (slot, checkpoints(300_000 - 3)),  # lags one epoch, MAIN_ROOT
+        "teku": (slot, checkpoints(300_000 - 2, root=NEXT_ROOT)),  # fresh anchor
+    }
+    backfilling = frozenset({("teku", MAIN_ROOT)})
+    result = raw(now, nodes, fake_canonical(nodes, backfilling))
+    assert result.startswith("warn: cannot judge")
+    assert "teku lacks prysm's root" in result
+    assert "fork" not in result and "stop crediting" not in result
+    # Once teku has the block and calls it canonical, all is well ...
+    assert raw(now, nodes, fake_canonical(nodes)) == "ok"
+
+    # ... and a known block that is not canonical is a fork at any epoch.
+    def not_canonical(name: str, root: str) -> bool | None:
+        return name != "teku"
+
+    assert raw(now, nodes, not_canonical).startswith(
+        "page: fork: prysm's finalized epoch 299997 is not on teku's chain"
+    )
+    # A real stall still outranks the warning.
+    stalled = {
+        "prysm": (slot, checkpoints(300_000 - 12)),
+        "teku": (slot, checkpoints(300_000 - 11, root=NEXT_ROOT)),
+    }
+    result = raw(now, stalled, fake_canonical(stalled, backfilling))
+    assert result.startswith("page: network stall")
+
+
 def test_the_alert_table_thresholds_match_the_code(site: Site) -> None:
     """The table's finality row pages at "more than 5" epochs behind: the
     spec's leak test against the wall-clock epoch."""
@@ -1751,8 +1879,31 @@ def test_round_9_prose_matches_the_code(site: Site) -> None:
     assert "the expiry within ten minutes of that" in text
     for event in ("ChangedGuard", "ChangedModuleGuard", "ChangedFallbackHandler"):
         assert event in text
-    assert "fallback handler and module list" in text
+    assert "fallback handler, owners, threshold and module list" in text
     assert "setFallbackHandler" in text
     # The SLO's margin: 30 minutes against a worst normal finality of ~19.
     assert "within 30 minutes of inclusion" in text
     assert "about 19 minutes at worst" in text
+
+
+def test_round_10_prose_matches_the_code(site: Site) -> None:
+    """Review round 9: the leak threshold in the prose is the code's (finding
+    3), the alert row and the "treat like operation 1" list name what the
+    drift monitor now pins (findings 1 and 2), and the Nomad story carries no
+    disputed month (finding 4)."""
+    namespace, _ = run(block(site, "finality"))
+    text = " ".join(page_text(site).split())
+    limit = namespace["MIN_EPOCHS_TO_INACTIVITY_PENALTY"]
+    assert limit == 4
+    assert (
+        "more than four epochs behind the previous epoch, five behind the current one"
+        in text
+    )
+    assert "Past four epochs without finality" not in text
+    for event in ("AdminChanged", "AddedOwner", "RemovedOwner", "ChangedThreshold"):
+        assert event in text
+    for function in ("addOwnerWithThreshold", "swapOwner", "changeThreshold"):
+        assert function in text
+    assert "getOwners" in text and "getThreshold" in text
+    assert "April 2022" not in text
+    assert "EIP-155" in text

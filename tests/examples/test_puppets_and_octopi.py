@@ -125,6 +125,7 @@ class FakeHost:
         self.calls: list[tuple[str, ...]] = []
         self.reports: list[dict[str, Any]] = []
         self.report_times: list[float] = []
+        self.report_timeouts: list[float] = []
         self.clock: FakeClock | None = None
 
     def installed_version(self, unit: str) -> str | None:
@@ -158,7 +159,8 @@ class FakeHost:
         self.calls.append(("stop",))
         self.running = None
 
-    def report(self, **fields: Any) -> None:
+    def report(self, *, timeout: float, **fields: Any) -> None:
+        self.report_timeouts.append(timeout)
         if self.fail_reports:
             self.fail_reports -= 1
             raise ConnectionError("report endpoint down")
@@ -275,7 +277,8 @@ def test_it_reports_what_it_observes_after_acting(
 ) -> None:
     # The new binary crashes on start: acting is not the same as converging.
     host = FakeHost(installed="2.14.0", running="2.14.0", crash_on_start=True)
-    clock = drive(agent, host, intent, passes=2, state=state)
+    # settle=0: no readiness wait, so the backoff alone spaces the passes
+    clock = drive(agent, host, intent, passes=2, state=state, settle=0.0)
     assert [r["converged"] for r in host.reports] == [False, False]
     assert "start" in host.reports[0]["problem"]
     assert host.reports[0]["intent_generation"] == 7
@@ -646,6 +649,87 @@ def test_a_reporting_outage_does_not_stop_enforcement(
     assert first["converged"] is True
     assert first["problem"] == "2 reports lost"  # the next report says so
     assert second["problem"] is None  # and the count starts again
+
+
+class HangingReports(FakeHost):
+    """A blackholed report endpoint: the first *hangs* reports block for their
+    whole timeout, then fail; each start is timed."""
+
+    def __init__(self, hangs: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hangs = hangs
+        self.start_times: list[float] = []
+
+    def start(self, unit: str) -> None:
+        self.start_times.append(self.clock())
+        super().start(unit)
+
+    def report(self, *, timeout: float, **fields: Any) -> None:
+        if self.hangs:
+            self.hangs -= 1
+            self.clock.now += timeout  # blocked until the client gives up
+            raise TimeoutError("report timed out")
+        super().report(timeout=timeout, **fields)
+
+
+def test_a_hanging_report_endpoint_does_not_stop_enforcement(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = HangingReports(hangs=4, installed="2.14.1", running="2.14.1")
+
+    def fetch() -> Any:
+        host.running = None  # drift before every pass
+        return intent()
+
+    clock = drive(agent, host, fetch, passes=6, state=state)
+    t0 = clock.sleeps[0]
+    assert set(host.report_timeouts) == {10.0}  # every report carries its timeout
+    # drift was corrected on every pass, on the schedule of a healthy endpoint
+    assert host.start_times == pytest.approx([t0 + 300.0 * i for i in range(6)])
+    first, second = host.reports
+    assert first["problem"] == "4 reports lost" and second["problem"] is None
+    with pytest.raises(ValueError, match="report_timeout"):
+        drive(agent, FakeHost(), intent, passes=1, state=state, report_timeout=280.0)
+
+
+class SlowStart(FakeHost):
+    """A service that answers only *delay* seconds after it is (re)started."""
+
+    def __init__(self, delay: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+        self.ready_at = 0.0
+
+    def _launch(self) -> None:
+        super()._launch()
+        self.ready_at = self.clock() + self.delay
+
+    def running_version(self, unit: str) -> str | None:
+        return self.running if self.clock() >= self.ready_at else None
+
+
+def test_a_slow_starting_service_converges_in_one_pass(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # Review round 9: a service that takes 20 s to listen was reported
+    # unconverged after every upgrade, and one slower than the backoff spent
+    # the whole remediation budget.
+    host = SlowStart(20.0, installed="2.14.0", running="2.14.0")
+    drive(agent, host, intent, passes=2, state=state)
+    assert host.calls == [("install", "2.14.1"), ("restart",)]
+    assert [r["converged"] for r in host.reports] == [True, True]
+
+
+def test_without_the_readiness_wait_a_slow_start_spends_the_budget(
+    agent: types.ModuleType, state: Path
+) -> None:
+    host = SlowStart(60.0, installed="2.14.0", running="2.14.0")
+    drive(agent, host, intent, passes=4, state=state, settle=0.0)
+    # each pass restarts a process that has not yet answered, until the budget
+    assert host.calls == [("install", "2.14.1"), ("restart",), ("start",), ("start",)]
+    assert host.reports[3]["problem"].startswith("degraded")
+    with pytest.raises(ValueError, match="settle"):
+        drive(agent, FakeHost(), intent, passes=1, state=state, settle=270.0)
 
 
 def test_the_same_generation_with_other_content_is_refused(
@@ -2042,9 +2126,11 @@ def promtool() -> str:
 # serves 9 for ten minutes and is then restored from a backup that holds 8. h1
 # is healthy, takes 9 and keeps it (it refuses older generations); h2's agent
 # stops at minute 40; h3 keeps converging on generation 7 (a stale mirror); h4
-# is in the inventory and never reports; h5 is paused at minute 60 and left so.
-# A second fleet has agents but has lost the inventory and the store's series;
-# a third has a decommissioned host that still reports. A fourth has three
+# is in the inventory and never reports; h5 is paused at minute 60 and left so;
+# h8 was paused, then decommissioned at minute 10, and the collector still holds
+# its last gauges. A second fleet has agents but has lost the inventory and the
+# store's series; a third has a decommissioned host that still reports, and h1
+# reports two minutes late once. A fourth has three
 # rings: the canary is served 8 from minute 10 while the stable ring stays on
 # 7, c1 is stuck on 7, and the edge ring's store exports nothing.
 SILENCE_REPLAY = """
@@ -2068,6 +2154,8 @@ tests:
       - {series: 'agent_last_converged_timestamp_seconds{host="h5"}', values: '0+60x60 3600x300'}
       - {series: 'agent_converged_generation{host="h5"}', values: '7x35 8x325'}
       - {series: 'agent_paused_since_timestamp_seconds{host="h5"}', values: '_x59 3600x301'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h8"}', values: '0+60x10 600x350'}
+      - {series: 'agent_paused_since_timestamp_seconds{host="h8"}', values: '0x360'}
     promql_expr_test:
       - expr: ring:converged_on_served_intent:ratio
         eval_time: 20m  # everyone converged on 7, except h4 which never reports
@@ -2090,10 +2178,10 @@ tests:
       - {alertname: InventoryMissing, eval_time: 6h, exp_alerts: []}
       - {alertname: ServedIntentMissing, eval_time: 6h, exp_alerts: []}
       - {alertname: Watchdog, eval_time: 20m, exp_alerts: [{exp_labels: {}}]}
-      - alertname: AgentNotConverging  # h2 stopped at 40m: 20 minutes of silence
-        eval_time: 60m
+      - alertname: AgentNotConverging  # h2 stopped at 40m: 25 minutes of silence
+        eval_time: 65m
         exp_alerts: [{exp_labels: {host: h2}}]
-      - alertname: AgentNotConverging  # the stopped agent, and the paused one
+      - alertname: AgentNotConverging  # the stopped agent and the paused one, not h8
         eval_time: 6h
         exp_alerts: [{exp_labels: {host: h2}}, {exp_labels: {host: h5}}]
       - alertname: AgentBehindServedIntent
@@ -2121,7 +2209,7 @@ tests:
     input_series:
       - {series: 'intent_served_generation{ring="stable"}', values: '7x60'}
       - {series: 'inventory_host_info{host="h1",ring="stable"}', values: '1x60'}
-      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x60'}
+      - {series: 'agent_last_converged_timestamp_seconds{host="h1"}', values: '0+60x20 1200x16 2280+60x22'}
       - {series: 'agent_converged_generation{host="h1"}', values: '7x60'}
       - {series: 'agent_last_converged_timestamp_seconds{host="h9"}', values: '0+60x60'}
       - {series: 'agent_converged_generation{host="h9"}', values: '7x60'}
@@ -2129,6 +2217,8 @@ tests:
       - expr: ring:converged_on_served_intent:ratio
         eval_time: 30m  # one of one, not two of one
         exp_samples: [{labels: 'ring:converged_on_served_intent:ratio{ring="stable"}', value: 1}]
+    alert_rule_test:
+      - {alertname: AgentNotConverging, eval_time: 37m, exp_alerts: []}  # late, not lost
   - interval: 1m  # three rings, each compared with its own store
     input_series:
       - {series: 'intent_served_generation{ring="canary"}', values: '7x10 8x110'}
@@ -2220,6 +2310,12 @@ def test_each_silence_alert_catches_its_host_and_only_that_one(
             "and on(ring) intent_served_generation",
         ),
         ("expr: vector(1)", "expr: vector(1) == 0"),  # a watchdog that never fires
+        # review round 9: a decommissioned host's last gauges paged for ever, and
+        # one late report paged at once
+        ("> 3 * 300)\n            and on(host) inventory_host_info", "> 3 * 300)"),
+        ("> 4 * 3600)\n            and on(host) inventory_host_info", "> 4 * 3600)"),
+        ("inventory_host_info\n        for: 5m\n      - alert: AgentBehind",
+         "inventory_host_info\n      - alert: AgentBehind"),
         # review round 6: the ring-unaware rules of round 5, which compared every
         # host with the newest generation of any ring
         (
@@ -2471,6 +2567,14 @@ def replay_ring_gate(
         check=False,
         cwd=tmp_path,
     )
+
+
+def test_the_gate_and_its_inputs_are_evaluated_once_a_minute(site: Site) -> None:
+    # count_over_time(...[30m]) >= 29 means 30 minutes only at a 1m interval;
+    # at 30s it would open after 15.
+    for name in ("puppets-and-octopi-silence-rules", "puppets-and-octopi-ring-gate"):
+        (group,) = yaml.safe_load(named_block(site, DOC, name))["groups"]
+        assert group["interval"] == "1m", name
 
 
 def test_the_ring_gate_passes_promtool_check(site: Site, tmp_path: Path) -> None:

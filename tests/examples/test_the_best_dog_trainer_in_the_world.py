@@ -7,9 +7,12 @@
 * The re-page share is computed from a page log as the docstring defines it
   (alert groups, seven days after the resolve, counted once, in the week
   fired, against the acknowledger the paging tool names, only once the window
-  has closed), and the block's weekly shares are what such a log gives. The
-  guard counts catch the ways to stop a page re-paging without fixing it:
-  passing it on, leaving it open, silencing it.
+  has closed), and the block's weekly shares are what such a log gives.
+  Counting only the groups the rotation owns clears a person who inherits a
+  vendor's flapping group, whom the raw share flags. The guard counts catch
+  the ways to stop a page re-paging without fixing it: passing it on by hand,
+  leaving it open, silencing it; against the holder the schedule names at the
+  time, overrides included, with escalations and unanswered pages apart.
 * A person effect on an interleaved rotation hides from the whole-team chart
   of pages. The per-person chart of re-page shares finds a 20-point rise
   whoever carries it and misses a 10-point one; on raw pages, causes left
@@ -269,7 +272,7 @@ def test_autocorrelation_makes_the_limits_too_tight(site: Site) -> None:
     assert 0.27 < point < 0.35  # "about one stable history in three"
     assert_in_prose(
         site,
-        "when each week carries half the previous week's deviation, points"
+        "each week carries half the previous week's deviation, points"
         " outside the limits flag about one stable history in three instead of"
         " one in twelve",
     )
@@ -423,7 +426,8 @@ def test_the_false_alarm_rates_hold_for_counts(site: Site, dispersion: int) -> N
     assert 0.18 < full / runs < 0.25  # still "about one in five"
     assert_in_prose(
         site,
-        "Points outside the limits then flag between one history in eleven and"
+        "two and four times as variable, points outside the limits then flag"
+        " between one history in eleven and"
         " one in nine.",
     )
 
@@ -552,7 +556,8 @@ def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> No
 def test_guard_counts_catch_what_the_share_cannot_see(site: Site) -> None:
     """Pages passed on, left open or silenced, against the right person."""
     ns = run_block(site, XMR)
-    guard, on_call = ns["guard_counts"], ns["ON_CALL"]  # ana week 1, ben week 2
+    guard = ns["guard_counts"]
+    rota = ns["rota_holder"](ns["ON_CALL"])  # ana week 1, ben week 2
     hour, now = 3600, 30 * DAY
     log = [
         ("a", 0, hour, "ana"),  # answered and resolved: no guard
@@ -563,12 +568,70 @@ def test_guard_counts_catch_what_the_share_cannot_see(site: Site) -> None:
         ("f", 8 * DAY, 8 * DAY + hour, "ben"),  # ben's own week: no guard
     ]
     silences = [("ana", 5 * DAY), ("ben", 9 * DAY), ("ben", 10 * DAY)]
-    assert guard(log, silences, on_call, now) == {
-        (1, "ana"): {"passed on": 2, "left open": 2, "silences": 1},
-        (2, "ben"): {"passed on": 0, "left open": 0, "silences": 2},
+    zero = dict.fromkeys(ns["GUARDS"], 0)
+    assert guard(log, silences, rota, now) == {
+        (1, "ana"): {**zero, "escalated": 1, "unanswered": 1, "left open": 2,
+                     "silences": 1},
+        (2, "ben"): {**zero, "silences": 2},
     }
+    # Only a page the holder reassigned by hand counts as passed on.
+    handed = guard(log, silences, rota, now, handed_on={("c", 2 * DAY)})
+    assert handed[(1, "ana")]["passed on"] == 1
+    assert handed[(1, "ana")]["escalated"] == 0
     # A page open for exactly a day is not yet "left open".
-    assert guard([("g", 0, DAY, "ana")], [], on_call, now) == {}
+    assert guard([("g", 0, DAY, "ana")], [], rota, now) == {}
+
+
+def test_the_holder_comes_from_the_final_schedule_with_overrides(
+    site: Site,
+) -> None:
+    """A swap puts chen on call for ana's third day: his page is no guard."""
+    ns = run_block(site, XMR)
+    guard, hour, now = ns["guard_counts"], 3600, 30 * DAY
+    rota = ns["rota_holder"](ns["ON_CALL"])
+
+    def final_layer(t: float) -> str:
+        return "chen" if 2 * DAY <= t < 3 * DAY else rota(t)
+
+    log = [("h", 2 * DAY + hour, 2 * DAY + 2 * hour, "chen")]
+    assert guard(log, [], final_layer, now) == {}
+    # Read from the weekly rota alone, chen's page lands against ana.
+    assert guard(log, [], rota, now)[(1, "ana")]["escalated"] == 1
+
+
+def test_counting_owned_groups_clears_whoever_inherits_a_flapping_one(
+    site: Site,
+) -> None:
+    """A vendor's group flaps in dev's weeks: the raw share flags him."""
+    ns = run_block(site, XMR)
+    count, chart, outside = ns["repage_counts"], ns["person_chart"], ns["outside"]
+    on_call, now = ns["ON_CALL"], 17 * WEEK
+    log = page_log(ns)
+    owned = {group for group, *_ in log}
+    for w, who in enumerate(on_call):
+        if who == "dev":
+            # Twenty pages an hour apart, each resolved within ten minutes:
+            # every one but the last comes back inside seven days.
+            log += [
+                ("vendor", w * WEEK + DAY + i * 3600,
+                 w * WEEK + DAY + i * 3600 + 600, "dev")
+                for i in range(20)
+            ]
+
+    def shares(counts: dict[tuple[int, str], tuple[int, int]]) -> list[float]:
+        assert sorted(counts) == [(w + 1, n) for w, n in enumerate(on_call)]
+        return [r / p for (r, p) in (counts[k] for k in sorted(counts))]
+
+    raw = shares(count(log, now))
+    assert outside(chart(raw, on_call)) == ["dev"]
+    mine = shares(count(log, now, owned=owned))
+    assert mine == ns["SHARE"]
+    assert outside(chart(mine, on_call)) == []
+    assert_in_prose(
+        site,
+        "a vendor's group flapping twenty times in each of dev's weeks flags him"
+        " on the raw share, and counting owned groups clears him",
+    )
 
 
 def test_leaving_pages_open_hides_them_from_the_share_not_the_guard(
@@ -577,11 +640,12 @@ def test_leaving_pages_open_hides_them_from_the_share_not_the_guard(
     """The way to game the share shows up beside it."""
     ns = run_block(site, XMR)
     log, now = page_log(ns), 17 * WEEK
-    assert ns["guard_counts"](log, [], ns["ON_CALL"], now) == {}
+    rota = ns["rota_holder"](ns["ON_CALL"])
+    assert ns["guard_counts"](log, [], rota, now) == {}
     gamed = [(g, t, None if who == "dev" else r, who) for g, t, r, who in log]
     shares = ns["repage_counts"](gamed, now)
     assert "dev" not in {who for _, who in shares}  # dev drops out of the share
-    guards = ns["guard_counts"](gamed, [], ns["ON_CALL"], now)
+    guards = ns["guard_counts"](gamed, [], rota, now)
     left_open = sum(
         row["left open"] for (_, who), row in guards.items() if who == "dev"
     )
@@ -591,7 +655,8 @@ def test_leaving_pages_open_hides_them_from_the_share_not_the_guard(
     assert left_open == devs_pages
     assert_in_prose(
         site,
-        "guard_counts() charts those three beside the share",
+        "guard_counts() charts those beside the share",
+        "Escalations on timeout and pages nobody answered are counted apart",
         "Resolving a still-firing page by hand only brings it back at the next"
         " reminder, as a re-page.",
     )

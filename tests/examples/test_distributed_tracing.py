@@ -1127,7 +1127,7 @@ class FakeTrace:
 OTTL_IS_MATCH = re.compile(r'IsMatch\(attributes\["([^"]+)"\], "([^"]+)"\)')
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ottl_program(condition: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
     """*condition* as a Python expression over ``_m`` (the IsMatch results),
     ``_root`` and ``_server``; an assertion fails on any other OTTL."""
@@ -1141,7 +1141,12 @@ def ottl_program(condition: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
     expr = expr.replace("IsRootSpan()", "_root")
     expr = expr.replace("kind == SPAN_KIND_SERVER", "_server")
     leftover = set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", expr)) - {
-        "and", "or", "not", "_m", "_root", "_server"
+        "and",
+        "or",
+        "not",
+        "_m",
+        "_root",
+        "_server",
     }
     assert not leftover and '"' not in expr, f"unsupported OTTL: {condition}"
     return compile(expr, "<ottl>", "eval"), tuple(matches)
@@ -1161,7 +1166,7 @@ def ottl(condition: str, span: dict[str, Any]) -> bool:
         "_root": span["root"],
         "_server": span["kind"] == "SPAN_KIND_SERVER",
     }
-    return bool(eval(expr, {"__builtins__": {}}, scope))  # noqa: S307
+    return bool(eval(expr, {"__builtins__": {}}, scope))
 
 
 def fnv1a_64(data: bytes) -> int:
@@ -1411,25 +1416,43 @@ def test_tail_sampling_policies_keep_errors_and_slow_traces_but_no_health_checks
     # gRPC probe roots, under current and older conventions, are dropped too.
     for probe in (
         server_span(True, **{"rpc.method": "grpc.health.v1.Health/Check"}),
-        server_span(True, **{"rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}),
+        server_span(
+            True, **{"rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}
+        ),
     ):
-        assert not sampled(policies, FakeTrace(random_trace_id(rng), "", "ERROR", 5, [probe]))
+        assert not sampled(
+            policies, FakeTrace(random_trace_id(rng), "", "ERROR", 5, [probe])
+        )
     # A failed request that passed a probed route further down keeps its error:
     # the drop tests the root. The round-9 policy, on url.path in any span,
     # dropped it.
     deep = FakeTrace(
-        random_trace_id(rng), "/api/checkout", "ERROR", 80,
-        [server_span(True, **{"url.path": "/api/checkout"}),
-         server_span(False, **{"url.path": "/healthz"})],
+        random_trace_id(rng),
+        "/api/checkout",
+        "ERROR",
+        80,
+        [
+            server_span(True, **{"url.path": "/api/checkout"}),
+            server_span(False, **{"url.path": "/healthz"}),
+        ],
     )
     assert sampled(policies, deep)
     round_nine = {
-        "name": "drop-health-checks", "type": "drop",
-        "drop": {"drop_sub_policy": [{
-            "name": "health-routes", "type": "string_attribute",
-            "string_attribute": {"key": "url.path",
-                                 "values": ["^/(healthz|readyz|metrics)$"],
-                                 "enabled_regex_matching": True}}]},
+        "name": "drop-health-checks",
+        "type": "drop",
+        "drop": {
+            "drop_sub_policy": [
+                {
+                    "name": "health-routes",
+                    "type": "string_attribute",
+                    "string_attribute": {
+                        "key": "url.path",
+                        "values": ["^/(healthz|readyz|metrics)$"],
+                        "enabled_regex_matching": True,
+                    },
+                }
+            ]
+        },
     }
     others = [p for p in policies if p["type"] != "drop"]
     assert not sampled([round_nine, *others], deep)
@@ -1621,10 +1644,16 @@ def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
     [condition] = rule["ottl_condition"]["span"]
     assert condition.startswith("IsRootSpan() and")
     # The tail tier drops exactly what the counters skip, HTTP and gRPC alike.
-    tested = {matched_attributes(" ".join(i["conditions"])) == matched_attributes(condition)
-              for i in metrics.values()}
+    tested = {
+        matched_attributes(" ".join(i["conditions"])) == matched_attributes(condition)
+        for i in metrics.values()
+    }
     assert tested == {True}
-    assert set(matched_attributes(condition)) == {"url.path", "rpc.method", "rpc.service"}
+    assert set(matched_attributes(condition)) == {
+        "url.path",
+        "rpc.method",
+        "rpc.service",
+    }
 
     env = exports(site, "distributed-tracing-auto-instrumentation")
     # opentelemetry-util-http joins the comma-separated patterns with "|" and
@@ -1641,8 +1670,12 @@ def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
 
 #: The count connector's conditions as round 9 shipped them: url.path only.
 ROUND_NINE_COUNTS = {
-    "roots": ['kind == SPAN_KIND_SERVER and IsRootSpan() and not IsMatch(attributes["url.path"], "^/(healthz|readyz|metrics)$")'],
-    "spans": ['kind == SPAN_KIND_SERVER and not IsMatch(attributes["url.path"], "^/(healthz|readyz|metrics)$")'],
+    "roots": [
+        'kind == SPAN_KIND_SERVER and IsRootSpan() and not IsMatch(attributes["url.path"], "^/(healthz|readyz|metrics)$")'
+    ],
+    "spans": [
+        'kind == SPAN_KIND_SERVER and not IsMatch(attributes["url.path"], "^/(healthz|readyz|metrics)$")'
+    ],
 }
 
 
@@ -1654,7 +1687,9 @@ def test_grpc_probe_roots_are_not_counted_so_they_cannot_trip_the_alert(
     url.path alone counts them, and the prose's 3% of roots trips the alert."""
     metrics = count_metrics(site)
     conditions = {
-        ("roots" if "IsRootSpan()" in " ".join(i["conditions"]) else "spans"): i["conditions"]
+        ("roots" if "IsRootSpan()" in " ".join(i["conditions"]) else "spans"): i[
+            "conditions"
+        ]
         for i in metrics.values()
     }
 
@@ -1664,14 +1699,18 @@ def test_grpc_probe_roots_are_not_counted_so_they_cannot_trip_the_alert(
     probes = [
         server_span(True, **{"url.path": "/healthz"}),
         server_span(True, **{"rpc.method": "grpc.health.v1.Health/Check"}),
-        server_span(True, **{"rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}),
+        server_span(
+            True, **{"rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}
+        ),
     ]
     for probe in probes:
         assert not counted(conditions, "roots", probe), probe
         assert not counted(conditions, "spans", probe), probe
     request = server_span(False, **{"rpc.method": "shop.Cart/GetCart"})
     split = server_span(True, **{"rpc.method": "shop.Cart/GetCart"})
-    assert counted(conditions, "spans", request) and not counted(conditions, "roots", request)
+    assert counted(conditions, "spans", request) and not counted(
+        conditions, "roots", request
+    )
     assert counted(conditions, "roots", split), "a real split still counts"
 
     expr = alert_rules(site)["UnexpectedTraceRoots"]["expr"]
@@ -2423,9 +2462,12 @@ def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> No
     spans_s = TRACES_PER_S * SPANS_PER_TRACE
     tier_one = spans_s / 15_000  # Splunk's figure, for a plain pipeline
     cores = 2 * tier_one  # tier 2 at least as much
-    assert rows[
-        f"Collector CPU, {tier_one:.1f} cores in tier 1 and at least as many in tier 2"
-    ] == f"at least ${round(cores * hours * vcpu, -2):.0f}"
+    assert (
+        rows[
+            f"Collector CPU, {tier_one:.1f} cores in tier 1 and at least as many in tier 2"
+        ]
+        == f"at least ${round(cores * hours * vcpu, -2):.0f}"
+    )
 
     per_day = spans_s * SPAN_BYTES * 86_400
     crossing = per_day * 2 / 3
@@ -2482,7 +2524,9 @@ def test_the_objection_table_compares_the_same_worked_example(site: Site) -> Non
 def test_grpc_probes_are_named_beside_the_http_routes(site: Site) -> None:
     rows = dict(table_rows(site, "Root"))
     grpc = next(what for root, what in rows.items() if root.startswith("gRPC probes"))
-    assert "grpc.health.v1.Health" in grpc and "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES" in grpc
+    assert (
+        "grpc.health.v1.Health" in grpc and "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES" in grpc
+    )
     assert "rpc.service" in grpc and "rpc.method" in grpc
     http = rows["HTTP probes and scrapes"]
     assert "OTEL_PYTHON_EXCLUDED_URLS" in http and "url.path" in http

@@ -2230,7 +2230,9 @@ def test_every_client_of_prometheus_authenticates(
         assert len(exporters) == 2, tier
         for name, exporter in exporters.items():
             assert exporter["endpoint"].startswith("https://"), name
-            assert exporter["tls"]["ca_file"] and not exporter["tls"].get("insecure"), name
+            assert exporter["tls"]["ca_file"] and not exporter["tls"].get("insecure"), (
+                name
+            )
             header = exporter["headers"]["Authorization"]
             assert re.fullmatch(r"Basic \$\{env:\w+\}", header), (
                 name
@@ -2700,10 +2702,14 @@ def test_inhibition_mutes_the_dead_replicas_exporter_only(
             stalled = {"alertname": "CollectorNotSending", **cluster, "tier": tier,
                        "instance": "10.1.0.7:8888"}  # fmt: skip
             assert muted(site, down, {**stalled, "exporter": f"otlp_http/prom-{dead}"})
-            assert not muted(site, down, {**stalled, "exporter": f"otlp_http/prom-{alive}"})
+            assert not muted(
+                site, down, {**stalled, "exporter": f"otlp_http/prom-{alive}"}
+            )
             # Another cluster's outage mutes nothing here.
             elsewhere = {**down, "cluster": "prod-us-1"}
-            assert not muted(site, elsewhere, {**stalled, "exporter": f"otlp_http/prom-{dead}"})
+            assert not muted(
+                site, elsewhere, {**stalled, "exporter": f"otlp_http/prom-{dead}"}
+            )
     # The exporters the rules name are the ones the tiers configure.
     for tier in ("front", "delta"):
         assert set(replica_exporters(collector(site, tier))) == {

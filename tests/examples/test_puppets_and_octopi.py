@@ -2314,8 +2314,10 @@ def test_each_silence_alert_catches_its_host_and_only_that_one(
         # one late report paged at once
         ("> 3 * 300)\n            and on(host) inventory_host_info", "> 3 * 300)"),
         ("> 4 * 3600)\n            and on(host) inventory_host_info", "> 4 * 3600)"),
-        ("inventory_host_info\n        for: 5m\n      - alert: AgentBehind",
-         "inventory_host_info\n      - alert: AgentBehind"),
+        (
+            "inventory_host_info\n        for: 5m\n      - alert: AgentBehind",
+            "inventory_host_info\n      - alert: AgentBehind",
+        ),
         # review round 6: the ring-unaware rules of round 5, which compared every
         # host with the newest generation of any ring
         (

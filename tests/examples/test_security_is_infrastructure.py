@@ -468,9 +468,7 @@ def test_the_lint_command_fails_ci_on_a_bad_policy(site: Site, tmp_path: Path) -
         json.dumps(with_condition(json.loads(good.read_text()), exact(NAME_ONLY)))
     )
     dev = policies / "dev.json"
-    dev.write_text(
-        json.dumps(with_condition(json.loads(good.read_text()), exact(DEV)))
-    )
+    dev.write_text(json.dumps(with_condition(json.loads(good.read_text()), exact(DEV))))
 
     def run(*files: str) -> subprocess.CompletedProcess[str]:
         roles = tmp_path / "roles.json"

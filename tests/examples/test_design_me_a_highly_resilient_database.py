@@ -54,7 +54,17 @@
   among three valid host names over verified TLS and carries the TCP
   timeouts of the failover budget, whose estimate is recomputed from the
   settings. ``haproxy -c`` accepts the HAProxy file (and rejects a broken
-  copy), whose check timings give the budget's pooled row.
+  copy), whose check timings give the budget's pooled row. The PgBouncer
+  file dials HAProxy's port and carries the client's timeouts in
+  PgBouncer's units (``tcp_user_timeout`` in milliseconds) and the budget's
+  login retry; no PgBouncer binary checks it.
+* The region fence runs against etcd (Debian's etcd-server) with a
+  stand-in ``systemctl``: its gate passes only on a renewal that succeeds
+  now, and fails on a missing or closed flag, an unreachable store and a
+  frozen one; its agent, cut off, kills and then stops the units by its
+  deadline, and kills at the next renewal once the flag is closed. Its
+  drop-in, beside Patroni's own unit file, passes ``systemd-analyze
+  verify``, which fails once the gate it names is missing.
 * One failover is measured: etcd (Debian's etcd-server) and three Patroni
   nodes with the essay's DCS timings and strict quorum mode on PostgreSQL 18,
   all on loopback. The primary's Patroni and PostgreSQL are frozen
@@ -63,10 +73,12 @@
   TTL; the lock must go when etcd said it would; and the first write a
   survivor accepts must come within the budget's promotion row after that.
 * The read-your-writes example waits with ``NO_THROW``, so a timeout is a
-  status to branch on, not an error that aborts the reader's transaction.
+  status to branch on, not an error that aborts the reader's transaction,
+  and reads the primary on any other status or a recovery conflict.
 * The availability table is recomputed from its targets.
 
 What is not checked here: a failover across real zones and through a pooler,
+systemd acting on the fence (restarts, the stop, boots),
 the ``WAIT FOR`` example beyond its form (no PostgreSQL 19 server),
 and the drill against PostgreSQL 18: Debian 12's pgBackRest 2.45 supports
 PostgreSQL up to 15, so the drill runs against Debian's PostgreSQL 15.
@@ -2011,13 +2023,23 @@ def test_failover_budget_is_the_estimate_its_settings_give(site: Site) -> None:
         f"{keepalive} s"
     )
     assert max(keepalive, user_timeout) < ttl - loop
-    # Lock expiry + one loop + a promotion the essay assumes takes 5 s + one
+    # Lock expiry + one loop (if the watch on the leader key does not wake the
+    # standby) + the winner's status check of the lost member, which waits out
+    # Patroni's 2 s timeout + a promotion the essay assumes takes 5 s + one
     # dead host's connect_timeout + 2 s for the next host.
-    assumed_promotion, next_host = 5, 2
-    assert table["A standby notices, wins the race and promotes"][0] == (
-        f"about {loop + assumed_promotion} s more"
+    status_check, assumed_promotion, next_host = 2, 5, 2
+    row = table["A standby notices, wins the race and promotes"]
+    assert row[0] == f"about {loop + status_check + assumed_promotion} s more"
+    assert f"loop_wait {loop}" in row[1] and f"({status_check} s timeout)" in row[1]
+    assert f"assumed {assumed_promotion} s" in row[1]
+    total = (
+        ttl
+        + loop
+        + status_check
+        + assumed_promotion
+        + int(params["connect_timeout"])
+        + next_host
     )
-    total = ttl + loop + assumed_promotion + int(params["connect_timeout"]) + next_host
     assert table["Total"][0] == f"about {total} s, an estimate"
     assert total <= 120  # the two minutes the scenario promises
     # The crash path: Patroni's documented worst case with the default 300 s
@@ -2109,7 +2131,10 @@ def test_read_your_writes_waits_for_the_position_read_after_the_commit(
         wait,
     )
     assert match and match.group(1) == kept
-    assert "'timeout'" in sql  # the reader branches on the returned status
+    # The reader branches on the returned status, and treats anything but
+    # 'success', or an error such as a recovery conflict, as a miss.
+    assert "'timeout'" in sql and "any status but 'success'" in sql
+    assert "recovery conflict" in sql
     assert read.startswith("SELECT price_minor FROM products")
 
 
@@ -2408,9 +2433,12 @@ def test_a_measured_failover_fits_the_budget(
         assert dcs["ttl"] - dcs["loop_wait"] - 1 <= left <= dcs["ttl"]
         # The lock goes when etcd said it would: the freeze stopped renewals.
         assert expired is not None and left - 0.5 <= expired <= left + 3
-        # Promotion takes the budget's second row, about 10 s, and the two
-        # rows together allow ttl + 10 s.
-        assert measured - expired <= 10 and measured <= dcs["ttl"] + 10
+        # Promotion takes at most the budget's second row (one loop, the 2 s
+        # status check of the frozen member and a 5 s promotion), and the two
+        # rows together allow ttl + that.
+        promotion = dcs["loop_wait"] + 2 + 5
+        assert measured - expired <= promotion
+        assert measured <= dcs["ttl"] + promotion
     finally:
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
@@ -2488,3 +2516,329 @@ def writable_or_create(port: int) -> bool:
     """The primary is up and holds the probe table the writes go to."""
     query_port(port, "CREATE TABLE IF NOT EXISTS probe (at timestamptz)")
     return writable(port)
+
+
+# -- The pooler's file ---------------------------------------------------------
+
+
+def pgbouncer_ini(site: Site) -> dict[str, dict[str, str]]:
+    import configparser
+
+    parser = configparser.ConfigParser(
+        delimiters=("=",), comment_prefixes=(";", "#"), interpolation=None
+    )
+    parser.read_string(block(site, "pgbouncer"))
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def test_pgbouncer_reaches_haproxy_with_the_budgets_timeouts(site: Site) -> None:
+    """PgBouncer's timeouts are the client's and the budget's, in PgBouncer's
+    units: tcp_user_timeout in milliseconds, the rest in seconds. (No
+    PgBouncer binary checks the file here.)"""
+    ini = pgbouncer_ini(site)
+    target = dict(pair.split("=", 1) for pair in ini["databases"]["ledger"].split())
+    assert target["dbname"] == "ledger"
+    # It dials this zone's HAProxy write endpoint, by a name verify-full checks.
+    assert target["port"] == re.search(r"bind :(\d+)", block(site, "haproxy")).group(1)
+    assert all(HOST_LABEL.fullmatch(label) for label in target["host"].split("."))
+    bouncer = ini["pgbouncer"]
+    assert bouncer["server_tls_sslmode"] == "verify-full"
+    assert bouncer["server_tls_ca_file"].endswith(".crt")
+    dcs = yaml.safe_load(block(site, "patroni"))["bootstrap"]["dcs"]
+    # Milliseconds: the client's 10 s (libpq counts milliseconds too), not 10 ms.
+    user_timeout = int(bouncer["tcp_user_timeout"])
+    assert user_timeout == int(conninfo(site)["tcp_user_timeout"]) >= 1000
+    assert user_timeout / 1000 < dcs["ttl"] - dcs["loop_wait"]
+    assert bouncer["tcp_keepalive"] == "1"
+    keepalive = int(bouncer["tcp_keepidle"]) + int(bouncer["tcp_keepintvl"]) * int(
+        bouncer["tcp_keepcnt"]
+    )
+    assert keepalive < dcs["ttl"] - dcs["loop_wait"]
+    # The budget's pooled row names the login retry this file sets, and the
+    # retry fits inside that row's worst case.
+    worst, by = budget_table(site)["Or, through PgBouncer and HAProxy"]
+    retry = int(bouncer["server_login_retry"])
+    assert f"server_login_retry {retry}" in by
+    assert retry <= int(re.search(r"up to (\d+) s", worst).group(1))
+
+
+# -- The region fence: its gate and its agent, against etcd ----------------------
+
+FENCE = "/usr/local/sbin/region-fence"
+#: Patroni's own unit file (extras/startup-scripts/patroni.service), which
+#: the fence's drop-in extends; ExecStart names this test's Patroni.
+PATRONI_UNIT = """\
+[Unit]
+Description=Runners to orchestrate a high-availability PostgreSQL
+After=syslog.target network.target
+
+[Service]
+Type=notify
+User=postgres
+Group=postgres
+ExecStart={patroni} /etc/patroni.yml
+ExecReload=/bin/kill -s HUP $MAINPID
+KillMode=process
+TimeoutSec=30
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+
+
+def fence_script(site: Site, tmp_path: Path) -> Path:
+    script = tmp_path / "region-fence"
+    script.write_text(block(site, "region-fence"), encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def test_every_start_of_patroni_passes_the_fence_gate(
+    site: Site, tmp_path: Path
+) -> None:
+    """systemd-analyze reads the drop-in beside Patroni's unit: with the gate
+    installed the unit verifies, and with the gate missing it fails, so the
+    drop-in is loaded and its ExecStartPre= is the gate's check."""
+    assert Path(SYSTEMD_ANALYZE).exists(), "no systemd-analyze (Debian package systemd)"
+    dropin = block(site, "fence-gate")
+    assert re.search(rf"^ExecStartPre={re.escape(FENCE)} check$", dropin, re.M)
+    assert "[Service]" in dropin and "Restart=" not in dropin  # Patroni's stays
+    gate = fence_script(site, tmp_path)
+    units = tmp_path / "units"
+    (units / "patroni.service.d").mkdir(parents=True)
+    unit = units / "patroni.service"
+    unit.write_text(PATRONI_UNIT.format(patroni=PATRONI), encoding="utf-8")
+
+    def verify(path: Path) -> subprocess.CompletedProcess[str]:
+        (units / "patroni.service.d" / "region-fence.conf").write_text(
+            dropin.replace(FENCE, str(path)), encoding="utf-8"
+        )
+        return subprocess.run(
+            [SYSTEMD_ANALYZE, "verify", "--man=no", str(unit)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = verify(gate)
+    assert result.returncode == 0, result.stderr
+    missing = verify(tmp_path / "no-such-gate")
+    assert missing.returncode != 0 and "no-such-gate" in missing.stderr, missing.stderr
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def etcd_answers(client: int) -> bool:
+    try:
+        etcd_v3(client, "kv/range", {"key": b64("/")})
+    except (AssertionError, OSError):
+        return False
+    return True
+
+
+def set_flag(client: int, value: str) -> None:
+    etcd_v3(client, "kv/put", {"key": b64("/fence/region-1"), "value": b64(value)})
+
+
+@contextlib.contextmanager
+def fence_store(root: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A one-member etcd standing in for the three-region fence store."""
+    assert Path(ETCD).exists(), "no etcd (Debian package etcd-server)"
+    client, peer = free_port(), free_port()
+    etcd = subprocess.Popen(
+        [
+            ETCD,
+            "--data-dir",
+            str(root / "fence-etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "fence-etcd.log").open("w"),
+    )
+    try:
+        wait_until(lambda: etcd_answers(client), "the fence store", 30)
+        yield etcd, client
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(etcd.pid, signal.SIGCONT)
+        etcd.kill()
+        etcd.wait()
+
+
+def fence_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    """The script's environment: the test store over plain HTTP (an empty
+    curl config, where production's names its TLS files) and a stand-in
+    systemctl that logs each call with its time."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "systemctl"
+    fake.write_text(
+        '#!/usr/bin/env bash\necho "$(date +%s.%N) systemctl $*" >> "$CALLS"\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    curlrc = tmp_path / "curlrc"
+    curlrc.write_text("", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in PROXIES}
+    return {
+        **env,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "systemctl.log"),
+        "FENCE_STORE": f"http://127.0.0.1:{port}",
+        "FENCE_CURLRC": str(curlrc),
+        **extra,
+    }
+
+
+def systemctl_calls(tmp_path: Path) -> list[tuple[float, str]]:
+    log = tmp_path / "systemctl.log"
+    if not log.exists():
+        return []
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [(float(at), call) for at, call in (line.split(" ", 1) for line in lines)]
+
+
+def check(script: Path, env: dict[str, str]) -> int:
+    return subprocess.run(
+        ["bash", str(script), "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    ).returncode
+
+
+def test_the_fence_gate_fails_closed(site: Site, tmp_path: Path) -> None:
+    """The gate passes only on a renewal that succeeds now: a missing or
+    closed flag, a store nobody listens for and a frozen store all fail it."""
+    script = fence_script(site, tmp_path)
+    with fence_store(tmp_path) as (etcd, client):
+        env = fence_env(tmp_path, client)
+        assert check(script, env) == 1  # no flag yet: closed
+        set_flag(client, "open")
+        before = int(time.time())
+        assert check(script, env) == 0
+        key = b64(f"/fence/region-1/renewed/{short_hostname()}")
+        kvs = etcd_v3(client, "kv/range", {"key": key}).get("kvs", [])
+        assert kvs and int(base64.b64decode(kvs[0]["value"])) >= before
+        set_flag(client, "closed")
+        assert check(script, env) == 1
+        set_flag(client, "open")
+        assert check(script, fence_env(tmp_path, free_port())) == 2
+        os.kill(etcd.pid, signal.SIGSTOP)  # the store stops answering
+        try:
+            started = time.monotonic()
+            assert check(script, env) == 2
+            assert time.monotonic() - started < 6  # curl's cap, 3 s
+        finally:
+            os.kill(etcd.pid, signal.SIGCONT)
+        wait_until(lambda: check(script, env) == 0, "the store to answer again", 20)
+    assert systemctl_calls(tmp_path) == []  # the gate only decides
+
+
+def run_agent(script: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["bash", str(script), "agent"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_agent(agent: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(agent.pid, signal.SIGKILL)
+    agent.wait()
+
+
+FENCED = [
+    "systemctl kill --signal=SIGKILL patroni.service pgbouncer.service",
+    "systemctl stop patroni.service pgbouncer.service",
+]
+
+
+def test_a_cut_off_agent_kills_then_stops_the_units_by_its_deadline(
+    site: Site, tmp_path: Path
+) -> None:
+    text = block(site, "region-fence")
+    every = int(re.search(r"EVERY=\$\{FENCE_EVERY:-(\d+)\}", text).group(1))
+    limit = int(re.search(r"LIMIT=\$\{FENCE_LIMIT:-(\d+)\}", text).group(1))
+    cap = int(re.search(r"--max-time (\d+)", text).group(1))
+    # The essay's numbers: a renewal every EVERY s, a kill LIMIT s after the
+    # last one; the check after a failed attempt comes at most a period and
+    # the cap later, so the kill lands within the script's bound, inside the
+    # promised 60 s.
+    assert f"within {limit + every + cap} s" in text and limit + every + cap <= 60
+    tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
+    prose = " ".join(tree.astext().split())
+    assert f"Every {every} seconds it renews its key" in prose
+    assert f"or {limit} seconds pass without a renewal" in prose
+    assert "stops itself within 60 seconds of its last renewal" in prose
+    # A closed flag is seen at the next renewal: within a period and the cap.
+    assert "stops a reachable one within 15 seconds" in prose and every + cap <= 15
+    script = fence_script(site, tmp_path)
+    with fence_store(tmp_path) as (etcd, client):
+        set_flag(client, "open")
+        fast_every, fast_limit = 1, 6
+        env = fence_env(
+            tmp_path,
+            client,
+            FENCE_EVERY=str(fast_every),
+            FENCE_LIMIT=str(fast_limit),
+        )
+        agent = run_agent(script, env)
+        try:
+            time.sleep(3)
+            assert systemctl_calls(tmp_path) == []  # renewing: the units run
+            os.kill(etcd.pid, signal.SIGSTOP)  # the region is cut off
+            frozen = time.time()
+            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 30)
+        finally:
+            os.kill(etcd.pid, signal.SIGCONT)
+            stop_agent(agent)
+    calls = systemctl_calls(tmp_path)
+    assert [call for _, call in calls[:2]] == FENCED  # kill first, then stop
+    # Not long before the deadline (the last renewal came at most two periods
+    # before the freeze; the script counts whole seconds), and by the deadline
+    # plus a period and the cap, with slack for a busy machine.
+    killed = calls[0][0] - frozen
+    assert fast_limit - 2 * fast_every - 1.5 <= killed
+    assert killed <= fast_limit + fast_every + cap + 2
+
+
+def test_closing_the_flag_fences_a_reachable_region_at_the_next_renewal(
+    site: Site, tmp_path: Path
+) -> None:
+    script = fence_script(site, tmp_path)
+    with fence_store(tmp_path) as (_, client):
+        set_flag(client, "open")
+        # A deadline of 30 s: a kill within a few seconds is the flag's doing.
+        agent = run_agent(
+            script, fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="30")
+        )
+        try:
+            time.sleep(2.5)
+            assert systemctl_calls(tmp_path) == []
+            set_flag(client, "closed")
+            closed = time.time()
+            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 15)
+        finally:
+            stop_agent(agent)
+    calls = systemctl_calls(tmp_path)
+    assert [call for _, call in calls[:2]] == FENCED
+    assert calls[0][0] - closed < 6

@@ -95,6 +95,20 @@ the exporter to the replica that is down, in either tier, and not the one
 to the healthy replica (checked by emulating Alertmanager's matchers); and
 the Prometheus metric-name guard covers both remote-write names the rules
 read.
+
+Review round 11 (round 10's findings): CollectorNotSending sums every
+exporter, the load balancer included, and discounts what the delta policy
+drops, so a front tier that receives only deltas, only unlisted deltas, or
+only cumulative streams does not page, while a stalled one does (the round-10
+rule paged on the delta-only front tier); CollectorNotSendingToReplica pages
+when one of the twin exporters stalls while the other sends; the inhibition
+mutes every exporter alert on the dead replica's exporter, and neither
+CollectorRefusing nor the whole-Collector stall; every replica exporter's
+queue holds its 20 minutes of retries at the ten requests a second the prose
+names, and the front tier pins wait_for_result off; a service silent for a
+day keeps its ServiceStoppedPushing ticket (round 10's rule resolved after an
+hour); and the scrape-side NetworkPolicy admits only the monitoring namespace
+to a service's named metrics port.
 """
 
 from __future__ import annotations
@@ -979,6 +993,8 @@ COLLECTOR = {"job": "otel-collector", "instance": "10.1.0.7:8888", "tier": "delt
 FRONT = {"job": "otel-collector", "instance": "10.1.0.6:8888", "tier": "front"}
 RECEIVER = {**FRONT, "receiver": "otlp"}
 DEAD_COLLECTOR = {"job": "otel-collector", "instance": "10.1.0.8:8888", "tier": "delta"}
+#: A delta Collector whose exporter to replica b stalls while its twin sends.
+STALLED = {"job": "otel-collector", "instance": "10.1.0.9:8888", "tier": "delta"}
 EXPORTER = {**COLLECTOR, "exporter": "otlp_http/prom-b"}
 PROM_A = {"job": "prometheus", "instance": "prometheus-a.monitoring.svc:9090"}
 PROM_B = {"job": "prometheus", "instance": "prometheus-b.monitoring.svc:9090"}
@@ -1074,6 +1090,14 @@ PIPELINE = [
         series("otelcol_exporter_sent_metric_points", EXPORTER, "0+600x120"),
     ),
     (
+        series("otelcol_exporter_sent_metric_points", {**STALLED, "exporter": "otlp_http/prom-a"}, "0+600x120"),
+        series("otelcol_exporter_sent_metric_points", {**STALLED, "exporter": "otlp_http/prom-a"}, "0+600x120"),
+    ),
+    (
+        series("otelcol_exporter_sent_metric_points", {**STALLED, "exporter": "otlp_http/prom-b"}, "500x120"),
+        series("otelcol_exporter_sent_metric_points", {**STALLED, "exporter": "otlp_http/prom-b"}, "0+600x120"),
+    ),
+    (
         series("otelcol_exporter_send_failed_metric_points", EXPORTER, "0+600x120"),
         series("otelcol_exporter_send_failed_metric_points", EXPORTER, "0x120"),
     ),
@@ -1145,7 +1169,8 @@ PIPELINE = [
 FIRES = {
     "CollectorDown": (DEAD_COLLECTOR, "25m"),
     "CollectorRefusing": (RECEIVER, "25m"),
-    "CollectorNotSending": (EXPORTER, "25m"),
+    "CollectorNotSending": (COLLECTOR, "25m"),
+    "CollectorNotSendingToReplica": ({**STALLED, "exporter": "otlp_http/prom-b"}, "25m"),
     "CollectorExportFailing": (EXPORTER, "25m"),
     "CollectorExportFailed": (EXPORTER, "25m"),
     "DeltaConversionFailing": (COLLECTOR, "25m"),
@@ -1785,6 +1810,33 @@ def test_the_out_of_order_window_bounds_the_retries(
             assert seconds(settings["retry_on_failure"]["max_elapsed_time"]) < window
 
 
+#: The request rate toward each replica that the queues are sized for, as the
+#: prose gives it, and the exporter helper's default queue, in requests.
+REQUESTS_PER_SECOND = 10
+DEFAULT_QUEUE_SIZE = 1000
+
+
+def test_each_queue_outlasts_its_retries(site: Site) -> None:
+    """Review round 10, finding 2: the fan-out joins both exporters' errors, so
+    a full queue to a dead replica fails every request. Each queue holds its
+    retries' 20 minutes of requests at the stated rate; the default 1,000
+    would fill in 100 seconds. The in-memory front tier pins wait_for_result
+    off, so a request never waits out a dead replica's retries."""
+    assert "ten requests a second" in prose(site)
+    assert "the default 1,000 lasts 100 seconds" in prose(site)
+    assert DEFAULT_QUEUE_SIZE / REQUESTS_PER_SECOND == 100
+    for tier in ("front", "delta"):
+        for name, settings in replica_exporters(collector(site, tier)).items():
+            queue = settings["sending_queue"]
+            assert queue.get("sizer", "requests") == "requests", name
+            assert not queue.get("block_on_overflow", False), name
+            retries = seconds(settings["retry_on_failure"]["max_elapsed_time"])
+            assert queue["queue_size"] >= REQUESTS_PER_SECOND * retries, name
+            assert DEFAULT_QUEUE_SIZE < REQUESTS_PER_SECOND * retries, name
+            if tier == "front":
+                assert queue["wait_for_result"] is False, name
+
+
 def test_diagram_draws_the_configured_design(site: Site) -> None:
     graphs = [n for n in doctree(site).findall() if n.tagname == "graphviz"]
     assert len(graphs) == 1
@@ -2300,25 +2352,91 @@ def test_an_idle_collector_does_not_page(
     assert promtool_replay(tmp_path, rules, test) is is_quiet
 
 
-def test_an_idle_delta_route_does_not_page(site: Site, tmp_path: Path) -> None:
-    """Review round 10: the front tier accepts cumulative points all the time,
-    but its load balancer sends only when deltas arrive; the not-sending page
-    reads the exporters to Prometheus only."""
-    rule = rule_named(site, "CollectorNotSending")
-    balancer = {**FRONT, "exporter": "load_balancing"}
+#: Round 10's not-sending page: only the exporters to Prometheus, per exporter.
+ROUND_10_NOT_SENDING = (
+    'sum by (job, tier, instance, exporter) (rate(otelcol_exporter_sent_metric_points{exporter=~"otlp_http/.+"}[5m])) == 0'
+    " and on (job, tier, instance)"
+    " sum by (job, tier, instance) (rate(otelcol_receiver_accepted_metric_points[5m])) > 0"
+)
+
+#: A front-tier Collector's traffic, as the points each exporter sent, the
+#: points its receiver accepted and those the delta policy dropped, with
+#: whether a healthy tier looks like it (review round 10, finding 1).
+FRONT_TRAFFIC = {
+    "idle delta route": ({"load_balancing": "600x60", "otlp_http/prom-a": "0+600x60",
+                          "otlp_http/prom-b": "0+600x60"}, "0+600x60", None, True),
+    "deltas only": ({"load_balancing": "0+600x60", "otlp_http/prom-a": "600x60",
+                     "otlp_http/prom-b": "600x60"}, "0+600x60", None, True),
+    "unlisted deltas only": ({"load_balancing": "600x60", "otlp_http/prom-a": "600x60",
+                              "otlp_http/prom-b": "600x60"}, "0+600x60", "0+600x60", True),
+    "stalled": ({"load_balancing": "600x60", "otlp_http/prom-a": "600x60",
+                 "otlp_http/prom-b": "600x60"}, "0+600x60", None, False),
+}  # fmt: skip
+
+
+def front_inputs(traffic: str) -> list[dict[str, str]]:
+    sent, accepted, filtered, _ = FRONT_TRAFFIC[traffic]
     inputs = [
-        series("otelcol_exporter_sent_metric_points", balancer, "600x60"),
-        series("otelcol_exporter_sent_metric_points",
-               {**FRONT, "exporter": "otlp_http/prom-a"}, "0+600x60"),
+        series("otelcol_exporter_sent_metric_points", {**FRONT, "exporter": e}, v)
+        for e, v in sent.items()
+    ]
+    inputs.append(series("otelcol_receiver_accepted_metric_points",
+                         {**FRONT, "receiver": "otlp", "transport": "grpc"}, accepted))  # fmt: skip
+    if filtered:
+        inputs.append(series("otelcol_processor_filter_datapoints_filtered",
+                             {**FRONT, "processor": "filter/delta_policy"}, filtered))  # fmt: skip
+    return inputs
+
+
+@pytest.mark.parametrize("traffic", list(FRONT_TRAFFIC))
+def test_the_front_tier_pages_only_when_it_stalls(
+    site: Site, tmp_path: Path, traffic: str
+) -> None:
+    """Review round 10, finding 1: the front tier sends deltas through the load
+    balancer, cumulative streams through the exporters to Prometheus, and
+    unlisted deltas nowhere. The whole-Collector page sums every exporter and
+    discounts the policy's drops; the per-replica page compares the twins."""
+    healthy = FRONT_TRAFFIC[traffic][3]
+    inputs = front_inputs(traffic)
+    for name in ("CollectorNotSending", "CollectorNotSendingToReplica"):
+        rule = rule_named(site, name)
+        rules, test = one_rule_replay(rule, inputs, quiet(rule, range(10, 61, 5)))
+        quiet_ = promtool_replay(tmp_path, rules, test)
+        # A stalled Collector pages through the whole-Collector rule only.
+        assert quiet_ is (healthy or name == "CollectorNotSendingToReplica"), name
+    old = {**rule_named(site, "CollectorNotSending"), "expr": ROUND_10_NOT_SENDING}
+    rules, test = one_rule_replay(old, inputs, quiet(old, range(10, 61, 5)))
+    if traffic == "deltas only":  # the round-10 rule paged here
+        assert not promtool_replay(tmp_path, rules, test)
+    if traffic == "unlisted deltas only":  # and without the policy's term, so would this
+        kept = rule_named(site, "CollectorNotSending")["expr"].split("> 1.1 *")[0]
+        blind = {**old, "expr": kept + "> 0"}
+        rules, test = one_rule_replay(blind, inputs, quiet(blind, range(10, 61, 5)))
+        assert not promtool_replay(tmp_path, rules, test)
+
+
+def test_one_replica_stall_pages_through_the_twin_rule(
+    site: Site, tmp_path: Path
+) -> None:
+    """The exporter to one replica stalls while its twin, fed the same points,
+    sends: the per-replica page fires for it, and the whole-Collector page,
+    which still sees points leave, does not."""
+    inputs = [
+        series("otelcol_exporter_sent_metric_points", {**FRONT, "exporter": "otlp_http/prom-a"}, "600x60"),
+        series("otelcol_exporter_sent_metric_points", {**FRONT, "exporter": "otlp_http/prom-b"}, "0+600x60"),
         series("otelcol_receiver_accepted_metric_points",
                {**FRONT, "receiver": "otlp", "transport": "grpc"}, "0+600x60"),
     ]  # fmt: skip
-    rules, test = one_rule_replay(rule, inputs, quiet(rule, range(10, 61, 5)))
+    twin = rule_named(site, "CollectorNotSendingToReplica")
+    fired = {**FRONT, "exporter": "otlp_http/prom-a", **twin["labels"]}
+    firing = [{"exp_labels": fired, "exp_annotations": {
+        k: render(v, fired) for k, v in twin["annotations"].items()}}]  # fmt: skip
+    checks = [{"eval_time": "30m", "alertname": twin["alert"], "exp_alerts": firing}]
+    rules, test = one_rule_replay(twin, inputs, checks)
     assert promtool_replay(tmp_path, rules, test)
-    every = {**rule, "expr": rule["expr"].replace('{exporter=~"otlp_http/.+"}', "")}
-    assert every["expr"] != rule["expr"]
-    rules, test = one_rule_replay(every, inputs, quiet(every, range(10, 61, 5)))
-    assert not promtool_replay(tmp_path, rules, test)
+    whole = rule_named(site, "CollectorNotSending")
+    rules, test = one_rule_replay(whole, inputs, quiet(whole, range(10, 61, 5)))
+    assert promtool_replay(tmp_path, rules, test)
 
 
 def test_one_fast_host_does_not_page_through_the_exporter(
@@ -2339,20 +2457,68 @@ def test_one_fast_host_does_not_page_through_the_exporter(
     assert not promtool_replay(tmp_path, rules, test)
 
 
+def heartbeat_group(site: Site) -> dict[str, Any]:
+    (group,) = [g for g in rule_groups(site)
+                if any(r.get("alert") == "ServiceStoppedPushing" for r in g["rules"])]  # fmt: skip
+    return group
+
+
 @pytest.mark.parametrize(("old", "is_quiet"), [(False, True), (True, False)])
 def test_a_finished_batch_job_opens_no_ticket(
     site: Site, tmp_path: Path, old: bool, is_quiet: bool
 ) -> None:
     """Review round 6: a job's target_info ends with every run; jobs set
     k8s.job.name, which the heartbeat skips (round 5's rule did not)."""
-    rule = rule_named(site, "ServiceStoppedPushing")
+    group = heartbeat_group(site)
+    record, alert = group["rules"]
+    assert '{k8s_job_name=""}' in record["expr"]
     if old:
-        rule = {**rule, "expr": "group by (job) (last_over_time(target_info[1h])) "
-                "unless on (job) group by (job) (target_info)"}  # fmt: skip
+        record = {**record, "expr": record["expr"].replace('{k8s_job_name=""}', "")}
     labels = {**NIGHTLY, "k8s_job_name": "nightly-export-29x7q"}
     inputs = [series("target_info", labels, "1x10")]  # one 10-minute run
-    rules, test = one_rule_replay(rule, inputs, quiet(rule, range(10, 71, 5)))
+    test = replay_test(inputs, quiet(alert, range(10, 71, 5)))
+    rules = {"groups": [{**group, "rules": [record, alert]}]}
     assert promtool_replay(tmp_path, rules, test) is is_quiet
+
+
+#: Round 10's heartbeat: seen in the last hour, and not now.
+ROUND_10_HEARTBEAT = (
+    'group by (job) (last_over_time(target_info{k8s_job_name=""}[1h]))'
+    " unless on (job) group by (job) (target_info)"
+)
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_a_silent_service_keeps_its_ticket_open(
+    site: Site, tmp_path: Path, old: bool
+) -> None:
+    """Review round 10, finding 4: round 10's heartbeat looked back an hour, so
+    the ticket resolved itself an hour after a service fell silent; the
+    recording rule carries the last push forward, and the ticket stays open."""
+    group = heartbeat_group(site)
+    # The record runs first, so the alert reads this evaluation's value.
+    record, alert = group["rules"]
+    assert "record" in record and alert["alert"] == "ServiceStoppedPushing"
+    rules = [{**alert, "expr": ROUND_10_HEARTBEAT}] if old else [record, alert]
+    fired = {"job": CHECKOUT["job"], **alert["labels"]}
+    annotations = {k: render(v, fired) for k, v in alert["annotations"].items()}
+    firing = [{"exp_labels": fired, "exp_annotations": annotations}]
+    inputs = [
+        # Checkout pushes until 10m, then falls silent.
+        series("target_info", CHECKOUT, "1x2"),
+        # Another service keeps pushing: its ticket never opens.
+        series("target_info", {"job": "shop/cart", "instance": "shop.cart-1.cart"},
+               "1x300"),
+    ]  # fmt: skip
+    checks = [
+        {"eval_time": "10m", "alertname": alert["alert"], "exp_alerts": []},
+        {"eval_time": "30m", "alertname": alert["alert"], "exp_alerts": firing},
+        {"eval_time": "2h", "alertname": alert["alert"], "exp_alerts": [] if old else firing},
+        {"eval_time": "1d", "alertname": alert["alert"], "exp_alerts": [] if old else firing},
+    ]  # fmt: skip
+    test = replay_test(inputs, checks, interval="5m")
+    ok = promtool_replay(tmp_path, {"groups": [{"name": "g", "rules": rules}]}, test)
+    assert ok, "the essay's rules keep the ticket open; round 10's rule drops it"
 
 
 def batch_group(site: Site) -> dict[str, Any]:
@@ -2538,7 +2704,8 @@ def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 def admitted(policies: list[dict[str, Any]], dst: dict[str, Any],
              src: dict[str, Any], port: int) -> bool:  # fmt: skip
     """Whether Kubernetes admits a connection from pod *src* to pod *dst*: a pod
-    no policy selects admits everything; otherwise one rule must allow it."""
+    no policy selects admits everything; otherwise one rule must allow it. A
+    named port is the number of *dst*'s container port of that name."""
     selecting = [
         p for p in policies
         if p["metadata"]["namespace"] == dst["namespace"]
@@ -2549,7 +2716,8 @@ def admitted(policies: list[dict[str, Any]], dst: dict[str, Any],
         return True
     for policy in selecting:
         for rule in policy["spec"].get("ingress", []):
-            ports = [entry["port"] for entry in rule.get("ports", [])]
+            named = dst.get("ports", {})
+            ports = [named.get(e["port"], e["port"]) for e in rule.get("ports", [])]
             if ports and port not in ports:
                 continue
             for peer in rule.get("from", []):
@@ -2607,6 +2775,34 @@ def test_only_pushers_reach_the_front_tier_and_only_it_the_delta_tier(
     assert {int(v["endpoint"].rsplit(":", 1)[1]) for v in otlp.values()} == {4317, 4318}
     # Without the policies the stranger would get in.
     assert admitted([], front, stranger, 4317)
+
+
+def test_only_monitoring_reads_a_services_metrics_port(site: Site) -> None:
+    """Review round 10, finding 6: the scrape-side policy was prose only. It
+    admits the monitoring namespace to the named port the services job keeps,
+    and nothing else, so application ports need policies of their own."""
+    policies = network_policies(site)
+    (scrape,) = [p for p in policies if p["metadata"]["namespace"] == "shop"]
+    (rule,) = scrape["spec"]["ingress"]
+    (entry,) = rule["ports"]
+    services = job(yaml.safe_load(block(site, "prometheus")), "services")
+    keep = [r for r in services["relabel_configs"]
+            if r.get("source_labels") == ["__meta_kubernetes_pod_container_port_name"]]  # fmt: skip
+    assert [r["regex"] for r in keep] == [entry["port"]] == ["metrics"]
+    checkout = {
+        "namespace": "shop",
+        "labels": {"app.kubernetes.io/name": "checkout"},
+        "ports": {"http": 8080, "otlp-grpc": 4317, "metrics": 9464},  # as SDK_POD
+    }
+    prometheus = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    neighbour = {"namespace": "shop", "labels": {"app.kubernetes.io/name": "cart"}}
+    stranger = {"namespace": "billing", "labels": {"app.kubernetes.io/name": "legacy-billing"}}
+    assert admitted(policies, checkout, prometheus, 9464)
+    assert not admitted(policies, checkout, neighbour, 9464)
+    assert not admitted(policies, checkout, stranger, 9464)
+    assert not admitted(policies, checkout, prometheus, 8080)  # only the named port
+    assert not admitted(policies, checkout, neighbour, 8080)  # needs its own policy
+    assert admitted([], checkout, stranger, 9464)  # without it, anyone reads target_info
 
 
 def test_promoted_attributes_are_set_by_the_pod_spec(
@@ -2684,32 +2880,51 @@ def muted(site: Site, source: dict[str, str], target: dict[str, str]) -> bool:
     return False
 
 
+#: The alerts on one exporter that a dead replica sets off, and so mutes.
+EXPORTER_ALERTS = (
+    "CollectorNotSendingToReplica",
+    "CollectorExportFailing",
+    "CollectorExportFailed",
+    "CollectorQueueDropping",
+    "CollectorQueueDroppedPoints",
+    "CollectorQueueFilling",
+)
+
+
 def test_inhibition_mutes_the_dead_replicas_exporter_only(
     site: Site, prometheus_config: dict[str, Any], tmp_path: Path
 ) -> None:
     """Finding 10 of round 8: the prose said to inhibit CollectorNotSending
     behind PrometheusPeerDown but gave no rule. Round 9, finding 4: the rule
     muted the exporters to both replicas, so a silent stall towards the healthy
-    one went unpaged; now one rule per replica mutes only the dead one's."""
+    one went unpaged; now one rule per replica mutes only the dead one's.
+    Round 10, finding 2: a dead replica fills its exporter's queue, so the
+    queue and failure alerts on that exporter are muted too; CollectorRefusing
+    and the whole-Collector stall, which name no exporter, are not."""
     alerts = {r["alert"]: r for r in alert_rules(site)}
-    assert "exporter" in alerts["CollectorNotSending"]["expr"]
     assert "cluster" in prometheus_config["global"]["external_labels"]
     cluster = {"cluster": "prod-eu-1"}
     for dead, alive in (("a", "b"), ("b", "a")):
         down = {"alertname": "PrometheusPeerDown", **cluster, "job": "prometheus",
                 "instance": f"prometheus-{dead}.monitoring.svc:9090"}  # fmt: skip
         for tier in ("front", "delta"):
-            stalled = {"alertname": "CollectorNotSending", **cluster, "tier": tier,
-                       "instance": "10.1.0.7:8888"}  # fmt: skip
-            assert muted(site, down, {**stalled, "exporter": f"otlp_http/prom-{dead}"})
-            assert not muted(
-                site, down, {**stalled, "exporter": f"otlp_http/prom-{alive}"}
-            )
-            # Another cluster's outage mutes nothing here.
-            elsewhere = {**down, "cluster": "prod-us-1"}
-            assert not muted(
-                site, elsewhere, {**stalled, "exporter": f"otlp_http/prom-{dead}"}
-            )
+            for name in EXPORTER_ALERTS:
+                assert "exporter" in alerts[name]["expr"], name
+                stalled = {"alertname": name, **cluster, "tier": tier,
+                           "instance": "10.1.0.7:8888"}  # fmt: skip
+                to_dead = {**stalled, "exporter": f"otlp_http/prom-{dead}"}
+                assert muted(site, down, to_dead), name
+                assert not muted(
+                    site, down, {**stalled, "exporter": f"otlp_http/prom-{alive}"}
+                )
+                # Another cluster's outage mutes nothing here.
+                elsewhere = {**down, "cluster": "prod-us-1"}
+                assert not muted(site, elsewhere, to_dead), name
+            for name in ("CollectorRefusing", "CollectorNotSending"):
+                assert "exporter)" not in alerts[name]["expr"], name
+                target = {"alertname": name, **cluster, "tier": tier,
+                          "instance": "10.1.0.7:8888", "receiver": "otlp"}  # fmt: skip
+                assert not muted(site, down, target), name
     # The exporters the rules name are the ones the tiers configure.
     for tier in ("front", "delta"):
         assert set(replica_exporters(collector(site, tier))) == {

@@ -20,6 +20,7 @@ from sphinx_essays.sources import (
     EssaysStyle,
     author_year,
     decode_latex,
+    long_label,
     short_label,
     suffix,
 )
@@ -294,7 +295,7 @@ def edit_an_entry(src: Path) -> None:
 
 
 def add_a_second_entry_by_the_same_author(src: Path) -> None:
-    """The labels of both change: (W3C, 2021) becomes 2021a and 2021b."""
+    """A second W3C work of 2021 in the bibliography."""
     bib = src / "references.bib"
     bib.write_text(
         bib.read_text()
@@ -367,6 +368,41 @@ def test_labels_say_who_and_when_or_which_work_of_an_organisation() -> None:
         "zz",
         "aaa",
     ]
+
+
+def test_equal_labels_are_told_apart_by_title_then_by_letter() -> None:
+    """Never a letter glued to a title ("W3C, Trace Contexta")."""
+    entries = pybtex.database.parse_string(
+        "@misc{conf-wal, author = {{PG Group}}, title = {Server Configuration: "
+        "Write Ahead Log}, year = {2026}}\n"
+        "@misc{conf-repl, author = {{PG Group}}, title = {Server Configuration: "
+        "Replication}, year = {2026}}\n"
+        "@misc{rekor, author = {{Sigstore Authors}}, title = {Rekor}, year = {2026}}\n"
+        "@misc{rekor-readme, author = {{Sigstore Authors}}, title = {Rekor}, "
+        "year = {2026}}\n"
+        "@misc{sre, author = {Betsy Beyer and Chris Jones and Jennifer Petoff}, "
+        "title = {Site Reliability Engineering}, year = {2016}}\n"
+        "@misc{sre-a, author = {Betsy Beyer and Chris Jones and Jennifer Petoff}, "
+        "title = {Availability Table}, year = {2016}}\n"
+        "@misc{alone, author = {{PG Group}}, title = {Routine Vacuuming: "
+        "Autovacuum}, year = {2026}}\n",
+        "bibtex",
+    ).entries
+    assert long_label(entries["conf-wal"]) == (
+        "PG Group, Server Configuration: Write Ahead Log"
+    )
+    labels = dict(
+        zip(entries, EssaysLabelStyle().format_labels(entries.values()), strict=True)
+    )
+    assert labels == {
+        "conf-wal": "PG Group, Server Configuration: Write Ahead Log",
+        "conf-repl": "PG Group, Server Configuration: Replication",
+        "rekor": "Sigstore Authors, Rekor, 2026a",
+        "rekor-readme": "Sigstore Authors, Rekor, 2026b",
+        "sre": "Beyer et al., 2016a",
+        "sre-a": "Beyer et al., 2016b",
+        "alone": "PG Group, Routine Vacuuming",
+    }
 
 
 ENTRY = r"""@misc{{knuth-1984,

@@ -37,7 +37,8 @@ Each module registers one concept:
 * :mod:`.live` -- build problems shown in the browser during live preview;
 * :mod:`.quiet` -- no log line the author did not cause and cannot act on;
 * :mod:`.invalidation` -- which pages to rewrite after a change elsewhere;
-* :mod:`.footprint` -- a build's memory in proportion to one page.
+* :mod:`.footprint` -- a build's memory in proportion to one page;
+* :mod:`.pagetext` -- what each essay says, kept beside its doctree.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from sphinx_essays import (
     llms,
     metadata,
     navigation,
+    pagetext,
     previews,
     quiet,
     related,
@@ -140,6 +142,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     suggestions.setup(app)
     invalidation.setup(app)
     footprint.setup(app)
+    pagetext.setup(app)
     return {
         "version": __version__,
         "env_version": domain.EssayDomain.data_version,

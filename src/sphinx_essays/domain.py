@@ -43,10 +43,9 @@ class EssayDomain(Domain):
         "glossary": {},
         "termrefs": {},
         "citations": {},
-        "search": {},
     }
     #: Bump when the shape of the stored data changes.
-    data_version = 9
+    data_version = 10
 
     def __init__(self, env: BuildEnvironment) -> None:
         super().__init__(env)
@@ -76,13 +75,6 @@ class EssayDomain(Domain):
         """``docname -> [term, ...]``: the glossary terms each page links."""
         termrefs: dict[str, list[str]] = self.data["termrefs"]
         return termrefs
-
-    @property
-    def search(self) -> dict[str, list[dict[str, Any]]]:
-        """``docname -> [{anchor, heading, text}, ...]``: what each essay says,
-        section by section, for the search index (:mod:`sphinx_essays.search`)."""
-        found: dict[str, list[dict[str, Any]]] = self.data["search"]
-        return found
 
     @property
     def citations(self) -> dict[str, list[dict[str, Any]]]:

@@ -29,6 +29,7 @@ from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
+from sphinx_essays import pagetext
 from sphinx_essays.domain import get_domain
 from sphinx_essays.header import doc_link
 from sphinx_essays.relations import normalise
@@ -85,7 +86,7 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
         # Kept for the unlinked-term check, which then needs no doctree: it
         # runs after reading, in one process, where loading a thousand
         # pickled doctrees would cost seconds.
-        domain.essays[docname]["prose"] = prose_paragraphs(doctree)
+        pagetext.store(app.env, "prose", docname, prose_paragraphs(doctree))
     entries = []
     for glossary in doctree.findall(addnodes.glossary):
         for item in glossary.findall(nodes.definition_list_item):
@@ -221,7 +222,7 @@ def _check_unlinked(app: Sphinx, env: BuildEnvironment) -> None:
         record = domain.essays[docname]
         if record.get("glossary_checked") == fingerprint:
             continue
-        paragraphs = record.get("prose", [])
+        paragraphs = pagetext.load(env, "prose", docname) or []
         # A match implies the normalised term occurs in the normalised prose:
         # one substring test per term rules most out before any regex runs.
         prose = normalise("\n".join(text for _line, text in paragraphs))

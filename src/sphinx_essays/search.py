@@ -49,6 +49,7 @@ from sphinx.search import IndexBuilder
 from sphinx.search.en import SearchEnglish
 from sphinx.util import logging
 
+from sphinx_essays import pagetext
 from sphinx_essays.domain import get_domain
 from sphinx_essays.metadata import is_essay
 from sphinx_essays.relations import is_citation
@@ -198,7 +199,7 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
         return
     if not is_essay(env.docname, app.config.essays_root):
         return
-    get_domain(env).search[env.docname] = _sections(doctree)
+    pagetext.store(env, "sections", env.docname, _sections(doctree))
 
 
 # -- The index ------------------------------------------------------------------
@@ -209,10 +210,10 @@ def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
     glossary terms in glossary order. Each has fields per section."""
     domain = get_domain(env)
     builder = app.builder
-    sections = domain.search
     items: list[dict[str, Any]] = []
     for docname in sorted(domain.complete()):
-        if docname not in sections:
+        sections = pagetext.load(env, "sections", docname)
+        if sections is None:
             continue
         record = domain.essays[docname]
         card = {
@@ -223,7 +224,7 @@ def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
         }
         parts = [card]
         anchors, headings, texts = [""], [""], [record["summary"]]
-        for section in sections[docname]:
+        for section in sections:
             parts.append({"heading": section["heading"], "body": section["text"]})
             anchors.append(section["anchor"])
             headings.append(section["heading"])

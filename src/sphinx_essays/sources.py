@@ -103,9 +103,10 @@ def is_organisation(person: Any) -> bool:
     return name.startswith("{") and name.endswith("}") and name.count("{") == 1
 
 
-def short_title(title: object, words: int = 6) -> str:
-    """A title's head: up to its first colon, at most *words* words."""
-    head = plain_text(title).split(": ")[0]
+def short_title(title: object, words: int = 6, *, whole: bool = False) -> str:
+    """A title's head: up to its first colon (or, if *whole*, all of it), at
+    most *words* words."""
+    head = plain_text(title) if whole else plain_text(title).split(": ")[0]
     kept = head.split()
     return " ".join(kept[:words]) + ("…" if len(kept) > words else "")
 
@@ -132,6 +133,17 @@ def short_label(entry: Entry) -> str:
     return author_year(entry)
 
 
+def long_label(entry: Entry) -> str:
+    """:func:`short_label`, but an organisation's work by its whole title:
+    ``PostgreSQL Global Development Group, Server Configuration: Replication``,
+    for when the title's head is not enough to tell two works apart."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    if len(people) == 1 and is_organisation(people[0]):
+        title = short_title(entry.fields.get("title", ""), words=8, whole=True)
+        return f"{plain_text(people[0])}, {title}"
+    return author_year(entry)
+
+
 def suffix(number: int) -> str:
     """``a``, ``b``, ... ``z``, ``aa``, ``ab``, ...: the *number*-th, from 0."""
     letters = ""
@@ -143,16 +155,30 @@ def suffix(number: int) -> str:
 
 
 class EssaysLabelStyle(BaseLabelStyle):  # type: ignore[misc]  # pybtex is untyped
-    """:func:`short_label`, with a, b, ... where two labels would be equal:
-    ``Fowler, 2014a``."""
+    """:func:`short_label`. Where two labels would be equal, an organisation's
+    works are told apart by their whole titles (:func:`long_label`), and labels
+    still equal take a, b, ... after the year: ``Fowler, 2014a``,
+    ``Sigstore Authors, Rekor, 2026b``."""
 
     def format_labels(self, sorted_entries: Iterable[Entry]) -> Iterator[str]:
-        labels = [short_label(entry) for entry in sorted_entries]
+        entries = list(sorted_entries)
+        short = [short_label(entry) for entry in entries]
+        clashes = Counter(short)
+        labels = [
+            long_label(entry) if clashes[label] > 1 else label
+            for entry, label in zip(entries, short, strict=True)
+        ]
         counts = Counter(labels)
         seen: Counter[str] = Counter()
-        for label in labels:
+        for entry, label in zip(entries, labels, strict=True):
             if counts[label] > 1:
-                yield label + suffix(seen[label])
+                year = author_year(entry)
+                dated = (
+                    label
+                    if label == year
+                    else f"{label}, {entry.fields.get('year', '')}"
+                )
+                yield dated + suffix(seen[label])
                 seen[label] += 1
             else:
                 yield label

@@ -19,4 +19,3 @@ def test_a_parallel_build_keeps_no_essay_doctree(app: SphinxTestApp) -> None:
     assert len(essays) >= 4
     assert all((app.outdir / f"{name}.html").is_file() for name in essays)
     assert not essays & set(app.env._pickled_doctree_cache)
-

@@ -1170,7 +1170,10 @@ FIRES = {
     "CollectorDown": (DEAD_COLLECTOR, "25m"),
     "CollectorRefusing": (RECEIVER, "25m"),
     "CollectorNotSending": (COLLECTOR, "25m"),
-    "CollectorNotSendingToReplica": ({**STALLED, "exporter": "otlp_http/prom-b"}, "25m"),
+    "CollectorNotSendingToReplica": (
+        {**STALLED, "exporter": "otlp_http/prom-b"},
+        "25m",
+    ),
     "CollectorExportFailing": (EXPORTER, "25m"),
     "CollectorExportFailed": (EXPORTER, "25m"),
     "DeltaConversionFailing": (COLLECTOR, "25m"),
@@ -1832,7 +1835,7 @@ def test_each_queue_outlasts_its_retries(site: Site) -> None:
             assert not queue.get("block_on_overflow", False), name
             retries = seconds(settings["retry_on_failure"]["max_elapsed_time"])
             assert queue["queue_size"] >= REQUESTS_PER_SECOND * retries, name
-            assert DEFAULT_QUEUE_SIZE < REQUESTS_PER_SECOND * retries, name
+            assert REQUESTS_PER_SECOND * retries > DEFAULT_QUEUE_SIZE, name
             if tier == "front":
                 assert queue["wait_for_result"] is False, name
 
@@ -2408,7 +2411,9 @@ def test_the_front_tier_pages_only_when_it_stalls(
     rules, test = one_rule_replay(old, inputs, quiet(old, range(10, 61, 5)))
     if traffic == "deltas only":  # the round-10 rule paged here
         assert not promtool_replay(tmp_path, rules, test)
-    if traffic == "unlisted deltas only":  # and without the policy's term, so would this
+    if (
+        traffic == "unlisted deltas only"
+    ):  # and without the policy's term, so would this
         kept = rule_named(site, "CollectorNotSending")["expr"].split("> 1.1 *")[0]
         blind = {**old, "expr": kept + "> 0"}
         rules, test = one_rule_replay(blind, inputs, quiet(blind, range(10, 61, 5)))
@@ -2794,15 +2799,23 @@ def test_only_monitoring_reads_a_services_metrics_port(site: Site) -> None:
         "labels": {"app.kubernetes.io/name": "checkout"},
         "ports": {"http": 8080, "otlp-grpc": 4317, "metrics": 9464},  # as SDK_POD
     }
-    prometheus = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    prometheus = {
+        "namespace": "monitoring",
+        "labels": {"app.kubernetes.io/name": "prometheus"},
+    }
     neighbour = {"namespace": "shop", "labels": {"app.kubernetes.io/name": "cart"}}
-    stranger = {"namespace": "billing", "labels": {"app.kubernetes.io/name": "legacy-billing"}}
+    stranger = {
+        "namespace": "billing",
+        "labels": {"app.kubernetes.io/name": "legacy-billing"},
+    }
     assert admitted(policies, checkout, prometheus, 9464)
     assert not admitted(policies, checkout, neighbour, 9464)
     assert not admitted(policies, checkout, stranger, 9464)
     assert not admitted(policies, checkout, prometheus, 8080)  # only the named port
     assert not admitted(policies, checkout, neighbour, 8080)  # needs its own policy
-    assert admitted([], checkout, stranger, 9464)  # without it, anyone reads target_info
+    assert admitted(
+        [], checkout, stranger, 9464
+    )  # without it, anyone reads target_info
 
 
 def test_promoted_attributes_are_set_by_the_pod_spec(

@@ -924,7 +924,7 @@ def test_the_playbook_gates_restarts_and_observes_in_order(site: Site) -> None:
     assert registered == {"pkg", "conf", "svc"}
     assert play["handlers"][0]["register"] == "restart"
     assert tasks[-1]["when"] == (
-        '[pkg, conf, svc, live, restart | default({})]'
+        "[pkg, conf, svc, live, restart | default({})]"
         ' | select("unreachable") | list | length > 0'
     )
 
@@ -1257,7 +1257,7 @@ def test_a_host_that_misses_one_task_and_answers_again_trips_the_breaker(
 def test_checking_the_last_result_alone_passes_a_host_that_missed_a_task(
     site: Site, tmp_path: Path
 ) -> None:
-    rc, _restarted, touched = stand_in_run(
+    _rc, _restarted, touched = stand_in_run(
         site, tmp_path, blip=BLIPPED, last_when="live.unreachable | default(false)"
     )
     assert (tmp_path / "lost-marker.blipped").exists()
@@ -2921,7 +2921,7 @@ CANARY_ERRORS = 'and on(ring) ring:http_errors:ratio_rate30m{ring="canary"}'
         # without either soak of the served generation, "next" opens on 9
         (
             'and on(ring) changes(ring:intent_served_generation:max{ring="canary"}'
-            '[30m]) == 0\n          and on(ring) changes(ring:intent_served_generation:'
+            "[30m]) == 0\n          and on(ring) changes(ring:intent_served_generation:"
             'min{ring="canary"}[30m]) == 0\n          ',
             "",
         ),

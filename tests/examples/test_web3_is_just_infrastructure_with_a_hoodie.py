@@ -261,7 +261,9 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     # nonce's five minutes on the server's clock bound freshness without it.
     no_expiry = re.sub(r"Expiration Time: .*\n", "", text)
     assert no_expiry != text
-    assert verify(no_expiry, sign(no_expiry), host, 1, outstanding(), now) == TEST_ADDRESS
+    assert (
+        verify(no_expiry, sign(no_expiry), host, 1, outstanding(), now) == TEST_ADDRESS
+    )
     stale = NONCE_ISSUED + 2 * namespace["NONCE_TTL"]
     refused(no_expiry, "nonce unknown, expired", at=stale)
     other_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -2075,9 +2077,16 @@ def test_round_11_prose_matches_the_code(site: Site) -> None:
     (finding 6), and the minor notes (finding 8)."""
     text = " ".join(page_text(site).split())
     assert "pin every hop from the proxy to a set of humans" in text
-    for event in ("OwnershipTransferred", "MinDelayChange", "RoleGranted", "RoleRevoked"):
+    for event in (
+        "OwnershipTransferred",
+        "MinDelayChange",
+        "RoleGranted",
+        "RoleRevoked",
+    ):
         assert event in text
-    assert "each ProxyAdmin's or UUPS proxy's owner, a timelock's delay and roles" in text
+    assert (
+        "each ProxyAdmin's or UUPS proxy's owner, a timelock's delay and roles" in text
+    )
     assert "usually an ownership transfer, not an upgrade" in text
     assert "a hostile admin change is the step before a hostile upgrade" not in text
     assert '"one execution node per beacon node"' in text

@@ -123,25 +123,24 @@ def author_year(entry: Entry) -> str:
     return f"{who}, {entry.fields.get('year', '')}"
 
 
-def short_label(entry: Entry) -> str:
+def short_label(entry: Entry, *, whole: bool = False) -> str:
     """Who and when, ``Sigelman et al., 2010``; for a work by an organisation
     who and what, ``OpenTelemetry Authors, Tracing API``, because one
-    organisation publishes dozens of pages in a year."""
+    organisation publishes dozens of pages in a year. With *whole*, the work
+    is named by its whole title (up to eight words)."""
     people = entry.persons.get("author") or entry.persons.get("editor") or []
     if len(people) == 1 and is_organisation(people[0]):
-        return f"{plain_text(people[0])}, {short_title(entry.fields.get('title', ''))}"
+        title = entry.fields.get("title", "")
+        what = short_title(title, words=8, whole=True) if whole else short_title(title)
+        return f"{plain_text(people[0])}, {what}"
     return author_year(entry)
 
 
 def long_label(entry: Entry) -> str:
-    """:func:`short_label`, but an organisation's work by its whole title:
+    """:func:`short_label` by whole titles:
     ``PostgreSQL Global Development Group, Server Configuration: Replication``,
     for when the title's head is not enough to tell two works apart."""
-    people = entry.persons.get("author") or entry.persons.get("editor") or []
-    if len(people) == 1 and is_organisation(people[0]):
-        title = short_title(entry.fields.get("title", ""), words=8, whole=True)
-        return f"{plain_text(people[0])}, {title}"
-    return author_year(entry)
+    return short_label(entry, whole=True)
 
 
 def suffix(number: int) -> str:

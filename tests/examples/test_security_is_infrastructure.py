@@ -1184,8 +1184,8 @@ def test_the_allowlist_refuses_a_controller_with_a_public_image(
 def test_the_allowlist_checks_image_volumes(
     allowlist: tuple[dict, dict], volumes: list, expected: str
 ) -> None:
-    """Round 11: a container can run what an image volume mounts, so the
-    allowlist checks spec.volumes[].image.reference, in a namespace below
+    """Round 11: an image volume pulls an image too, so the allowlist
+    checks spec.volumes[].image.reference, in a namespace below
     restricted (where Pod Security does not refuse image volumes) and in
     controllers' templates."""
     sandbox = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes)

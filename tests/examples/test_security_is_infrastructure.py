@@ -708,7 +708,9 @@ def test_the_signer_attests_the_digest_it_is_given_and_nothing_else(
     }
     assert signer["permissions"] == {}
     (attest,) = signer["jobs"].values()
-    login, action = attest["steps"]
+    check, login, action = attest["steps"]
+    # Round 11: the platform checks the digest's form itself (run below).
+    assert check["env"] == {"DIGEST": "${{ inputs.digest }}"}
     assert "docker login ghcr.io" in login["run"] and "--password-stdin" in login["run"]
     assert action["uses"].startswith("actions/attest@")
     # Provenance is the default mode: no predicate or SBOM input.
@@ -736,7 +738,7 @@ def test_no_output_or_input_is_pasted_into_a_shell(
     assert len(checkouts) == 2
     assert all(s["with"]["persist-credentials"] is False for s in checkouts)
     runs = [s["run"] for s in steps if "run" in s]
-    assert len(runs) == 3 and not any("${{" in run for run in runs), runs
+    assert len(runs) == 4 and not any("${{" in run for run in runs), runs
 
 
 def deploy_step(workflow: dict) -> dict:
@@ -749,6 +751,11 @@ def run_deploy(workflow: dict, digest: str, tmp_path: Path) -> tuple[int, str]:
 
     The fake records its arguments, so the test sees whether make was reached.
     """
+    return run_step(deploy_step(workflow)["run"], digest, tmp_path)
+
+
+def run_step(run: str, digest: str, tmp_path: Path) -> tuple[int, str]:
+    """Run a step's script with bash, DIGEST set and a recording fake make."""
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
     calls = tmp_path / "make-calls"
@@ -757,7 +764,7 @@ def run_deploy(workflow: dict, digest: str, tmp_path: Path) -> tuple[int, str]:
     make.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n')
     make.chmod(0o755)
     script = tmp_path / "step.sh"
-    script.write_text(deploy_step(workflow)["run"])
+    script.write_text(run)
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "DIGEST": digest}
     result = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
@@ -795,6 +802,22 @@ def test_deploy_refuses_anything_but_a_digest(
 ) -> None:
     code, calls = run_deploy(workflow, digest, tmp_path)
     assert code != 0 and calls == "", calls
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["sha256:x$(id)", GOOD_DIGEST + " evil=1", GOOD_DIGEST.upper(), "latest", ""],
+    ids=["command", "extra-word", "uppercase", "tag", "empty"],
+)
+def test_the_signer_refuses_anything_but_a_digest(
+    signer: dict, tmp_path: Path, digest: str
+) -> None:
+    """Round 11: the platform's workflow does not rely on the caller's check."""
+    (attest,) = signer["jobs"].values()
+    check = attest["steps"][0]
+    assert run_step(check["run"], GOOD_DIGEST, tmp_path)[0] == 0
+    code, _ = run_step(check["run"], digest, tmp_path)
+    assert code != 0
 
 
 # -- NetworkPolicy and Pod Security ----------------------------------------------
@@ -951,10 +974,19 @@ def rule_matches(
     return False
 
 
-def pod_spec(containers=(), init=(), ephemeral=()) -> dict:
+def pod_spec(containers=(), init=(), ephemeral=(), volumes=()) -> dict:
+    """volumes: image references to mount as image volumes, or None for an
+    emptyDir, which has no image."""
     spec: dict[str, Any] = {
         "containers": [{"name": f"c{n}", "image": i} for n, i in enumerate(containers)]
     }
+    if volumes:
+        spec["volumes"] = [
+            {"name": f"v{n}", "emptyDir": {}}
+            if i is None
+            else {"name": f"v{n}", "image": {"reference": i, "pullPolicy": "Always"}}
+            for n, i in enumerate(volumes)
+        ]
     if init:
         spec["initContainers"] = [
             {"name": f"i{n}", "image": i} for n, i in enumerate(init)
@@ -966,18 +998,20 @@ def pod_spec(containers=(), init=(), ephemeral=()) -> dict:
     return spec
 
 
-def pod(containers=(), init=(), ephemeral=(), namespace="payments") -> dict:
+def pod(containers=(), init=(), ephemeral=(), namespace="payments", volumes=()) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "p", "namespace": namespace},
-        "spec": pod_spec(containers, init, ephemeral),
+        "spec": pod_spec(containers, init, ephemeral, volumes),
     }
 
 
-def workload(kind: str, containers=(), init=(), namespace="payments") -> dict:
+def workload(
+    kind: str, containers=(), init=(), namespace="payments", volumes=()
+) -> dict:
     """A controller of *kind* whose pod template runs these images."""
-    template = {"metadata": {}, "spec": pod_spec(containers, init)}
+    template = {"metadata": {}, "spec": pod_spec(containers, init, volumes=volumes)}
     group, _ = KINDS[kind]
     spec: dict[str, Any] = {"template": template}
     if kind == "CronJob":
@@ -1133,6 +1167,70 @@ def test_the_allowlist_refuses_a_controller_with_a_public_image(
         vap_decide(allowlist, workload(kind, ["busybox"]), "status", "UPDATE")
         == "not matched"
     )
+
+
+@pytest.mark.parametrize(
+    ("volumes", "expected"),
+    [
+        (["docker.io/library/busybox:latest"], "deny"),
+        (["quay.io/crio/artifact:v2"], "deny"),
+        ([REGISTRY + "models@sha256:" + "2" * 64], "admit"),
+        ([MIRRORED], "admit"),
+        ([None], "admit"),  # an emptyDir has no image
+        ([None, "busybox"], "deny"),
+    ],
+    ids=["docker-hub", "quay", "org", "mirror", "empty-dir", "mixed"],
+)
+def test_the_allowlist_checks_image_volumes(
+    allowlist: tuple[dict, dict], volumes: list, expected: str
+) -> None:
+    """Round 11: an image volume pulls an image too, so the allowlist
+    checks spec.volumes[].image.reference, in a namespace below
+    restricted (where Pod Security does not refuse image volumes) and in
+    controllers' templates."""
+    sandbox = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes)
+    assert vap_decide(allowlist, sandbox) == expected
+    deployment = workload(
+        "Deployment", [REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes
+    )
+    assert vap_decide(allowlist, deployment) == expected
+
+
+# The volume types Pod Security's restricted profile admits (k8s.io/pod-security-
+# admission/policy/check_restrictedVolumes.go); any other type, image included,
+# is refused.
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def restricted_volumes_allowed(the_pod: dict) -> bool:
+    return all(
+        set(v) - {"name"} <= RESTRICTED_VOLUMES
+        for v in the_pod["spec"].get("volumes", [])
+    )
+
+
+def test_restricted_pod_security_refuses_image_volumes_in_payments(
+    site: Site,
+) -> None:
+    """The essay: restricted Pod Security refuses image volumes, so in
+    payments they are closed twice; below restricted only the VAP checks."""
+    namespace, *_ = yaml.safe_load_all(block(site, "netpol"))
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
+        "restricted"
+    )
+    assert not restricted_volumes_allowed(
+        pod([REGISTRY + "payments"], volumes=[MIRRORED])
+    )
+    assert restricted_volumes_allowed(pod([REGISTRY + "payments"], volumes=[None]))
 
 
 def test_a_pods_only_allowlist_would_admit_the_deployment(
@@ -1527,8 +1625,14 @@ def policy(site: Site) -> dict:
 
 
 @pytest.fixture
-def pair(policy: dict) -> list[dict]:
-    return [policy, debug_copy(policy)]
+def pair(policy: dict, site: Site) -> list[dict]:
+    """The policy and its debug copy, built from the essay's appendix block."""
+    (shown,) = yaml.safe_load_all(block(site, "ivpol-debug"))
+    debug = json.loads(json.dumps(policy))
+    debug["metadata"]["name"] = shown["metadata"]["name"]
+    debug["spec"]["matchConstraints"] = shown["spec"]["matchConstraints"]
+    assert debug == debug_copy(policy)  # differs only in name and match
+    return [policy, debug]
 
 
 def test_the_policies_fit_kyvernos_v1_schema(pair: list[dict], site: Site) -> None:
@@ -1596,7 +1700,9 @@ def test_the_policy_matches_exactly_pods_and_the_essay_names_its_debug_copy(
     tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
     prose = " ".join(p.astext() for p in tree.findall(nodes.paragraph))
     debug = debug_copy(policy)
-    assert f"a second copy, {debug['metadata']['name']}, differs only" in prose
+    assert f"a second copy, {debug['metadata']['name']}, differs only in its name" in (
+        prose
+    )
     assert "UPDATE of pods/ephemeralcontainers" in prose
 
 
@@ -2259,3 +2365,15 @@ def test_the_verify_cache_does_not_carry_pods_through_a_registry_outage(
     prose = ESSAY.read_text()
     assert "carries known pods through a registry outage" not in prose
     assert "only a pull-through mirror inside the cluster carries pods through" in prose
+
+
+def test_only_the_allowlist_sees_image_volumes(
+    pair: list[dict], allowlist: tuple[dict, dict]
+) -> None:
+    """Round 11: Kyverno v1.19.0 extracts images from the three container lists
+    only, so an unverified image volume passes the pair; the VAP refuses it."""
+    public = pod([PAYMENTS], volumes=["docker.io/library/busybox:latest"])
+    assert admission(pair, public) == "admit"
+    assert api_server(pair, allowlist, public) == "deny"
+    own = pod([PAYMENTS], volumes=[REGISTRY + "models@sha256:" + "3" * 64])
+    assert api_server(pair, allowlist, own) == "admit"

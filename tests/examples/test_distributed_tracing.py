@@ -24,13 +24,16 @@ What is checked, and against what:
   but not the early worker; otherwise that test is skipped.
 * The alert rules are checked and replayed by ``promtool`` (Debian's
   ``prometheus`` package) over synthetic series, and their metric names are
-  derived from the count connector's configuration.
+  derived from the count connector's configuration. The replay includes a
+  consumer with no server spans, which the round-11 denominator missed.
 * The collector configurations are *not* run by a collector: no collector
   binary can be installed here. Their keys are checked at every level
   against option lists copied from the collector's own sources (the tail
   sampling processor's ``config.schema.yaml`` and README at the commits named
   below, matching the options Grafana Alloy documents for contrib v0.158.0),
   pipelines are checked for undefined components and half-wired connectors,
+  their ``service.telemetry`` readers for serving each collector's own
+  metrics beyond loopback under the ``_total`` names the alerts read,
   and the tail-sampling policies are evaluated on synthetic traces with the
   processor's documented voting rule and its real probabilistic hash
   (FNV-1a, from ``internal/sampling/probabilistic.go``). That evaluator is a
@@ -2180,7 +2183,7 @@ tests:
         exp_alerts:
           - exp_labels: {job: tier2, severity: ticket}
             exp_annotations:
-              summary: "tier2 evicts traces before deciding: raise num_traces"
+              summary: "tier2 evicts traces before deciding: raise num_traces or block on overflow"
               runbook_url: https://runbooks.example.com/tracing/tail-buffer
       - eval_time: 40m
         alertname: UnexpectedTraceRoots

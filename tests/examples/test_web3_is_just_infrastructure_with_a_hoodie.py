@@ -207,9 +207,15 @@ def test_siwe_message_is_valid_and_verifies(site: Site) -> None:
 NONCE_ISSUED = datetime.fromisoformat("2026-11-24T09:30:00+00:00")
 
 
+SESSION = "pre-login-7c1e"  # the cookie of the browser that asked for the nonce
+
+
 def outstanding() -> dict:
-    """The server's nonce store: nonce -> when the server issued it."""
-    return {"k7Fq2Rz9XwB4": NONCE_ISSUED}
+    """The server's nonce store: pre-login session -> (nonce, when issued)."""
+    return {
+        SESSION: ("k7Fq2Rz9XwB4", NONCE_ISSUED),
+        "pre-login-other": ("Zz9k2Qw8", NONCE_ISSUED),
+    }
 
 
 def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
@@ -227,10 +233,19 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
     issued = outstanding()
     host = "deploy.example.com"
-    assert verify(text, sign(text), host, 1, issued, now) == TEST_ADDRESS
-    assert issued == {}
+    assert verify(text, sign(text), host, 1, SESSION, issued, now) == TEST_ADDRESS
+    assert SESSION not in issued and "pre-login-other" in issued  # one delete
     with pytest.raises(ValueError, match="already used"):  # a replayed login
-        verify(text, sign(text), host, 1, issued, now)
+        verify(text, sign(text), host, 1, SESSION, issued, now)
+    # Review round 11, finding 5: the nonce is bound to the browser that asked
+    # for it. Outstanding, fresh and correctly signed, it still fails from
+    # another pre-login session, and that session's own nonce is untouched.
+    issued = outstanding()
+    with pytest.raises(ValueError, match="nonce unknown"):
+        verify(text, sign(text), host, 1, "pre-login-other", issued, now)
+    with pytest.raises(ValueError, match="nonce unknown"):
+        verify(text, sign(text), host, 1, "no-such-session", issued, now)
+    assert issued == outstanding()
 
     def refused(
         message: str,
@@ -246,6 +261,7 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
                 signature or sign(message),
                 our_host,
                 chain_id,
+                SESSION,
                 outstanding(),
                 at,
             )
@@ -262,7 +278,8 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     no_expiry = re.sub(r"Expiration Time: .*\n", "", text)
     assert no_expiry != text
     assert (
-        verify(no_expiry, sign(no_expiry), host, 1, outstanding(), now) == TEST_ADDRESS
+        verify(no_expiry, sign(no_expiry), host, 1, SESSION, outstanding(), now)
+        == TEST_ADDRESS
     )
     stale = NONCE_ISSUED + 2 * namespace["NONCE_TTL"]
     refused(no_expiry, "nonce unknown, expired", at=stale)
@@ -281,13 +298,16 @@ def test_the_server_check_accepts_the_login_once_and_refuses_the_rest(
     assert early != text
     refused(early, "not valid yet")  # three minutes ahead: beyond the skew
     later = datetime.fromisoformat("2026-11-24T09:33:00+00:00")
-    assert verify(early, sign(early), host, 1, outstanding(), later) == TEST_ADDRESS
+    assert (
+        verify(early, sign(early), host, 1, SESSION, outstanding(), later)
+        == TEST_ADDRESS
+    )
     # ... and a naive clock is a ValueError, not a TypeError from the comparison.
     refused(text, "time zone", at=datetime(2026, 11, 24, 9, 31))
     # Review round 9, finding 7: so is a naive time in the nonce store.
     with pytest.raises(ValueError, match="time zone"):
-        naive = {"k7Fq2Rz9XwB4": NONCE_ISSUED.replace(tzinfo=None)}
-        verify(text, sign(text), host, 1, naive, now)
+        naive = {SESSION: ("k7Fq2Rz9XwB4", NONCE_ISSUED.replace(tzinfo=None))}
+        verify(text, sign(text), host, 1, SESSION, naive, now)
 
 
 def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
@@ -304,7 +324,7 @@ def test_the_server_check_refuses_what_the_grammar_refuses(site: Site) -> None:
         signature = Account.sign_message(
             encode_defunct(text=message), TEST_KEY
         ).signature
-        return verify(message, bytes(signature), host, 1, outstanding(), now)
+        return verify(message, bytes(signature), host, 1, SESSION, outstanding(), now)
 
     nonce_line = "Nonce: k7Fq2Rz9XwB4\n"
     not_siwe = [
@@ -348,7 +368,13 @@ def test_the_server_check_refuses_fields_the_client_chose_badly(site: Site) -> N
             encode_defunct(text=message), TEST_KEY
         ).signature
         return verify(
-            message, bytes(signature), "deploy.example.com", 1, outstanding(), at
+            message,
+            bytes(signature),
+            "deploy.example.com",
+            1,
+            SESSION,
+            outstanding(),
+            at,
         )
 
     def refused(message: str, why: str, at: datetime = now) -> None:
@@ -675,7 +701,9 @@ def test_the_baseline_names_only_known_slots_and_checksummed_addresses(
     # owns it have entries of their own.
     proxy_admin = baseline[token]["EIP-1967 admin"]
     timelock = baseline[proxy_admin]["Owner"]
-    assert set(baseline) == {token, proxy_admin, timelock, safe}
+    guardians = set(baseline[timelock]["Timelock cancellers"]) - {safe}
+    assert len(guardians) == 1  # review round 11, finding 1
+    assert set(baseline) == {token, proxy_admin, timelock, safe, *guardians}
     assert not set(slots) & set(calls) and not set(roles) & (set(slots) | set(calls))
     for contract, pinned in baseline.items():
         assert is_checksum_address(contract)
@@ -1004,6 +1032,202 @@ def test_a_slot_that_holds_no_address_is_refused(site: Site) -> None:
     assert stored_address("0x0") == "0x" + "00" * 20  # nodes may return a short zero
     with pytest.raises(ValueError, match="not an address"):
         stored_address("0x" + "ff" * 32)
+
+
+def test_the_guardian_canceller_shares_nothing_with_the_proposer(
+    site: Site,
+) -> None:
+    """Review round 11, finding 1: the Safe that proposes could also cancel,
+    so a tampered session left no one else to stop its own operation. The
+    guardian is a pinned Safe with other owners, and holds no other role."""
+    namespace, _ = run(block(site, "proxy-slots"))
+    baseline = json.loads(block(site, "proxy-baseline"))
+    safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
+    token = json.loads(block(site, "eth-call"))["params"][0]["to"]
+    timelock = baseline[baseline[token]["EIP-1967 admin"]]["Owner"]
+    roles = baseline[timelock]
+    (guardian,) = set(roles["Timelock cancellers"]) - {safe}
+    assert safe in roles["Timelock cancellers"]  # OpenZeppelin's constructor
+    assert guardian not in roles["Timelock proposers"] + roles["Timelock executors"]
+    assert guardian not in roles["Timelock admins"]
+    assert not set(baseline[guardian]["Safe owners"]) & set(
+        baseline[safe]["Safe owners"]
+    )
+    assert baseline[guardian]["Safe modules"] == []
+    assert namespace["unpinned_hops"](baseline) == []  # the guardian is pinned
+    without = json.loads(json.dumps(baseline))
+    del without[guardian]
+    assert namespace["unpinned_hops"](without) == [guardian]
+
+
+#: OpenZeppelin's TimelockController events, as declared in its source.
+OZ_TOPICS = {
+    "CALL_SCHEDULED": "0x4cf4410cc57040e44862ef0f45f3dd5a5e02db8eb8add648d4b0e236f1d07dca",
+    "CANCELLED": "0xbaa1eb22f2a492ba1a5fea61b8df4d27c6c8b5f3971e63bb58fa14ff72eedb70",
+    "CALL_EXECUTED": "0xc2617efa69bab66782fa219543714338489c4e9e178271560a91b82c3f612b58",
+}
+
+
+def timelock_log(
+    timelock: str,
+    event: str,
+    operation: str,
+    target: str = "",
+    data: bytes = b"",
+    delay: int = 0,
+    index: int = 0,
+) -> dict:
+    """A log as eth_getLogs returns it, for one of the three events."""
+    topics = [OZ_TOPICS[event], operation, "0x" + index.to_bytes(32, "big").hex()]
+    if event == "CANCELLED":
+        return {"address": timelock, "topics": topics[:2], "data": "0x"}
+    if event == "CALL_EXECUTED":
+        body = encode(["address", "uint256", "bytes"], [target, 0, data])
+    else:
+        body = encode(
+            ["address", "uint256", "bytes", "bytes32", "uint256"],
+            [target, 0, data, b"\0" * 32, delay],
+        )
+    return {"address": timelock, "topics": topics, "data": "0x" + body.hex()}
+
+
+def calldata(signature: str, types: list, values: list) -> bytes:
+    return function_signature_to_4byte_selector(signature) + encode(types, values)
+
+
+def test_a_scheduled_ownership_transfer_pages_before_any_value_moves(
+    site: Site,
+) -> None:
+    """Review round 11, finding 1: a hostile transferOwnership queued through
+    the timelock pages when it is scheduled, with its ready time, while every
+    pinned value is still as the baseline says. Only Cancelled, or a review
+    that accepts the operation, clears it."""
+    slots_ns, _ = run(block(site, "proxy-slots"))
+    queue, _ = run(block(site, "queue-watch"))
+    assert {name: queue[name] for name in OZ_TOPICS} == OZ_TOPICS
+    baseline = json.loads(block(site, "proxy-baseline"))
+    token = json.loads(block(site, "eth-call"))["params"][0]["to"]
+    proxy_admin = baseline[token]["EIP-1967 admin"]
+    timelock = baseline[proxy_admin]["Owner"]
+    delay = baseline[timelock]["Timelock delay"]
+    attacker = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+
+    storage = {
+        contract: {
+            slots_ns["SLOTS"][name]: word(value)
+            for name, value in pinned.items()
+            if name in slots_ns["SLOTS"]
+        }
+        for contract, pinned in baseline.items()
+    }
+    views = calls_agreeing_with(slots_ns, baseline)
+    members = members_agreeing_with(slots_ns, baseline)
+
+    def drift_now() -> list:
+        return slots_ns["drift"](
+            lambda c, slot, _: storage[c].get(slot, "0x0"),
+            lambda c, signature, _: views[c][signature],
+            baseline,
+            "0xf1",
+            lambda c, role, _: members[c][role],
+        )
+
+    watch = queue["QueueWatch"](baseline)
+    hostile = "0x" + "aa" * 32
+    data = calldata("transferOwnership(address)", ["address"], [attacker])
+    watch.apply(
+        timelock_log(timelock, "CALL_SCHEDULED", hostile, proxy_admin, data, delay),
+        1_795_513_200,
+    )
+    assert drift_now() == []  # nothing has moved yet ...
+    ((operation, page),) = watch.pages()  # ... and the queue watch pages
+    assert operation == hostile
+    assert page["ready_at"] == 1_795_513_200 + delay
+    assert page["calls"] == [(proxy_admin.lower(), "transferOwnership(address)")]
+    assert page["timelock"] == timelock
+
+    # A retraction clears nothing; the wrong contract's logs are ignored.
+    retracted = timelock_log(timelock, "CANCELLED", hostile)
+    watch.apply({**retracted, "removed": True}, 1_795_513_212)
+    other = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
+    watch.apply(timelock_log(other, "CANCELLED", hostile), 1_795_513_212)
+    assert [op for op, _ in watch.pages()] == [hostile]
+    watch.apply(retracted, 1_795_513_224)  # the guardian cancels
+    assert watch.pages() == []
+
+    # updateDelay is aimed at the timelock itself, grantRole at any target.
+    cut = "0x" + "bb" * 32
+    update = calldata("updateDelay(uint256)", ["uint256"], [0])
+    watch.apply(
+        timelock_log(timelock, "CALL_SCHEDULED", cut, timelock, update, delay), 0
+    )
+    grant = calldata(
+        "grantRole(bytes32,address)",
+        ["bytes32", "address"],
+        [bytes.fromhex(slots_ns["ROLES"]["Timelock proposers"][2:]), attacker],
+    )
+    watch.apply(
+        timelock_log(timelock, "CALL_SCHEDULED", cut, timelock, grant, delay, 1), 0
+    )
+    ((_, batch),) = watch.pages()
+    assert [name for _, name in batch["calls"]] == [
+        "updateDelay(uint256)",
+        "grantRole(bytes32,address)",
+    ]
+    watch.apply(timelock_log(timelock, "CALL_EXECUTED", cut, timelock, update), delay)
+    assert watch.pages()[0][1]["executed"] is True  # still paged: it ran unreviewed
+
+    # A routine call to an unpinned contract does not page; a reviewed
+    # operation listed in the accepting change stops paging.
+    routine = "0x" + "cc" * 32
+    pay = calldata("transfer(address,uint256)", ["address", "uint256"], [attacker, 1])
+    watch.apply(timelock_log(timelock, "CALL_SCHEDULED", routine, other, pay, delay), 0)
+    assert [op for op, _ in watch.pages()] == [cut]
+    watch.accepted.add(cut)
+    assert watch.pages() == []
+
+
+def test_a_head_difference_pages_at_once_and_only_finality_closes_it(
+    site: Site,
+) -> None:
+    """Review round 11, finding 3: Bybit's overwrite emitted no event, and a
+    finalized-only read would page 13 to 19 minutes late. The page opens at
+    the first head that differs; a reorg that undoes it does not close it;
+    a clean finalized read at or after that height does."""
+    namespace, _ = run(block(site, "proxy-slots"))
+    page = namespace["DriftPage"]()
+    change = [("0xsafe", "Safe singleton", "0xold", "0xnew")]
+    assert page.at_head(100, []) is False
+    assert page.at_head(101, change) is True  # at once, not at finality
+    assert page.at_head(102, []) is True  # a reorg undid it: still paged
+    assert page.at_finalized(99, []) is True  # too old to speak for block 101
+    assert page.at_finalized(101, []) is False  # the record agrees: closed
+    assert page.at_head(103, change) is True
+    assert page.at_finalized(103, change) is True  # confirmed: a review must accept
+    assert page.at_finalized(104, []) is False  # ... which changed the baseline
+
+
+def test_a_pending_owner_pinned_at_zero_pages_when_a_transfer_starts(
+    site: Site,
+) -> None:
+    """Review round 11, finding 5: an Ownable2Step owner's pendingOwner() is
+    the warning before acceptOwnership."""
+    namespace, _ = run(block(site, "proxy-slots"))
+    assert namespace["CALLS"]["Pending owner"] == "pendingOwner()"
+    uups = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+    zero = "0x" + "00" * 20
+    pinned = {uups: {"Pending owner": zero}}
+    views = {uups: {"pendingOwner()": zero}}
+
+    def changes() -> list:
+        return namespace["drift"](
+            lambda *_: "0x0", lambda c, sig, _: views[c][sig], pinned, "0xa1"
+        )
+
+    assert changes() == []
+    attacker = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+    views[uups]["pendingOwner()"] = attacker  # transferOwnership started
+    assert changes() == [(uups, "Pending owner", zero, attacker.lower())]
 
 
 # -- The write path -------------------------------------------------------------
@@ -2084,10 +2308,9 @@ def test_round_11_prose_matches_the_code(site: Site) -> None:
         "RoleRevoked",
     ):
         assert event in text
-    assert (
-        "each ProxyAdmin's or UUPS proxy's owner, a timelock's delay and roles" in text
-    )
-    assert "usually an ownership transfer, not an upgrade" in text
+    # Review round 11, finding 4: the one pinned-value row is now three.
+    assert "its ProxyAdmin's or UUPS owner, or pending owner" in text
+    assert "A timelock's delay and roles" in text
     assert "a hostile admin change is the step before a hostile upgrade" not in text
     assert '"one execution node per beacon node"' in text
     assert "it is your MTTR and sets k in N+k" in text and "HTTP 429" in text
@@ -2100,3 +2323,46 @@ def test_round_11_prose_matches_the_code(site: Site) -> None:
     assert "here at 00:00 UTC on 31 December" in text
     assert "no ETH transfer emits one" in text
     assert "ETH that a contract sends emits no log" not in text
+
+
+def test_round_12_prose_matches_the_code(site: Site) -> None:
+    """Review round 11: the queue watch and the guardian (finding 1), the
+    validator middle path and the builder path (finding 2), reads at each
+    head (finding 3), the finality rule in prose and the split alert rows
+    (finding 4), and the minor notes (finding 5)."""
+    text = " ".join(page_text(site).split())
+    queue, _ = run(block(site, "queue-watch"))
+    assert "usually an ownership transfer, not an upgrade" not in text
+    assert (
+        "The hostile step to catch while the timelock still protects you is the"
+        " scheduled operation, whatever it does" in text
+    )
+    assert "Timelock operation scheduled that touches a pinned hop" in text
+    assert "review or cancel before the ready time" in text
+    for event in ("CallScheduled", "Cancelled", "OwnershipTransferStarted"):
+        assert event in text
+    assert "CANCELLER_ROLE" in text and "a guardian that shares nothing" in text
+    assert set(queue["SENSITIVE"].values()) >= {
+        "upgradeAndCall(address,address,bytes)",
+        "transferOwnership(address)",
+        "updateDelay(uint256)",
+        "grantRole(bytes32,address)",
+        "revokeRole(bytes32,address)",
+        "enableModule(address)",
+    }
+    assert "make everything redundant except the signing decision" in text
+    assert "--beacon-nodes" in text and "Never disable it to fail over" in text
+    assert "switching off its fence was the failure" in text
+    assert "right before the signature and wrong after it" in text
+    assert "--builder-fallback-skips" in text and "-min-bid" in text
+    assert "Builder or relay errors" in text
+    assert "at each new head, by hash, and pages on the first difference" in text
+    assert "Only a clean read at a finalized block closes the page" in text
+    assert "at each finalized hash" not in text
+    assert "Page on a stall only if every node at the head is leaking" in text
+    assert "Anything else is a node problem" in text
+    assert "by our inference" not in text and "by our reading" not in text
+    assert "only warns)" not in text
+    assert "BPO1 on 9 December 2025 and BPO2 on 7 January 2026" in text
+    assert "partial withdrawals" in text
+    assert "keyed by the pre-login session" in text

@@ -23,13 +23,20 @@
   tests measure how large an effect four weeks a person can show.
 * Autocorrelation: a lag-one check on the baseline catches about half the
   autocorrelated histories, and limits from the baseline's own standard
-  deviation restore the false-alarm rate.
+  deviation restore the false-alarm rate; fortnightly counts dilute a lag-one
+  of 0.5 to about 0.4.
 * The real series: GitHub's declared incidents per week, charted with the
-  XmR block's own functions, give the limits, the six signals of 2026 and the
-  lag-one value the prose quotes, and the block prints them.
+  XmR block's own functions, give the limits, the two large and four marginal
+  signals of 2026 and the lag-one value the prose quotes; a c-chart flags only
+  the two large weeks, the level shift (22 of 26 weeks above the old centre)
+  carries the evidence, the 2-of-3 and 4-of-5 run tests fire in February and
+  March, and eight in a row just fails. The block prints them.
 * Scoring a forecast: a quarter of 40.2 pages and two more come to about
   28; the standard error of six weeks, and how often the default rule sees a
-  real fall to 28 pages a week.
+  real fall to 28 pages a week. The forecast block's interval score charges
+  for width, so a too-wide interval that always lands scores worse than a
+  sharp one and even than a narrow one that just misses, and it is proper: on
+  simulated outcomes the honest 10th and 90th percentiles score best.
 * The false-alarm rates hold for count noise too: Poisson counts, and counts
   two and four times as variable as Poisson.
 * The funnel block shows what the prose claims of Deming's four rules, over
@@ -43,8 +50,11 @@
   95% and 75% still tickets, which ``for: 1h`` on a five-minute rate never
   does. Recording rules are named level:metric:operations, as Prometheus's
   naming guide asks, with job as the level, as in the Workbook's rule names.
-* The decision flow: every fix is checked for Goodhart, and a single serious
-  incident enters at the signal.
+* The decision flow, in two figures: with a signal, every exit of the person
+  branch goes on to the Goodhart check; without one, forecasts decide the
+  domain, and every fix passes the Goodhart check before the next chart.
+* The close puts the cheap checks before the per-person chart, and gives the
+  chart a mechanism: the team sees it, line management does not.
 
 Numbers the prose quotes are computed here and looked up in the built page's
 paragraphs, so the prose cannot drift from the code.
@@ -61,7 +71,7 @@ import re
 import shutil
 import subprocess
 import warnings
-from statistics import fmean, pstdev, pvariance
+from statistics import fmean, pstdev, pvariance, variance
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -78,6 +88,7 @@ if TYPE_CHECKING:
 DOC = "essays/teams/the-best-dog-trainer-in-the-world"
 XMR = "the-best-dog-trainer-in-the-world-xmr"
 FUNNEL = "the-best-dog-trainer-in-the-world-funnel"
+FORECAST = "the-best-dog-trainer-in-the-world-forecast"
 RULES = "the-best-dog-trainer-in-the-world-paging-rules"
 GITHUB = "the-best-dog-trainer-in-the-world-github"
 
@@ -317,6 +328,30 @@ def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> 
     )
 
 
+def test_fortnightly_counts_dilute_the_carry_over(site: Site) -> None:
+    """Summing AR(1) weeks in pairs cuts a lag-one of 0.5 to 0.375.
+
+    For pairs of weeks the covariance of consecutive sums is phi + 2 phi^2 +
+    phi^3 and their variance 2 (1 + phi), in units of the weekly variance.
+    """
+    phi = 0.5
+    theory = (phi + 2 * phi**2 + phi**3) / (2 * (1 + phi))
+    assert theory == 0.375
+    rng, x, weeks = random.Random(14), 0.0, []
+    for _ in range(200_000):
+        x = phi * x + rng.gauss(0, 1)
+        weeks.append(x)
+    fortnights = [a + b for a, b in zip(weeks[::2], weeks[1::2], strict=True)]
+    assert abs(lag_one(weeks) - phi) < 0.01
+    assert abs(lag_one(fortnights) - theory) < 0.01
+    assert round(theory, 1) == 0.4
+    assert_in_prose(
+        site,
+        "The usual alternatives are to chart fortnightly counts, which cut a"
+        " lag-one of 0.5 to about 0.4, or the residuals of a fitted AR(1) model",
+    )
+
+
 # -- A real series: GitHub's declared incidents ----------------------------------
 
 
@@ -325,14 +360,15 @@ def test_the_github_block_runs_as_a_script(site: Site) -> None:
     with contextlib.redirect_stdout(out):
         run_block(site, GITHUB, "__main__")
     assert out.getvalue().splitlines() == [
-        "centre 3.9, limits 0.0 to 8.7, lag-one 0.14",
+        "centre 3.9, variance 3.1, limits 0.0 to 8.7, lag-one 0.14",
         "week 29: 10 incidents",
         "week 33: 16 incidents",
         "week 35: 9 incidents",
         "week 36: 9 incidents",
         "week 37: 9 incidents",
         "week 43: 9 incidents",
-        "weeks 27 to 52 average 6.4",
+        "c-chart limit 9.8: weeks [29, 33]",
+        "weeks 27 to 52 average 6.4; 22 of 26 above the old centre, at most 7 in a row",
     ]
 
 
@@ -365,15 +401,49 @@ def test_the_github_chart_is_the_one_the_prose_describes(site: Site) -> None:
     assert start.weekday() == 0
     week_of = [start + datetime.timedelta(weeks=w) for w in range(52)]
     assert week_of[25] + datetime.timedelta(days=6) == datetime.date(2025, 12, 28)
-    assert (week_of[28].year, week_of[28].month) == (2026, 1)
+    assert week_of[28] == datetime.date(2026, 1, 12)
     assert week_of[32] == datetime.date(2026, 2, 9)
+    # Two weeks far above the limit, four just over it at 9.
+    assert [weeks[w - 1] for w, _ in found] == [10, 16, 9, 9, 9, 9]
+    assert limits["upper"] < 9 < limits["upper"] + 0.5
+    # Fewer swings than Poisson counts: the variance is below the mean, and
+    # the c-chart's limit, the mean plus three square roots, sits above the
+    # XmR limit and flags only the two large weeks.
+    centre = limits["centre"]
+    assert round(variance(baseline), 1) == 3.1 < round(centre, 1) == 3.9
+    c_upper = centre + 3 * math.sqrt(centre)
+    assert round(c_upper, 1) == 9.8
+    assert c_upper > limits["upper"]
+    assert [w for w, c in enumerate(weeks, 1) if c > c_upper] == [29, 33]
+    # The level carries the evidence: 22 of 26 weeks above the old centre.
+    later = weeks[26:]
+    assert sum(c > centre for c in later) == 22
+    assert gh["longest_run"]([c > centre for c in later]) == 7
+    # The run tests: 2 of 3 and 4 of 5 fire in February and March (weeks 33
+    # to 40), and eight in a row never does, with seven the longest run.
+    every = ns["signals"](weeks, limits, ns["ALL_RULES"])
+    for rule in ("2 of 3 beyond 2 sigma", "4 of 5 beyond 1 sigma"):
+        fired = [w for w, r in every if r == rule]
+        assert fired
+        assert min(fired) == 33
+        assert max(fired) == 40
+        assert all(week_of[w - 1].month in (2, 3) for w in fired)
+    assert not [w for w, r in every if r == "8 in a row on one side"]
+    assert gh["longest_run"]([c > centre for c in weeks]) == 7
     assert_in_prose(
         site,
         "The second half of 2025 averages 3.9 incidents a week, with limits from 0"
         " to 8.7, and its lag-one autocorrelation of 0.14 is below the check",
         "though one week had 8 incidents and five had 6",
-        "From January 2026 six weeks land above the limit, the highest with 16"
-        " incidents in the week of 9 February, and the half-year averages 6.4.",
+        "From January 2026 two weeks land far above the limit, 10 incidents in the"
+        " week of 12 January and 16 in the week of 9 February, and four just over"
+        " it, at 9.",
+        "(a variance of 3.1, a mean of 3.9)",
+        "that 9.8 flags only the two large weeks",
+        "22 of the 26 weeks sit above the old centre line, and the half-year"
+        " averages 6.4",
+        "The 2-of-3 and 4-of-5 run tests fire through February and March; eight"
+        " in a row just fails, at seven.",
     )
 
 
@@ -407,6 +477,90 @@ def test_the_forecast_scoring_numbers(site: Site) -> None:
         "Six weeks give an average with a standard error of about 2.3 pages",
         "puts a point below 23.5 in only about three six-week windows in four",
         "about five standard errors below the old centre",
+        "with an 80% interval of a fall of 9 to 15",
+    )
+
+
+def test_the_forecast_block_runs_as_a_script(site: Site) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run_block(site, FORECAST, "__main__")
+    assert out.getvalue().splitlines() == [
+        "sharp: 6.0 (inside)",
+        "too wide: 25.0 (inside)",
+        "narrow, just off: 15.0",
+        "wrong: 66.0",
+    ]
+    assert_in_prose(
+        site,
+        "The too-wide interval lands and scores 25.0; the narrow one misses by"
+        " 1.2 pages and still scores 15.0.",
+        "plus ten times any distance by which the result falls outside",
+    )
+
+
+def test_the_interval_score_charges_for_width(site: Site) -> None:
+    """Hits alone reward the widest interval; the interval score does not."""
+    ns = run_block(site, FORECAST)
+    score, forecasts = ns["interval_score"], ns["FORECASTS"]
+    assert ns["ALPHA"] == 0.2
+    assert 2 / ns["ALPHA"] == 10  # "ten times any distance"
+    # The sharp forecast of the essay's fix: a fall of 9 to 15 pages.
+    assert forecasts["sharp"] == (-15, -9)
+    # Over results spread across the sharp interval and beyond, the too-wide
+    # forecaster lands every time: by hit rate it would win.
+    results = [-18, -15, -13, -12.2, -11, -9, -7]
+    wide, sharp = forecasts["too wide"], forecasts["sharp"]
+    assert all(wide[0] <= r <= wide[1] for r in results)
+    assert fmean(sharp[0] <= r <= sharp[1] for r in results) < 1
+    # By the interval score the sharp forecaster wins, misses included.
+    assert fmean(score(*sharp, r) for r in results) < fmean(
+        score(*wide, r) for r in results
+    )
+    # Inside, the score is the width; outside, width plus ten per page missed.
+    assert score(-15, -9, -12) == 6
+    assert score(-15, -9, -17) == 6 + 10 * 2
+    assert score(-15, -9, -5) == 6 + 10 * 4
+
+
+def test_the_interval_score_is_proper(site: Site) -> None:
+    """On simulated outcomes, the honest 10th and 90th percentiles score best."""
+    score = run_block(site, FORECAST)["interval_score"]
+    rng = random.Random(80)
+    outcomes = [rng.gauss(-12, 3) for _ in range(40_000)]
+    z = 1.2815515655446004  # the 90th percentile of the standard normal
+    honest = (-12 - z * 3, -12 + z * 3)
+
+    def mean_score(low: float, high: float) -> float:
+        return fmean(score(low, high, x) for x in outcomes)
+
+    best = mean_score(*honest)
+    for stretch in (0.5, 0.8, 1.25, 2.0):
+        half = z * 3 * stretch
+        assert mean_score(-12 - half, -12 + half) > best, stretch
+    # Shifting the interval off the forecaster's own centre costs too.
+    assert mean_score(honest[0] + 2, honest[1] + 2) > best
+    # The honest interval is calibrated: about eight results in ten inside.
+    inside = fmean(honest[0] <= x <= honest[1] for x in outcomes)
+    assert abs(inside - 0.8) < 0.01
+    assert_in_prose(
+        site,
+        "a forecaster expects the best score from their honest 10th and 90th"
+        " percentiles",
+        "near eight in ten for calibrated intervals",
+    )
+
+
+def test_each_forecast_names_its_form_before_the_fix(site: Site) -> None:
+    """The form is written down, so a miss is a record, not hindsight."""
+    assert_in_prose(
+        site,
+        "Before each fix, the team and at least one outside specialist each write"
+        " down the shift they expect on the chart, as an interval they are 80%"
+        " sure of, and the form it will take, naming the teams and the mechanism.",
+        "Counting hits alone would reward the widest interval",
+        "mark each written form as held or missed",
+        "The direction held and no written form did: the complex domain.",
     )
 
 
@@ -661,6 +815,14 @@ def test_only_the_holders_own_reassignments_count_as_passed_on(site: Site) -> No
     counts = ns["guard_counts"](log, [], rota, 30 * DAY, handed_on=read(entries, rota))
     assert counts[(1, "ana")]["passed on"] == 1
     assert counts[(1, "ana")]["escalated"] == 0
+    # The agent is a PagerDuty user id: a holder_at that returns rota names
+    # never matches it, and the docstring says to map names to ids first.
+    by_id = [("assign_log_entry", t + 60, "user_reference", "PXY12AB", *page)]
+    assert read(by_id, rota) == frozenset()
+    ids = {"ana": "PXY12AB"}
+    assert read(by_id, lambda t: ids[rota(t)]) == {page}
+    doc = " ".join(read.__doc__.split())
+    assert "holder_at must return ids here, not the rota's names" in doc
     assert_in_prose(
         site,
         "count a hand reassignment only when the agent is the holder and no"
@@ -898,6 +1060,12 @@ def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
     ns = run_block(site, XMR)
     sigma = ns["xmr_limits"](ns["SHARE"][:12])["sigma"]
     assert round(sigma * 100, 1) == 6.3
+    # The person chart estimates its own sigma from within-person ranges:
+    # about 6.6 points, so the prose names the share series' 6.3, not it.
+    chart = ns["person_chart"](ns["SHARE"], ns["ON_CALL"])
+    _, low, high = chart["dev"]
+    within = (high - low) / 2 * math.sqrt(4) / 3  # half-width is 3 sigma / 2
+    assert round(within * 100, 1) == 6.6
     none, five, ten, fifteen, twenty = (
         detection_rates(ns, e) for e in (0, 0.05, 0.10, 0.15, 0.20)
     )
@@ -909,8 +1077,9 @@ def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
     assert 0.92 < twenty[0] < 0.98  # "about 95%"
     assert_in_prose(
         site,
-        "a standard deviation of about 6.3 points, the chart flags the affected"
-        " person for a 20-point rise in about 95% of simulated rotations,"
+        "With normal noise of about 6.3 points, the spread this share series"
+        " shows, the chart flags the affected person for a 20-point rise in about"
+        " 95% of simulated rotations,"
         " 15 points in about 70%, 10 in about 30% and 5 in about 4%",
     )
 
@@ -1038,41 +1207,78 @@ def test_rules_three_and_four_grow_without_limit(site: Site, first_seed: int) ->
 # -- The decision flow ---------------------------------------------------------
 
 
-def decision_flow() -> dict[str, set[str]]:
-    """The graph's edges, read from the essay's source, as node -> successors."""
+def decision_flow(name: str) -> dict[str, set[str]]:
+    """A figure's edges, read from the essay's source, as node -> successors."""
     from pathlib import Path
 
     source = Path(__file__).parents[2] / "docs" / f"{DOC}.md"
-    dot = re.search(r"digraph diagnose \{(.*?)\n\}", source.read_text("utf-8"), re.S)
-    assert dot, "the decision flow is missing"
+    pattern = rf"digraph {name} \{{(.*?)\n\}}"
+    dot = re.search(pattern, source.read_text("utf-8"), re.S)
+    assert dot, f"the decision flow {name!r} is missing"
     edges: dict[str, set[str]] = {}
     for tail, head in re.findall(r"^\s*(\w+) -> (\w+)", dot.group(1), re.M):
         edges.setdefault(tail, set()).add(head)
     return edges
 
 
-def test_every_fix_passes_the_goodhart_check_before_re_charting() -> None:
-    """After a signal's fix as well as after a forecast, as the prose says."""
-    edges = decision_flow()
-    for fix in ("fixsys", "fixtrain", "score"):
-        assert edges[fix] == {"goodhart"}, fix
-    assert edges["goodhart"] == {"measure", "chart"}
-    # Analysis and probes both end in a scored forecast.
-    assert edges["sense"] == {"complicated", "expert", "complex"}
-    assert edges["complicated"] == edges["expert"] == edges["complex"] == {"score"}
+def test_with_a_signal_every_exit_goes_on_to_the_goodhart_check() -> None:
+    """The first figure: from the chart, through the person branch, to a fix."""
+    edges = decision_flow("signal")
     # An outage in progress is stabilised (chaotic) before anything is charted.
     assert edges["start"] == {"burning"}
     assert edges["burning"] == {"chaos", "chart"}
     assert edges["chaos"] == {"chart"}
-    # A single serious incident is a signal in itself: it joins at the cause.
-    assert edges["incident"] == {"cause"}
-    assert [t for t, heads in edges.items() if "cause" in heads] == [
-        "chart",
-        "incident",
-    ]
+    # A point outside the limits, or one serious incident, is the signal; no
+    # signal leads to the second figure.
+    assert edges["chart"] == {"cause", "nosignal"}
+    assert "nosignal" not in edges
     # A person's action reaches the tree only through the peer review.
     assert edges["cause"] == {"fixsys", "panel"}
     assert [t for t, heads in edges.items() if "violate" in heads] == ["panel"]
+    # Every exit, fixes and fair processes alike, ends at the Goodhart check:
+    # no dashed returns to the chart.
+    exits = {"fixsys", "fixtrain", "negligent", "reckless"}
+    for node in exits:
+        assert edges[node] == {"after"}, node
+    assert "after" not in edges
+    assert {t for t, heads in edges.items() if "after" in heads} == exits
+    assert [t for t, heads in edges.items() if "chart" in heads] == [
+        "burning",
+        "chaos",
+    ]
+
+
+def test_without_a_signal_forecasts_decide_the_domain() -> None:
+    """The second figure: every fix passes the Goodhart check, then re-chart."""
+    edges = decision_flow("nosignal")
+    assert edges["stable"] == {"normal"}
+    assert edges["normal"] == {"forecast"}
+    assert edges["forecast"] == {"sense"}
+    assert edges["sense"] == {"complicated", "expert", "complex"}
+    # Analysis and probes both end in a scored forecast.
+    assert edges["complicated"] == edges["expert"] == edges["complex"] == {"score"}
+    # A fix from the first figure and a scored forecast both pass Goodhart.
+    for fix in ("score", "fix"):
+        assert edges[fix] == {"goodhart"}, fix
+    assert edges["goodhart"] == {"measure", "rechart"}
+    assert edges["measure"] == {"rechart"}
+    assert "rechart" not in edges
+
+
+def test_the_close_puts_cheap_checks_before_the_person_chart(site: Site) -> None:
+    """The per-person chart comes last, optional, with a mechanism, not a wish."""
+    text = prose(site)
+    owner = text.index("Give the system an owner.")
+    person = text.index("Before calling it a person problem")
+    assert person > owner
+    assert text.index("Run reviews with peers who know the work") < owner
+    assert_in_prose(
+        site,
+        "check the calendar, the handover and which alerts the rotation inherits."
+        " If a question survives, chart a measure the person moves",
+        "for the team and not line management: no name leaves the team, and the"
+        " chart is deleted after the quarter.",
+    )
 
 
 # -- The paging rules ------------------------------------------------------------

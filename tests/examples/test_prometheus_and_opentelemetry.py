@@ -109,6 +109,18 @@ names, and the front tier pins wait_for_result off; a service silent for a
 day keeps its ServiceStoppedPushing ticket (round 10's rule resolved after an
 hour); and the scrape-side NetworkPolicy admits only the monitoring namespace
 to a service's named metrics port.
+
+Review round 12 (round 11's findings): Prometheus's plain-text 400 reasons
+are not protobuf, so the exporter's log keeps only the code, and the
+rejection alerts point at the sending Collector's log; no pipeline runs a
+batch or queuebatch processor ahead of the fan-out, and the prose calls
+wait_for_result: false the default; a job listed as a retired pusher never
+tickets, while an unlisted silent one does, without the admin API, which the
+flags leave off; PushedClockLagging tickets for a host still pushing 5 to 55
+minutes late (round 11's 30-minute band missed 40) and not beyond the hour
+or for a retired pod (without the advancing condition, it would); and
+CollectorNotSending pages for a stall under 95 % unlisted deltas, which
+round 11's ratio missed.
 """
 
 from __future__ import annotations
@@ -1828,6 +1840,11 @@ def test_each_queue_outlasts_its_retries(site: Site) -> None:
     assert "ten requests a second" in prose(site)
     assert "the default 1,000 lasts 100 seconds" in prose(site)
     assert DEFAULT_QUEUE_SIZE / REQUESTS_PER_SECOND == 100
+    # Review round 11, nit: the rate is an assumption, and the prose says how
+    # to measure it: the queue gauge, in requests, which the rules already read.
+    assert "measure the rate in a drill" in prose(site)
+    assert "rise of otelcol_exporter_queue_size" in prose(site)
+    assert "otelcol_exporter_queue_size" in COLLECTOR_GAUGES
     for tier in ("front", "delta"):
         for name, settings in replica_exporters(collector(site, tier)).items():
             queue = settings["sending_queue"]
@@ -1838,6 +1855,56 @@ def test_each_queue_outlasts_its_retries(site: Site) -> None:
             assert REQUESTS_PER_SECOND * retries > DEFAULT_QUEUE_SIZE, name
             if tier == "front":
                 assert queue["wait_for_result"] is False, name
+
+
+def test_no_batching_processor_runs_ahead_of_the_fan_out(site: Site) -> None:
+    """Review round 11, finding 2: wait_for_result: false is the exporter
+    helper's default, which the batching-migration RFC keeps; the hazard is
+    the new queuebatch processor (v0.159.0 README: batching on, and
+    block_on_overflow: true), which would merge services' requests and block
+    senders. Neither tier runs it, nor the batch processor."""
+    assert "wait_for_result: false is pinned at the default" in prose(site)
+    assert "planned default" not in prose(site)
+    for tier in ("front", "delta"):
+        pipelines = collector(site, tier)["service"]["pipelines"]
+        for name, pipeline in pipelines.items():
+            kinds = {kind(p) for p in pipeline.get("processors", [])}
+            assert not kinds & {"batch", "queuebatch", "queue_batch"}, (tier, name)
+
+
+#: What Prometheus 3.14 answers with a 400 (storage/interface.go errors, and
+#: the remote-write appender's future-timestamp wrap); http.Error adds "\n".
+PROMETHEUS_400_BODIES = [
+    b"out of order sample\n",
+    b"out of bounds\n",
+    b"out of bounds: timestamp is too far in the future\n",
+    b"too old sample\n",
+    b"duplicate sample for timestamp\n",
+]
+
+
+def test_a_400_reason_never_reaches_the_collector_log(site: Site) -> None:
+    """Review round 11, finding 1: Prometheus logs no 400 from its OTLP handler
+    (only 500s and decode failures), and answers in plain text. The otlp_http
+    exporter decodes an error body as a protobuf Status and otherwise keeps
+    only the code and URL; plain text is not valid protobuf wire format for
+    any message, so the reason is lost. The runbook therefore names the
+    Collector's log and the clock alerts, not a log that names the sender."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+
+    for body in PROMETHEUS_400_BODIES:
+        with pytest.raises(DecodeError):
+            ExportMetricsServiceResponse().ParseFromString(body)
+    text = prose(site)
+    assert "logs only its 500s" in text
+    assert "Exporting failed. Dropping data." in text
+    for name in ("PrometheusRejectingOTLP", "PrometheusRejectedOTLP"):
+        summary = rule_named(site, name)["annotations"]["summary"]
+        assert "its log" not in summary, name
+        assert "Collector" in summary, name
 
 
 def test_diagram_draws_the_configured_design(site: Site) -> None:
@@ -2046,18 +2113,31 @@ def clock_replay(
     }
 
 
-@pytest.mark.parametrize(("duration", "quiet"), [(None, True), ("20m", False)])
+def clock_group(site: Site) -> dict[str, Any]:
+    (group,) = [g for g in rule_groups(site)
+                if any(r.get("alert") == "PushedClockLagging" for r in g["rules"])]  # fmt: skip
+    return group
+
+
+#: The condition that tells a host still pushing from a retired pod.
+ADVANCING = " and changes(instance:target_info_newest_timestamp_seconds:max[15m]) > 0"
+
+
+@pytest.mark.parametrize(("advancing", "quiet"), [(True, True), (False, False)])
 def test_a_retired_pod_never_looks_like_a_slow_clock(
-    site: Site, tmp_path: Path, duration: str | None, quiet: bool
+    site: Site, tmp_path: Path, advancing: bool, quiet: bool
 ) -> None:
     """Review round 4: the freshness alert must not fire for every pod a deploy
-    retires. Its age crosses the 3-30 minute band in 27 minutes, under the
-    rule's `for`; with a 20m `for` every retired pod would fire."""
-    rule = rule_named(site, "PushedClockLagging")
-    if duration is not None:
-        rule = {**rule, "for": duration}
+    retires. Review round 11, finding 4: with the band widened to the hour
+    Prometheus accepts in order, a `for` alone no longer outlasts a retired
+    pod's crossing; the recorded newest timestamp stops changing, so the rule
+    that asks for it to advance stays quiet, and the rule without it fires."""
+    record, rule = clock_group(site)["rules"]
+    assert rule["expr"].endswith(ADVANCING)
+    if not advancing:
+        rule = {**rule, "expr": rule["expr"].removesuffix(ADVANCING)}
     (tmp_path / "clock.yml").write_text(
-        yaml.safe_dump({"groups": [{"name": "g", "rules": [rule]}]})
+        yaml.safe_dump({"groups": [{"name": "g", "rules": [record, rule]}]})
     )
     checks = {
         "alert_rule_test": [
@@ -2074,18 +2154,20 @@ def test_a_retired_pod_never_looks_like_a_slow_clock(
 def test_clock_lag_is_the_age_of_the_newest_target_info(
     site: Site, tmp_path: Path
 ) -> None:
-    """A host whose newest sample is 20 minutes old, beyond the five-minute
-    lookback that hides it from instant queries, still has a measured lag."""
-    rule = rule_named(site, "PushedClockLagging")
+    """A host whose newest sample is 50 minutes old, beyond the five-minute
+    lookback that hides it from instant queries, still has a measured lag:
+    the recorded newest timestamp reaches back the hour."""
+    record, rule = clock_group(site)["rules"]
     (tmp_path / "clock.yml").write_text(yaml.safe_dump({"groups": []}))
     labels = {"job": CHECKOUT["job"], "instance": CHECKOUT["instance"]}
     inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    lag = f"time() - {record['expr']}"
     checks = {
         "promql_expr_test": [
-            {"expr": rule["expr"], "eval_time": "60m",
-             "exp_samples": [{"labels": "{" + inner + "}", "value": 1200}]},
-            {"expr": "target_info", "eval_time": "60m", "exp_samples": []},
-            {"expr": rule["expr"], "eval_time": "42m", "exp_samples": []},  # fresh
+            {"expr": lag, "eval_time": "90m",
+             "exp_samples": [{"labels": "{" + inner + "}", "value": 3000}]},
+            {"expr": "target_info", "eval_time": "90m", "exp_samples": []},
+            {"expr": lag + " > 180", "eval_time": "42m", "exp_samples": []},  # fresh
         ]
     }  # fmt: skip
     (tmp_path / "replay.yml").write_text(
@@ -2093,6 +2175,37 @@ def test_clock_lag_is_the_age_of_the_newest_target_info(
     )
     result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("lag", "band", "fires"),
+    [(300, None, True), (2400, None, True), (3300, None, True),
+     (60, None, False), (4200, None, False),
+     (2400, "< 1800", False)],  # round 11's band: blind from 30 to 60 minutes
+)  # fmt: skip
+def test_a_host_pushing_late_tickets_up_to_an_hour(
+    site: Site, tmp_path: Path, lag: int, band: str | None, fires: bool
+) -> None:
+    """Review round 11, finding 4: Prometheus accepts in order down to the head's
+    newest sample minus half a two-hour block, so a host up to an hour slow is
+    accepted silently. A host still pushing, whose recorded newest timestamp
+    advances at a constant lag, tickets across that hour; beyond it, its
+    points are refused and PrometheusRejectedOTLP tickets instead. promtool
+    cannot deliver late points, so the recorded series is the input here."""
+    _, rule = clock_group(site)["rules"]
+    assert "> 180 < 3600" in rule["expr"]
+    if band is not None:
+        rule = {**rule, "expr": rule["expr"].replace("< 3600", band)}
+    labels = {"job": CHECKOUT["job"], "instance": CHECKOUT["instance"]}
+    newest = series("instance:target_info_newest_timestamp_seconds:max", labels,
+                    f"{-lag}+60x120")  # fmt: skip
+    fired = {**labels, **rule["labels"]}
+    annotations = {k: render(v, fired) for k, v in rule["annotations"].items()}
+    checks = [{"eval_time": "60m", "alertname": rule["alert"],
+               "exp_alerts": [{"exp_labels": fired, "exp_annotations": annotations}]
+               if fires else []}]  # fmt: skip
+    rules, test = one_rule_replay(rule, [newest], checks)
+    assert promtool_replay(tmp_path, rules, test)
 
 
 def test_last_over_time_ignores_a_staleness_marker(tmp_path: Path) -> None:
@@ -2374,7 +2487,22 @@ FRONT_TRAFFIC = {
                               "otlp_http/prom-b": "600x60"}, "0+600x60", "0+600x60", True),
     "stalled": ({"load_balancing": "600x60", "otlp_http/prom-a": "600x60",
                  "otlp_http/prom-b": "600x60"}, "0+600x60", None, False),
+    # Review round 11, finding 7: 95 % unlisted deltas, and the rest stuck.
+    "stalled under unlisted deltas": ({"load_balancing": "600x60", "otlp_http/prom-a": "600x60",
+                                       "otlp_http/prom-b": "600x60"},
+                                      "0+60000x60", "0+57000x60", False),
 }  # fmt: skip
+
+#: Round 11's whole-Collector page: kept points compared with the policy's
+#: drops as a ratio, so a stall hid while drops were over 91 % of the input.
+ROUND_11_NOT_SENDING = (
+    "sum by (job, tier, instance) (rate(otelcol_exporter_sent_metric_points[5m])) == 0"
+    " and on (job, tier, instance)"
+    " sum by (job, tier, instance) (rate(otelcol_receiver_accepted_metric_points[5m]))"
+    " > 1.1 * sum by (job, tier, instance) ("
+    " rate(otelcol_processor_filter_datapoints_filtered[5m])"
+    " or 0 * rate(otelcol_receiver_accepted_metric_points[5m]))"
+)
 
 
 def front_inputs(traffic: str) -> list[dict[str, str]]:
@@ -2414,10 +2542,15 @@ def test_the_front_tier_pages_only_when_it_stalls(
     if (
         traffic == "unlisted deltas only"
     ):  # and without the policy's term, so would this
-        kept = rule_named(site, "CollectorNotSending")["expr"].split("> 1.1 *")[0]
-        blind = {**old, "expr": kept + "> 0"}
+        kept = rule_named(site, "CollectorNotSending")["expr"].split(" - sum by")[0]
+        assert kept.endswith("(rate(otelcol_receiver_accepted_metric_points[5m]))")
+        blind = {**old, "expr": kept + " > 0"}
         rules, test = one_rule_replay(blind, inputs, quiet(blind, range(10, 61, 5)))
         assert not promtool_replay(tmp_path, rules, test)
+    if traffic == "stalled under unlisted deltas":  # round 11's ratio stayed quiet
+        ratio = {**old, "expr": ROUND_11_NOT_SENDING}
+        rules, test = one_rule_replay(ratio, inputs, quiet(ratio, range(10, 61, 5)))
+        assert promtool_replay(tmp_path, rules, test)
 
 
 def test_one_replica_stall_pages_through_the_twin_rule(
@@ -2475,14 +2608,14 @@ def test_a_finished_batch_job_opens_no_ticket(
     """Review round 6: a job's target_info ends with every run; jobs set
     k8s.job.name, which the heartbeat skips (round 5's rule did not)."""
     group = heartbeat_group(site)
-    record, alert = group["rules"]
+    retired, record, alert = group["rules"]
     assert '{k8s_job_name=""}' in record["expr"]
     if old:
         record = {**record, "expr": record["expr"].replace('{k8s_job_name=""}', "")}
     labels = {**NIGHTLY, "k8s_job_name": "nightly-export-29x7q"}
     inputs = [series("target_info", labels, "1x10")]  # one 10-minute run
     test = replay_test(inputs, quiet(alert, range(10, 71, 5)))
-    rules = {"groups": [{**group, "rules": [record, alert]}]}
+    rules = {"groups": [{**group, "rules": [retired, record, alert]}]}
     assert promtool_replay(tmp_path, rules, test) is is_quiet
 
 
@@ -2501,10 +2634,10 @@ def test_a_silent_service_keeps_its_ticket_open(
     the ticket resolved itself an hour after a service fell silent; the
     recording rule carries the last push forward, and the ticket stays open."""
     group = heartbeat_group(site)
-    # The record runs first, so the alert reads this evaluation's value.
-    record, alert = group["rules"]
+    # The records run first, so the alert reads this evaluation's value.
+    _retired, record, alert = group["rules"]
     assert "record" in record and alert["alert"] == "ServiceStoppedPushing"
-    rules = [{**alert, "expr": ROUND_10_HEARTBEAT}] if old else [record, alert]
+    rules = [{**alert, "expr": ROUND_10_HEARTBEAT}] if old else group["rules"]
     fired = {"job": CHECKOUT["job"], **alert["labels"]}
     annotations = {k: render(v, fired) for k, v in alert["annotations"].items()}
     firing = [{"exp_labels": fired, "exp_annotations": annotations}]
@@ -2524,6 +2657,46 @@ def test_a_silent_service_keeps_its_ticket_open(
     test = replay_test(inputs, checks, interval="5m")
     ok = promtool_replay(tmp_path, {"groups": [{"name": "g", "rules": rules}]}, test)
     assert ok, "the essay's rules keep the ticket open; round 10's rule drops it"
+
+
+def retired_jobs(rule: dict[str, Any]) -> list[str]:
+    """The jobs a retired-pusher rule lists, one label_replace each."""
+    return re.findall(
+        r'label_replace\(vector\(1\), "job", "([^"]+)", "", ""\)', rule["expr"]
+    )
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_a_retired_service_leaves_the_ticket_without_the_admin_api(
+    site: Site, tmp_path: Path, listed: bool
+) -> None:
+    """Review round 11, finding 3: the carried-forward heartbeat kept a retired
+    service's ticket open for good, and only the admin API, which the flags
+    leave off, could delete it. Listing the job in the retired-pusher rule
+    drops it from both carry-forward rules, and its ticket never opens; a
+    silent service that is not listed still tickets."""
+    assert "--web.enable-admin-api" not in block(site, "flags")
+    group = heartbeat_group(site)
+    retired, record, alert = group["rules"]
+    assert retired["record"] == "job:retired_pusher:info"
+    (gone,) = retired_jobs(retired)
+    for carried in (record, batch_group(site)["rules"][0]):
+        assert carried["expr"].endswith("unless on (job) job:retired_pusher:info")
+    rules = group["rules"]
+    if not listed:  # the list names another job
+        rules = [{**retired, "expr": retired["expr"].replace(gone, "shop/other")},
+                 record, alert]  # fmt: skip
+    labels = {"job": gone, "instance": "shop.legacy-export-1.export"}
+    fired = {"job": gone, **alert["labels"]}
+    annotations = {k: render(v, fired) for k, v in alert["annotations"].items()}
+    firing = [{"exp_labels": fired, "exp_annotations": annotations}]
+    inputs = [series("target_info", labels, "1x2")]  # silent from 10m
+    checks = [
+        {"eval_time": t, "alertname": alert["alert"], "exp_alerts": [] if listed else firing}
+        for t in ("30m", "2h", "1d")
+    ]  # fmt: skip
+    test = replay_test(inputs, checks, interval="5m")
+    assert promtool_replay(tmp_path, {"groups": [{"name": "g", "rules": rules}]}, test)
 
 
 def batch_group(site: Site) -> dict[str, Any]:
@@ -2620,11 +2793,11 @@ def test_only_collisions_open_the_collision_ticket(
 def test_a_fast_clock_is_caught_by_the_host_offset(site: Site, tmp_path: Path) -> None:
     """Review round 6: a host 6 minutes fast pushes data that looks fresh, so
     PushedClockLagging never sees it; node_exporter's offset does."""
-    lagging = rule_named(site, "PushedClockLagging")
-    rules, test = one_rule_replay(
-        lagging, [series("target_info", CHECKOUT, "1x60")], quiet(lagging, range(30, 61, 10))
-    )  # fmt: skip
-    assert promtool_replay(tmp_path, rules, test)  # blind: the newest point is fresh
+    group = clock_group(site)
+    lagging = group["rules"][-1]
+    test = replay_test([series("target_info", CHECKOUT, "1x60")],
+                       quiet(lagging, range(30, 61, 10)))  # fmt: skip
+    assert promtool_replay(tmp_path, {"groups": [group]}, test)  # blind: fresh
     skew = rule_named(site, "HostClockSkewed")
     fired = {**NODE, **skew["labels"]}
     annotations = {k: render(v, fired) for k, v in skew["annotations"].items()}

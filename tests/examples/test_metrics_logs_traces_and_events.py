@@ -121,7 +121,7 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     # Heap in use is not called live, and the 1.75 is not applied again on
     # top of a figure that already includes it.
     assert "live part" not in text and "live heap divided by 0.9" not in text
-    assert "Heap in use is not live data" in text
+    assert "go_memstats_heap_inuse_bytes is not live data" in text
     assert "3.5 GB resident" not in text and "35 to 40 GB" not in text
     # Under a container limit, 3.x caps the heap at 90% of it (GOMEMLIMIT,
     # --auto-gomemlimit.ratio=0.9 in cmd/prometheus/main.go). Sizing the
@@ -132,7 +132,7 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     server = 1_500_000
     limit = server * per_series / 0.9
     assert round(limit / 1e9) == 5 and 0.9 * limit == pytest.approx(server * 3_000)
-    assert "at the planned resident memory, about half again the live heap" in text
+    assert "at the planned resident memory, half as much again as the live heap" in text
     assert (
         "1.5 million \N{MULTIPLICATION SIGN} 3 KB \N{DIVISION SIGN} 0.9 = 5 GB, plus queries"
         in text
@@ -257,7 +257,7 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     assert "near parity" not in text
 
     # The budget's plan figures in recommendation 1.
-    assert rps * 25 == 50_000 and "the plan is 50,000 spans a second" in text
+    assert rps * 25 == 50_000 and "The plan is 50,000 spans a second" in text
     assert 1_600 * pods == 48_000
     assert "the histogram's 1,600 per pod, 48,000 for the job" in text
     assert "planned here at 345 GB a day of canonical lines" in text
@@ -408,7 +408,7 @@ def test_a_head_series_costs_about_3_kb(tmp_path: Path) -> None:
     # "resident memory grew by 2.5 to 3.5 KB per head series": the planning
     # figure is resident memory with the GC's headroom already in it.
     assert 2_500 <= rss <= 3_500, rss
-    # "the heap goal put about 2 KB of that down to live data": the goal is
+    # "the heap goal implied about 2 KB of live data": the goal is
     # live heap times 1.75, so live data is well under the resident figure,
     # and multiplying 3 KB by 1.75 again would count the headroom twice.
     assert 1_300 <= live <= 2_700, live
@@ -1815,7 +1815,8 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert "Loki counts the uncompressed bytes it receives per tenant" in text
     assert "The Collector counts the spans its receivers accept" in text
     assert (
-        "or a load-balancing tier and the tail samplers count each span twice" in text
+        "a load-balancing tier and the tail samplers behind it count each span twice"
+        in text
     )
     assert "logs and traces on gigabytes ingested and retained" in text
     assert "processed, written" not in text

@@ -2458,17 +2458,21 @@ def test_a_measured_failover_fits_the_budget(
         etcd.wait()
 
 
-def etcd_v3(client: int, call: str, body: dict) -> dict:
-    """One call to etcd's JSON gateway (etcd 3.4 serves /v3 and /v3beta)."""
+def etcd_v3(client: int, call: str, body: dict, token: str | None = None) -> dict:
+    """One call to etcd's JSON gateway (etcd 3.4 serves /v3 and /v3beta),
+    with an auth token if one is given."""
     import urllib.error
     import urllib.request
 
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = token
     last: Exception | None = None
     for prefix in ("v3", "v3beta"):
         request = urllib.request.Request(
             f"http://127.0.0.1:{client}/{prefix}/{call}",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers=headers,
             method="POST",
         )
         try:
@@ -2632,21 +2636,95 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+#: The fence store's users: its root, the operators who run region failovers,
+#: and this host, which logs in with the password in its secret file.
+ROOT_PW, OPERATOR_PW, HOST_PW = "root-pw", "operator-pw", "0123456789abcdef"
+
+
+def etcd_status(client: int, call: str, body: dict, token: str | None) -> int:
+    """The HTTP status etcd's JSON gateway answers *call* with."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = token
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{client}/v3/{call}",
+        data=json.dumps(body).encode(),
+        headers=headers,
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def login(client: int, name: str, password: str) -> str:
+    reply = etcd_v3(client, "auth/authenticate", {"name": name, "password": password})
+    return reply["token"]
+
+
 def etcd_answers(client: int) -> bool:
     try:
-        etcd_v3(client, "kv/range", {"key": b64("/")})
+        etcd_v3(client, "maintenance/status", {})
     except (AssertionError, OSError):
         return False
     return True
 
 
 def set_flag(client: int, value: str) -> None:
-    etcd_v3(client, "kv/put", {"key": b64("/fence/region-1"), "value": b64(value)})
+    """An operator writes the region's flag."""
+    token = login(client, "operator", OPERATOR_PW)
+    key = {"key": b64("/fence/region-1"), "value": b64(value)}
+    etcd_v3(client, "kv/put", key, token)
+
+
+def enable_auth(client: int) -> None:
+    """The essay's access model: the host's role may read the flag and write
+    only its own renewal key; the operators' role may write every flag."""
+    host = short_hostname()
+
+    def call(what: str, body: dict) -> None:
+        etcd_v3(client, what, body)
+
+    for name, password in (("root", ROOT_PW), ("operator", OPERATOR_PW), (host, HOST_PW)):
+        call("auth/user/add", {"name": name, "password": password})
+    call("auth/user/grant", {"user": "root", "role": "root"})
+    prefix = "/fence/"
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    call("auth/role/add", {"name": "fence-operator"})
+    call(
+        "auth/role/grant",
+        {
+            "name": "fence-operator",
+            "perm": {"permType": "READWRITE", "key": b64(prefix), "range_end": b64(end)},
+        },
+    )
+    call("auth/user/grant", {"user": "operator", "role": "fence-operator"})
+    role = f"fence-{host}"
+    call("auth/role/add", {"name": role})
+    call(
+        "auth/role/grant",
+        {"name": role, "perm": {"permType": "READ", "key": b64("/fence/region-1")}},
+    )
+    mine = f"/fence/region-1/renewed/{host}"
+    call(
+        "auth/role/grant",
+        {"name": role, "perm": {"permType": "READWRITE", "key": b64(mine)}},
+    )
+    call("auth/user/grant", {"user": host, "role": role})
+    call("auth/enable", {})
 
 
 @contextlib.contextmanager
-def fence_store(root: Path) -> Iterator[tuple[subprocess.Popen, int]]:
-    """A one-member etcd standing in for the three-region fence store."""
+def fence_store(
+    root: Path, token_ttl: int = 300
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A one-member etcd with auth enabled, standing in for the three-region
+    fence store."""
     assert Path(ETCD).exists(), "no etcd (Debian package etcd-server)"
     client, peer = free_port(), free_port()
     etcd = subprocess.Popen(
@@ -2664,12 +2742,15 @@ def fence_store(root: Path) -> Iterator[tuple[subprocess.Popen, int]]:
             f"http://127.0.0.1:{peer}",
             "--initial-cluster",
             f"default=http://127.0.0.1:{peer}",
+            "--auth-token-ttl",
+            str(token_ttl),
         ],
         stdout=subprocess.DEVNULL,
         stderr=(root / "fence-etcd.log").open("w"),
     )
     try:
         wait_until(lambda: etcd_answers(client), "the fence store", 30)
+        enable_auth(client)
         yield etcd, client
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -2680,8 +2761,9 @@ def fence_store(root: Path) -> Iterator[tuple[subprocess.Popen, int]]:
 
 def fence_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
     """The script's environment: the test store over plain HTTP (an empty
-    curl config, where production's names its TLS files) and a stand-in
-    systemctl that logs each call with its time."""
+    curl config, where production's names its CA), this host's password, a
+    trip file in the test's folder and a stand-in systemctl that logs each
+    call with its time."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "systemctl"
@@ -2692,6 +2774,8 @@ def fence_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
     fake.chmod(0o755)
     curlrc = tmp_path / "curlrc"
     curlrc.write_text("", encoding="utf-8")
+    secret = tmp_path / "password"
+    secret.write_text(HOST_PW, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in PROXIES}
     return {
         **env,
@@ -2699,6 +2783,8 @@ def fence_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
         "CALLS": str(tmp_path / "systemctl.log"),
         "FENCE_STORE": f"http://127.0.0.1:{port}",
         "FENCE_CURLRC": str(curlrc),
+        "FENCE_SECRET": str(secret),
+        "FENCE_TRIPPED": str(tmp_path / "state" / "tripped"),
         **extra,
     }
 
@@ -2733,7 +2819,8 @@ def test_the_fence_gate_fails_closed(site: Site, tmp_path: Path) -> None:
         before = int(time.time())
         assert check(script, env) == 0
         key = b64(f"/fence/region-1/renewed/{short_hostname()}")
-        kvs = etcd_v3(client, "kv/range", {"key": key}).get("kvs", [])
+        token = login(client, "operator", OPERATOR_PW)
+        kvs = etcd_v3(client, "kv/range", {"key": key}, token).get("kvs", [])
         assert kvs and int(base64.b64decode(kvs[0]["value"])) >= before
         set_flag(client, "closed")
         assert check(script, env) == 1
@@ -2748,6 +2835,98 @@ def test_the_fence_gate_fails_closed(site: Site, tmp_path: Path) -> None:
             os.kill(etcd.pid, signal.SIGCONT)
         wait_until(lambda: check(script, env) == 0, "the store to answer again", 20)
     assert systemctl_calls(tmp_path) == []  # the gate only decides
+
+
+def test_a_host_may_renew_but_never_write_a_flag(site: Site, tmp_path: Path) -> None:
+    """With auth on, the host's login renews its own key through the gate,
+    but the same login may not reopen a flag or write another host's key,
+    and a request without a token is refused: a certificate alone, all the
+    gateway would see, is no credential."""
+    script = fence_script(site, tmp_path)
+    with fence_store(tmp_path) as (_, client):
+        set_flag(client, "open")
+        env = fence_env(tmp_path, client)
+        assert check(script, env) == 0
+        token = login(client, short_hostname(), HOST_PW)
+        flag = {"key": b64("/fence/region-1"), "value": b64("open")}
+        assert etcd_status(client, "kv/put", flag, token) == 403
+        other = {"key": b64("/fence/region-1/renewed/elsewhere"), "value": b64("1")}
+        assert etcd_status(client, "kv/put", other, token) == 403
+        assert etcd_status(client, "kv/put", flag, None) != 200
+        (tmp_path / "password").write_text("wrong", encoding="utf-8")
+        assert check(script, env) == 2  # a refused login is no answer
+
+
+def test_a_lapsed_token_never_fences(site: Site, tmp_path: Path) -> None:
+    """A store whose tokens lapse after 2 s refuses a 3-s-old token, yet the
+    agent, logging in on every attempt, renews for 8 s without a kill."""
+    script = fence_script(site, tmp_path)
+    with fence_store(tmp_path, token_ttl=2) as (_, client):
+        set_flag(client, "open")
+        stale = login(client, short_hostname(), HOST_PW)
+        time.sleep(3)
+        key = {"key": b64("/fence/region-1")}
+        assert etcd_status(client, "kv/range", key, stale) == 401
+        env = fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="3")
+        agent = run_agent(script, env)
+        try:
+            time.sleep(8)
+        finally:
+            stop_agent(agent)
+    assert systemctl_calls(tmp_path) == []
+    assert not (tmp_path / "state" / "tripped").exists()
+
+
+def test_a_trip_keeps_the_gate_shut_until_a_person_clears_it(
+    site: Site, tmp_path: Path
+) -> None:
+    """Once the agent has fenced, the gate refuses even with the flag open
+    again, as after a reboot; removing the trip file reopens it."""
+    script = fence_script(site, tmp_path)
+    with fence_store(tmp_path) as (_, client):
+        set_flag(client, "closed")
+        env = fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="30")
+        agent = run_agent(script, env)
+        try:
+            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 15)
+        finally:
+            stop_agent(agent)
+        tripped = tmp_path / "state" / "tripped"
+        assert tripped.exists()
+        set_flag(client, "open")
+        assert check(script, env) == 1
+        tripped.unlink()
+        assert check(script, env) == 0
+
+
+def test_the_fence_agent_unit_verifies_and_starts_first(
+    site: Site, tmp_path: Path
+) -> None:
+    """systemd-analyze accepts the agent's unit, which restarts always and is
+    ordered before both units it guards; with its script missing it fails."""
+    assert Path(SYSTEMD_ANALYZE).exists(), "no systemd-analyze (Debian package systemd)"
+    unit_text = block(site, "fence-agent")
+    assert re.search(rf"^ExecStart={re.escape(FENCE)} agent$", unit_text, re.M)
+    assert re.search(r"^Restart=always$", unit_text, re.M)
+    before = re.search(r"^Before=(.*)$", unit_text, re.M).group(1).split()
+    assert set(before) == {"patroni.service", "pgbouncer.service"}
+    assert "WantedBy=multi-user.target" in unit_text
+    script = fence_script(site, tmp_path)
+
+    def verify(path: Path) -> subprocess.CompletedProcess[str]:
+        unit = tmp_path / "region-fence.service"
+        unit.write_text(unit_text.replace(FENCE, str(path)), encoding="utf-8")
+        return subprocess.run(
+            [SYSTEMD_ANALYZE, "verify", "--man=no", str(unit)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = verify(script)
+    assert result.returncode == 0, result.stderr
+    missing = verify(tmp_path / "no-such-agent")
+    assert missing.returncode != 0 and "no-such-agent" in missing.stderr
 
 
 def run_agent(script: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -2778,7 +2957,12 @@ def test_a_cut_off_agent_kills_then_stops_the_units_by_its_deadline(
     text = block(site, "region-fence")
     every = int(re.search(r"EVERY=\$\{FENCE_EVERY:-(\d+)\}", text).group(1))
     limit = int(re.search(r"LIMIT=\$\{FENCE_LIMIT:-(\d+)\}", text).group(1))
-    cap = int(re.search(r"--max-time (\d+)", text).group(1))
+    # Each attempt is a login and a transaction, each capped by call().
+    per_call = int(re.search(r"--max-time (\d+)", text).group(1))
+    renew_body = text[text.index("renew() {") : text.index("# Kill, not ask")]
+    assert renew_body.count("call ") == 2
+    cap = 2 * per_call
+    assert f"capped at {per_call} + {per_call} s" in text
     # The essay's numbers: a renewal every EVERY s, a kill LIMIT s after the
     # last one; the check after a failed attempt comes at most a period and
     # the cap later, so the kill lands within the script's bound, inside the

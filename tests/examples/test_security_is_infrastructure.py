@@ -1193,9 +1193,9 @@ def test_the_allowlist_checks_image_volumes(
     allowlist: tuple[dict, dict], volumes: list, expected: str
 ) -> None:
     """Round 11: an image volume pulls an image too, so the allowlist
-    checks spec.volumes[].image.reference, in a namespace below
-    restricted (where Pod Security does not refuse image volumes) and in
-    controllers' templates."""
+    checks spec.volumes[].image.reference, in pods and in controllers'
+    templates. Round 12: restricted Pod Security admits image volumes
+    (kubernetes/kubernetes#130394), so this is their only check anywhere."""
     sandbox = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes)
     assert vap_decide(allowlist, sandbox) == expected
     deployment = workload(

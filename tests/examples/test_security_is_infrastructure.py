@@ -1056,7 +1056,15 @@ def vap_decide(
         if obj["metadata"]["namespace"] in expression["values"]:
             return "not matched"
     env = celpy.Environment()
-    activation: dict[str, Any] = {"object": celpy.json_to_cel(obj)}
+    request = {
+        "namespace": obj["metadata"]["namespace"],
+        "operation": operation,
+        "subResource": subresource,
+    }
+    activation: dict[str, Any] = {
+        "object": celpy.json_to_cel(obj),
+        "request": celpy.json_to_cel(request),
+    }
     variables: dict[str, Any] = {}
     for variable in spec.get("variables", []):
         activation["variables"] = celpy.celtypes.MapType(
@@ -1185,9 +1193,9 @@ def test_the_allowlist_checks_image_volumes(
     allowlist: tuple[dict, dict], volumes: list, expected: str
 ) -> None:
     """Round 11: an image volume pulls an image too, so the allowlist
-    checks spec.volumes[].image.reference, in a namespace below
-    restricted (where Pod Security does not refuse image volumes) and in
-    controllers' templates."""
+    checks spec.volumes[].image.reference, in pods and in controllers'
+    templates. Round 12: restricted Pod Security admits image volumes
+    (kubernetes/kubernetes#130394), so this is their only check anywhere."""
     sandbox = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes)
     assert vap_decide(allowlist, sandbox) == expected
     deployment = workload(
@@ -1196,15 +1204,19 @@ def test_the_allowlist_checks_image_volumes(
     assert vap_decide(allowlist, deployment) == expected
 
 
-# The volume types Pod Security's restricted profile admits (k8s.io/pod-security-
-# admission/policy/check_restrictedVolumes.go); any other type, image included,
-# is refused.
+# The volume types Pod Security's restricted profile admits, as the code has
+# them (k8s.io/pod-security-admission/policy/check_restrictedVolumes.go, one
+# versioned check from v1.0): kubernetes/kubernetes#130394 added
+# `volume.Image != nil` for v1.33. The Pod Security Standards page still lists
+# only the other eight (kubernetes/website#55370); round 12 found that this set
+# had copied the page, and so certified the essay's wrong claim.
 RESTRICTED_VOLUMES = {
     "configMap",
     "csi",
     "downwardAPI",
     "emptyDir",
     "ephemeral",
+    "image",
     "persistentVolumeClaim",
     "projected",
     "secret",
@@ -1218,19 +1230,25 @@ def restricted_volumes_allowed(the_pod: dict) -> bool:
     )
 
 
-def test_restricted_pod_security_refuses_image_volumes_in_payments(
-    site: Site,
+def test_restricted_pod_security_admits_image_volumes_so_only_the_vap_checks_them(
+    site: Site, allowlist: tuple[dict, dict]
 ) -> None:
-    """The essay: restricted Pod Security refuses image volumes, so in
-    payments they are closed twice; below restricted only the VAP checks."""
+    """Round 12: restricted admits image volumes since v1.33, so in payments
+    too the VAP is the only control on spec.volumes[].image."""
     namespace, *_ = yaml.safe_load_all(block(site, "netpol"))
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
         "restricted"
     )
-    assert not restricted_volumes_allowed(
-        pod([REGISTRY + "payments"], volumes=[MIRRORED])
-    )
-    assert restricted_volumes_allowed(pod([REGISTRY + "payments"], volumes=[None]))
+    public = pod([REGISTRY + "payments"], volumes=["docker.io/library/busybox:latest"])
+    assert restricted_volumes_allowed(public)  # Pod Security lets it through
+    assert vap_decide(allowlist, public) == "deny"  # the VAP does not
+    host_path = pod([REGISTRY + "payments"])
+    host_path["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    assert not restricted_volumes_allowed(host_path)  # the check still refuses
+    prose = " ".join(ESSAY.read_text().split())
+    assert "Restricted Pod Security refuses them" not in prose  # the round-11 claim
+    assert "Restricted Pod Security has admitted them since 1.33" in prose
+    assert "the VAP is the only check on `spec.volumes[].image`" in prose
 
 
 def test_a_pods_only_allowlist_would_admit_the_deployment(
@@ -2375,5 +2393,42 @@ def test_only_the_allowlist_sees_image_volumes(
     public = pod([PAYMENTS], volumes=["docker.io/library/busybox:latest"])
     assert admission(pair, public) == "admit"
     assert api_server(pair, allowlist, public) == "deny"
-    own = pod([PAYMENTS], volumes=[REGISTRY + "models@sha256:" + "3" * 64])
-    assert api_server(pair, allowlist, own) == "admit"
+    mirrored = pod([PAYMENTS], volumes=[MIRRORED])
+    assert admission(pair, mirrored) == "admit"
+    assert api_server(pair, allowlist, mirrored) == "admit"
+    # Round 12: another org image is no longer enough inside payments.
+    models = REGISTRY + "models@sha256:" + "3" * 64
+    assert api_server(pair, allowlist, pod([PAYMENTS], volumes=[models])) == "deny"
+    elsewhere = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=[models])
+    assert vap_decide(allowlist, elsewhere) == "admit"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [SANDBOX, LOOKALIKE, REGISTRY + "paymentsx:1", REGISTRY + "payments/../sandbox"],
+    ids=["sandbox", "payments-tools", "paymentsx", "path-below"],
+)
+def test_no_other_org_image_reaches_payments_unverified(
+    pair: list[dict], allowlist: tuple[dict, dict], image: str
+) -> None:
+    """Round 12: these match none of Kyverno's payments globs, and the VAP's
+    org prefix admits them; the VAP's payments rule is what refuses them."""
+    assert admission(pair, pod([image])) == "not matched"
+    assert api_server(pair, allowlist, pod([image])) == "deny"
+    for kind in ("Deployment", "CronJob"):
+        assert vap_decide(allowlist, workload(kind, [PAYMENTS], init=[image])) == (
+            "deny"
+        )
+    # Outside payments the org prefix still admits it, for that namespace's policy.
+    assert vap_decide(allowlist, pod([image], namespace="sandbox")) == "admit"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [PAYMENTS, PAYMENTS_TAG, REGISTRY + "payments", MIRRORED],
+    ids=["digest", "tag", "bare", "mirror"],
+)
+def test_payments_still_runs_its_own_image_and_the_mirror(
+    allowlist: tuple[dict, dict], image: str
+) -> None:
+    assert vap_decide(allowlist, pod([image])) == "admit"

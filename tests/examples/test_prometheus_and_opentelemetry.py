@@ -1393,7 +1393,9 @@ def test_every_alert_is_routable_and_documented(site: Site) -> None:
     rules = alert_rules(site)
     assert {rule["alert"] for rule in rules} == set(FIRES) | NOT_REPLAYED
     for rule in rules:
-        assert rule["labels"]["severity"] in {"page", "ticket", "heartbeat"}, rule["alert"]
+        assert rule["labels"]["severity"] in {"page", "ticket", "heartbeat"}, rule[
+            "alert"
+        ]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["runbook_url"].startswith("https://"), rule["alert"]
         unhurried = ALREADY_LOST | {"Watchdog"}  # Watchdog fires from the start
@@ -1903,7 +1905,7 @@ def test_a_400_reason_never_reaches_the_collector_log(site: Site) -> None:
         with pytest.raises(DecodeError):
             ExportMetricsServiceResponse().ParseFromString(body)
     text = prose(site)
-    assert "logs only its 500s" in text
+    assert "not rejected-sample 400s" in text  # round 12: decode failures are logged
     assert "Exporting failed. Dropping data." in text
     for name in ("PrometheusRejectingOTLP", "PrometheusRejectedOTLP"):
         summary = rule_named(site, name)["annotations"]["summary"]
@@ -3232,8 +3234,14 @@ def test_alert_table_lists_every_rule_by_severity(site: Site) -> None:
 
 # -- Review round 12: symptom alerts -------------------------------------------
 
-CANARY_C = {"job": "observability/canary-cumulative", "instance": "observability.canary-c-5f7.canary"}
-CANARY_D = {"job": "observability/canary-delta", "instance": "observability.canary-d-9k2.canary"}
+CANARY_C = {
+    "job": "observability/canary-cumulative",
+    "instance": "observability.canary-c-5f7.canary",
+}
+CANARY_D = {
+    "job": "observability/canary-delta",
+    "instance": "observability.canary-d-9k2.canary",
+}
 
 
 def canary_replay(site: Site, rule: dict[str, Any], *, stops: bool, at: str,
@@ -3262,7 +3270,9 @@ def canary_replay(site: Site, rule: dict[str, Any], *, stops: bool, at: str,
 def run_canary(site: Site, tmp_path: Path, rule: dict[str, Any], **kw: Any) -> bool:
     groups = {"groups": [{"name": "symptoms", "rules": [rule]}]}
     (tmp_path / "canary.yml").write_text(yaml.safe_dump(groups))
-    (tmp_path / "replay.yml").write_text(yaml.safe_dump(canary_replay(site, rule, **kw)))
+    (tmp_path / "replay.yml").write_text(
+        yaml.safe_dump(canary_replay(site, rule, **kw))
+    )
     result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
     return result.returncode == 0
 
@@ -3297,7 +3307,9 @@ def test_both_canary_paths_cross_the_tiers_they_watch(site: Site) -> None:
     """The delta canary must be allowlisted, or the front tier drops it."""
     rule = rule_named(site, "PushedCanaryMissing")
     for canary in (CANARY_C, CANARY_D):
-        assert f'absent(canary_heartbeats_total{{job="{canary["job"]}"}})' in rule["expr"]
+        assert (
+            f'absent(canary_heartbeats_total{{job="{canary["job"]}"}})' in rule["expr"]
+        )
     front = collector(site, "front")
     (condition,) = front["processors"]["filter/delta_policy"]["metric_conditions"]
     assert "canary-delta" in condition
@@ -3324,7 +3336,9 @@ def test_the_watchdog_always_fires_and_reaches_the_switch(
     result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     am = yaml.safe_load(block(site, "inhibit"))
-    (route,) = [r for r in am["route"]["routes"] if 'alertname = "Watchdog"' in r["matchers"]]
+    (route,) = [
+        r for r in am["route"]["routes"] if 'alertname = "Watchdog"' in r["matchers"]
+    ]
     (receiver,) = [r for r in am["receivers"] if r["name"] == route["receiver"]]
     assert receiver["webhook_configs"][0]["url"].startswith("https://")
     assert am["route"]["receiver"] != route["receiver"]  # never the on-call route

@@ -119,8 +119,15 @@ tickets, while an unlisted silent one does, without the admin API, which the
 flags leave off; PushedClockLagging tickets for a host still pushing 5 to 55
 minutes late (round 11's 30-minute band missed 40) and not beyond the hour
 or for a retired pod (without the advancing condition, it would); and
-CollectorNotSending pages for a stall under 95 % unlisted deltas, which
+CollectorNotSending fires for a stall under 95 % unlisted deltas, which
 round 11's ratio missed.
+
+Review round 12: a pushed canary per path pages when its heartbeat stops
+reaching a replica, also once its series has left the lookback (the age test
+alone would resolve there); the always-firing Watchdog is routed to an
+outside dead-man's switch, never to the on-call receiver; the delta canary is
+on the front tier's allowlist; and the Prometheus probes authenticate over
+HTTPS as a user web.yml defines.
 """
 
 from __future__ import annotations

@@ -119,12 +119,20 @@ tickets, while an unlisted silent one does, without the admin API, which the
 flags leave off; PushedClockLagging tickets for a host still pushing 5 to 55
 minutes late (round 11's 30-minute band missed 40) and not beyond the hour
 or for a retired pod (without the advancing condition, it would); and
-CollectorNotSending pages for a stall under 95 % unlisted deltas, which
+CollectorNotSending fires for a stall under 95 % unlisted deltas, which
 round 11's ratio missed.
+
+Review round 12: a pushed canary per path pages when its heartbeat stops
+reaching a replica, also once its series has left the lookback (the age test
+alone would resolve there); the always-firing Watchdog is routed to an
+outside dead-man's switch, never to the on-call receiver; the delta canary is
+on the front tier's allowlist; and the Prometheus probes authenticate over
+HTTPS as a user web.yml defines.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import inspect
 import io
@@ -1213,6 +1221,8 @@ FIRES = {
 #: below: a constant clock lag needs data that arrives over time, and the
 #: missing-metrics guard needs the counters that the other alerts read gone.
 NOT_REPLAYED = {
+    "PushedCanaryMissing",
+    "Watchdog",
     "PushedClockLagging",
     "CollectorMetricsMissing",
     "PrometheusMetricsMissing",
@@ -1390,10 +1400,13 @@ def test_every_alert_is_routable_and_documented(site: Site) -> None:
     rules = alert_rules(site)
     assert {rule["alert"] for rule in rules} == set(FIRES) | NOT_REPLAYED
     for rule in rules:
-        assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
+        assert rule["labels"]["severity"] in {"page", "ticket", "heartbeat"}, rule[
+            "alert"
+        ]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["runbook_url"].startswith("https://"), rule["alert"]
-        assert ("for" in rule) == (rule["alert"] not in ALREADY_LOST), rule["alert"]
+        unhurried = ALREADY_LOST | {"Watchdog"}  # Watchdog fires from the start
+        assert ("for" in rule) == (rule["alert"] not in unhurried), rule["alert"]
 
 
 def test_retirements_open_tickets_not_pages(site: Site) -> None:
@@ -1899,7 +1912,7 @@ def test_a_400_reason_never_reaches_the_collector_log(site: Site) -> None:
         with pytest.raises(DecodeError):
             ExportMetricsServiceResponse().ParseFromString(body)
     text = prose(site)
-    assert "logs only its 500s" in text
+    assert "not rejected-sample 400s" in text  # round 12: decode failures are logged
     assert "Exporting failed. Dropping data." in text
     for name in ("PrometheusRejectingOTLP", "PrometheusRejectedOTLP"):
         summary = rule_named(site, name)["annotations"]["summary"]
@@ -2235,8 +2248,9 @@ def test_last_over_time_ignores_a_staleness_marker(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("tier", ["front", "delta"])
 def test_explicit_readers_keep_the_default_names(site: Site, tier: str) -> None:
-    """Review round 4: an explicit reader drops the defaults' three without_
-    settings, renaming unit-bearing metrics and adding scope labels."""
+    """Review round 4: before v0.152.0 an explicit reader dropped the
+    defaults' three without_ settings. Round 12: recent Collectors apply them
+    to explicit readers too; the file keeps them for older Collectors."""
     readers = collector(site, tier)["service"]["telemetry"]["metrics"]["readers"]
     (served,) = [r["pull"]["exporter"]["prometheus"] for r in readers if "pull" in r]
     for key in ("without_scope_info", "without_units", "without_type_suffix"):
@@ -3030,6 +3044,7 @@ def test_front_tier_enforces_the_cumulative_policy(site: Site) -> None:
 
     assert dropped("DELTA", "checkout") and dropped("DELTA", None)
     assert not dropped("DELTA", "billing-export")
+    assert not dropped("DELTA", "canary-delta")  # round 12: the delta canary
     assert dropped("DELTA", "billing-export-v2")  # anchored: not listed
     assert not any(dropped(t, "checkout") for t in ("CUMULATIVE", "UNSPECIFIED"))
     assert "filter/delta_policy" in block(site, "collector-front")
@@ -3216,5 +3231,141 @@ def test_alert_table_lists_every_rule_by_severity(site: Site) -> None:
             listed[name] = listed.get(name, "") + "page"
         for name in re.findall(r"`(\w+)`", tickets):
             listed[name] = listed.get(name, "") + "ticket"
-    severities = {r["alert"]: r["labels"]["severity"] for r in alert_rules(site)}
+    # The right-hand column lists everything that pages no person.
+    severities = {
+        r["alert"]: "page" if r["labels"]["severity"] == "page" else "ticket"
+        for r in alert_rules(site)
+    }
     assert listed == severities
+
+
+# -- Review round 12: symptom alerts -------------------------------------------
+
+CANARY_C = {
+    "job": "observability/canary-cumulative",
+    "instance": "observability.canary-c-5f7.canary",
+}
+CANARY_D = {
+    "job": "observability/canary-delta",
+    "instance": "observability.canary-d-9k2.canary",
+}
+
+
+def canary_replay(site: Site, rule: dict[str, Any], *, stops: bool, at: str,
+                  fires: bool) -> dict[str, Any]:  # fmt: skip
+    """The cumulative canary pushes every minute until 10m, then (if *stops*)
+    nothing; the delta canary keeps pushing."""
+    fired = {"job": CANARY_C["job"], **rule["labels"]}
+    expected = [{
+        "exp_labels": fired,
+        "exp_annotations": {k: render(v, fired) for k, v in rule["annotations"].items()},
+    }] if fires else []  # fmt: skip
+    return {
+        "rule_files": ["canary.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                series("canary_heartbeats_total", CANARY_C, "0+4x10" if stops else "0+4x60"),
+                series("canary_heartbeats_total", CANARY_D, "0+4x60"),
+            ],
+            "alert_rule_test": [{"eval_time": at, "alertname": rule["alert"], "exp_alerts": expected}],
+        }],
+    }  # fmt: skip
+
+
+def run_canary(site: Site, tmp_path: Path, rule: dict[str, Any], **kw: Any) -> bool:
+    groups = {"groups": [{"name": "symptoms", "rules": [rule]}]}
+    (tmp_path / "canary.yml").write_text(yaml.safe_dump(groups))
+    (tmp_path / "replay.yml").write_text(
+        yaml.safe_dump(canary_replay(site, rule, **kw))
+    )
+    result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
+    return result.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("stops", "at", "fires"),
+    [(False, "25m", False), (True, "12m", False), (True, "14m", False),
+     (True, "16m", True), (True, "40m", True)],
+)  # fmt: skip
+def test_the_canary_pages_when_pushes_stop_reaching_a_replica(
+    site: Site, tmp_path: Path, stops: bool, at: str, fires: bool
+) -> None:
+    """Finding 2: a stopped canary pages after three minutes plus the `for`
+    (16m, its last push at 10m) and keeps paging once its series has left the
+    lookback (40m); a live one, or a short gap, does not."""
+    rule = rule_named(site, "PushedCanaryMissing")
+    assert rule["labels"]["severity"] == "page"
+    assert run_canary(site, tmp_path, rule, stops=stops, at=at, fires=fires)
+
+
+def test_without_absent_the_canary_alert_would_resolve(
+    site: Site, tmp_path: Path
+) -> None:
+    """The age test alone goes quiet once the last sample leaves the lookback."""
+    rule = rule_named(site, "PushedCanaryMissing")
+    naive = {**rule, "expr": rule["expr"].split(" or ")[0]}
+    assert run_canary(site, tmp_path, naive, stops=True, at="40m", fires=False)
+    assert not run_canary(site, tmp_path, naive, stops=True, at="40m", fires=True)
+
+
+def test_both_canary_paths_cross_the_tiers_they_watch(site: Site) -> None:
+    """The delta canary must be allowlisted, or the front tier drops it."""
+    rule = rule_named(site, "PushedCanaryMissing")
+    for canary in (CANARY_C, CANARY_D):
+        assert (
+            f'absent(canary_heartbeats_total{{job="{canary["job"]}"}})' in rule["expr"]
+        )
+    front = collector(site, "front")
+    (condition,) = front["processors"]["filter/delta_policy"]["metric_conditions"]
+    assert "canary-delta" in condition
+
+
+def test_the_watchdog_always_fires_and_reaches_the_switch(
+    site: Site, tmp_path: Path
+) -> None:
+    rule = rule_named(site, "Watchdog")
+    groups = {"groups": [{"name": "symptoms", "rules": [rule]}]}
+    (tmp_path / "w.yml").write_text(yaml.safe_dump(groups))
+    fired = dict(rule["labels"])
+    replay_ = {
+        "rule_files": ["w.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [series("up", PROM_A, "1x10")],
+            "alert_rule_test": [{"eval_time": "5m", "alertname": "Watchdog", "exp_alerts": [{
+                "exp_labels": fired, "exp_annotations": rule["annotations"]}]}],
+        }],
+    }  # fmt: skip
+    (tmp_path / "replay.yml").write_text(yaml.safe_dump(replay_))
+    result = promtool_run("test", "rules", "replay.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    am = yaml.safe_load(block(site, "inhibit"))
+    (route,) = [
+        r for r in am["route"]["routes"] if 'alertname = "Watchdog"' in r["matchers"]
+    ]
+    (receiver,) = [r for r in am["receivers"] if r["name"] == route["receiver"]]
+    assert receiver["webhook_configs"][0]["url"].startswith("https://")
+    assert am["route"]["receiver"] != route["receiver"]  # never the on-call route
+
+
+def test_probes_authenticate_as_a_web_config_user(site: Site) -> None:
+    """Finding 8: web.yml guards the health endpoints, so the probes send a
+    basic-auth header over HTTPS for a user that web.yml defines."""
+    probes = yaml.safe_load(block(site, "probes"))
+    users = yaml.safe_load(block(site, "web-config"))["basic_auth_users"]
+    assert yaml.safe_load(block(site, "web-config"))["tls_server_config"]
+    paths = set()
+    for kind in ("readinessProbe", "livenessProbe"):
+        get = probes[kind]["httpGet"]
+        assert get["scheme"] == "HTTPS" and get["port"] == 9090
+        paths.add(get["path"])
+        ((header),) = get["httpHeaders"]
+        assert header["name"] == "Authorization"
+        scheme, _, token = header["value"].partition(" ")
+        assert scheme == "Basic"
+        user = base64.b64decode(token).decode().partition(":")[0]
+        assert user in users, user
+    assert paths == {"/-/ready", "/-/healthy"}

@@ -951,36 +951,61 @@ def test_a_mesh_drop_at_a_b3_only_hop_travels_on_in_the_w3c_header(
     assert "the caller's W3C flag governs instead" in text
 
 
-def test_ignoring_a_remote_drop_records_what_the_mesh_declined(
+def test_the_sdk_counts_the_spans_a_mesh_drop_costs(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The cheaper way out: the SDK records a request the sidecar's 1% left
-    unsampled, in the caller's trace, and passes on a sampled flag."""
-    installed: list[TracerProvider] = []
-    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
-    exec(named_block(site, DOC, "distributed-tracing-ignore-remote-drop"), {})
-    [provider] = installed
-    env = exports(site, "distributed-tracing-b3-migration")
-    both = loaded_propagator(monkeypatch, env["OTEL_PROPAGATORS"])
+    """With the block's internal-metrics switch, the SDK counts every span it
+    starts, the ones the sidecar's X-B3-Sampled: 0 dropped included, under
+    the labels CallersDecideWhatIsSampled reads after translation."""
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    monkeypatch.setenv(
+        "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",
+        env["OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"],
+    )
+    both = loaded_propagator(
+        monkeypatch,
+        exports(site, "distributed-tracing-b3-migration")["OTEL_PROPAGATORS"],
+    )
+    reader = InMemoryMetricReader()
+    provider = TracerProvider(meter_provider=MeterProvider(metric_readers=[reader]))
     tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span(
-        "POST /checkout",
-        context=both.extract({**B3_ONLY, "x-b3-sampled": "0"}),
-        kind=SpanKind.SERVER,
-    ) as span:
-        assert span.is_recording()
-        ids = span.get_span_context()
-        carrier: dict[str, str] = {}
-        both.inject(carrier)
-    assert ids.trace_flags.sampled
-    assert ids.trace_id == 0x80F198EE56343BA864FE8B2A57D3EFF7, "the caller's trace"
-    assert carrier["x-b3-sampled"] == "1", "what the prose warns the mesh sees"
-    # The default sampler, for contrast, obeys the mesh (see the test above).
-    default = TracerProvider(sampler=ParentBased(ALWAYS_ON)).get_tracer("t")
-    with default.start_as_current_span(
-        "POST /checkout", context=both.extract({**B3_ONLY, "x-b3-sampled": "0"})
-    ) as span:
-        assert not span.is_recording()
+    for carrier in ({**B3_ONLY, "x-b3-sampled": "0"}, B3_ONLY, {}):
+        with tracer.start_as_current_span(
+            "POST /checkout", context=both.extract(carrier), kind=SpanKind.SERVER
+        ) as span:
+            recorded = span.is_recording()
+        assert recorded is (carrier.get("x-b3-sampled") != "0")
+    started: dict[tuple[str, str], int] = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "otel.sdk.span.started":
+                    for point in metric.data.data_points:
+                        key = (
+                            point.attributes["otel.span.parent.origin"],
+                            point.attributes["otel.span.sampling_result"],
+                        )
+                        started[key] = started.get(key, 0) + point.value
+    assert started == {
+        ("remote", "DROP"): 1,
+        ("remote", "RECORD_AND_SAMPLE"): 1,
+        ("none", "RECORD_AND_SAMPLE"): 1,
+    }
+    expr = alert_rules(site)["CallersDecideWhatIsSampled"]["expr"]
+    assert prometheus_name("otel.sdk.span.started") in expr
+    assert 'otel_span_parent_origin="remote"' in expr
+    assert 'otel_span_sampling_result="DROP"' in expr
+
+
+def test_the_b3_section_offers_no_fix_that_leaves_traces_rootless(site: Site) -> None:
+    """Ignoring the caller's not-sampled flag parents the first service's span
+    on a sidecar span that never arrives; the essay must not offer it."""
+    with pytest.raises(AssertionError):
+        named_block(site, DOC, "distributed-tracing-ignore-remote-drop")
+    text = paragraph(site, "A parent-based sampler obeys")
+    assert "only fix that also gives these traces a root" in text
+    assert "USE_B3_WITH_W3C_PROPAGATION" in text
+    assert "decision_wait_after_root_received" in text
 
 
 # -- consistent probability sampling ----------------------------------------------
@@ -2106,6 +2131,9 @@ def run_promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
 #: cart's at 0.1% (a timer), and the e-mail worker's at 5%: a pure consumer
 #: with no server spans, whose pool lost its context. (Its poll loop's roots
 #: come from the allow-listed scope, which the counter never counts.)
+#: The SDK's own span counts: checkout's remote parents are 99% dropped (the
+#: mesh decides), cart's are all kept and its dropped roots are its own
+#: sampler's. Tier 2's one replica stops answering scrapes at 30 minutes.
 ALERT_TESTS = """
 rule_files: [rules.yml]
 evaluation_interval: 1m
@@ -2154,6 +2182,18 @@ tests:
         values: '0+5x60'
       - series: 'tracing_inprocess_roots_total{service_name="email-worker", collector_instance="tier1-b"}'
         values: '0+5x60'
+      - series: 'otel_sdk_span_started_total{job="checkout", otel_span_parent_origin="remote", otel_span_sampling_result="DROP"}'
+        values: '0+99x60'
+      - series: 'otel_sdk_span_started_total{job="checkout", otel_span_parent_origin="remote", otel_span_sampling_result="RECORD_AND_SAMPLE"}'
+        values: '0+1x60'
+      - series: 'otel_sdk_span_started_total{job="cart", otel_span_parent_origin="remote", otel_span_sampling_result="RECORD_AND_SAMPLE"}'
+        values: '0+100x60'
+      - series: 'otel_sdk_span_started_total{job="cart", otel_span_parent_origin="none", otel_span_sampling_result="DROP"}'
+        values: '0+100x60'
+      - series: 'up{job="tier1", instance="10.0.1.4:8888"}'
+        values: '1x60'
+      - series: 'up{job="tier2", instance="10.0.2.7:8888"}'
+        values: '1x30 0x30'
     alert_rule_test:
       - eval_time: 8m
         alertname: SpansLostAtFullExporterQueue
@@ -2206,7 +2246,73 @@ tests:
             exp_annotations:
               summary: "email-worker starts traces inside the process: work lost its context"
               runbook_url: https://runbooks.example.com/tracing/split-traces
+      - eval_time: 40m
+        alertname: CallersDecideWhatIsSampled
+        exp_alerts:
+          - exp_labels: {job: checkout, severity: ticket}
+            exp_annotations:
+              summary: "checkout drops spans because its callers said not sampled"
+              runbook_url: https://runbooks.example.com/tracing/remote-drops
+      - eval_time: 40m
+        alertname: TraceCountersAbsent
+        exp_alerts: []
+      - eval_time: 25m
+        alertname: CollectorTelemetryDown
+        exp_alerts: []
+      - eval_time: 45m
+        alertname: CollectorTelemetryDown
+        exp_alerts:
+          - exp_labels: {job: tier2, instance: "10.0.2.7:8888", severity: ticket}
+            exp_annotations:
+              summary: "10.0.2.7:8888 of tier2 cannot be scraped"
+              runbook_url: https://runbooks.example.com/tracing/counters
 """
+
+#: The counting pipeline broken (an old connector, a lost processor, Prometheus
+#: without its OTLP receiver): no tracing_* series at all, while the collectors
+#: still answer scrapes. The ratio alerts return nothing; the meta-alert fires.
+DARK_COUNTERS_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'up{job="tier1", instance="10.0.1.4:8888"}'
+        values: '1x60'
+    alert_rule_test:
+      - eval_time: 40m
+        alertname: UnexpectedTraceRoots
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: TraceCountersAbsent
+        exp_alerts:
+          - exp_labels: {severity: ticket}
+            exp_annotations:
+              summary: "No span counts for 30 minutes: the split-trace alerts are blind"
+              runbook_url: https://runbooks.example.com/tracing/counters
+"""
+
+
+def test_the_meta_alert_fires_when_the_counters_go_dark(
+    site: Site, tmp_path: Path
+) -> None:
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
+    )
+    (tmp_path / "tests.yml").write_text(DARK_COUNTERS_TESTS, encoding="utf-8")
+    replayed = run_promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    # And it can fail: with counts arriving, the same claim is rejected.
+    (tmp_path / "tests.yml").write_text(
+        DARK_COUNTERS_TESTS.replace(
+            "    input_series:\n",
+            "    input_series:\n"
+            "      - series: 'tracing_spans_total{service_name=\"cart\"}'\n"
+            "        values: '0+100x60'\n",
+        ),
+        encoding="utf-8",
+    )
+    assert run_promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
 
 
 def test_the_alerts_fire_on_losses_and_splits_and_only_on_them(
@@ -2332,14 +2438,16 @@ def test_unexpected_roots_query_finds_splits_and_unlinked_consumers(
     site: Site, convention: str
 ) -> None:
     query = named_block(site, DOC, "distributed-tracing-unexpected-roots")
-    found = span_table(in_convention(SPLITS, convention)).execute(query, {"since": 50})
+    found = span_table(in_convention(SPLITS, convention)).execute(
+        query, {"since": 50, "longest": 20}
+    )
     _, kind = CONVENTIONS[convention]
     assert sorted(found.fetchall()) == [
         ("email-worker", kind("CONSUMER"), 1),
         ("payment", kind("SERVER"), 1),
     ]
     healthy = span_table(in_convention(HEALTHY, convention))
-    assert healthy.execute(query, {"since": 50}).fetchall() == []
+    assert healthy.execute(query, {"since": 50, "longest": 20}).fetchall() == []
 
 
 def test_the_round_three_query_saw_nothing_under_empty_string_roots() -> None:
@@ -2375,8 +2483,12 @@ def test_orphans_query_finds_lost_parents_but_not_roots_still_in_flight(
 ) -> None:
     query = named_block(site, DOC, "distributed-tracing-orphans")
     table = span_table(in_convention(ORPHANS, convention))
-    found = table.execute(query, {"since": 50, "until": 190}).fetchall()
-    assert found == [("checkout", 1)], "roots must not count as orphans"
+    found = table.execute(query, {"since": 50, "until": 190, "longest": 20})
+    assert found.fetchall() == [("checkout", 1)], "roots must not count as orphans"
+    # The bound on the parent is real: shorter than t10's gap, its child
+    # (parent 20 s before the window) would count as an orphan.
+    short = table.execute(query, {"since": 50, "until": 190, "longest": 5})
+    assert sorted(short.fetchall()) == [("checkout", 2)]
 
 
 # -- the storage table ----------------------------------------------------------------

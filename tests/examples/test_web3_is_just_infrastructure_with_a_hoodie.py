@@ -2409,3 +2409,52 @@ def test_round_13_prose_matches_the_code(site: Site) -> None:
         "changeProxyAdmin(address,address)",
         "upgradeTo(address)",
     }
+
+
+def test_the_queue_watch_backstop_pages_older_upgrade_calls_on_unpinned_targets(
+    site: Site,
+) -> None:
+    """Review round 12, QueueWatch gap: OpenZeppelin 4's ProxyAdmin and UUPS
+    calls and Safe's setModuleGuard page even when aimed at a contract the
+    baseline does not pin; a routine call to the same target does not."""
+    queue, _ = run(block(site, "queue-watch"))
+    baseline = json.loads(block(site, "proxy-baseline"))
+    token = json.loads(block(site, "eth-call"))["params"][0]["to"]
+    timelock = baseline[baseline[token]["EIP-1967 admin"]]["Owner"]
+    delay = baseline[timelock]["Timelock delay"]
+    unpinned = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
+    assert unpinned.lower() not in {c.lower() for c in baseline}
+    new = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+    cases = {
+        "upgrade(address,address)": (["address", "address"], [unpinned, new]),
+        "changeProxyAdmin(address,address)": (["address", "address"], [unpinned, new]),
+        "upgradeTo(address)": (["address"], [new]),
+        "setModuleGuard(address)": (["address"], [new]),
+    }
+    known = {  # the selectors every block explorer shows for these calls
+        "upgrade(address,address)": "0x99a88ec4",
+        "changeProxyAdmin(address,address)": "0x7eff275e",
+        "upgradeTo(address)": "0x3659cfe6",
+        "setModuleGuard(address)": "0xe068df37",
+    }
+    for name, selector in known.items():
+        assert queue["SENSITIVE"][selector] == name
+    for index, (name, (types, values)) in enumerate(cases.items()):
+        watch = queue["QueueWatch"](baseline)
+        operation = "0x" + f"{index + 1:02x}" * 32
+        data = calldata(name, types, values)
+        watch.apply(
+            timelock_log(timelock, "CALL_SCHEDULED", operation, unpinned, data, delay),
+            0,
+        )
+        ((paged, page),) = watch.pages()
+        assert paged == operation and page["calls"] == [(unpinned.lower(), name)]
+    routine = queue["QueueWatch"](baseline)
+    pay = calldata("transfer(address,uint256)", ["address", "uint256"], [new, 1])
+    routine.apply(
+        timelock_log(
+            timelock, "CALL_SCHEDULED", "0x" + "ee" * 32, unpinned, pay, delay
+        ),
+        0,
+    )
+    assert routine.pages() == []

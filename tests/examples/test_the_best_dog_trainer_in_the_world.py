@@ -1618,26 +1618,27 @@ rule_files:
   - rules.yml
 evaluation_interval: 1m
 tests:
-  # Checkout serves 2,000 req/s for half an hour, then its series stop.
+  # Checkout serves 2,000 req/s for half an hour, then its series go stale
+  # (the target or the metric is gone): fifteen minutes later, a ticket.
   - interval: 1m
     input_series:
       - series: 'http_requests_total{job="checkout",code="200"}'
-        values: '0+120000x30 _x60'
+        values: '0+120000x30 stale'
     alert_rule_test:
       - eval_time: 30m
         alertname: CheckoutRequestsAbsent
         exp_alerts: []
-      - eval_time: 40m
+      - eval_time: 44m
         alertname: CheckoutRequestsAbsent
         exp_alerts: []
-      - eval_time: 55m
+      - eval_time: 47m
         alertname: CheckoutRequestsAbsent
         exp_alerts:
           - exp_labels:
               job: checkout
               severity: ticket
       # Meanwhile the burn alerts see no ratio at all: silent, not healthy.
-      - eval_time: 55m
+      - eval_time: 47m
         alertname: CheckoutErrorBudgetBurn
         exp_alerts: []
 """
@@ -1662,7 +1663,7 @@ def test_a_checkout_that_stops_reporting_files_a_ticket(
         site,
         "If the scrape or the metric vanishes, every ratio comes back empty and no"
         " burn alert can fire",
-        "A checkout that stops reporting tickets after fifteen minutes.",
+        "A checkout that stops reporting raises a ticket after fifteen minutes.",
         "so its ticket still arrives within the first day",
     )
 

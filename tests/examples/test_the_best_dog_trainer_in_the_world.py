@@ -10,7 +10,8 @@
   has closed), and the block's weekly shares are what such a log gives.
   Counting only the groups the rotation owns clears a person who inherits a
   vendor's flapping group, whom the raw share flags. The guard counts catch
-  the ways to stop a page re-paging without fixing it: passing it on by hand,
+  the ways to stop a page re-paging without fixing it (their own block, in
+  the appendix): passing it on by hand,
   leaving it open, silencing it; against the holder the schedule names at the
   time, overrides included, with escalations and unanswered pages apart. A
   reassignment read from PagerDuty's log counts only when the holder, as a
@@ -36,7 +37,9 @@
   real fall to 28 pages a week. The forecast block's interval score charges
   for width, so a too-wide interval that always lands scores worse than a
   sharp one and even than a narrow one that just misses, and it is proper: on
-  simulated outcomes the honest 10th and 90th percentiles score best.
+  simulated outcomes the honest 10th and 90th percentiles score best. Against a
+  team whose centre is one standard deviation off, a calibrated outsider has
+  the lower total score in nine records in ten only after about ten fixes.
 * The false-alarm rates hold for count noise too: Poisson counts, and counts
   two and four times as variable as Poisson.
 * The funnel block shows what the prose claims of Deming's four rules, over
@@ -48,11 +51,13 @@
   slow burns. The CPU ticket averages over an hour, so a forty-minute spike
   files nothing (the old rule paged on it), and a node that wobbles between
   95% and 75% still tickets, which ``for: 1h`` on a five-minute rate never
-  does. Recording rules are named level:metric:operations, as Prometheus's
-  naming guide asks, with job as the level, as in the Workbook's rule names.
+  does. Recording rules take the Workbook's names, level:metric:operations
+  with job as the level. An absent() ticket fires when checkout's requests
+  stop reporting, when no burn alert can.
 * The decision flow, in two figures: with a signal, every exit of the person
   branch goes on to the Goodhart check; without one, forecasts decide the
-  domain, and every fix passes the Goodhart check before the next chart.
+  domain, and every fix passes the Goodhart check before the next chart. The
+  author's own proposals are the dashed boxes in both figures.
 * The close puts the cheap checks before the per-person chart, and gives the
   chart a mechanism: the team sees it, line management does not.
 
@@ -91,6 +96,7 @@ FUNNEL = "the-best-dog-trainer-in-the-world-funnel"
 FORECAST = "the-best-dog-trainer-in-the-world-forecast"
 RULES = "the-best-dog-trainer-in-the-world-paging-rules"
 GITHUB = "the-best-dog-trainer-in-the-world-github"
+GUARD_BLOCK = "the-best-dog-trainer-in-the-world-guards"
 
 
 def prose(site: Site) -> str:
@@ -322,9 +328,11 @@ def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> 
     assert 1 / 13 < widened < 1 / 9.5  # "back to about one in eleven"
     assert_in_prose(
         site,
-        "a lag-one autocorrelation above 0.3 flags about half the autocorrelated"
-        " histories and one independent history in fourteen",
-        "which brings false alarms back to about one in eleven",
+        "a lag-one autocorrelation above 0.3, set the limits at three standard"
+        " deviations of the baseline values",
+        "the check catches about half the autocorrelated histories and one"
+        " independent history in fourteen",
+        "the wider limits bring false alarms back to about one in eleven",
     )
 
 
@@ -551,6 +559,38 @@ def test_the_interval_score_is_proper(site: Site) -> None:
     )
 
 
+def test_how_many_scored_forecasts_tell_two_forecasters_apart(site: Site) -> None:
+    """A calibrated outsider against a team whose centre is off by a bias.
+
+    Each fix's outcome is normal around what the outsider forecasts; both
+    write 80% intervals of the same width, and the team's centre sits *bias*
+    standard deviations off. How often has the outsider the lower total score?
+    """
+    score = run_block(site, FORECAST)["interval_score"]
+    z = 1.2815515655446004  # the 90th percentile of the standard normal
+
+    def lead_rate(fixes: int, bias: float, trials: int = 4000) -> float:
+        rng = random.Random(fixes * 100 + round(bias * 10))
+        wins = 0
+        for _ in range(trials):
+            gap = 0.0
+            for _ in range(fixes):
+                y = rng.gauss(0.0, 1.0)
+                gap += score(bias - z, bias + z, y) - score(-z, z, y)
+            wins += gap > 0
+        return wins / trials
+
+    assert 0.77 < lead_rate(5, 1.0) < 0.87  # "about four records in five"
+    assert lead_rate(8, 1.0) < 0.9 < lead_rate(10, 1.0)  # "only after about ten"
+    assert lead_rate(30, 0.5) < 0.9  # "half that error needs more than thirty"
+    assert_in_prose(
+        site,
+        "the outsider has the lower total score after five fixes in about four"
+        " records in five, and in nine in ten only after about ten; half that"
+        " error needs more than thirty.",
+    )
+
+
 def test_each_forecast_names_its_form_before_the_fix(site: Site) -> None:
     """The form is written down, so a miss is a record, not hindsight."""
     assert_in_prose(
@@ -742,9 +782,9 @@ def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> No
 
 def test_guard_counts_catch_what_the_share_cannot_see(site: Site) -> None:
     """Pages passed on, left open or silenced, against the right person."""
-    ns = run_block(site, XMR)
-    guard = ns["guard_counts"]
-    rota = ns["rota_holder"](ns["ON_CALL"])  # ana week 1, ben week 2
+    ns, gd = run_block(site, XMR), run_block(site, GUARD_BLOCK)
+    guard = gd["guard_counts"]
+    rota = gd["rota_holder"](ns["ON_CALL"])  # ana week 1, ben week 2
     hour, now = 3600, 30 * DAY
     log = [
         ("a", 0, hour, "ana"),  # answered and resolved: no guard
@@ -755,7 +795,7 @@ def test_guard_counts_catch_what_the_share_cannot_see(site: Site) -> None:
         ("f", 8 * DAY, 8 * DAY + hour, "ben"),  # ben's own week: no guard
     ]
     silences = [("ana", 5 * DAY), ("ben", 9 * DAY), ("ben", 10 * DAY)]
-    zero = dict.fromkeys(ns["GUARDS"], 0)
+    zero = dict.fromkeys(gd["GUARDS"], 0)
     assert guard(log, silences, rota, now) == {
         (1, "ana"): {
             **zero,
@@ -778,9 +818,9 @@ def test_the_holder_comes_from_the_final_schedule_with_overrides(
     site: Site,
 ) -> None:
     """A swap puts chen on call for ana's third day: his page is no guard."""
-    ns = run_block(site, XMR)
-    guard, hour, now = ns["guard_counts"], 3600, 30 * DAY
-    rota = ns["rota_holder"](ns["ON_CALL"])
+    ns, gd = run_block(site, XMR), run_block(site, GUARD_BLOCK)
+    guard, hour, now = gd["guard_counts"], 3600, 30 * DAY
+    rota = gd["rota_holder"](ns["ON_CALL"])
 
     def final_layer(t: float) -> str:
         return "chen" if 2 * DAY <= t < 3 * DAY else rota(t)
@@ -793,12 +833,12 @@ def test_the_holder_comes_from_the_final_schedule_with_overrides(
 
 def test_only_the_holders_own_reassignments_count_as_passed_on(site: Site) -> None:
     """An assign entry written by an escalation, or by someone else, is no guard."""
-    ns = run_block(site, XMR)
-    rota = ns["rota_holder"](ns["ON_CALL"])  # ana holds week 1
-    read = ns["handed_on_from"]
+    ns, gd = run_block(site, XMR), run_block(site, GUARD_BLOCK)
+    rota = gd["rota_holder"](ns["ON_CALL"])  # ana holds week 1
+    read = gd["handed_on_from"]
     page, t = ("p", DAY), DAY + 600
     entries = [
-        # An escalation on timeout: PagerDuty writes both, at the same time.
+        # In case an escalation writes both at once (the schema does not say).
         ("escalate_log_entry", t, "service_reference", "svc", *page),
         ("assign_log_entry", t, "service_reference", "svc", *page),
         # The same page, later reassigned by ana herself.
@@ -812,7 +852,7 @@ def test_only_the_holders_own_reassignments_count_as_passed_on(site: Site) -> No
     assert not read([("assign_log_entry", t, "user_reference", "lee", *page)], rota)
     # Read this way, ben's answer counts as passed on, not escalated.
     log = [("p", DAY, DAY + 3600, "ben")]
-    counts = ns["guard_counts"](log, [], rota, 30 * DAY, handed_on=read(entries, rota))
+    counts = gd["guard_counts"](log, [], rota, 30 * DAY, handed_on=read(entries, rota))
     assert counts[(1, "ana")]["passed on"] == 1
     assert counts[(1, "ana")]["escalated"] == 0
     # The agent is a PagerDuty user id: a holder_at that returns rota names
@@ -873,14 +913,14 @@ def test_leaving_pages_open_hides_them_from_the_share_not_the_guard(
     site: Site,
 ) -> None:
     """The way to game the share shows up beside it."""
-    ns = run_block(site, XMR)
+    ns, gd = run_block(site, XMR), run_block(site, GUARD_BLOCK)
     log, now = page_log(ns), 17 * WEEK
-    rota = ns["rota_holder"](ns["ON_CALL"])
-    assert ns["guard_counts"](log, [], rota, now) == {}
+    rota = gd["rota_holder"](ns["ON_CALL"])
+    assert gd["guard_counts"](log, [], rota, now) == {}
     gamed = [(g, t, None if who == "dev" else r, who) for g, t, r, who in log]
     shares = ns["repage_counts"](gamed, now)
     assert "dev" not in {who for _, who in shares}  # dev drops out of the share
-    guards = ns["guard_counts"](gamed, [], rota, now)
+    guards = gd["guard_counts"](gamed, [], rota, now)
     left_open = sum(
         row["left open"] for (_, who), row in guards.items() if who == "dev"
     )
@@ -893,7 +933,8 @@ def test_leaving_pages_open_hides_them_from_the_share_not_the_guard(
         "guard_counts() charts those beside the share",
         "Escalations on timeout and pages nobody answered are counted apart",
         "Resolving a still-firing page by hand only brings it back at the next"
-        " reminder, as a re-page.",
+        " reminder, as a re-page: Alertmanager sends a firing group again after"
+        " its route's repeat_interval, four hours by default",
     )
 
 
@@ -1265,6 +1306,23 @@ def test_without_a_signal_forecasts_decide_the_domain() -> None:
     assert "rechart" not in edges
 
 
+def test_the_authors_proposals_are_dashed_in_both_figures() -> None:
+    """Steps that are the author's, not Reason's or Cynefin's, look different."""
+    from pathlib import Path
+
+    source = (Path(__file__).parents[2] / "docs" / f"{DOC}.md").read_text("utf-8")
+    for name, proposals in (
+        ("signal", {"panel"}),
+        ("nosignal", {"forecast", "expert", "score"}),
+    ):
+        dot = re.search(rf"digraph {name} \{{(.*?)\n\}}", source, re.S)
+        assert dot
+        dashed = set(re.findall(r"^\s*(\w+) \[[^\n]*dashed", dot.group(1), re.M))
+        assert dashed == proposals, name
+    assert "Dashed boxes are the author's untested proposals" in source
+    assert "the dashed box, which joins it to Dekker's restorative questions" in source
+
+
 def test_the_close_puts_cheap_checks_before_the_person_chart(site: Site) -> None:
     """The per-person chart comes last, optional, with a mechanism, not a wish."""
     text = prose(site)
@@ -1276,9 +1334,17 @@ def test_the_close_puts_cheap_checks_before_the_person_chart(site: Site) -> None
         site,
         "check the calendar, the handover and which alerts the rotation inherits."
         " If a question survives, chart a measure the person moves",
-        "for the team and not line management: no name leaves the team, and the"
-        " chart is deleted after the quarter.",
     )
+    # In the section itself, the cheap checks and the rule come first too:
+    # before the re-page share is defined, and before its code's appendix.
+    checks = text.index("So before anyone looks at a person, make three cheap checks.")
+    rule = text.index(
+        "It is for the team and not line management: no name leaves the team, and"
+        " the chart is deleted after the quarter."
+    )
+    share = text.index("The XmR block's second chart uses the re-page share")
+    appendix = text.index("A measure a person moves, a person can game.")
+    assert checks < rule < share < appendix < owner
 
 
 # -- The paging rules ------------------------------------------------------------
@@ -1301,7 +1367,7 @@ def burn_clauses(expr: str) -> list[dict[str, Any]]:
 
 
 #: The recording rules' names, level:metric:operations, but for the window.
-RATIO = "job:http_errors_per_requests:ratio_rate"
+RATIO = "job:slo_errors_per_request:ratio_rate"
 HOURS = {"5m": 5 / 60, "30m": 0.5, "1h": 1, "2h": 2, "6h": 6, "1d": 24, "3d": 72}
 
 
@@ -1315,10 +1381,10 @@ def test_the_rules_carry_the_workbooks_four_burn_rate_clauses(
     for name, expr in records.items():
         window = name.removeprefix(RATIO)
         assert expr.count(f"[{window}]") == 2, name
-        # level:metric:operations, as Prometheus's guide names them; the level
-        # is the labels the rule keeps, job here, as in the Workbook's rules.
+        # level:metric:operations, with the SRE Workbook's own names: the
+        # level is the labels the rule keeps, job here.
         level, metric, operations = name.split(":")
-        assert (level, metric) == ("job", "http_errors_per_requests"), name
+        assert (level, metric) == ("job", "slo_errors_per_request"), name
         assert operations == f"ratio_rate{window}", name
         assert expr.count("sum by (job) (") == 2, name
     alerts = {r["alert"]: r for r in group["rules"] if "alert" in r}
@@ -1326,7 +1392,12 @@ def test_the_rules_carry_the_workbooks_four_burn_rate_clauses(
         "NodeHighCPU",
         "CheckoutErrorBudgetBurn",
         "CheckoutErrorBudgetSlowBurn",
+        "CheckoutRequestsAbsent",
     }
+    # The metric every burn alert reads is itself watched, with a ticket.
+    absent = alerts["CheckoutRequestsAbsent"]
+    assert absent["expr"].strip() == 'absent(http_requests_total{job="checkout"})'
+    assert absent["labels"]["severity"] == "ticket"
     assert alerts["CheckoutErrorBudgetBurn"]["labels"]["severity"] == "page"
     # A page a reader copies says what it is and where the runbook lives.
     assert set(alerts["CheckoutErrorBudgetBurn"]["annotations"]) == {
@@ -1533,13 +1604,68 @@ def test_promtool_accepts_the_rules(site: Site, tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "10 rules found" in result.stdout
+    assert "11 rules found" in result.stdout
 
 
 def test_promtool_replays_traffic_through_the_rules(site: Site, tmp_path: Path) -> None:
     result = promtool_test(site, tmp_path, PROMTOOL_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+PROMTOOL_ABSENT = """
+rule_files:
+  - rules.yml
+evaluation_interval: 1m
+tests:
+  # Checkout serves 2,000 req/s for half an hour, then its series go stale
+  # (the target or the metric is gone): fifteen minutes later, a ticket.
+  - interval: 1m
+    input_series:
+      - series: 'http_requests_total{job="checkout",code="200"}'
+        values: '0+120000x30 stale'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: CheckoutRequestsAbsent
+        exp_alerts: []
+      - eval_time: 44m
+        alertname: CheckoutRequestsAbsent
+        exp_alerts: []
+      - eval_time: 47m
+        alertname: CheckoutRequestsAbsent
+        exp_alerts:
+          - exp_labels:
+              job: checkout
+              severity: ticket
+      # Meanwhile the burn alerts see no ratio at all: silent, not healthy.
+      - eval_time: 47m
+        alertname: CheckoutErrorBudgetBurn
+        exp_alerts: []
+"""
+
+
+def test_a_checkout_that_stops_reporting_files_a_ticket(
+    site: Site, tmp_path: Path
+) -> None:
+    """The burn alerts go quiet with their metric; the absent() rule does not."""
+    result = promtool_test(site, tmp_path, PROMTOOL_ABSENT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Without the rule, nothing would have fired: the replay must fail.
+    doc = yaml.safe_load(paging_rules(site))
+    doc["groups"][0]["rules"] = [
+        r
+        for r in doc["groups"][0]["rules"]
+        if r.get("alert") != "CheckoutRequestsAbsent"
+    ]
+    without = yaml.safe_dump(doc)
+    assert promtool_test(site, tmp_path, PROMTOOL_ABSENT, rules=without).returncode
+    assert_in_prose(
+        site,
+        "If the scrape or the metric vanishes, every ratio comes back empty and no"
+        " burn alert can fire",
+        "A checkout that stops reporting raises a ticket after fifteen minutes.",
+        "so its ticket still arrives within the first day",
+    )
 
 
 CPU_DIFF = "the-best-dog-trainer-in-the-world-cpu-diff"

@@ -236,6 +236,7 @@ def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
                 "url": builder.get_target_uri(docname),
                 "topic": record["topic"],
                 "tags": list(record["tags"]),
+                "date": record["date"],
                 "parts": parts,
                 "anchors": anchors,
                 "headings": headings,
@@ -252,6 +253,7 @@ def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
                     "url": f"{page}#{node_id}",
                     "topic": "",
                     "tags": [],
+                    "date": "",
                     "parts": [{"title": term, "body": definition}],
                     "anchors": [node_id],
                     "headings": [""],
@@ -304,6 +306,34 @@ def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def facets(items: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """What the search page filters by. ``items`` holds each item's topic and
+    tags as positions in ``topics`` and ``tags``; ``months`` the month each
+    essay is from (a position in ``month_names``, -1 for a term); ``newest``
+    the essays, newest first, which is the order of a list without a query
+    (``search.html?tag=...``, where :mod:`.overflow` links)."""
+    topics = sorted({item["topic"] for item in items if item["topic"]})
+    tags = sorted({tag for item in items for tag in item["tags"]})
+    months = sorted({item["date"][:7] for item in items if item["date"]})
+    essays = [index for index, item in enumerate(items) if item["kind"] == "essay"]
+    return {
+        "topics": topics,
+        "tags": tags,
+        "items": [
+            [topics.index(item["topic"]) if item["topic"] else -1]
+            + [tags.index(tag) for tag in item["tags"]]
+            for item in items
+        ],
+        "month_names": months,
+        "months": [
+            months.index(item["date"][:7]) if item["date"] else -1 for item in items
+        ],
+        "newest": sorted(essays, key=lambda index: (items[index]["date"], -index))[
+            ::-1
+        ],
+    }
+
+
 def index_files(items: list[dict[str, Any]]) -> dict[str, str]:
     """Every file of the index, by its path under :data:`INDEX_DIR`."""
     files: dict[str, str] = {}
@@ -330,19 +360,7 @@ def index_files(items: list[dict[str, Any]]) -> dict[str, str]:
     for index, item in enumerate(items):
         for number, text in enumerate(item["texts"]):
             files[f"t/{index}/{number}.json"] = _dump(text[:TEXT_KEPT])
-    topics = sorted({item["topic"] for item in items if item["topic"]})
-    tags = sorted({tag for item in items for tag in item["tags"]})
-    files["facets.json"] = _dump(
-        {
-            "topics": topics,
-            "tags": tags,
-            "items": [
-                [topics.index(item["topic"]) if item["topic"] else -1]
-                + [tags.index(tag) for tag in item["tags"]]
-                for item in items
-            ],
-        }
-    )
+    files["facets.json"] = _dump(facets(items))
     files["index.json"] = _dump(
         {
             "version": VERSION,

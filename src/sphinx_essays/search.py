@@ -34,6 +34,7 @@ JavaScript) and changes the rest:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -375,15 +376,41 @@ def index_files(items: list[dict[str, Any]]) -> dict[str, str]:
     return files
 
 
+#: Where the fingerprint of the index last written is kept: beside the
+#: doctrees, not in the output, which must not differ from a fresh build's.
+STAMP = "essays-search.stamp"
+
+
+def fingerprint(app: Sphinx, env: BuildEnvironment) -> str:
+    """What the index is made of, without reading it: when each essay and
+    glossary page was last read (a page is read again whenever what it says
+    may have changed), the builder's addresses, and this module's code."""
+    domain = get_domain(env)
+    pages = sorted(domain.complete()) + sorted(domain.glossary)
+    parts = [
+        Path(__file__).read_text(encoding="utf-8"),
+        app.builder.name,
+        app.builder.get_target_uri("x"),
+        *(f"{page}\0{env.all_docs.get(page, 0)}" for page in pages),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _write_index(app: Sphinx, exception: BaseException | None) -> None:
-    """Write the whole index into a fresh folder, then swap it in."""
+    """Write the whole index into a fresh folder, then swap it in; unless the
+    index in the output was made of exactly what this build would use."""
     if exception is not None or not _builds_search(app):
         return
     started = time.perf_counter()
+    stamp = Path(app.doctreedir) / STAMP
+    made_of = fingerprint(app, app.env)
+    target = Path(app.outdir) / INDEX_DIR
+    if target.is_dir() and stamp.is_file() and stamp.read_text() == made_of:
+        logger.info("search: the index is up to date")
+        return
     items = _items(app, app.env)
     files = index_files(items)
     outdir = Path(app.outdir)
-    target = outdir / INDEX_DIR
     fresh = outdir / f"{INDEX_DIR}.new"
     shutil.rmtree(fresh, ignore_errors=True)
     for name, text in files.items():
@@ -398,6 +425,7 @@ def _write_index(app: Sphinx, exception: BaseException | None) -> None:
         target.rename(old)
     fresh.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+    stamp.write_text(made_of)
     essays = sum(1 for item in items if item["kind"] == "essay")
     logger.info(
         "search: indexed %d essays and %d glossary terms in %.2f s",

@@ -2,10 +2,9 @@
 
 At ten thousand essays a tag holds hundreds of essays and a glossary term is
 used in thousands, so a page that lists them all weighs megabytes. On the
-website (the ``html`` builder and its relatives, not the EPUB, which has no
-search page) a generated list longer than ``essays_list_limit`` shows that
-many of its newest items and ends with a row that says how many more there
-are:
+website (the ``html`` and ``dirhtml`` builders, which have a search page) a
+generated list longer than ``essays_list_limit`` shows that many of its
+newest items and ends with a row that says how many more there are:
 
 * the topic, tag and date indexes (with furo, whose ``domainindex.html`` we
   override), and each ``essay-list``, link the rest on
@@ -39,8 +38,9 @@ SOURCES = "essay-sources"
 
 
 def applies(builder: Builder) -> bool:
-    """Whether *builder* writes web pages that have a search page to link."""
-    return builder.format == "html" and not builder.name.startswith("epub")
+    """Whether *builder* writes web pages with a search page to link: the
+    builders :mod:`.search` writes its page for."""
+    return builder.name in {"html", "dirhtml"}
 
 
 def limit(builder: Builder) -> int:

@@ -94,10 +94,18 @@ def test_used_in_and_essay_lists_link_the_rest(app: SphinxTestApp) -> None:
     "html", testroot="essays-site", freshenv=True, confoverrides={"html_theme": "furo"}
 )
 def test_under_the_limit_nothing_is_cut(app: SphinxTestApp) -> None:
+    for name in ("one", "two"):
+        essay = app.srcdir / "essays" / "observability" / f"{name}.md"
+        essay.write_text(essay.read_text() + "\nIt is about {index}`Gamma`.\n")
     app.build()
+    gamma = next(
+        li for li in soup(app, "genindex.html").select("li") if "Gamma" in li.text
+    )
+    assert [a.get_text() for a in gamma.select("a")] == ["Gamma", "[1]"]
     for name in ("topics", "tags", "archive"):
         assert not [text for text, _ in rows(app, name) if text.startswith("and ")]
-    assert not soup(app, "glossary.html").select(".essays-more")
+    for page in ("glossary.html", "genindex.html"):
+        assert not soup(app, page).select(".essays-more")
     topic = soup(app, "essays/observability/index.html")
     assert len(topic.select(".essay-list .sd-card-title a")) == 3
     assert not topic.select(".essays-more")
@@ -206,8 +214,8 @@ def test_general_index_entries_are_cut_with_their_subentries() -> None:
                 (
                     "Gamma",
                     [
-                        [(False, "a.html#1"), (True, "b.html#2"), (False, "c.html#3")],
-                        [("delta", [(False, "a.html#4"), (False, "b.html#5")])],
+                        [("", "a.html#1"), ("main", "b.html#2"), ("", "c.html#3")],
+                        [("delta", [("", "a.html#4"), ("", "b.html#5")])],
                         None,
                     ],
                 )
@@ -218,9 +226,15 @@ def test_general_index_entries_are_cut_with_their_subentries() -> None:
         entries, 1, lambda name: f"search.html?q={name}"
     )
     assert (key, name) == ("G", "Gamma")
-    assert links == [(False, "a.html#1"), ("and 2 more places", "search.html?q=Gamma")]
+    assert links == [
+        ("", "a.html#1"),
+        ({"more": "and 2 more places"}, "search.html?q=Gamma"),
+    ]
     assert subitems == [
-        ("delta", [(False, "a.html#4"), ("and 1 more place", "search.html?q=delta")])
+        (
+            "delta",
+            [("", "a.html#4"), ({"more": "and 1 more place"}, "search.html?q=delta")],
+        )
     ]
     # The input is left as it was: the builder may write it again.
     assert len(entries[0][1][0][1][0]) == 3

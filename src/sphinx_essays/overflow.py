@@ -118,13 +118,15 @@ def cut_general_index(
     entries: list[tuple[str, list[Any]]], shown: int, href: Any
 ) -> list[tuple[str, list[Any]]]:
     """Sphinx's ``genindexentries`` with each entry's links cut after *shown*.
-    The last link left is ``(text, address)``: its "main" flag, a string,
-    is the text our genindex.html shows, linking ``href(entryname)``."""
+    The last link left is ``({"more": text}, address)``: where Sphinx puts
+    its "main" flag (``"main"`` or ``""``), a mapping, which our genindex.html
+    shows as *text* linking ``href(entryname)``."""
 
     def cut(name: str, links: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
         if len(links) <= shown:
             return links
-        return [*links[:shown], (more_text(len(links) - shown, "place"), href(name))]
+        more = {"more": more_text(len(links) - shown, "place")}
+        return [*links[:shown], (more, href(name))]
 
     out = []
     for key, group in entries:

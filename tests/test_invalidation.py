@@ -172,3 +172,29 @@ def test_an_edit_that_changes_nothing_elsewhere_rewrites_one_page(
     )
     # Sphinx itself also rewrites the direct toctree parent of a changed page.
     assert rewritten == ["essays/security/five.html", "essays/security/index.html"]
+
+
+def test_a_rebuild_with_no_change_keeps_the_search_index(
+    make_app: type[SphinxTestApp], rootdir: Path, tmp_path: Path
+) -> None:
+    """The index is written again only when a page it is made of was read
+    again (its fingerprint, beside the doctrees); and always when the output
+    lost it."""
+    src = tmp_path / "src"
+    shutil.copytree(rootdir / FULL, src)
+    make_app("html", srcdir=src).build()
+    again = make_app("html", srcdir=src)
+    facets = again.outdir / "_search" / "facets.json"
+    written = facets.stat().st_mtime_ns
+    again.build()
+    assert "search: the index is up to date" in again.status.getvalue()
+    assert facets.stat().st_mtime_ns == written
+    shutil.rmtree(again.outdir / "_search")
+    restored = make_app("html", srcdir=src)
+    restored.build()
+    assert "search: indexed" in restored.status.getvalue()
+    assert facets.is_file()
+    edit_prose(src)
+    edited = make_app("html", srcdir=src)
+    edited.build()
+    assert "search: indexed" in edited.status.getvalue()

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 from test_every_page import AXE, AXE_OPTIONS, READERS
 
-from conftest import ESSAYS
+from conftest import DOCS, ESSAYS
 from sphinx_essays.search import INDEX_DIR, shard_of, words
 
 if TYPE_CHECKING:
@@ -222,6 +222,35 @@ def test_the_search_page_filters_by_topic_and_tag(
         ).all()
     ]
     assert hrefs and all(DATABASE in href for href in hrefs)
+    page.close()
+
+
+def test_a_filter_without_a_query_lists_its_essays_newest_first(
+    browser: Browser, base_url: str
+) -> None:
+    """Where a long list on another page links its rest (overflow.py)."""
+    dated = []
+    for path in sorted((DOCS / "essays" / "observability").glob("*.md")):
+        found = re.search(r"^date: (\S+)$", path.read_text(), re.MULTILINE)
+        if found:
+            dated.append((found[1], f"essays/observability/{path.stem}.html"))
+    newest = [href for _, href in sorted(dated, key=lambda d: d[0], reverse=True)]
+    page = browser.new_page()
+    page.goto(base_url + "search.html?topic=observability")
+    status = page.locator(".essays-search-page-status")
+    status.filter(has_text="newest first").wait_for()
+    assert status.inner_text() == "3 essays in Observability, newest first."
+    links = page.locator(".essays-search-page-results .essays-search-title")
+    hrefs = [(a.get_attribute("href") or "").replace(base_url, "") for a in links.all()]
+    assert hrefs == newest
+    # A month comes only from the address; a chosen tag keeps it.
+    month = dated[0][0][:7]
+    page.goto(base_url + f"search.html?month={month}")
+    status.filter(has_text="newest first").wait_for()
+    assert f"from {month}" in status.inner_text()
+    page.locator("select[name=tag]").select_option("tracing")
+    page.wait_for_url(lambda url: "tag=tracing" in url)
+    assert f"month={month}" in page.url
     page.close()
 
 

@@ -9,6 +9,7 @@ Each module registers one concept:
 * :mod:`.indices` -- the topic, tag and archive indexes;
 * :mod:`.header` -- the block under each essay's title;
 * :mod:`.listing` -- the ``essay-list`` directive;
+* :mod:`.overflow` -- long lists on web pages: the first few, then the rest;
 * :mod:`.relations` -- links, tags, terms and mentions between essays, indexed
   once per build;
 * :mod:`.related` -- "Related essays" at the end of each essay;
@@ -68,6 +69,7 @@ from sphinx_essays import (
     llms,
     metadata,
     navigation,
+    overflow,
     pagetext,
     previews,
     quiet,
@@ -120,6 +122,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     drafts.setup(app)
     header.setup(app)
     listing.setup(app)
+    overflow.setup(app)
     related.setup(app)
     backlinks.setup(app)
     glossary.setup(app)

@@ -59,6 +59,12 @@ class EssaysConfig:
     related_count: int = 3
     """How many related essays to list at the end of each essay."""
 
+    list_limit: int = field(default=8, metadata={"rebuild": "html"})
+    """How many items a generated list on a web page shows before it links to
+    the rest (:mod:`.overflow`): essays under a topic, a tag or a month, the
+    essays that use a glossary term, the sentences that cite a source. The
+    PDF and the EPUB list everything."""
+
     feed_filename: str = "atom.xml"
     """Where the Atom feed is written, relative to the HTML output folder."""
 
@@ -118,7 +124,12 @@ class EssaysConfig:
                 f"{PREFIX}root must be a folder relative to the source directory, "
                 f"not {self.root!r}"
             )
-        for name in ("words_per_minute", "related_count", "sources_max_age"):
+        for name in (
+            "words_per_minute",
+            "related_count",
+            "list_limit",
+            "sources_max_age",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(

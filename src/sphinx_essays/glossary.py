@@ -1,6 +1,7 @@
 """A glossary that knows where each term is used, and checks itself.
 
-* Each glossary entry gets a "Used in" list of the essays that link the term.
+* Each glossary entry gets a "Used in" list of the essays that link the term
+  (on the website, the newest few and a search for the rest: :mod:`.overflow`).
 * Located warnings (type ``essays``, subtype ``glossary``), so ``-nW`` fails:
 
   - a term that is defined but that no page outside the glossary links;
@@ -29,7 +30,7 @@ from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
-from sphinx_essays import pagetext
+from sphinx_essays import overflow, pagetext
 from sphinx_essays.domain import get_domain
 from sphinx_essays.header import doc_link
 from sphinx_essays.relations import normalise
@@ -250,6 +251,7 @@ class AddUsedIn(SphinxPostTransform):
         domain = get_domain(self.env)
         essays = domain.complete()
         docname = self.env.docname
+        builder = self.env._app.builder  # as Sphinx's own post-transforms get it
         for glossary in self.document.findall(addnodes.glossary):
             for item in glossary.findall(nodes.definition_list_item):
                 keys = {normalise(t.astext()) for t in item.findall(nodes.term)}
@@ -260,12 +262,31 @@ class AddUsedIn(SphinxPostTransform):
                 )
                 if not users:
                     continue
+                hidden = 0
+                if overflow.applies(builder) and len(users) > overflow.limit(builder):
+                    # The newest few, then a search for the term (.overflow).
+                    shown = overflow.limit(builder)
+                    hidden = len(users) - shown
+                    users.sort(key=lambda user: essays[user[1]]["date"], reverse=True)
+                    users = users[:shown]
                 paragraph = nodes.paragraph(classes=["glossary-used-in"])
-                paragraph += nodes.inline("", "Used in: ", classes=["essay-label"])
+                label = "Used in, newest first: " if hidden else "Used in: "
+                paragraph += nodes.inline("", label, classes=["essay-label"])
                 for position, (_title, other) in enumerate(users):
                     if position:
                         paragraph += nodes.Text(", ")
                     paragraph += doc_link(docname, other, essays[other]["title"])
+                if hidden:
+                    term = next(item.findall(nodes.term)).astext()
+                    href = overflow.search_href(builder, docname, q=term)
+                    paragraph += nodes.Text(", ")
+                    paragraph += nodes.reference(
+                        "",
+                        overflow.more_text(hidden),
+                        refuri=href,
+                        internal=True,
+                        classes=["essays-more"],
+                    )
                 definition = item.next_node(nodes.definition)
                 if definition is not None:
                     definition += paragraph

@@ -7,7 +7,9 @@
     ```
 
 It filters by ``:topic:`` or ``:tag:``, sorts by ``date`` (newest first) or
-``title``, and can stop after ``:limit:`` essays. The essays are only known
+``title``, and can stop after ``:limit:`` essays. On the website a list
+without a limit stops after ``essays_list_limit`` and links the rest
+(:mod:`.overflow`). The essays are only known
 once every document has been read, so the directive leaves an
 :class:`essay_list` node behind, which is replaced when the page is written:
 by sphinx-design cards in HTML (:class:`RenderEssayCards`), by a plain list
@@ -26,6 +28,7 @@ from sphinx.util.docutils import SphinxDirective
 from sphinx_design.shared import create_component
 
 from sphinx_essays import config as essays_config
+from sphinx_essays import overflow
 from sphinx_essays.domain import get_domain
 from sphinx_essays.header import doc_link
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sphinx.application import Sphinx
+    from sphinx.builders import Builder
     from sphinx.environment import BuildEnvironment
 
 logger = logging.getLogger(__name__)
@@ -151,7 +155,9 @@ class RenderEssayCards(SphinxPostTransform):
     formats = ("html",)
 
     def run(self, **kwargs: Any) -> None:
-        render(self.env, self.document, render_cards)
+        builder = self.env._app.builder  # as Sphinx's own post-transforms get it
+        cut = overflow.limit(builder) if overflow.applies(builder) else 0
+        render(self.env, self.document, render_cards, cut, builder)
 
 
 class RenderEssayLists(SphinxPostTransform):
@@ -167,18 +173,43 @@ def render(
     env: BuildEnvironment,
     document: nodes.document,
     renderer: Callable[[str, list[tuple[str, dict[str, Any]]]], nodes.Node],
+    cut: int = 0,
+    builder: Builder | None = None,
 ) -> None:
+    """Replace each :class:`essay_list` in *document*. A list without a
+    ``:limit:`` that is longer than *cut* (when not 0) stops there, and a
+    link to the rest follows it (:mod:`.overflow`)."""
     domain = get_domain(env)
     for node in list(document.findall(essay_list)):
         essays = domain.select(node["topic"], node["tag"], node["sort"])
+        hidden = 0
         if node["limit"]:
             essays = essays[: node["limit"]]
+        elif cut and len(essays) > cut:
+            if node["sort"] != "date":
+                essays = sorted(essays, key=lambda e: e[1]["date"], reverse=True)
+            hidden, essays = len(essays) - cut, essays[:cut]
         if essays:
-            node.replace_self(renderer(node["docname"], essays))
+            replacement = [renderer(node["docname"], essays)]
+            if hidden and builder is not None:
+                replacement.append(_rest(builder, node, hidden))
+            node.replace_self(replacement)
         else:
             node.replace_self(
                 nodes.paragraph("", "No essays yet.", classes=["essay-list"])
             )
+
+
+def _rest(builder: Builder, node: essay_list, hidden: int) -> nodes.Node:
+    """ "And N more essays", linking the search page's list of all of them (the
+    date index, for a list of every essay)."""
+    query = {name: node[name] for name in ("topic", "tag") if node[name] is not None}
+    if query:
+        href = overflow.search_href(builder, node["docname"], **query)
+    else:
+        href = builder.get_relative_uri(node["docname"], "essay-archive")
+    link = nodes.reference("", overflow.more_text(hidden), refuri=href, internal=True)
+    return nodes.paragraph("", "", link, classes=["essays-more"])
 
 
 def setup(app: Sphinx) -> None:

@@ -171,4 +171,7 @@ def _page_context(
 def setup(app: Sphinx) -> None:
     app.connect("env-updated", _store)
     # Before furo's handler (priority 500), so it never renders the full tree.
-    app.connect("html-page-context", _page_context, priority=400)
+    # After sphinx-notfound-page's handler (400), which gives the 404 page a
+    # toctree() of the whole site, and before furo's (500), so that furo
+    # never renders the full tree, on the 404 page either.
+    app.connect("html-page-context", _page_context, priority=450)

@@ -34,6 +34,7 @@ JavaScript) and changes the rest:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -236,6 +237,7 @@ def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
                 "url": builder.get_target_uri(docname),
                 "topic": record["topic"],
                 "tags": list(record["tags"]),
+                "date": record["date"],
                 "parts": parts,
                 "anchors": anchors,
                 "headings": headings,
@@ -252,6 +254,7 @@ def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
                     "url": f"{page}#{node_id}",
                     "topic": "",
                     "tags": [],
+                    "date": "",
                     "parts": [{"title": term, "body": definition}],
                     "anchors": [node_id],
                     "headings": [""],
@@ -304,6 +307,34 @@ def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def facets(items: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """What the search page filters by. ``items`` holds each item's topic and
+    tags as positions in ``topics`` and ``tags``; ``months`` the month each
+    essay is from (a position in ``month_names``, -1 for a term); ``newest``
+    the essays, newest first, which is the order of a list without a query
+    (``search.html?tag=...``, where :mod:`.overflow` links)."""
+    topics = sorted({item["topic"] for item in items if item["topic"]})
+    tags = sorted({tag for item in items for tag in item["tags"]})
+    months = sorted({item["date"][:7] for item in items if item["date"]})
+    essays = [index for index, item in enumerate(items) if item["kind"] == "essay"]
+    return {
+        "topics": topics,
+        "tags": tags,
+        "items": [
+            [topics.index(item["topic"]) if item["topic"] else -1]
+            + [tags.index(tag) for tag in item["tags"]]
+            for item in items
+        ],
+        "month_names": months,
+        "months": [
+            months.index(item["date"][:7]) if item["date"] else -1 for item in items
+        ],
+        "newest": sorted(essays, key=lambda index: (items[index]["date"], -index))[
+            ::-1
+        ],
+    }
+
+
 def index_files(items: list[dict[str, Any]]) -> dict[str, str]:
     """Every file of the index, by its path under :data:`INDEX_DIR`."""
     files: dict[str, str] = {}
@@ -330,19 +361,7 @@ def index_files(items: list[dict[str, Any]]) -> dict[str, str]:
     for index, item in enumerate(items):
         for number, text in enumerate(item["texts"]):
             files[f"t/{index}/{number}.json"] = _dump(text[:TEXT_KEPT])
-    topics = sorted({item["topic"] for item in items if item["topic"]})
-    tags = sorted({tag for item in items for tag in item["tags"]})
-    files["facets.json"] = _dump(
-        {
-            "topics": topics,
-            "tags": tags,
-            "items": [
-                [topics.index(item["topic"]) if item["topic"] else -1]
-                + [tags.index(tag) for tag in item["tags"]]
-                for item in items
-            ],
-        }
-    )
+    files["facets.json"] = _dump(facets(items))
     files["index.json"] = _dump(
         {
             "version": VERSION,
@@ -357,15 +376,41 @@ def index_files(items: list[dict[str, Any]]) -> dict[str, str]:
     return files
 
 
+#: Where the fingerprint of the index last written is kept: beside the
+#: doctrees, not in the output, which must not differ from a fresh build's.
+STAMP = "essays-search.stamp"
+
+
+def fingerprint(app: Sphinx, env: BuildEnvironment) -> str:
+    """What the index is made of, without reading it: when each essay and
+    glossary page was last read (a page is read again whenever what it says
+    may have changed), the builder's addresses, and this module's code."""
+    domain = get_domain(env)
+    pages = sorted(domain.complete()) + sorted(domain.glossary)
+    parts = [
+        Path(__file__).read_text(encoding="utf-8"),
+        app.builder.name,
+        app.builder.get_target_uri("x"),
+        *(f"{page}\0{env.all_docs.get(page, 0)}" for page in pages),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _write_index(app: Sphinx, exception: BaseException | None) -> None:
-    """Write the whole index into a fresh folder, then swap it in."""
+    """Write the whole index into a fresh folder, then swap it in; unless the
+    index in the output was made of exactly what this build would use."""
     if exception is not None or not _builds_search(app):
         return
     started = time.perf_counter()
+    stamp = Path(app.doctreedir) / STAMP
+    made_of = fingerprint(app, app.env)
+    target = Path(app.outdir) / INDEX_DIR
+    if target.is_dir() and stamp.is_file() and stamp.read_text() == made_of:
+        logger.info("search: the index is up to date")
+        return
     items = _items(app, app.env)
     files = index_files(items)
     outdir = Path(app.outdir)
-    target = outdir / INDEX_DIR
     fresh = outdir / f"{INDEX_DIR}.new"
     shutil.rmtree(fresh, ignore_errors=True)
     for name, text in files.items():
@@ -380,6 +425,7 @@ def _write_index(app: Sphinx, exception: BaseException | None) -> None:
         target.rename(old)
     fresh.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+    stamp.write_text(made_of)
     essays = sum(1 for item in items if item["kind"] == "essay")
     logger.info(
         "search: indexed %d essays and %d glossary terms in %.2f s",

@@ -12,6 +12,9 @@
  * count. A query that names a glossary term shows its definition first.
  * Each hit shows the essay, the section it matched (linking to that
  * heading), an excerpt with the matching words marked, and the topic.
+ * Without a query, the search page lists every essay of a topic, a tag or
+ * a month (?topic=, ?tag=, ?month=YYYY-MM), newest first: the rest of a
+ * list another page cut short (overflow.py).
  * Without JavaScript the form still opens search.html. CSP-safe: no inline
  * script or style, and no HTML built from strings.
  */
@@ -385,20 +388,44 @@
     form.querySelector(".essays-search-filters").classList.remove("essays-search-pending");
 
     const query = input.value.trim();
-    if (!query) {
-      status.textContent = "Type a word or a phrase, then press Enter.";
-      return;
+    const month = params.get("month") || "";
+    if (month) {
+      // No control chooses a month: keep it when a select resubmits the form.
+      const keep = element("input");
+      keep.type = "hidden";
+      keep.name = "month";
+      keep.value = month;
+      form.append(keep);
     }
     const wantTopic = facets.topics.indexOf(topic.value);
     const wantTag = facets.tags.indexOf(tag.value);
-    const filter =
-      wantTopic < 0 && wantTag < 0
-        ? null
-        : async (item) => {
-            const [itemTopic, ...itemTags] = facets.items[item];
-            return (wantTopic < 0 || itemTopic === wantTopic) && (wantTag < 0 || itemTags.includes(wantTag));
-          };
-    const found = await answer(form, query, false, filter);
+    const wantMonth = facets.month_names.indexOf(month);
+    const chosen = (item) => {
+      const [itemTopic, ...itemTags] = facets.items[item];
+      return (
+        (wantTopic < 0 || itemTopic === wantTopic) &&
+        (wantTag < 0 || itemTags.includes(wantTag)) &&
+        (wantMonth < 0 || facets.months[item] === wantMonth)
+      );
+    };
+    const filtered = wantTopic >= 0 || wantTag >= 0 || wantMonth >= 0;
+    if (!query && !filtered) {
+      status.textContent = "Type a word or a phrase, then press Enter.";
+      return;
+    }
+    // Without a query, a filter lists every essay it keeps, newest first:
+    // where a long list on another page links its rest (overflow.py).
+    const found = query
+      ? await answer(form, query, false, filtered ? async (item) => chosen(item) : null)
+      : {
+          state: await eng.ready,
+          wanted: [],
+          definition: null,
+          essays: facets.newest.filter(chosen).map((item) => ({ item, section: 0 })),
+        };
+    const what = [topic.value && `in ${topicName(topic.value)}`, tag.value && `tagged ${tag.value}`, wantMonth >= 0 && `from ${month}`]
+      .filter(Boolean)
+      .join(", ");
     if (found.definition) {
       const link = element("a", "", found.definition.title);
       link.href = found.definition.href;
@@ -439,7 +466,9 @@
     await next();
     more.querySelector("button").addEventListener("click", next);
     const n = found.essays.length;
-    status.textContent = n === 0 ? `No essays match ${query}.` : `${n} essay${n === 1 ? "" : "s"} match ${query}.`;
+    const essays = `${n} essay${n === 1 ? "" : "s"}`;
+    if (query) status.textContent = n === 0 ? `No essays match ${query}.` : `${essays} match ${query}.`;
+    else status.textContent = n === 0 ? `No essays ${what}.` : `${essays} ${what}, newest first.`;
   }
 
   // -- Wiring ----------------------------------------------------------------------

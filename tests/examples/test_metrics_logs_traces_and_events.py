@@ -13,7 +13,10 @@ grouping), the recording rule (replayed on float counters, since promtool
 2.42 has no native-histogram input notation), the top-series query, the
 budget meters and alerts (fed the essay's planned traffic, then traffic a
 quarter over plan, with a second Collector tier the span meter must not
-count) and the claim that dropping
+count, then the autoscaler's 60 pods at plan, which the per-pod series alert
+must not take for a regression; a job-wide sum is shown to fire there), the
+Kubernetes Events receiver config is checked structurally (watch mode, an
+enabled leader elector; no Collector runs here) and the claim that dropping
 the pod label saves no series (instance still tells the pods apart); the
 exemplar is parsed with the Prometheus client's OpenMetrics parser; and the
 log record, exemplar and change event are checked to tell one consistent
@@ -231,7 +234,10 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
 
     # Growth: the per-pod histogram follows the pods, the aggregate does not.
     assert 1_600 * 2 * pods == 96_000 and "to 96,000 series" in text
-    assert "the recorded aggregate stays at 1,600" in text
+    assert "The recorded aggregate stays at 1,600 series" in text
+    # Throughput-based sampling holds the event store flat (Refinery README).
+    assert "throughput-based sampling raises the rate" in text
+    assert "Double the traffic and the event store doubles" not in text
 
     # The canonical line: 2 KB per request.
     canonical = rps * 2_000
@@ -261,7 +267,7 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
         "345 GB a day falls to about 35 GB",
         "about 3.5 GB a day, or about 52 GB for 15 days",
         "The classic latency histogram's 15 days take 58 to 116 GB, the same order",
-        "since each sample carries every bucket. Disk does not decide between them",
+        "the same order. Disk does not decide between them",
     ):
         assert claim in text, claim
     assert "from about 4 GB" not in text and "a float's 1 byte per sample" not in text
@@ -270,8 +276,10 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
 
     # The budget's plan figures in recommendation 1.
     assert rps * 25 == 50_000 and "The plan is 50,000 spans a second" in text
-    assert 1_600 * pods == 48_000
-    assert "the histogram's 1,600 per pod, 48,000 for the job" in text
+    # The series meter is per pod: the job's sum follows the autoscaler.
+    assert 1_600 * pods == 48_000 > 1.25 * 1_600
+    assert "per pod, planned here at the histogram's 1,600" in text
+    assert "60 pods are not a cardinality regression" in text
     assert "planned here at 345 GB a day of canonical lines" in text
     assert "144 MB" not in text  # a float series' memory, not a histogram's
 
@@ -2008,5 +2016,5 @@ def test_events_receiver_watches_under_a_leader_elector(site: Site) -> None:
     assert set(spec["exporters"]) <= set(config["exporters"])
     text = page_text(site)
     assert "by default it polls, re-listing every stored Event" in text
-    assert "Set mode: watch." in text
+    assert "Set mode: watch" in text
     assert "The elector is alpha" in text

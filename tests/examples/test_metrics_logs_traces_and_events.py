@@ -13,7 +13,10 @@ grouping), the recording rule (replayed on float counters, since promtool
 2.42 has no native-histogram input notation), the top-series query, the
 budget meters and alerts (fed the essay's planned traffic, then traffic a
 quarter over plan, with a second Collector tier the span meter must not
-count) and the claim that dropping
+count, then the autoscaler's 60 pods at plan, which the per-pod series alert
+must not take for a regression; a job-wide sum is shown to fire there), the
+Kubernetes Events receiver config is checked structurally (watch mode, an
+enabled leader elector; no Collector runs here) and the claim that dropping
 the pod label saves no series (instance still tells the pods apart); the
 exemplar is parsed with the Prometheus client's OpenMetrics parser; and the
 log record, exemplar and change event are checked to tell one consistent
@@ -132,7 +135,6 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     server = 1_500_000
     limit = server * per_series / 0.9
     assert round(limit / 1e9) == 5 and 0.9 * limit == pytest.approx(server * 3_000)
-    assert "at the planned resident memory, half as much again as the live heap" in text
     assert (
         "1.5 million \N{MULTIPLICATION SIGN} 3 KB \N{DIVISION SIGN} 0.9 = 5 GB, plus queries"
         in text
@@ -147,6 +149,19 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
         " series, about 4 GB." in text
     )
     assert churn < server, "the server's plan covers the rollout peak"
+    # The recommended job stores NHCBs: 48,000 series, twice that after a
+    # rollout; during the migration it keeps the classic series too, and
+    # that rollout peak is what the 1.5-million plan covers.
+    nhcb = names["native"]
+    migration = names["classic"] + nhcb
+    assert (nhcb, 2 * nhcb) == (48_000, 96_000)
+    assert migration == 720_000 and round(2 * migration / 1e6, 2) == 1.44
+    assert 2 * migration < server
+    assert "head holds these 48,000 series, 96,000 after a rollout" in text
+    assert "it holds 720,000, or 1.44 million after a rollout" in text
+    assert "The 3 KB was measured on float series" in text
+    # 3.5's stringlabels change (#16069) was for speed, not size.
+    assert "2.44 made labels more compact" in text and "3.5 made" not in text
     memory = text[text.index("Memory, not disk") : text.index("Now add user_id")]
     assert "briefly" not in memory
     user_series = 100_000 * 5 * 14
@@ -219,7 +234,10 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
 
     # Growth: the per-pod histogram follows the pods, the aggregate does not.
     assert 1_600 * 2 * pods == 96_000 and "to 96,000 series" in text
-    assert "the recorded aggregate stays at 1,600" in text
+    assert "The recorded aggregate stays at 1,600 series" in text
+    # Throughput-based sampling holds the event store flat (Refinery README).
+    assert "throughput-based sampling raises the rate" in text
+    assert "Double the traffic and the event store doubles" not in text
 
     # The canonical line: 2 KB per request.
     canonical = rps * 2_000
@@ -249,7 +267,7 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
         "345 GB a day falls to about 35 GB",
         "about 3.5 GB a day, or about 52 GB for 15 days",
         "The classic latency histogram's 15 days take 58 to 116 GB, the same order",
-        "since each sample carries every bucket. Disk does not decide between them",
+        "the same order. Disk does not decide between them",
     ):
         assert claim in text, claim
     assert "from about 4 GB" not in text and "a float's 1 byte per sample" not in text
@@ -258,8 +276,10 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
 
     # The budget's plan figures in recommendation 1.
     assert rps * 25 == 50_000 and "The plan is 50,000 spans a second" in text
-    assert 1_600 * pods == 48_000
-    assert "the histogram's 1,600 per pod, 48,000 for the job" in text
+    # The series meter is per pod: the job's sum follows the autoscaler.
+    assert 1_600 * pods == 48_000 > 1.25 * 1_600
+    assert "per pod, planned here at the histogram's 1,600" in text
+    assert "60 pods are not a cardinality regression" in text
     assert "planned here at 345 GB a day of canonical lines" in text
     assert "144 MB" not in text  # a float series' memory, not a histogram's
 
@@ -934,6 +954,11 @@ def test_limits_table_dates_match_the_changelog_and_debians_promtool(
     assert all(_version(r["Since"]) > DEBIAN_PROMETHEUS for r in rows[5:])
     text = page_text(site)
     assert "the job needs Prometheus 3.10 or later" in text
+    # Resolution reduction, not a failed scrape, from 2.49.0 (#13129); the
+    # per-target overrides from 3.13.0 (#18929).
+    (bucket_row,) = [r for r in rows if "bucket_limit" in r["Setting"]]
+    assert bucket_row["Since"] == "2.45; resolution reduced since 2.49"
+    assert "From 3.13, relabelling can set" in text
     assert "knows only the table's first five rows" in text
     # The job's newest key is extra_scrape_metrics: a scrape-config key from
     # 3.10.0 (config/config.go gains it at v3.10.0, absent at v3.9.1; pull
@@ -1149,7 +1174,7 @@ def test_scrape_limits_fail_real_scrapes_and_freeze_what_was_read(
         server.shutdown()
     text = page_text(site)
     assert "Without conversion, a classic histogram is 22,400 samples" in text
-    assert "only for series it had not reached when the limit bit" in text
+    assert "marks stale only the series it had not reached when the limit bit" in text
     assert "the rest freeze at their last good value" in text
     assert "every target of the job is marked down and none is scraped" in text
     assert "the name and the target's labels included" in text
@@ -1658,15 +1683,30 @@ def test_nhcb_migration_queries_are_valid_and_named_as_the_prose_says(
 # checkout tenant's canonical lines over two distributors, and 50,000 spans
 # a second over two gateway Collectors, which a tail-sampling tier behind
 # them receives again and the meter must not count twice.
-def _budget_tests(*, samples: int, head: int, log_rate: int, span_rate: int):
+def _budget_tests(
+    *,
+    samples: int,
+    head: int,
+    log_rate: int,
+    span_rate: int,
+    pods: int = 30,
+    refused: int = 0,
+):
     series = [
         {
             "series": "scrape_samples_post_metric_relabeling"
             f'{{job="checkout",instance="10.0.0.{i}:9464"}}',
             "values": f"{samples}x180",
         }
-        for i in range(1, 31)
+        for i in range(1, pods + 1)
     ]
+    series.append(  # bytes a minute the rate limit refused
+        {
+            "series": 'loki_discarded_bytes_total{job="loki",instance="d1",'
+            'tenant="checkout",reason="rate_limited"}',
+            "values": f"0+{refused * 60}x180",
+        }
+    )
     series.append(
         {
             "series": 'scrape_samples_post_metric_relabeling{job="node",'
@@ -1710,6 +1750,7 @@ BUDGET_ALERTS = {
     "CheckoutSeriesOverBudget": {"job": "checkout"},
     "PrometheusHeadOverPlan": {"job": "prometheus", "instance": "p1"},
     "CheckoutLogsOverBudget": {"tenant": "checkout"},
+    "CheckoutLogsRateLimited": {"tenant": "checkout"},
     "SpansOverBudget": {"job": "otelcol-gateway"},
 }
 
@@ -1718,17 +1759,17 @@ def budget_tests() -> str:
     within = {
         "interval": "1m",
         "input_series": _budget_tests(
-            samples=1_600, head=1_344_000, log_rate=4_000_000, span_rate=50_000
+            samples=1_600, head=1_440_000, log_rate=4_000_000, span_rate=50_000
         ),
         "promql_expr_test": [
             {
-                "expr": "job:scrape_samples_post_metric_relabeling:sum",
+                "expr": "job:scrape_samples_post_metric_relabeling:max",
                 "eval_time": "2h",
                 "exp_samples": [
                     {
-                        "labels": "job:scrape_samples_post_metric_relabeling:sum"
+                        "labels": "job:scrape_samples_post_metric_relabeling:max"
                         '{job="checkout"}',
-                        "value": 48_000,
+                        "value": 1_600,
                     }
                 ],
             },
@@ -1752,7 +1793,11 @@ def budget_tests() -> str:
     over = {
         "interval": "1m",
         "input_series": _budget_tests(
-            samples=2_100, head=1_600_000, log_rate=8_000_000, span_rate=70_000
+            samples=2_100,
+            head=1_600_000,
+            log_rate=8_000_000,
+            span_rate=70_000,
+            refused=4_000_000,
         ),
         "alert_rule_test": [
             _alert(
@@ -1762,11 +1807,30 @@ def budget_tests() -> str:
             for name, labels in BUDGET_ALERTS.items()
         ],
     }
+    # The autoscaler at its maximum: 60 pods at plan double the job's
+    # samples, and no series alert fires.
+    scaled = {
+        "interval": "1m",
+        "input_series": _budget_tests(
+            samples=1_600,
+            head=1_440_000,
+            log_rate=4_000_000,
+            span_rate=50_000,
+            pods=60,
+        ),
+        "alert_rule_test": [
+            {
+                "eval_time": "2h",
+                "alertname": "CheckoutSeriesOverBudget",
+                "exp_alerts": [],
+            }
+        ],
+    }
     return yaml.safe_dump(
         {
             "rule_files": ["rules.yml"],
             "evaluation_interval": "1m",
-            "tests": [within, over],
+            "tests": [within, over, scaled],
         }
     )
 
@@ -1784,14 +1848,16 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert len(records) == 3 and set(alerts) == set(BUDGET_ALERTS)
     for rule in alerts.values():
         assert rule["for"] in {"30m", "1h"} and rule["labels"]["severity"] == "ticket"
-    # The series meter is the job's samples after relabelling, not the head.
+    # The series meter is each pod's samples after relabelling, not the
+    # job's sum (which follows the replica count) nor the head.
     (series,) = [e for e in records.values() if "scrape_samples" in e]
     assert 'job="checkout"' in series and "head_series" not in series
+    assert series.startswith("max by (job)")
     # The span meter reads only the first tier.
     (spans,) = [e for e in records.values() if "accepted_spans" in e]
     assert 'job="otelcol-gateway"' in spans and 'receiver="otlp"' in spans
     # Thresholds: a quarter over the plans the prose states.
-    for plan in ("1.25 * 48000", "1.25 * 345e9", "1.25 * 50000"):
+    for plan in ("1.25 * 1600", "1.25 * 345e9", "1.25 * 50000"):
         assert sum(plan in r["expr"] for r in alerts.values()) == 1, plan
     assert alerts["PrometheusHeadOverPlan"]["expr"].endswith("> 1.5e6")
     (tmp_path / "rules.yml").write_text(code, encoding="utf-8")
@@ -1806,6 +1872,14 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert doubled != code
     (tmp_path / "rules.yml").write_text(doubled, encoding="utf-8")
     assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    # Nor does the series meter sum the pods: at plan, 30 pods already sum
+    # to 48,000 samples, and the alert would fire on the replica count.
+    summed = code.replace(
+        "max by (job) (scrape_samples", "sum by (job) (scrape_samples"
+    )
+    assert summed != code
+    (tmp_path / "rules.yml").write_text(summed, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
     # Nor does the logs meter read bytes a second.
     per_second = code.replace(" * 86400", "")
     assert per_second != code
@@ -1819,6 +1893,15 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
         in text
     )
     assert "logs and traces on gigabytes ingested and retained" in text
+    # Loki's default ingestion_rate_mb, 4 MiB/s (pkg/validation/limits.go),
+    # is under the alert threshold, so the plan raises it to 6.
+    day = 86_400
+    default, raised = 4 * 2**20 * day, 6 * 2**20 * day
+    threshold = 1.25 * 345e9
+    assert round(default / 1e9) == 362 and round(threshold / 1e9) == 431
+    assert default < threshold < raised
+    assert "only about 362 GB a day, below the alert's 431 GB" in text
+    assert "raise the tenant's ingestion_rate_mb to 6" in text
     assert "processed, written" not in text
 
 
@@ -1907,3 +1990,31 @@ def test_pipeline_claims_are_stated_as_their_sources_say(site: Site) -> None:
     )
     assert "inside the trace's sampling decision" in text
     assert "unswept garbage included" in text
+    # The data model's Event definition, quoted (logs/data-model.md).
+    assert '"A log record with a non-empty event name is an Event"' in text
+    assert '"SHOULD uniquely identify the event structure"' in text
+    # The opt-in variable is a SHOULD (exceptions-spans.md, IMPORTANT box).
+    assert "instrumentations SHOULD read OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN" in text
+    assert "Run logs/dup where yours implements it, confirm that both" in text
+
+
+def test_events_receiver_watches_under_a_leader_elector(site: Site) -> None:
+    """The k8sobjects receiver polls by default (DefaultMode = PullMode in
+    its config); the example watches events.k8s.io Events and runs only on
+    the lease holder of a declared, enabled k8s_leader_elector."""
+    config = yaml.safe_load(block(site, "k8s-events"))
+    receiver = config["receivers"]["k8sobjects"]
+    (events,) = receiver["objects"]
+    assert events == {"name": "events", "group": "events.k8s.io", "mode": "watch"}
+    elector = receiver["k8s_leader_elector"]
+    assert elector in config["extensions"]
+    assert elector in config["service"]["extensions"]
+    assert {"lease_name", "lease_namespace"} <= set(config["extensions"][elector])
+    (pipeline,) = config["service"]["pipelines"].items()
+    name, spec = pipeline
+    assert name == "logs" and spec["receivers"] == ["k8sobjects"]
+    assert set(spec["exporters"]) <= set(config["exporters"])
+    text = page_text(site)
+    assert "by default it polls, re-listing every stored Event" in text
+    assert "Set mode: watch" in text
+    assert "The elector is alpha" in text

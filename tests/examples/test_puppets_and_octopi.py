@@ -935,7 +935,7 @@ def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     assert restart == {"name": "app", "state": "restarted"}
     apt = the_task(play, "ansible.builtin.apt")["ansible.builtin.apt"]
     assert apt["name"] == "app={{ app_version }}-*"  # Debian versions carry a revision
-    assert play["vars"] == {"app_version": "2.14.1"}
+    assert play["vars"] == {"app_version": "2.14.1", "fleet_budget": 20}
     assert apt["allow_downgrade"] is True  # the same play can roll back
     assert apt["update_cache"] is True
     # review round 10: a cache fetched before the release hid the new version

@@ -1656,6 +1656,25 @@ def test_without_force_handlers_the_reproducer_stops_after_h03s_batch(
     assert out.count('"msg": "restarted"') == 2
 
 
+def test_the_fleet_budget_counts_what_force_handlers_hides_from_the_breaker(
+    site: Site, tmp_path: Path
+) -> None:
+    # Review round 12: failures the breaker misses still leave
+    # ansible_play_hosts, so the essay's pre-task, with a budget of 0, stops
+    # the reproducer before h05's batch: h01, h02 and h04 roll, h03 fails.
+    text = named_block(site, DOC, "puppets-and-octopi-force-handlers")
+    (pre,) = essay_play(site)["pre_tasks"]
+    pre_yaml = yaml.safe_dump({"pre_tasks": [pre]}, sort_keys=False)
+    pre_yaml = "\n".join("  " + line for line in pre_yaml.splitlines())
+    budgeted = text.replace(
+        "  tasks:\n", f"  vars: {{fleet_budget: 0}}\n{pre_yaml}\n  tasks:\n", 1
+    )
+    assert budgeted != text
+    out = run_reproducer(site, tmp_path, budgeted)
+    assert out.count('"msg": "still rolling"') == 3, out
+    assert "fleet budget spent" in out
+
+
 class FakeApp:
     """A service on localhost that reports its version at /version and, on
     /restart, stops listening for a while before it comes back with the

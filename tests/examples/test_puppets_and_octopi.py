@@ -935,7 +935,7 @@ def test_the_playbook_rolls_in_batches_and_restarts_through_its_handler(
     assert restart == {"name": "app", "state": "restarted"}
     apt = the_task(play, "ansible.builtin.apt")["ansible.builtin.apt"]
     assert apt["name"] == "app={{ app_version }}-*"  # Debian versions carry a revision
-    assert play["vars"] == {"app_version": "2.14.1"}
+    assert play["vars"] == {"app_version": "2.14.1", "fleet_budget": 20}
     assert apt["allow_downgrade"] is True  # the same play can roll back
     assert apt["update_cache"] is True
     # review round 10: a cache fetched before the release hid the new version
@@ -1009,6 +1009,35 @@ def test_the_playbook_gates_restarts_and_observes_in_order(site: Site) -> None:
         "[pkg, conf, svc, live, restart | default({})]"
         ' | select("unreachable") | list | length > 0'
     )
+
+
+def unguarded_tasks(play: dict[str, Any]) -> list[str]:
+    """The CI check the prose names: every task and handler but the gate's
+    ping, the fail tasks and the flushes must register a result that the last
+    task's expression reads. Return the names of those that do not."""
+    last = play["tasks"][-1]["when"]
+    missing = []
+    for task in play["tasks"][1:] + play["handlers"]:
+        if module_of(task) in ("ansible.builtin.fail", "ansible.builtin.meta"):
+            continue
+        register = task.get("register")
+        if register is None or not re.search(rf"\b{register}\b", last):
+            missing.append(task["name"])
+    return missing
+
+
+def test_every_task_that_needs_the_host_is_read_by_the_last_task(site: Site) -> None:
+    play = essay_play(site)
+    assert module_of(play["tasks"][0]) == "ansible.builtin.ping"  # the gate's own
+    assert unguarded_tasks(play) == []
+    # the check fails the next engineer's task added without a register
+    added = copy.deepcopy(play)
+    added["tasks"].insert(
+        3, {"name": "Drop a cron job", "ansible.builtin.copy": {"dest": "/x"}}
+    )
+    assert unguarded_tasks(added) == ["Drop a cron job"]
+    added["tasks"][3]["register"] = "cron"  # registered but never read
+    assert unguarded_tasks(added) == ["Drop a cron job"]
 
 
 def uri_tasks(site: Site) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1458,6 +1487,82 @@ def test_the_breaker_is_per_batch_not_a_fleet_budget(site: Site) -> None:
     assert max(f for f in range(1001) if f / 1000 <= limit) == 50  # "fifty"
 
 
+def budget_run(
+    site: Site, tmp_path: Path, failing: set[str], budget: int
+) -> tuple[int, set[str], str]:
+    """Run the essay's pre-task, as written, on 20 local hosts in batches of
+    two, with a breaker loose enough (50 %) that one failure per batch never
+    trips it, and a main task that fails the *failing* hosts. Return the exit
+    status, the hosts the main task reached and the output."""
+    play = essay_play(site)
+    (pre,) = play["pre_tasks"]
+    test = {
+        "hosts": "all",
+        "gather_facts": False,
+        "serial": 2,
+        "max_fail_percentage": 50,
+        "vars": {"fleet_budget": budget},
+        "pre_tasks": [pre],
+        "tasks": [
+            {
+                "ansible.builtin.fail": {"msg": "broken"},
+                "when": f"inventory_hostname in {sorted(failing)}",
+            },
+            {"ansible.builtin.debug": {"msg": "rolled {{ inventory_hostname }}"}},
+        ],
+    }
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([test], sort_keys=False))
+    result = subprocess.run(
+        [
+            BIN / "ansible-playbook",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-i",
+            ",".join(ANSIBLE_HOSTS) + ",",
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(tmp_path),
+        check=False,
+    )
+    reached = set(re.findall(r"fatal: \[(h\d\d)\]: FAILED! => .*broken", result.stdout))
+    reached |= set(re.findall(r'"msg": "rolled (h\d\d)"', result.stdout))
+    return result.returncode, reached, result.stdout
+
+
+def test_the_play_sets_a_fleet_budget_of_twenty_hosts(site: Site) -> None:
+    play = essay_play(site)
+    assert play["vars"]["fleet_budget"] == 20
+    (pre,) = play["pre_tasks"]
+    assert module_of(pre) == "ansible.builtin.fail"
+    assert pre["run_once"] is True and pre["any_errors_fatal"] is True
+    assert "ansible_play_hosts_all | difference(ansible_play_hosts)" in pre["when"]
+
+
+def test_the_fleet_budget_stops_what_the_per_batch_breaker_lets_through(
+    site: Site, tmp_path: Path
+) -> None:
+    # Review round 12: one failure in each batch of two never trips a 50 %
+    # breaker; the budget of 2 stops the run before the fifth batch (h09,
+    # h10), once h03, h05 and h07 have failed.
+    failing = {"h03", "h05", "h07", "h09", "h11"}
+    rc, reached, out = budget_run(site, tmp_path, failing, budget=2)
+    assert rc == 2
+    assert reached == {f"h{i:02d}" for i in range(1, 9)}, out
+    assert "fleet budget spent" in out
+
+
+def test_without_a_fleet_budget_every_batch_runs(site: Site, tmp_path: Path) -> None:
+    failing = {"h03", "h05", "h07", "h09", "h11"}
+    rc, reached, out = budget_run(site, tmp_path, failing, budget=20)
+    assert rc == 2  # five hosts failed, but the run went on
+    assert reached == set(ANSIBLE_HOSTS), out
+    assert "fleet budget spent" not in out
+
+
 def test_a_rerun_restarts_a_stale_process_and_nothing_else(
     site: Site, tmp_path: Path
 ) -> None:
@@ -1549,6 +1654,25 @@ def test_without_force_handlers_the_reproducer_stops_after_h03s_batch(
     )
     assert out.count('"msg": "still rolling"') == 2  # h01 and h02 only
     assert out.count('"msg": "restarted"') == 2
+
+
+def test_the_fleet_budget_counts_what_force_handlers_hides_from_the_breaker(
+    site: Site, tmp_path: Path
+) -> None:
+    # Review round 12: failures the breaker misses still leave
+    # ansible_play_hosts, so the essay's pre-task, with a budget of 0, stops
+    # the reproducer before h05's batch: h01, h02 and h04 roll, h03 fails.
+    text = named_block(site, DOC, "puppets-and-octopi-force-handlers")
+    (pre,) = essay_play(site)["pre_tasks"]
+    pre_yaml = yaml.safe_dump({"pre_tasks": [pre]}, sort_keys=False)
+    pre_yaml = "\n".join("  " + line for line in pre_yaml.splitlines())
+    budgeted = text.replace(
+        "  tasks:\n", f"  vars: {{fleet_budget: 0}}\n{pre_yaml}\n  tasks:\n", 1
+    )
+    assert budgeted != text
+    out = run_reproducer(site, tmp_path, budgeted)
+    assert out.count('"msg": "still rolling"') == 3, out
+    assert "fleet budget spent" in out
 
 
 class FakeApp:
@@ -1964,24 +2088,37 @@ def test_the_essays_ansible_cfg_keeps_host_lists_and_plugin_files_working(
     assert list_inventory(tmp_path, old, STATIC, plugin_file)[0] != 0
 
 
-def test_enable_plugins_stops_a_broken_yaml_file_being_accepted_as_ini(
+def test_the_essays_plugin_list_keeps_ini_hosts_files_working(
     site: Site, tmp_path: Path
 ) -> None:
-    # Review round 10: tested with the whole block, any_unparsed_is_failed
-    # included. That setting alone already fails a half-read file; leaving
-    # ini out also fails a .yml file that is no YAML inventory but reads
-    # cleanly as INI (here a plain list of names).
+    # Review round 12: a copied block without ini failed every INI shop.
+    config = named_block(site, DOC, "puppets-and-octopi-ansible-cfg")
+    hosts_file = ("hosts", "[app_servers]\napp-09\napp-10\n", False)
+    rc, hosts, stderr = list_inventory(tmp_path, config, STATIC, hosts_file)
+    assert rc == 0 and {"app-09", "app-10"} <= hosts, stderr
+    # ...and the stricter list the prose offers, ini dropped, fails that file
+    strict = config.replace("auto, yaml, ini\n", "auto, yaml\n", 1)
+    assert strict != config
+    assert list_inventory(tmp_path, strict, STATIC, hosts_file)[0] != 0
+
+
+def test_keeping_ini_lets_a_broken_yaml_file_parse_as_ini(
+    site: Site, tmp_path: Path
+) -> None:
+    # The price the prose names: a .yml file that is no YAML inventory but
+    # reads cleanly as INI (a plain list of names) is accepted with ini, and
+    # refused by the stricter list without it.
     broken = ("cloud.yml", HALF_BROKEN_YAML, False)
     rc, hosts, _ = list_inventory(tmp_path, "", STATIC, broken)
     assert rc == 0 and "app-07" in hosts  # the INI parser kept the line above the error
     config = named_block(site, DOC, "puppets-and-octopi-ansible-cfg")
-    with_ini = config.replace("auto, yaml\n", "auto, yaml, ini\n", 1)
-    assert with_ini != config
-    assert list_inventory(tmp_path, with_ini, STATIC, broken)[0] != 0
+    # any_unparsed_is_failed alone already fails the half-read file
+    assert list_inventory(tmp_path, config, STATIC, broken)[0] != 0
     names = ("cloud.yml", "app-07\napp-08\n", False)
-    rc, hosts, _ = list_inventory(tmp_path, with_ini, STATIC, names)
+    rc, hosts, _ = list_inventory(tmp_path, config, STATIC, names)
     assert rc == 0 and {"app-07", "app-08"} <= hosts  # accepted as INI
-    rc, _, stderr = list_inventory(tmp_path, config, STATIC, names)
+    strict = config.replace("auto, yaml, ini\n", "auto, yaml\n", 1)
+    rc, _, stderr = list_inventory(tmp_path, strict, STATIC, names)
     assert rc != 0, stderr
 
 

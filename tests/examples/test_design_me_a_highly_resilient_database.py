@@ -318,14 +318,23 @@ def test_patroni_validator_rejects_a_broken_copy(
 
 def test_patroni_file_states_the_version_floor_the_runbook_needs(site: Site) -> None:
     """The header's floor is Patroni 4.1, whose patronictl has the two commands
-    the region runbook uses, and pgBackRest 2.55, the first with PostgreSQL 18."""
+    the region runbook uses, and pgBackRest 2.57, the first with final PostgreSQL
+    18 support and past 2.55.0, whose S3 PUTs an Object-Lock bucket refuses."""
     header = " ".join(
         line.lstrip("# ").strip()
         for line in block(site, "patroni").splitlines()
         if line.startswith("#")
     )
     assert "Patroni 4.1 or later" in header
-    assert "pgBackRest 2.55 or later (PostgreSQL 18)" in header
+    assert "pgBackRest 2.57 or later (PostgreSQL 18)" in header
+    conf = " ".join(
+        line.lstrip("# ").strip()
+        for line in block(site, "pgbackrest").splitlines()
+        if line.startswith("#")
+    )
+    assert "pgBackRest 2.57 or later" in conf
+    assert "never 2.55.0" in conf
+    assert "2.55 or later" not in header + conf
     installed = in_patroni(PATRONI_COMMANDS)
     major, minor = (int(part) for part in installed["version"].split(".")[:2])
     assert (major, minor) >= (4, 1)
@@ -3197,7 +3206,7 @@ def stop_agent(agent: subprocess.Popen) -> None:
 
 
 FENCED = [
-    "systemctl kill --signal=SIGKILL patroni.service pgbouncer.service",
+    "systemctl kill --kill-whom=all --signal=SIGKILL patroni.service pgbouncer.service",
     "systemctl stop patroni.service pgbouncer.service",
 ]
 
@@ -3277,3 +3286,42 @@ def test_closing_the_flag_fences_a_reachable_region_at_the_next_renewal(
     calls = systemctl_calls(tmp_path)
     assert [call for _, call in calls[:2]] == FENCED
     assert calls[0][0] - closed < 6
+
+
+def test_a_wall_clock_stepped_back_moves_no_deadline(
+    site: Site, tmp_path: Path
+) -> None:
+    """The agent times its deadline on /proc/uptime: a stand-in date that
+    steps the wall clock back an hour when the store freezes (as chrony or an
+    operator might) still sees the kill by the deadline. Timed on date +%s,
+    the same agent would wait the hour out."""
+    script = fence_script(site, tmp_path)
+    step = tmp_path / "step"
+    step.write_text("0", encoding="utf-8")
+    real_date = shutil.which("date")
+    with fence_store(tmp_path) as (etcd, client):
+        set_flag(client, "open")
+        env = fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="6")
+        fake = tmp_path / "bin" / "date"
+        fake.write_text(
+            "#!/usr/bin/env bash\n"
+            'if [ "$*" = +%s ]; then\n'
+            f'  echo $(( $({real_date} +%s) - $(< "{step}") ))\n'
+            f'else exec {real_date} "$@"; fi\n',
+            encoding="utf-8",
+        )
+        fake.chmod(0o755)
+        agent = run_agent(script, env)
+        try:
+            time.sleep(3)
+            assert systemctl_calls(tmp_path) == []
+            os.kill(etcd.pid, signal.SIGSTOP)
+            step.write_text("3600", encoding="utf-8")
+            frozen = time.time()
+            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 30)
+        finally:
+            os.kill(etcd.pid, signal.SIGCONT)
+            stop_agent(agent)
+    calls = systemctl_calls(tmp_path)
+    assert [call for _, call in calls[:2]] == FENCED
+    assert calls[0][0] - frozen <= 6 + 1 + 4 + 2

@@ -34,9 +34,15 @@
     const below = box.bottom + 6;
     tip.style.top = below + "px";
     const height = tip.getBoundingClientRect().height;
-    if (below + height > window.innerHeight && box.top - height - 6 > 0) {
-      tip.style.top = box.top - height - 6 + "px";
+    const above = box.top - height - 6;
+    let top = below;
+    if (below + height > window.innerHeight - 8) {
+      // No room below: above the link if it fits there, else as low as it
+      // fits in the window. A fixed box is never scrolled into view, so any
+      // part of it outside the window, and its links, would be out of reach.
+      top = above >= 8 ? above : Math.max(8, window.innerHeight - height - 8);
     }
+    tip.style.top = top + "px";
   }
 
   function show(link, preview) {

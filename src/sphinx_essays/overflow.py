@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 
 from sphinx.domains import IndexEntry
 
+from sphinx_essays.search import builds_search
+
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.builders import Builder
@@ -38,9 +40,8 @@ SOURCES = "essay-sources"
 
 
 def applies(builder: Builder) -> bool:
-    """Whether *builder* writes web pages with a search page to link: the
-    builders :mod:`.search` writes its page for."""
-    return builder.name in {"html", "dirhtml"}
+    """Whether *builder* writes web pages with a search page to link."""
+    return builds_search(builder)
 
 
 def limit(builder: Builder) -> int:

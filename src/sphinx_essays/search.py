@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from sphinx.application import Sphinx
+    from sphinx.builders import Builder
     from sphinx.environment import BuildEnvironment
 
 logger = logging.getLogger(__name__)
@@ -399,7 +400,7 @@ def fingerprint(app: Sphinx, env: BuildEnvironment) -> str:
 def _write_index(app: Sphinx, exception: BaseException | None) -> None:
     """Write the whole index into a fresh folder, then swap it in; unless the
     index in the output was made of exactly what this build would use."""
-    if exception is not None or not _builds_search(app):
+    if exception is not None or not builds_search(app.builder):
         return
     started = time.perf_counter()
     stamp = Path(app.doctreedir) / STAMP
@@ -438,13 +439,15 @@ def _write_index(app: Sphinx, exception: BaseException | None) -> None:
 # -- Pages ----------------------------------------------------------------------
 
 
-def _builds_search(app: Sphinx) -> bool:
-    return app.builder.format == "html" and app.builder.name in {"html", "dirhtml"}
+def builds_search(builder: Builder) -> bool:
+    """Whether *builder* writes the search index and page (and so whether a
+    page may link them: :mod:`.overflow`)."""
+    return builder.format == "html" and builder.name in {"html", "dirhtml"}
 
 
 def _disable_sphinx_index(app: Sphinx) -> None:
     """Sphinx's own index and search page are replaced, so not built."""
-    if _builds_search(app):
+    if builds_search(app.builder):
         app.builder.search = False  # type: ignore[attr-defined]
 
 
@@ -455,13 +458,13 @@ def _page_context(
     context: dict[str, Any],
     doctree: object,
 ) -> None:
-    if _builds_search(app):
+    if builds_search(app.builder):
         context["essays_search"] = INDEX_DIR
 
 
 def _search_page(app: Sphinx) -> Iterator[tuple[str, dict[str, Any], str]]:
     """The full results page (Sphinx's own is off with its index)."""
-    if _builds_search(app):
+    if builds_search(app.builder):
         yield "search", {"title": "Search"}, "search.html"
 
 

@@ -3214,7 +3214,8 @@ def test_the_critical_path_walk_follows_the_figure(site: Site) -> None:
     leaves_on_path = ["cart", "charge", "db", "pub"]  # the children of PlaceOrder
     spans = sum(length[s] for s in leaves_on_path)
     text = paragraph(site, "The critical path is the chain of work")
-    assert f"The charge ends {bars['charge'][1] - bars['inv'][1]} ms later" in text
+    gap = bars["charge"][1] - bars["inv"][1]
+    assert f"The charge ends {gap} ms after the reservation" in text
     assert f"Those four spans take {spans} ms" in text
     assert f"their callers' own time {length['root'] - spans} ms" in text
     assert f"alone {length['psp'] / length['root']:.0%} of the request" in text

@@ -8,6 +8,13 @@ What is checked, and against what:
   a fake that returns a real future, which the tests resolve as a broker
   would), including a broker failure and a header that is not UTF-8.
 * The shell examples are applied as environment variables to a real SDK.
+  The probe exclusion is matched as opentelemetry-util-http matches it (a
+  search over what each instrumentation passes: full URL, URL and query, or
+  path), against probes and business routes that end in a probe's name.
+* The error-origin query runs in SQLite over a trace that fails at the
+  payment processor, a retried call and a green trace; a copy without its
+  ``NOT EXISTS`` shows that it is what leaves the root out. The critical-path
+  walk is recomputed from the waterfall figure's own bar positions.
 * The unexpected-roots and orphan queries run in SQLite over fake spans
   written in three storage conventions (NULL, empty-string and all-zero root
   parents; upper-case, enum and title-case kinds); a test keeps the round-3
@@ -32,6 +39,10 @@ What is checked, and against what:
   sampling processor's ``config.schema.yaml`` and README at the commits named
   below, matching the options Grafana Alloy documents for contrib v0.158.0),
   pipelines are checked for undefined components and half-wired connectors,
+  the single collector is checked to be tier 1's counter and tier 2's
+  sampler merged, with the counter fed before the sampler (a check that
+  rejects the counter placed behind it), tier 1's gRPC keepalive keys
+  against configgrpc's schema,
   their ``service.telemetry`` readers for serving each collector's own
   metrics beyond loopback under the ``_total`` names the alerts read,
   and the tail-sampling policies are evaluated on synthetic traces with the
@@ -894,10 +905,10 @@ def test_a_b3_not_sampled_flag_makes_the_mesh_the_head_sampler(
     assert recorded({**B3_ONLY, "x-b3-sampled": "0"}) is False
     assert recorded(B3_ONLY) is True
     assert recorded({}) is True, "a request without context is a root"
-    text = paragraph(site, "A parent-based sampler obeys")
-    assert "X-B3-Sampled: 0" in text
+    assert "X-B3-Sampled: 0" in paragraph(site, "A parent-based sampler obeys")
+    text = paragraph(site, "Where a request carries B3 alone")
     assert "the mesh has become your head sampler" in text
-    assert "mesh's sampling to 100%" in text
+    assert "mesh sampling at 100%" in paragraph(site, "Fixes that keep the sidecar's")
     # The hop-by-hop table: the sidecar's 0 becomes traceparent ...-00.
     hops = {row[0]: row[1:] for row in table_rows(site, "Hop")}
     assert "X-B3-Sampled: 0" in hops["Ingress sidecar"][2]
@@ -946,9 +957,12 @@ def test_a_mesh_drop_at_a_b3_only_hop_travels_on_in_the_w3c_header(
     assert "listed last wins, here W3C" in paragraph(
         site, "A composite propagator runs its members"
     )
-    text = paragraph(site, "A parent-based sampler obeys")
-    assert "hops that receive B3 alone" in text
-    assert "the caller's W3C flag governs instead" in text
+    assert "the mesh has become your head sampler" in paragraph(
+        site, "Where a request carries B3 alone"
+    )
+    assert "the caller's W3C flag governs" in paragraph(
+        site, "Where it carries both formats"
+    )
 
 
 def test_the_sdk_counts_the_spans_a_mesh_drop_costs(
@@ -1002,10 +1016,11 @@ def test_the_b3_section_offers_no_fix_that_leaves_traces_rootless(site: Site) ->
     on a sidecar span that never arrives; the essay must not offer it."""
     with pytest.raises(AssertionError):
         named_block(site, DOC, "distributed-tracing-ignore-remote-drop")
-    text = paragraph(site, "A parent-based sampler obeys")
-    assert "only fix that also gives these traces a root" in text
+    text = paragraph(site, "The edge propagator in the first service avoids all three")
+    assert "gives these traces a root you receive" in text
     assert "USE_B3_WITH_W3C_PROPAGATION" in text
-    assert "decision_wait_after_root_received" in text
+    rootless = paragraph(site, "Fixes that keep the sidecar's span as parent")
+    assert "decision_wait_after_root_received never applies" in rootless
 
 
 # -- consistent probability sampling ----------------------------------------------
@@ -1620,7 +1635,12 @@ def test_load_balancing_tier_routes_by_trace_id_to_the_sampling_tier(
 
 
 @pytest.mark.parametrize(
-    "name", ["distributed-tracing-load-balancing", "distributed-tracing-tail-sampling"]
+    "name",
+    [
+        "distributed-tracing-load-balancing",
+        "distributed-tracing-tail-sampling",
+        "distributed-tracing-single-collector",
+    ],
 )
 def test_both_tiers_serve_a_health_check_for_their_probes(
     site: Site, name: str
@@ -1726,7 +1746,39 @@ def test_tier_one_counts_server_spans_and_roots_before_any_sampling(
 
 #: Routes that are probed or scraped, and request routes that look like them.
 PROBE_PATHS = ["/healthz", "/readyz", "/metrics"]
-REQUEST_PATHS = ["/api/checkout", "/healthz/deep", "/metrics/orders"]
+REQUEST_PATHS = [
+    "/api/checkout",
+    "/healthz/deep",
+    "/metrics/orders",
+    "/api/v2/metrics",
+    "/orders/healthz",
+]
+
+
+def python_excludes(patterns: str, url: str) -> bool:
+    """opentelemetry-util-http's ExcludeList: the comma-separated patterns
+    joined with "|", then ``re.search`` over what the instrumentation passes."""
+    return bool(re.search("|".join(u.strip() for u in patterns.split(",")), url))
+
+
+def probe_urls() -> list[str]:
+    """A probe as each instrumentation passes it: Flask, Pyramid and ASGI the
+    full URL (Flask with its query), Django the URL ending in "?", Falcon and
+    aiohttp-server the path alone, Tornado the path and query."""
+    urls = []
+    for path in PROBE_PATHS:
+        urls += [f"http://10.1.2.3:8080{path}", f"http://10.1.2.3:8080{path}?verbose"]
+        urls += [f"https://shop.example.com{path}?", path, f"{path}?verbose=1"]
+    return urls
+
+
+def request_urls() -> list[str]:
+    """Business routes in the same shapes, some ending in a probe's name."""
+    urls = []
+    for path in REQUEST_PATHS:
+        urls += [f"http://10.1.2.3:8080{path}", f"http://10.1.2.3:8080{path}?q=1"]
+        urls += [path, f"https://shop.example.com{path}?"]
+    return urls
 
 
 def excluded_paths(condition: str) -> str:
@@ -1770,14 +1822,13 @@ def test_probes_are_left_out_of_the_counts_the_traces_and_the_store(
     }
 
     env = exports(site, "distributed-tracing-auto-instrumentation")
-    # opentelemetry-util-http joins the comma-separated patterns with "|" and
-    # searches the full URL. (Unlike the collector's pattern, it would also
-    # skip a route such as /api/metrics; none is used here.)
-    excluded = "|".join(u.strip() for u in env["OTEL_PYTHON_EXCLUDED_URLS"].split(","))
-    assert all(re.search(excluded, f"http://10.1.2.3:8080{p}") for p in PROBE_PATHS)
-    assert not any(
-        re.search(excluded, f"http://10.1.2.3:8080{p}") for p in REQUEST_PATHS
-    )
+    excluded = env["OTEL_PYTHON_EXCLUDED_URLS"]
+    assert all(python_excludes(excluded, u) for u in probe_urls())
+    assert not any(python_excludes(excluded, u) for u in request_urls())
+    # Round 13's pattern, unanchored, also stopped tracing business routes.
+    old = "/(healthz|readyz|metrics)$"
+    assert python_excludes(old, "http://10.1.2.3:8080/api/v2/metrics")
+    assert not python_excludes(old, "http://10.1.2.3:8080/healthz?verbose")
     assert env["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
     assert env["OTEL_PYTHON_GRPC_EXCLUDED_SERVICES"] == "grpc.health.v1.Health"
 
@@ -2031,7 +2082,11 @@ PROMETHEUS_READER_OPTIONS = {
     "with_resource_constant_labels",
 }
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
-CONFIGS = ["distributed-tracing-load-balancing", "distributed-tracing-tail-sampling"]
+CONFIGS = [
+    "distributed-tracing-load-balancing",
+    "distributed-tracing-tail-sampling",
+    "distributed-tracing-single-collector",
+]
 
 
 def telemetry_problems(cfg: dict[str, Any]) -> list[str]:
@@ -2882,7 +2937,8 @@ def test_the_cost_section_counts_export_apart_from_recording(site: Site) -> None
 def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> None:
     """The monthly table follows from the worked example and the stated
     assumptions: SDK CPU from 2.5 to 4 ms per request, collectors at Splunk's
-    15,000 spans/s per core for each of two tiers, $0.04 per vCPU-hour."""
+    10,000 to 15,000 spans/s per core (its 2021 figures, before and after
+    commit 27a03de) for each of two tiers, $0.04 per vCPU-hour."""
     rows = dict(table_rows(site, "Monthly line"))
     hours, vcpu = 730, 0.04
     sdk = [TRACES_PER_S * ms / 1000 for ms in (2.5, 4)]
@@ -2891,13 +2947,13 @@ def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> No
         f"about ${round(sdk[0] * hours * vcpu, -1):.0f} to ${round(sdk[1] * hours * vcpu, -1):.0f}"
     )
     spans_s = TRACES_PER_S * SPANS_PER_TRACE
-    tier_one = spans_s / 15_000  # Splunk's figure, for a plain pipeline
-    cores = 2 * tier_one  # tier 2 at least as much
+    fast, slow = spans_s / 15_000, spans_s / 10_000  # Splunk, a plain pipeline
+    cores = [2 * fast, 2 * slow]  # tier 2 at least as much
     assert (
         rows[
-            f"Collector CPU, {tier_one:.1f} cores in tier 1 and at least as many in tier 2"
+            f"Collector CPU, {fast:.1f} to {slow:.0f} cores in tier 1 and at least as many in tier 2"
         ]
-        == f"at least ${round(cores * hours * vcpu, -2):.0f}"
+        == f"at least ${round(cores[0] * hours * vcpu, -1):.0f} to ${round(cores[1] * hours * vcpu, -1):.0f}"
     )
 
     per_day = spans_s * SPAN_BYTES * 86_400
@@ -2912,12 +2968,14 @@ def test_the_cost_table_prices_compute_beside_network_and_disk(site: Site) -> No
     assert rows["Storage, 14 days of kept spans"] == f"about ${stored / 1e9 * 0.02:.0f}"
     text = paragraph(site, "Then cores, which no placement avoids.")
     assumed = assumptions(site)
-    assert assumed["Collector throughput"].startswith("15,000 spans a second per core")
-    assert f"tier 1 needs about {tier_one:.1f} cores" in text
+    assert assumed["Collector throughput"].startswith(
+        "10,000 to 15,000 spans a second per core, Splunk's 2021 rule of thumb"
+    )
+    assert f"tier 1 needs about {fast:.1f} to {slow:.0f} cores" in text
     assert assumed["Languages"].startswith("Python in every service")
     assert assumed["Compute"] == "four cents per vCPU-hour"
     # Compressed, the network is smaller than either compute line.
-    assert raw / 10 < sdk[0] * hours * vcpu and raw / 10 < cores * hours * vcpu
+    assert raw / 10 < sdk[0] * hours * vcpu and raw / 10 < cores[0] * hours * vcpu
 
 
 def test_late_spans_are_watched_where_the_decision_cache_counts_them(
@@ -2969,3 +3027,242 @@ def test_grpc_probes_are_named_beside_the_http_routes(site: Site) -> None:
     assert "rpc.service" in grpc and "rpc.method" in grpc
     http = rows["HTTP probes and scrapes"]
     assert "OTEL_PYTHON_EXCLUDED_URLS" in http and "url.path" in http
+
+
+# -- the single collector ------------------------------------------------------
+
+
+def counting_problems(cfg: dict[str, Any]) -> list[str]:
+    """Why the count connector would not see every span the SDKs send: it must
+    sit in a traces pipeline fed by the OTLP receiver with no sampler before
+    it, and its metrics must be made cumulative on their way to Prometheus."""
+    pipelines = cfg["service"]["pipelines"]
+    problems = []
+    feeding = [
+        name
+        for name, pipeline in pipelines.items()
+        if name.split("/")[0] == "traces" and "count" in pipeline.get("exporters", [])
+    ]
+    if not feeding:
+        problems.append("no traces pipeline exports to count")
+    for name in feeding:
+        pipeline = pipelines[name]
+        if pipeline["receivers"] != ["otlp"]:
+            problems.append(f"{name}: count is not fed by the OTLP receiver")
+        if "tail_sampling" in pipeline.get("processors", []):
+            problems.append(f"{name}: count sees only what the sampler kept")
+    out = [p for p in pipelines.values() if "count" in p.get("receivers", [])]
+    if not any(p.get("processors") == ["deltatocumulative"] for p in out):
+        problems.append("count's deltas are not made cumulative")
+    return problems
+
+
+def test_the_single_collector_is_both_tiers_merged(site: Site) -> None:
+    """The appendix's collector counts what tier 1 counts and samples as tier
+    2 samples, so every check of those blocks applies to it; its counter sees
+    every span, not the sampler's output, and it takes every signal the SDK
+    block sends."""
+    one = config(site, "distributed-tracing-single-collector")
+    tier1 = config(site, "distributed-tracing-load-balancing")
+    tier2 = config(site, "distributed-tracing-tail-sampling")
+    assert not pipeline_problems(one), pipeline_problems(one)
+    assert not counting_problems(one), counting_problems(one)
+    assert not telemetry_problems(one), telemetry_problems(one)
+    assert one["connectors"]["count"] == tier1["connectors"]["count"]
+    assert one["processors"]["tail_sampling"] == tier2["processors"]["tail_sampling"]
+    assert one["processors"]["memory_limiter"] == tier1["processors"]["memory_limiter"]
+    assert set(one["processors"]) == {
+        "memory_limiter",
+        "deltatocumulative",
+        "tail_sampling",
+    }
+    assert one["exporters"]["otlp_grpc"] == tier2["exporters"]["otlp_grpc"]
+    assert (
+        one["exporters"]["otlp_http/prometheus"]
+        == tier1["exporters"]["otlp_http/prometheus"]
+    )
+    pipelines = one["service"]["pipelines"]
+    sampled = [
+        p for p in pipelines.values() if "tail_sampling" in p.get("processors", [])
+    ]
+    assert sampled == [
+        {
+            "receivers": ["otlp"],
+            "processors": ["memory_limiter", "tail_sampling"],
+            "exporters": ["otlp_grpc"],
+        }
+    ]
+    env = exports(site, "distributed-tracing-auto-instrumentation")
+    assert sdk_otlp_signals(env) <= tier_one_otlp_signals(one)
+    assert "loadbalancing" not in one["exporters"]
+    text = paragraph(site, "It has one scrape job")
+    assert "tier1|tier2" in text
+    assert "tier1|tier2" in alert_rules(site)["CollectorTelemetryDown"]["expr"]
+
+
+def test_the_counting_check_rejects_a_counter_behind_the_sampler(site: Site) -> None:
+    """The merge most easily got wrong: count after tail_sampling in one
+    pipeline sees only kept traces, and the split-trace alerts go quiet."""
+    one = config(site, "distributed-tracing-single-collector")
+    pipelines = one["service"]["pipelines"]
+    del pipelines["traces/count"]
+    pipelines["traces"]["exporters"] = ["otlp_grpc", "count"]
+    assert not pipeline_problems(one)
+    assert counting_problems(one) == ["traces: count sees only what the sampler kept"]
+    tier1 = config(site, "distributed-tracing-load-balancing")
+    tier1["service"]["pipelines"]["metrics/roots"]["processors"] = []
+    assert counting_problems(tier1) == ["count's deltas are not made cumulative"]
+
+
+# -- gRPC connection age on tier 1 ---------------------------------------------
+
+#: configgrpc's server keepalive options (config.schema.yaml at v0.158.0).
+GRPC_SERVER_KEEPALIVE = {
+    "server_parameters": {
+        "max_connection_idle",
+        "max_connection_age",
+        "max_connection_age_grace",
+        "time",
+        "timeout",
+    },
+    "enforcement_policy": {"min_time", "permit_without_stream"},
+}
+
+
+def test_tier_one_makes_senders_reconnect_so_new_replicas_get_load(
+    site: Site,
+) -> None:
+    grpc = config(site, "distributed-tracing-load-balancing")["receivers"]["otlp"][
+        "protocols"
+    ]["grpc"]
+    keepalive = grpc["keepalive"]
+    assert set(keepalive) <= set(GRPC_SERVER_KEEPALIVE)
+    for section, options in keepalive.items():
+        assert set(options) <= GRPC_SERVER_KEEPALIVE[section], section
+    params = keepalive["server_parameters"]
+    age = seconds(params["max_connection_age"])
+    grace = seconds(params["max_connection_age_grace"])
+    # Every minute, and long enough for an export in flight to finish: tier
+    # 1's own export timeout is 5 s, an SDK's default 10 s.
+    assert age == 60 and grace >= 10
+    [row] = [r for r in table_rows(site, "First hop") if "Deployment" in r[0]]
+    assert "max_connection_age" in row[2] and "every minute" in row[2]
+
+
+# -- where the time went and where the error began ------------------------------
+
+
+def waterfall(site: Site) -> dict[str, tuple[float, float]]:
+    """The figure's bars as (start, end) in ms: 2 graph units are 100 ms."""
+    source = (ROOT / "docs" / f"{DOC}.md").read_text(encoding="utf-8")
+    graph = source.split("digraph waterfall {", 1)[1].split("\n}", 1)[0]
+    bars = {}
+    for name, x, width in re.findall(
+        r'^  (\w+) +\[pos="([\d.]+),-?[\d.]+!",\s+width=([\d.]+), fillcolor',
+        graph,
+        re.M,
+    ):
+        if name.startswith("k"):  # the legend
+            continue
+        centre, half = float(x) * 50, float(width) * 25
+        bars[name] = (round(centre - half), round(centre + half))
+    return bars
+
+
+#: The waterfall's tree: each bar's parent.
+WATERFALL_PARENTS = {
+    "place": "root",
+    "cart": "place",
+    "inv": "place",
+    "charge": "place",
+    "fraud": "charge",
+    "psp": "charge",
+    "db": "place",
+    "pub": "place",
+}
+
+
+def critical_path(bars: dict[str, tuple[float, float]], span: str) -> list[str]:
+    """Walk back from the span's end: at each point, the child that ended
+    last before it, as the essay defines the path."""
+    children = [c for c, p in WATERFALL_PARENTS.items() if p == span]
+    path, cursor = [span], bars[span][1]
+    while True:
+        done = [c for c in children if bars[c][1] <= cursor]
+        if not done:
+            return path
+        last = max(done, key=lambda c: bars[c][1])
+        path += critical_path(bars, last)
+        cursor = bars[last][0]
+        children = [c for c in children if bars[c][1] <= cursor]
+
+
+def test_the_critical_path_walk_follows_the_figure(site: Site) -> None:
+    bars = waterfall(site)
+    assert bars["root"] == (0, 310)
+    length = {name: end - start for name, (start, end) in bars.items()}
+    assert (length["cart"], length["charge"], length["fraud"], length["psp"]) == (
+        30,
+        226,
+        40,
+        174,
+    )
+    path = critical_path(bars, "root")
+    assert "inv" not in path and {"cart", "charge", "psp", "fraud", "db", "pub"} <= set(
+        path
+    )
+    leaves_on_path = ["cart", "charge", "db", "pub"]  # the children of PlaceOrder
+    spans = sum(length[s] for s in leaves_on_path)
+    text = paragraph(site, "The critical path is the chain of work")
+    gap = bars["charge"][1] - bars["inv"][1]
+    assert f"The charge ends {gap} ms after the reservation" in text
+    assert f"Those four spans take {spans} ms" in text
+    assert f"their callers' own time {length['root'] - spans} ms" in text
+    assert f"alone {length['psp'] / length['root']:.0%} of the request" in text
+
+
+def status_table(rows: list[tuple[Any, ...]]) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE spans (trace_id TEXT, span_id TEXT, parent_span_id TEXT,"
+        " service_name TEXT, name TEXT, status_code TEXT, start_time INTEGER)"
+    )
+    db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return db
+
+
+def test_the_error_origin_query_names_the_deepest_failure(site: Site) -> None:
+    """A processor failure paints the charge, the order and the root red; the
+    query names the processor call. A retried call that failed once is an
+    origin too, though its parent succeeded; a green trace has none."""
+    query = named_block(site, DOC, "distributed-tracing-error-origins")
+    rows = []
+    for i, error in enumerate(["ERROR", "STATUS_CODE_ERROR", "Error"]):
+        t = f"t{i}"
+        rows += [
+            (t, "a", None, "frontend", "POST /checkout", error, 100),
+            (t, "b", "a", "checkout", "PlaceOrder", error, 101),
+            (t, "c", "b", "cart", "GetCart", "UNSET", 102),
+            (t, "d", "b", "payment", "Charge", error, 103),
+            (t, "e", "d", "payment", "fraud.score", "OK", 104),
+            (t, "f", "d", "payment", "POST /v1/charges", error, 105),
+        ]
+    rows += [
+        ("r", "a", None, "frontend", "POST /checkout", "UNSET", 110),
+        ("r", "b", "a", "checkout", "GetStock", "UNSET", 111),
+        ("r", "c", "b", "inventory", "SELECT stock", "ERROR", 112),
+        ("r", "d", "b", "inventory", "SELECT stock", "UNSET", 113),
+        ("g", "a", None, "frontend", "GET /", "UNSET", 120),
+        ("old", "a", None, "payment", "POST /v1/charges", "ERROR", 1),
+    ]
+    found = status_table(rows).execute(query, {"since": 50}).fetchall()
+    assert found == [
+        ("payment", "POST /v1/charges", 3),
+        ("inventory", "SELECT stock", 1),
+    ]
+    # Without the NOT EXISTS, every red span counts and the root leads.
+    naive = query.split("  AND NOT EXISTS")[0] + (
+        "\nGROUP BY span.service_name, span.name ORDER BY origins DESC"
+    )
+    everything = status_table(rows).execute(naive, {"since": 50}).fetchall()
+    assert len(everything) == 5

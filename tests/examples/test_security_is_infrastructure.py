@@ -2102,8 +2102,11 @@ def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
     assert result == 0 and isinstance(result, int)
     assert left([*on_time[:18], late, late], TODAY) == -1  # launches stop
     assert left([*on_time, *on_time[:19], late], TODAY) == 1  # 40 due: two allowed
+    # Round 13: a patch still missing past its deadline is not one miss among
+    # twenty; it stops launches on its own, at any volume.
     never_fixed = patched(cve, TODAY - 20 * DAY, None)
-    assert left([*on_time[:19], never_fixed], TODAY) == 0
+    assert left([*on_time[:19], never_fixed], TODAY) == -1
+    assert left([*on_time, *on_time, never_fixed], TODAY) == -1
     # Not yet due, or fixed and fallen due more than 90 days ago: not counted.
     not_due = patched(cve, TODAY - 5 * DAY, None)
     long_settled = patched(cve, TODAY - 200 * DAY, TODAY - 150 * DAY)
@@ -2128,11 +2131,51 @@ def test_an_unfixed_exploited_cve_never_ages_out(
     left, cve = objective["misses_left"], tiered(objective)
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     still_open = patched(cve, TODAY - age * DAY, None)
+    # Round 13: one open CVE is enough; the round-12 test needed two.
+    assert left([still_open], TODAY) == -1
+    assert left([*on_time, still_open], TODAY) == -1
     assert left([*on_time, still_open, still_open], TODAY) == -1
     # The first version recovered the budget while the exposure stayed.
     old = run_module(OLD_BUDGET)["budget_left"]
     old_cves = [(c.exploited, c.patched) for c in [*on_time, still_open]]
     assert old(old_cves, TODAY) == pytest.approx(1.0)
+
+
+# The round-13 budget: an open CVE past its deadline counted as one late fix,
+# so one WAF-mitigated exposure used up the allowance and never went below it.
+ROUND13_BUDGET = """
+def misses_left(due, late_count):
+    return max(1, len(due) // 20) - late_count
+"""
+
+
+@pytest.mark.parametrize("days_open", [15, 105, 400])
+def test_a_waf_rule_alone_cannot_become_permanent(
+    objective: dict[str, Any], site: Site, days_open: int
+) -> None:
+    """Round 13: an exploited CVE mitigated in two hours and never patched."""
+    incidents, left, cve = (
+        objective["incidents"],
+        objective["misses_left"],
+        tiered(objective),
+    )
+    start = TODAY - days_open * DAY
+    waf_rule = cve(start, start, start + 2 * HOUR, None, True)
+    assert incidents([waf_rule], TODAY) == []  # the ceiling was met
+    assert left([waf_rule], TODAY) == -1  # launches stop until the patch lands
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 39
+    assert left([*on_time, waf_rule], TODAY) == -1  # however many were on time
+    # Thirteen days in, the patch is not yet due: the budget is untouched.
+    fresh = cve(TODAY - 13 * DAY, TODAY - 13 * DAY, TODAY - 13 * DAY + HOUR, None, True)
+    assert left([fresh], TODAY) == 1
+    # The patch lands: the late fix is one miss among the allowance again.
+    done = waf_rule._replace(patched=TODAY - DAY)
+    assert left([*on_time, done], TODAY) == 1
+    # The round-13 arithmetic left it at zero, so launches went on.
+    old = run_module(ROUND13_BUDGET)["misses_left"]
+    assert old([waf_rule], 1) == 0
+    prose = " ".join(ESSAY.read_text().split())
+    assert "spends the whole budget by itself, so a WAF rule cannot become" in prose
 
 
 def test_exposed_systems_get_a_ceiling_not_a_budget(objective: dict[str, Any]) -> None:
@@ -2221,8 +2264,8 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     # Exploited, a WAF rule on day 1, the patch never: no incident ...
     waf_only = cve(TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 29 * DAY, None, True)
     assert incidents([waf_only], TODAY) == []
-    # ... but the patch is late on day 15 and spends the budget until it lands.
-    assert left([*on_time, waf_only], TODAY) == 0
+    # ... but the patch is late on day 15 and stops launches until it lands.
+    assert left([*on_time, waf_only], TODAY) == -1
     assert left([*on_time, waf_only, waf_only], TODAY) == -1
     waf_then_patch = cve(
         TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 29 * DAY, TODAY - 20 * DAY, True

@@ -838,7 +838,7 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(
 
 
 def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> None:
-    _namespace, deny, dns, _identity = yaml.safe_load_all(block(site, "netpol"))
+    _namespace, deny, dns, *_ = yaml.safe_load_all(block(site, "netpol"))
     assert deny["kind"] == dns["kind"] == "NetworkPolicy"
     assert deny["metadata"]["namespace"] == dns["metadata"]["namespace"] == "payments"
     assert deny["spec"]["podSelector"] == {}
@@ -847,7 +847,7 @@ def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> No
 
 
 def test_the_only_exception_is_dns_to_kube_dns(site: Site) -> None:
-    _namespace, _deny, dns, _identity = yaml.safe_load_all(block(site, "netpol"))
+    _namespace, _deny, dns, *_ = yaml.safe_load_all(block(site, "netpol"))
     assert dns["spec"]["policyTypes"] == ["Egress"]
     (rule,) = dns["spec"]["egress"]
     (peer,) = rule["to"]
@@ -864,7 +864,7 @@ def test_the_only_exception_is_dns_to_kube_dns(site: Site) -> None:
 def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
     """Round 4: DNS alone blocks the Pod Identity agent and Vault. The template
     opens those two paths and nothing wider."""
-    *_, identity = yaml.safe_load_all(block(site, "netpol"))
+    identity = list(yaml.safe_load_all(block(site, "netpol")))[3]
     assert identity["kind"] == "NetworkPolicy"
     assert identity["metadata"]["namespace"] == "payments"
     assert identity["spec"]["podSelector"] == {}
@@ -902,6 +902,36 @@ def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
                 if "ipBlock" in peer:
                     cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"])
                     assert not any(a in cidr for a in imds if a.version == cidr.version)
+
+
+def test_each_service_reaches_its_aws_endpoints_and_database_and_nothing_else(
+    site: Site,
+) -> None:
+    """Round 13: with default deny, DNS, the agent and Vault, a payments pod
+    could fetch AWS credentials and use them nowhere. A per-service policy opens
+    the VPC's interface endpoints (HTTPS) and the database subnet, by private
+    CIDR, because core NetworkPolicy cannot name an FQDN or a prefix list."""
+    docs = list(yaml.safe_load_all(block(site, "netpol")))
+    assert len(docs) == 5
+    service = docs[4]
+    assert service["kind"] == "NetworkPolicy"
+    assert service["metadata"]["namespace"] == "payments"
+    # One service, not the namespace: what one calls, another need not reach.
+    assert service["spec"]["podSelector"] == {"matchLabels": {"app": "payments-api"}}
+    assert service["spec"]["policyTypes"] == ["Egress"]
+    paths = set()
+    for rule in service["spec"]["egress"]:
+        (peer,) = rule["to"]
+        assert set(peer) == {"ipBlock"} and set(peer["ipBlock"]) == {"cidr"}
+        cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+        # Private and narrow: never the internet, never a whole VPC.
+        assert cidr.is_private and cidr.prefixlen >= 24
+        assert not cidr.overlaps(ipaddress.ip_network("169.254.0.0/16"))
+        (port,) = rule["ports"]
+        paths.add((port["protocol"], port["port"]))
+    assert paths == {("TCP", 443), ("TCP", 5432)}
+    prose = " ".join(ESSAY.read_text().split())
+    assert "core NetworkPolicy has no FQDN selector" in prose
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(
@@ -1202,6 +1232,37 @@ def test_the_allowlist_checks_image_volumes(
         "Deployment", [REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes
     )
     assert vap_decide(allowlist, deployment) == expected
+
+
+@pytest.mark.parametrize(
+    ("volume", "expected"),
+    [
+        (REGISTRY + "payments:latest", "deny"),
+        (REGISTRY + "payments@sha256:" + "1" * 64, "deny"),
+        (REGISTRY + "payments", "deny"),
+        ("mirror.example.com/library/busybox:1.36", "deny"),
+        (MIRRORED, "admit"),
+    ],
+    ids=["own-tag", "own-digest", "own-bare", "mirror-tag", "mirror-digest"],
+)
+def test_payments_mounts_image_volumes_only_from_the_mirror_by_digest(
+    allowlist: tuple[dict, dict], volume: str, expected: str
+) -> None:
+    """Round 13: Kyverno never sees an image volume, and the build job can push
+    payments' own image under any tag, so in payments the VAP's third rule
+    admits image volumes only from the digest-pinned mirror."""
+    own = REGISTRY + "payments@sha256:" + "1" * 64
+    assert vap_decide(allowlist, pod([own], volumes=[volume])) == expected
+    deployment = workload("Deployment", [own], volumes=[volume])
+    assert vap_decide(allowlist, deployment) == expected
+    # As a container, payments' own image is still admitted here (Kyverno
+    # verifies it), and elsewhere the org prefix still admits it as a volume.
+    assert vap_decide(allowlist, pod([own])) == "admit"
+    elsewhere = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=[volume])
+    from_org_or_pinned = volume.startswith(REGISTRY) or volume == MIRRORED
+    assert vap_decide(allowlist, elsewhere) == (
+        "admit" if from_org_or_pinned else "deny"
+    )
 
 
 # The volume types Pod Security's restricted profile admits, as the code has

@@ -2229,8 +2229,9 @@ def test_a_waf_rule_alone_cannot_become_permanent(
     # Thirteen days in, the patch is not yet due: the budget is untouched.
     fresh = cve(TODAY - 13 * DAY, TODAY - 13 * DAY, TODAY - 13 * DAY + HOUR, None, True)
     assert left([fresh], TODAY) == 1
-    # The patch lands: the late fix is one miss among the allowance again.
-    done = waf_rule._replace(patched=TODAY - DAY)
+    # The patch lands a day late: one miss among 40 due, inside the allowance
+    # of two (or, settled long ago, out of the window).
+    done = waf_rule._replace(patched=start + 15 * DAY)
     assert left([*on_time, done], TODAY) == 1
     # The round-13 arithmetic left it at zero, so launches went on.
     old = run_module(ROUND13_BUDGET)["misses_left"]

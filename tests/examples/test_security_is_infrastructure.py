@@ -21,7 +21,9 @@ matched was verified by none of them. cel-python is not the API server's CEL
 environment: it does no type checks against the Pod schema and no cost
 estimation. The exception lint and the patch objective run as Python on cases
 they must pass and fail: an exposed CVE mitigated on day one and never
-patched, a zero-day, hours 47 and 49, and one CVE on two tiers.
+patched (which stops launches on its own), a zero-day, hours 47 and 49, and
+one CVE on two tiers. The per-service egress policy is checked for private,
+narrow CIDRs on HTTPS and the database port only.
 
 Not seen here: what STS evaluates at run time; GitHub's runner, OIDC service
 and attestation API; the Kubernetes schema and a network plugin; the API

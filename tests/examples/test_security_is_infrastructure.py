@@ -21,7 +21,9 @@ matched was verified by none of them. cel-python is not the API server's CEL
 environment: it does no type checks against the Pod schema and no cost
 estimation. The exception lint and the patch objective run as Python on cases
 they must pass and fail: an exposed CVE mitigated on day one and never
-patched, a zero-day, hours 47 and 49, and one CVE on two tiers.
+patched (which stops launches on its own), a zero-day, hours 47 and 49, and
+one CVE on two tiers. The per-service egress policy is checked for private,
+narrow CIDRs on HTTPS and the database port only.
 
 Not seen here: what STS evaluates at run time; GitHub's runner, OIDC service
 and attestation API; the Kubernetes schema and a network plugin; the API
@@ -838,7 +840,7 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(
 
 
 def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> None:
-    _namespace, deny, dns, _identity = yaml.safe_load_all(block(site, "netpol"))
+    _namespace, deny, dns, *_ = yaml.safe_load_all(block(site, "netpol"))
     assert deny["kind"] == dns["kind"] == "NetworkPolicy"
     assert deny["metadata"]["namespace"] == dns["metadata"]["namespace"] == "payments"
     assert deny["spec"]["podSelector"] == {}
@@ -847,7 +849,7 @@ def test_the_default_deny_selects_every_pod_and_allows_nothing(site: Site) -> No
 
 
 def test_the_only_exception_is_dns_to_kube_dns(site: Site) -> None:
-    _namespace, _deny, dns, _identity = yaml.safe_load_all(block(site, "netpol"))
+    _namespace, _deny, dns, *_ = yaml.safe_load_all(block(site, "netpol"))
     assert dns["spec"]["policyTypes"] == ["Egress"]
     (rule,) = dns["spec"]["egress"]
     (peer,) = rule["to"]
@@ -864,7 +866,7 @@ def test_the_only_exception_is_dns_to_kube_dns(site: Site) -> None:
 def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
     """Round 4: DNS alone blocks the Pod Identity agent and Vault. The template
     opens those two paths and nothing wider."""
-    *_, identity = yaml.safe_load_all(block(site, "netpol"))
+    identity = list(yaml.safe_load_all(block(site, "netpol")))[3]
     assert identity["kind"] == "NetworkPolicy"
     assert identity["metadata"]["namespace"] == "payments"
     assert identity["spec"]["podSelector"] == {}
@@ -902,6 +904,36 @@ def test_the_identity_plumbing_gets_exactly_its_own_paths(site: Site) -> None:
                 if "ipBlock" in peer:
                     cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"])
                     assert not any(a in cidr for a in imds if a.version == cidr.version)
+
+
+def test_each_service_reaches_its_aws_endpoints_and_database_and_nothing_else(
+    site: Site,
+) -> None:
+    """Round 13: with default deny, DNS, the agent and Vault, a payments pod
+    could fetch AWS credentials and use them nowhere. A per-service policy opens
+    the VPC's interface endpoints (HTTPS) and the database subnet, by private
+    CIDR, because core NetworkPolicy cannot name an FQDN or a prefix list."""
+    docs = list(yaml.safe_load_all(block(site, "netpol")))
+    assert len(docs) == 5
+    service = docs[4]
+    assert service["kind"] == "NetworkPolicy"
+    assert service["metadata"]["namespace"] == "payments"
+    # One service, not the namespace: what one calls, another need not reach.
+    assert service["spec"]["podSelector"] == {"matchLabels": {"app": "payments-api"}}
+    assert service["spec"]["policyTypes"] == ["Egress"]
+    paths = set()
+    for rule in service["spec"]["egress"]:
+        (peer,) = rule["to"]
+        assert set(peer) == {"ipBlock"} and set(peer["ipBlock"]) == {"cidr"}
+        cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+        # Private and narrow: never the internet, never a whole VPC.
+        assert cidr.is_private and cidr.prefixlen >= 24
+        assert not cidr.overlaps(ipaddress.ip_network("169.254.0.0/16"))
+        (port,) = rule["ports"]
+        paths.add((port["protocol"], port["port"]))
+    assert paths == {("TCP", 443), ("TCP", 5432)}
+    prose = " ".join(ESSAY.read_text().split())
+    assert "core NetworkPolicy has no FQDN selector" in prose
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(
@@ -1202,6 +1234,37 @@ def test_the_allowlist_checks_image_volumes(
         "Deployment", [REGISTRY + "sandbox"], namespace="sandbox", volumes=volumes
     )
     assert vap_decide(allowlist, deployment) == expected
+
+
+@pytest.mark.parametrize(
+    ("volume", "expected"),
+    [
+        (REGISTRY + "payments:latest", "deny"),
+        (REGISTRY + "payments@sha256:" + "1" * 64, "deny"),
+        (REGISTRY + "payments", "deny"),
+        ("mirror.example.com/library/busybox:1.36", "deny"),
+        (MIRRORED, "admit"),
+    ],
+    ids=["own-tag", "own-digest", "own-bare", "mirror-tag", "mirror-digest"],
+)
+def test_payments_mounts_image_volumes_only_from_the_mirror_by_digest(
+    allowlist: tuple[dict, dict], volume: str, expected: str
+) -> None:
+    """Round 13: Kyverno never sees an image volume, and the build job can push
+    payments' own image under any tag, so in payments the VAP's third rule
+    admits image volumes only from the digest-pinned mirror."""
+    own = REGISTRY + "payments@sha256:" + "1" * 64
+    assert vap_decide(allowlist, pod([own], volumes=[volume])) == expected
+    deployment = workload("Deployment", [own], volumes=[volume])
+    assert vap_decide(allowlist, deployment) == expected
+    # As a container, payments' own image is still admitted here (Kyverno
+    # verifies it), and elsewhere the org prefix still admits it as a volume.
+    assert vap_decide(allowlist, pod([own])) == "admit"
+    elsewhere = pod([REGISTRY + "sandbox"], namespace="sandbox", volumes=[volume])
+    from_org_or_pinned = volume.startswith(REGISTRY) or volume == MIRRORED
+    assert vap_decide(allowlist, elsewhere) == (
+        "admit" if from_org_or_pinned else "deny"
+    )
 
 
 # The volume types Pod Security's restricted profile admits, as the code has
@@ -2102,8 +2165,11 @@ def test_the_budget_is_a_count_in_integers(objective: dict[str, Any]) -> None:
     assert result == 0 and isinstance(result, int)
     assert left([*on_time[:18], late, late], TODAY) == -1  # launches stop
     assert left([*on_time, *on_time[:19], late], TODAY) == 1  # 40 due: two allowed
+    # Round 13: a patch still missing past its deadline is not one miss among
+    # twenty; it stops launches on its own, at any volume.
     never_fixed = patched(cve, TODAY - 20 * DAY, None)
-    assert left([*on_time[:19], never_fixed], TODAY) == 0
+    assert left([*on_time[:19], never_fixed], TODAY) == -1
+    assert left([*on_time, *on_time, never_fixed], TODAY) == -1
     # Not yet due, or fixed and fallen due more than 90 days ago: not counted.
     not_due = patched(cve, TODAY - 5 * DAY, None)
     long_settled = patched(cve, TODAY - 200 * DAY, TODAY - 150 * DAY)
@@ -2128,11 +2194,52 @@ def test_an_unfixed_exploited_cve_never_ages_out(
     left, cve = objective["misses_left"], tiered(objective)
     on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 19
     still_open = patched(cve, TODAY - age * DAY, None)
+    # Round 13: one open CVE is enough; the round-12 test needed two.
+    assert left([still_open], TODAY) == -1
+    assert left([*on_time, still_open], TODAY) == -1
     assert left([*on_time, still_open, still_open], TODAY) == -1
     # The first version recovered the budget while the exposure stayed.
     old = run_module(OLD_BUDGET)["budget_left"]
     old_cves = [(c.exploited, c.patched) for c in [*on_time, still_open]]
     assert old(old_cves, TODAY) == pytest.approx(1.0)
+
+
+# The round-13 budget: an open CVE past its deadline counted as one late fix,
+# so one WAF-mitigated exposure used up the allowance and never went below it.
+ROUND13_BUDGET = """
+def misses_left(due, late_count):
+    return max(1, len(due) // 20) - late_count
+"""
+
+
+@pytest.mark.parametrize("days_open", [15, 105, 400])
+def test_a_waf_rule_alone_cannot_become_permanent(
+    objective: dict[str, Any], site: Site, days_open: int
+) -> None:
+    """Round 13: an exploited CVE mitigated in two hours and never patched."""
+    incidents, left, cve = (
+        objective["incidents"],
+        objective["misses_left"],
+        tiered(objective),
+    )
+    start = TODAY - days_open * DAY
+    waf_rule = cve(start, start, start + 2 * HOUR, None, True)
+    assert incidents([waf_rule], TODAY) == []  # the ceiling was met
+    assert left([waf_rule], TODAY) == -1  # launches stop until the patch lands
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 39
+    assert left([*on_time, waf_rule], TODAY) == -1  # however many were on time
+    # Thirteen days in, the patch is not yet due: the budget is untouched.
+    fresh = cve(TODAY - 13 * DAY, TODAY - 13 * DAY, TODAY - 13 * DAY + HOUR, None, True)
+    assert left([fresh], TODAY) == 1
+    # The patch lands a day late: one miss among 40 due, inside the allowance
+    # of two (or, settled long ago, out of the window).
+    done = waf_rule._replace(patched=start + 15 * DAY)
+    assert left([*on_time, done], TODAY) == 1
+    # The round-13 arithmetic left it at zero, so launches went on.
+    old = run_module(ROUND13_BUDGET)["misses_left"]
+    assert old([waf_rule], 1) == 0
+    prose = " ".join(ESSAY.read_text().split())
+    assert "spends the whole budget by itself, so a WAF rule cannot become" in prose
 
 
 def test_exposed_systems_get_a_ceiling_not_a_budget(objective: dict[str, Any]) -> None:
@@ -2221,8 +2328,8 @@ def test_a_mitigation_stops_the_ceiling_but_not_the_patch_clock(
     # Exploited, a WAF rule on day 1, the patch never: no incident ...
     waf_only = cve(TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 29 * DAY, None, True)
     assert incidents([waf_only], TODAY) == []
-    # ... but the patch is late on day 15 and spends the budget until it lands.
-    assert left([*on_time, waf_only], TODAY) == 0
+    # ... but the patch is late on day 15 and stops launches until it lands.
+    assert left([*on_time, waf_only], TODAY) == -1
     assert left([*on_time, waf_only, waf_only], TODAY) == -1
     waf_then_patch = cve(
         TODAY - 30 * DAY, TODAY - 30 * DAY, TODAY - 29 * DAY, TODAY - 20 * DAY, True

@@ -55,8 +55,10 @@
   with job as the level. An absent() ticket fires when checkout's requests
   stop reporting, when no burn alert can.
 * The decision flow, in two figures: with a signal, every exit of the person
-  branch goes on to the Goodhart check; without one, forecasts decide the
-  domain, and every fix passes the Goodhart check before the next chart. The
+  branch goes on to the Goodhart check; without one, the group decides the
+  domain, with the forecast record as a prompt, and every fix passes the
+  Goodhart check before the next chart. The worked example does not act on
+  one or two scores. The
   author's own proposals are the dashed boxes in both figures.
 * The close puts the cheap checks before the per-person chart, and gives the
   chart a mechanism: the team sees it, line management does not.
@@ -333,6 +335,16 @@ def test_a_lag_one_check_and_wider_limits_answer_autocorrelation(site: Site) -> 
         "the check catches about half the autocorrelated histories and one"
         " independent history in fourteen",
         "the wider limits bring false alarms back to about one in eleven",
+        # The threshold is the author's, and Wheeler's objection is stated.
+        "A heuristic of mine, from the tests' simulations and not established practice",
+        "Wheeler rejects the remedy itself",
+    )
+    text = prose(site)
+    # Wheeler's position comes before the heuristic, and the default remedy too.
+    assert (
+        text.index("Wheeler's position comes first")
+        < text.index("chart fortnightly counts")
+        < text.index("A heuristic of mine")
     )
 
 
@@ -355,8 +367,9 @@ def test_fortnightly_counts_dilute_the_carry_over(site: Site) -> None:
     assert round(theory, 1) == 0.4
     assert_in_prose(
         site,
-        "The usual alternatives are to chart fortnightly counts, which cut a"
-        " lag-one of 0.5 to about 0.4, or the residuals of a fitted AR(1) model",
+        "So the default remedy asks for no judgment about the spread: chart"
+        " fortnightly counts, which cut a lag-one of 0.5 to about 0.4, or the"
+        " residuals of a fitted AR(1) model",
     )
 
 
@@ -600,8 +613,32 @@ def test_each_forecast_names_its_form_before_the_fix(site: Site) -> None:
         " sure of, and the form it will take, naming the teams and the mechanism.",
         "Counting hits alone would reward the widest interval",
         "mark each written form as held or missed",
-        "The direction held and no written form did: the complex domain.",
+        "The direction held and no written form did.",
     )
+
+
+def test_the_walk_through_does_not_act_on_one_score(site: Site) -> None:
+    """One or two scored forecasts are no record: the group judges the domain.
+
+    The simulations say about ten fixes tell a calibrated outsider from a team
+    one standard deviation off, so the worked example must not bring in the
+    outsider, or declare the complex domain, on the first scores.
+    """
+    text = prose(site)
+    assert "bring her in" not in text
+    assert "the complex domain." not in text
+    assert_in_prose(
+        site,
+        "We would not yet act on this: by the simulations above, telling two"
+        " such forecasters apart takes about ten fixes.",
+        "Two rounds are no record either",
+        "on that evidence, not on the scores, the group judges the deploy pages"
+        " complex",
+        "Cynefin sorts by how agents and constraints act on one another, not by"
+        " forecast accuracy",
+    )
+    # The simulations come before the walk-through that cites them.
+    assert text.index("only after about ten") < text.index("We would not yet act")
 
 
 def poisson(rng: random.Random, lam: float) -> int:
@@ -767,7 +804,6 @@ def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> No
     assert doc is not None
     doc = re.sub(r"\s+", " ", doc)
     assert "acknowledge_log_entry in PagerDuty" in doc
-    assert "report.acknowledgedBy in Opsgenie" in doc
     # The group is the dedup key PagerDuty keeps, a hash of the group key, so
     # the route's group_by sets what "the same group" means.
     assert "dedup key (incident_key in PagerDuty)" in doc
@@ -775,8 +811,8 @@ def test_the_definition_is_the_same_in_code_prose_and_glossary(site: Site) -> No
     assert "set by the route's group_by" in doc
     assert_in_prose(
         site,
-        "The Alertmanager route's group_by decides what counts as the same group",
-        "Fix the grouping before the baseline",
+        "Alertmanager's group_by decides what counts as the same group",
+        "fix it before the baseline, on the labels that name what a fix repairs",
     )
 
 
@@ -863,11 +899,7 @@ def test_only_the_holders_own_reassignments_count_as_passed_on(site: Site) -> No
     assert read(by_id, lambda t: ids[rota(t)]) == {page}
     doc = " ".join(read.__doc__.split())
     assert "holder_at must return ids here, not the rota's names" in doc
-    assert_in_prose(
-        site,
-        "count a hand reassignment only when the agent is the holder and no"
-        " escalate entry shares its time",
-    )
+    assert "no escalate_log_entry for the same page shares its time" in doc
 
 
 def test_counting_owned_groups_clears_whoever_inherits_a_flapping_one(
@@ -967,8 +999,6 @@ def test_the_person_chart_numbers_in_the_prose(site: Site) -> None:
     assert min(averages, key=averages.get) == "ben"
     assert max(averages, key=averages.get) == "ana"
     assert f"{averages['ben']:.1%}" == f"{averages['dev']:.1%}"  # "ben and dev"
-    pooled = sum(ns["REPAGES"]) / sum(ns["PAGES"])
-    assert round(pooled * 5) == 1  # "about a fifth"
     twenty = chart(with_effect(ns, "dev", 0.20, "SHARE"), on_call)["dev"]
     ten = chart(with_effect(ns, "dev", 0.10, "SHARE"), on_call)["dev"]
     assert twenty[0] > twenty[2]
@@ -977,7 +1007,6 @@ def test_the_person_chart_numbers_in_the_prose(site: Site) -> None:
         site,
         f"the averages run from {averages['ben']:.1%} (ben and dev) to"
         f" {averages['ana']:.1%} (ana), all inside {low:.1%} to {high:.1%}",
-        "About a fifth of the team's pages re-page.",
         f"his average would be {twenty[0]:.1%}, above his limit of {twenty[2]:.1%}",
         "Half that would stay under his limit.",
     )
@@ -1118,9 +1147,10 @@ def test_how_large_an_effect_four_weeks_a_person_can_show(site: Site) -> None:
     assert 0.92 < twenty[0] < 0.98  # "about 95%"
     assert_in_prose(
         site,
-        "With normal noise of about 6.3 points, the spread this share series"
-        " shows, the chart flags the affected person for a 20-point rise in about"
-        " 95% of simulated rotations,"
+        "With weekly noise of \N{GREEK SMALL LETTER SIGMA} \N{ALMOST EQUAL TO} 6.3"
+        " points, the share's moving-range estimate over the baseline weeks (the"
+        " chart's within-person estimate is 6.6), the chart flags the affected"
+        " person for a 20-point rise in about 95% of simulated rotations,"
         " 15 points in about 70%, 10 in about 30% and 5 in about 4%",
     )
 
@@ -1289,7 +1319,7 @@ def test_with_a_signal_every_exit_goes_on_to_the_goodhart_check() -> None:
     ]
 
 
-def test_without_a_signal_forecasts_decide_the_domain() -> None:
+def test_without_a_signal_the_group_decides_the_domain() -> None:
     """The second figure: every fix passes the Goodhart check, then re-chart."""
     edges = decision_flow("nosignal")
     assert edges["stable"] == {"normal"}
@@ -1332,19 +1362,25 @@ def test_the_close_puts_cheap_checks_before_the_person_chart(site: Site) -> None
     assert text.index("Run reviews with peers who know the work") < owner
     assert_in_prose(
         site,
-        "check the calendar, the handover and which alerts the rotation inherits."
-        " If a question survives, chart a measure the person moves",
+        "check the calendar, the handover and which alerts the rotation inherits,"
+        " and rotate the work. If a question survives both, chart a measure the"
+        " person moves",
+        "For most teams these three checks, and rotating the work for a few weeks,"
+        " settle the question. A per-person chart is only for a question that"
+        " survives both",
     )
     # In the section itself, the cheap checks and the rule come first too:
-    # before the re-page share is defined, and before its code's appendix.
+    # before the re-page share is defined, and before the pointer to the
+    # guard counts, which sit in the appendix after the close.
     checks = text.index("So before anyone looks at a person, make three cheap checks.")
     rule = text.index(
         "It is for the team and not line management: no name leaves the team, and"
         " the chart is deleted after the quarter."
     )
     share = text.index("The XmR block's second chart uses the re-page share")
+    pointer = text.index("Beside the share, count the ways to game it")
     appendix = text.index("A measure a person moves, a person can game.")
-    assert checks < rule < share < appendix < owner
+    assert checks < rule < share < pointer < owner < appendix
 
 
 # -- The paging rules ------------------------------------------------------------

@@ -51,6 +51,12 @@ def block(site: Site, what: str) -> str:
     return named_block(site, DOC, f"{SLUG}-{what}")
 
 
+def monitor(site: Site) -> str:
+    """The drift monitor: its core in the chapter, its tables and page in the
+    appendix, run together as one module."""
+    return block(site, "proxy-slots") + "\n\n" + block(site, "drift")
+
+
 def run(code: str) -> tuple[dict[str, Any], str]:
     """Execute an example block; return its namespace and what it printed."""
     namespace: dict[str, Any] = {"__name__": "example"}
@@ -641,7 +647,7 @@ def test_the_proxy_slots_are_the_ones_the_standards_and_contracts_use(
     circlefin UpgradeabilityProxy.sol), ERC-1822's reference proxy and Safe
     (slot 0). Round 7: Safe's guard and module guard slots, from
     GuardManager.sol and ModuleManager.sol (v1.5.0)."""
-    slots = run(block(site, "proxy-slots"))[0]["SLOTS"]
+    slots = run(monitor(site))[0]["SLOTS"]
 
     def hashed(label: str, minus: int = 0) -> int:
         return int.from_bytes(keccak(text=label), "big") - minus
@@ -674,7 +680,7 @@ def test_the_storage_request_reads_the_eip1967_slot_of_the_token(site: Site) -> 
     EIP-1967 implementation slot, and the same block, by hash (EIP-1898)."""
     request = json.loads(block(site, "get-storage"))
     call = json.loads(block(site, "eth-call"))
-    slots = run(block(site, "proxy-slots"))[0]["SLOTS"]
+    slots = run(monitor(site))[0]["SLOTS"]
     assert request["method"] == "eth_getStorageAt"
     contract, slot, at = request["params"]
     assert contract == call["params"][0]["to"]
@@ -691,7 +697,7 @@ def test_the_baseline_names_only_known_slots_and_checksummed_addresses(
     site: Site,
 ) -> None:
     baseline = json.loads(block(site, "proxy-baseline"))
-    namespace = run(block(site, "proxy-slots"))[0]
+    namespace = run(monitor(site))[0]
     slots, calls, roles = namespace["SLOTS"], namespace["CALLS"], namespace["ROLES"]
     call = json.loads(block(site, "eth-call"))
     safe_tx = json.loads(block(site, "safe-tx"))
@@ -762,7 +768,7 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
     change after one page and forgets everything on restart. Against the
     reviewed baseline, Bybit's slot-0 overwrite (no event) pages at every
     block, from a fresh process too, until a reviewed change accepts it."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     drift, slots = namespace["drift"], namespace["SLOTS"]
     baseline = json.loads(block(site, "proxy-baseline"))
     safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
@@ -810,7 +816,7 @@ def test_a_change_pages_at_every_block_until_the_baseline_accepts_it(
     page = [(safe, "Safe singleton", expected, attacker.lower())]
     assert drift_at("0xb2") == page
     assert drift_at("0xb3") == page  # not adopted
-    fresh = run(block(site, "proxy-slots"))[0]["drift"]  # a restarted monitor
+    fresh = run(monitor(site))[0]["drift"]  # a restarted monitor
     reread = json.loads(block(site, "proxy-baseline"))
     assert fresh(storage_at, modules_at, reread, "0xb4", members_at) == page
     assert json.loads(block(site, "proxy-baseline")) == baseline  # never written
@@ -833,7 +839,7 @@ def test_the_fallback_handler_and_the_module_list_are_pinned(site: Site) -> None
     """Review round 9: a swapped fallback handler answers ERC-1271 for the
     Safe, and an enabled module runs calls with no owner signatures. Neither
     changes the singleton or a guard slot; both must page."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     drift, slots = namespace["drift"], namespace["SLOTS"]
     baseline = json.loads(block(site, "proxy-baseline"))
     safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
@@ -887,7 +893,7 @@ def test_an_admin_or_signer_change_pages(site: Site) -> None:
     hostile upgrade, and a tampered session can add an owner or lower the
     threshold without touching any code path. Each pages; reordering the
     owner list (Safe keeps a linked list) does not."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     drift, slots = namespace["drift"], namespace["SLOTS"]
     baseline = json.loads(block(site, "proxy-baseline"))
     safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
@@ -944,7 +950,7 @@ def test_a_proxy_admin_ownership_transfer_pages_though_no_slot_moves(
     timelock whose delay and roles can change too. Each pages while every
     storage slot stays as pinned, and CI refuses a baseline that names a new
     owner without an entry of its own."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     drift, slots, roles = namespace["drift"], namespace["SLOTS"], namespace["ROLES"]
     unpinned_hops = namespace["unpinned_hops"]
     baseline = json.loads(block(site, "proxy-baseline"))
@@ -1010,7 +1016,7 @@ def test_a_proxy_admin_ownership_transfer_pages_though_no_slot_moves(
 def test_the_timelock_roles_are_openzeppelins(site: Site) -> None:
     """TimelockController's role constants (OpenZeppelin 5.x), and the views
     the baseline pins for an owner and a delay."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     assert namespace["ROLES"] == {
         "Timelock proposers": "0x" + keccak(text="PROPOSER_ROLE").hex(),
         "Timelock cancellers": "0x" + keccak(text="CANCELLER_ROLE").hex(),
@@ -1025,7 +1031,7 @@ def test_the_timelock_roles_are_openzeppelins(site: Site) -> None:
 
 
 def test_a_slot_that_holds_no_address_is_refused(site: Site) -> None:
-    stored_address = run(block(site, "proxy-slots"))[0]["stored_address"]
+    stored_address = run(monitor(site))[0]["stored_address"]
     assert stored_address(word("0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516")) == (
         "0xbdd077f651ebe7f7b3ce16fe5f2b025be2969516"
     )
@@ -1040,7 +1046,7 @@ def test_the_guardian_canceller_shares_nothing_with_the_proposer(
     """Review round 11, finding 1: the Safe that proposes could also cancel,
     so a tampered session left no one else to stop its own operation. The
     guardian is a pinned Safe with other owners, and holds no other role."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     baseline = json.loads(block(site, "proxy-baseline"))
     safe = json.loads(block(site, "safe-tx"))["domain"]["verifyingContract"]
     token = json.loads(block(site, "eth-call"))["params"][0]["to"]
@@ -1102,7 +1108,7 @@ def test_a_scheduled_ownership_transfer_pages_before_any_value_moves(
     the timelock pages when it is scheduled, with its ready time, while every
     pinned value is still as the baseline says. Only Cancelled, or a review
     that accepts the operation, clears it."""
-    slots_ns, _ = run(block(site, "proxy-slots"))
+    slots_ns, _ = run(monitor(site))
     queue, _ = run(block(site, "queue-watch"))
     assert {name: queue[name] for name in OZ_TOPICS} == OZ_TOPICS
     baseline = json.loads(block(site, "proxy-baseline"))
@@ -1194,7 +1200,7 @@ def test_a_head_difference_pages_at_once_and_only_finality_closes_it(
     finalized-only read would page 13 to 19 minutes late. The page opens at
     the first head that differs; a reorg that undoes it does not close it;
     a clean finalized read at or after that height does."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     page = namespace["DriftPage"]()
     change = [("0xsafe", "Safe singleton", "0xold", "0xnew")]
     assert page.at_head(100, []) is False
@@ -1212,7 +1218,7 @@ def test_a_pending_owner_pinned_at_zero_pages_when_a_transfer_starts(
 ) -> None:
     """Review round 11, finding 5: an Ownable2Step owner's pendingOwner() is
     the warning before acceptOwnership."""
-    namespace, _ = run(block(site, "proxy-slots"))
+    namespace, _ = run(monitor(site))
     assert namespace["CALLS"]["Pending owner"] == "pendingOwner()"
     uups = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
     zero = "0x" + "00" * 20
@@ -2458,3 +2464,215 @@ def test_the_queue_watch_backstop_pages_older_upgrade_calls_on_unpinned_targets(
         0,
     )
     assert routine.pages() == []
+
+
+# -- Round 14 ------------------------------------------------------------------
+
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature's success value
+ERC6492_SUFFIX = bytes.fromhex("6492" * 16)  # ERC-6492 magicBytes
+
+
+def erc6492_order(address: str, text: str, signature: bytes, code_at, is_valid) -> bool:
+    """ERC-6492's mandatory order: magic suffix, then ERC-1271 wherever the
+    address has code, and ecrecover only where it has none."""
+    digest = encode_defunct(text=text)
+    if signature.endswith(ERC6492_SUFFIX):
+        return is_valid(address, digest, signature) == ERC1271_MAGIC
+    if code_at(address):
+        return is_valid(address, digest, signature) == ERC1271_MAGIC
+    return Account.recover_message(digest, signature=signature) == address
+
+
+def test_the_sign_in_order_departs_from_erc6492_only_for_delegated_accounts(
+    site: Site,
+) -> None:
+    """Review round 13, finding 3: the essay recovers first and accepts only a
+    match with the claimed address. On a 7702 account whose delegate's
+    ERC-1271 says no, ERC-6492's order refuses the key's own signature and
+    the essay's accepts it; on a contract wallet whose owner key signs, the
+    recovered key is not the wallet, so the essay falls through to ERC-1271
+    and both orders agree."""
+    verify = run(block(site, "siwe-verify"))[0]["verify_login"]
+    text = block(site, "siwe")
+    now = datetime.fromisoformat("2026-11-24T09:31:00+00:00")
+    host = "deploy.example.com"
+
+    def sign(message: str) -> bytes:
+        return bytes(
+            Account.sign_message(encode_defunct(text=message), TEST_KEY).signature
+        )
+
+    def essay_order(
+        address: str, message: str, signature: bytes, code_at, is_valid
+    ) -> bool:
+        try:  # step one is the essay's own code: recover and compare
+            return (
+                verify(message, signature, host, 1, SESSION, outstanding(), now)
+                == address
+            )
+        except ValueError as refused:
+            assert "signed by another key" in str(refused)
+        return (
+            is_valid(address, encode_defunct(text=message), signature) == ERC1271_MAGIC
+        )
+
+    delegate = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    code = {TEST_ADDRESS: bytes.fromhex("ef0100" + delegate[2:])}  # EIP-7702 designator
+
+    def refuses(address: str, digest: Any, signature: bytes) -> bytes:
+        return b"\xff\xff\xff\xff"  # the delegate's ERC-1271 knows nothing of the key
+
+    signature = sign(text)
+    assert essay_order(TEST_ADDRESS, text, signature, code.get, refuses)
+    assert not erc6492_order(TEST_ADDRESS, text, signature, code.get, refuses)
+    assert erc6492_order(
+        TEST_ADDRESS, text, signature, {}.get, refuses
+    )  # no code: agree
+
+    # A contract wallet owned by the same key: the signature recovers to the
+    # owner, not to the wallet the message claims, so recovery accepts
+    # nothing and both orders ask the wallet.
+    wallet = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+    as_wallet = text.replace(TEST_ADDRESS, wallet)
+    wallet_signature = sign(as_wallet)
+    wallet_code = {wallet: b"\x60\x80"}
+
+    def owner_check(address: str, digest: Any, sig: bytes) -> bytes:
+        owner = Account.recover_message(digest, signature=sig)
+        return (
+            ERC1271_MAGIC if address == wallet and owner == TEST_ADDRESS else b"\0" * 4
+        )
+
+    for order in (essay_order, erc6492_order):
+        assert order(wallet, as_wallet, wallet_signature, wallet_code.get, owner_check)
+        assert not order(wallet, as_wallet, wallet_signature, wallet_code.get, refuses)
+    prose = " ".join(page_text(site).split())
+    assert "deliberately breaks ERC-6492's mandatory order" in prose
+    assert (
+        "safe only because acceptance needs a match with the claimed address" in prose
+    )
+
+
+def test_a_minority_execution_client_is_the_canary_for_a_majority_bug(
+    finality: dict[str, Any],
+) -> None:
+    """Review round 13, finding 1: two beacon nodes of different consensus
+    clients on one execution client agree on its bug (Holesky: Geth,
+    Nethermind and Besu accepted the invalid block), and the check says
+    "ok"; a node on a minority execution client finalizes the other root,
+    and only then does it page as a fork."""
+    status = finality["finality_status"]
+    now = clock_at(300_000)
+    slot = finality["clock_slot"](now)
+    epoch = 300_000 - 2
+    same_el = {
+        "lighthouse+geth": (slot, checkpoints(epoch, root=OTHER_ROOT)),
+        "teku+geth": (slot, checkpoints(epoch, root=OTHER_ROOT)),
+    }
+    assert status(now, same_el) == "ok"  # blind to the bug they share
+    with_canary = {**same_el, "nimbus+reth": at_head(now, finality, epoch)}
+    assert status(now, with_canary).startswith("page: fork")
+
+
+def test_the_finality_docstring_asks_for_both_layers(site: Site) -> None:
+    doc = " ".join(run(block(site, "finality"))[0]["finality_status"].__doc__.split())
+    assert "minority execution client" in doc
+    assert "or a public endpoint as the second opinion" not in doc
+
+
+def finality_delay_slots(inclusion_slot: int, slots_per_epoch: int = 32) -> int:
+    """Slots from inclusion until the block is final, with full
+    participation: checkpoint E is justified as epoch E ends and finalized as
+    E+1 ends (phase 0, weigh_justification_and_finalization, the "1st/2nd
+    most recent epochs" rule); a block waits for the first checkpoint at or
+    after it."""
+    checkpoint = -(-inclusion_slot // slots_per_epoch)  # ceil
+    return (checkpoint + 2) * slots_per_epoch - inclusion_slot
+
+
+def test_the_finality_window_follows_from_the_slot_length(site: Site) -> None:
+    """Review round 13, finding 6: 64 to 95 slots, so 12.8 to 19 minutes at
+    12,000 ms, and half that if a fork halved the slot."""
+    namespace = run(block(site, "finality"))[0]
+    delays = [finality_delay_slots(32 * 1000 + s) for s in range(32)]
+    assert (min(delays), max(delays)) == (64, 95)
+    ms = namespace["slot_ms"](namespace["MAINNET_SPEC"])
+    assert (min(delays) * ms / 60_000, max(delays) * ms / 60_000) == (12.8, 19.0)
+    half = namespace["slot_ms"]({"SLOT_DURATION_MS": "6000"})
+    assert max(delays) * half / 60_000 == 9.5
+    text = " ".join(page_text(site).split())
+    assert "final 64 to 95 slots after inclusion" in text
+    assert "12.8 to 19 minutes at today's SLOT_DURATION_MS of 12,000" in text
+    # The deposit SLO's margin rests on the worst case.
+    assert "about 19 minutes at worst" in text and "within 30 minutes" in text
+
+
+def test_the_blob_cancel_signs_in_the_wrapper_a_post_fusaka_pool_takes(
+    bump: dict[str, Any],
+) -> None:
+    """Review round 13, finding 8: since Osaka Geth's pool wants sidecar
+    version 1 with 128 cell proofs per blob (core/txpool/validation.go,
+    kzg4844.CellProofsPerBlob). The template, signed as its docstring says,
+    comes out in that wrapper: [tx, 1, blobs, commitments, cell proofs]."""
+    blob = bump["Fees"](30_000_000_000, 1_000_000_000, 5_000_000_000)
+    template = bump["cancellation"](blob, TEST_ADDRESS, 7)
+    wire = {k: v for k, v in template.items() if k not in ("from", "blob_count")}
+    blobs = [b"\0" * 131072] * template["blob_count"]
+    signed = Account.sign_transaction(
+        {**wire, "chainId": 1, "gas": 21000}, TEST_KEY, blobs=blobs
+    )
+    raw = bytes(signed.raw_transaction)
+    assert raw[0] == 3
+    _tx, version, wrapped_blobs, commitments, proofs = rlp.decode(raw[1:])
+    assert version == b"\x01"
+    assert len(wrapped_blobs) == len(commitments) == template["blob_count"]
+    assert len(proofs) == 128 * len(commitments)
+    assert all(len(p) == 48 for p in proofs)
+
+
+def test_round_14_prose_matches_the_code(site: Site) -> None:
+    """Review round 13: the tracer's recent-state window (finding 2), the
+    appendix and the page table (finding 4), version stamps (finding 5),
+    and the retold incidents (finding 7)."""
+    import pickle
+
+    from bs4 import BeautifulSoup
+    from docutils import nodes
+
+    text = " ".join(page_text(site).split())
+    assert "on an archive node, since tracing needs the parent's state" not in text
+    assert "page if the tracer falls 100 blocks behind" in text
+    assert "full node keeps the state of its latest 128 blocks" in text
+    assert "Defaults quoted here are Geth v1.17's" in text
+    assert "eRPC's default since May 2026 (10 blocks before)" in text
+    assert "Consul-based guard" in text and "Nobody noticed for six days" in text
+    assert "differ in both clients" in text and "minority execution client" in text
+    # The monitor's core sits in the chapter, the rest after the takeaways.
+    tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
+    order = []
+    for node in tree.findall(
+        lambda n: isinstance(n, (nodes.literal_block, nodes.admonition))
+    ):
+        if isinstance(node, nodes.admonition):
+            if "key-takeaways" in node["classes"]:
+                order.append("takeaways")
+            continue
+        names = node["names"] or (node.parent.get("names", []) if node.parent else [])
+        order += [n.removeprefix(f"{SLUG}-") for n in names]
+    takeaways = order.index("takeaways")
+    assert order.index("drift") < takeaways
+    for reference in ("proxy-baseline", "proxy-slots", "queue-watch"):
+        assert order.index(reference) > takeaways, reference
+    assert len(block(site, "drift").splitlines()) <= 40
+    # Two alert tables: the pages in the chapter, the rest in the appendix.
+    html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
+    tables = [
+        t
+        for t in BeautifulSoup(html, "html.parser").find_all("table")
+        if "Signal" in t.find("tr").get_text()
+    ]
+    assert len(tables) == 2
+    assert len(tables[0].find("tbody").find_all("tr")) <= 8
+    assert "Host clock offset" not in tables[0].get_text()
+    assert "Host clock offset" in tables[1].get_text()
+    assert "Fork: stop crediting" in tables[0].get_text()

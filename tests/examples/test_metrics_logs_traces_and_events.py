@@ -1415,7 +1415,7 @@ def test_a_single_histogram_breaks_grouping_by_name(site: Site, tmp_path: Path) 
     (tmp_path / "rules.yml").write_text(block(site, "overflow-alert"), encoding="utf-8")
     replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert "one overflowed histogram's _bucket, _sum and _count already collide" in (
+    assert "and _count already collide with a duplicate-label-set error" in (
         page_text(site)
     )
 
@@ -1976,7 +1976,7 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert "raise the tenant's ingestion_rate_mb to 6" in text
     # The burst is per distributor even under the global strategy
     # (limits_config: ingestion_burst_size_mb, default 6).
-    assert "check ingestion_burst_size_mb, 6 MB by default and applied per" in text
+    assert "6 MB by default and applied per distributor even under the default" in text
     # The head gets a capacity alert; the per-pod budget tracks the migration.
     assert "so it gets a capacity alert, not a budget alert, at 80%" in text
     assert "and the per-pod budget alert below with it, to a quarter over 24,000" in (

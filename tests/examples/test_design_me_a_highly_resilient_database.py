@@ -2161,7 +2161,10 @@ def test_read_your_writes_waits_for_the_position_read_after_the_commit(
     update, position, wait, read = statements
     assert update.startswith("UPDATE products")
     # The position is read after the write has committed (autocommit).
-    assert position == "SELECT pg_current_wal_insert_lsn();"
+    # The flush position, which a commit that waited has passed; the insert
+    # position can point past a page header that an idle primary never fills.
+    assert position == "SELECT pg_current_wal_flush_lsn();"
+    assert "insert_lsn" not in sql and "page header" not in sql
     kept = re.search(r"say ([0-9A-F]+/[0-9A-F]+)", sql).group(1)
     # NO_THROW: a timeout returns the status 'timeout' instead of raising an
     # error, which would abort the reader's transaction.
@@ -2200,6 +2203,39 @@ def test_availability_table_is_the_arithmetic(site: Site) -> None:
         assert seconds(per_month) == pytest.approx(budget * month, rel=0.02)
         assert int(failovers) == int(budget * year // 90)
         assert int(manual) == int(budget * year // 1800)
+
+
+def test_the_budget_counts_what_a_person_handles(site: Site) -> None:
+    """Each row's minutes a year are its count times its minutes, the rows
+    add up to the counted total, and that total fits 99.99%'s year."""
+    tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
+    table = next(
+        t
+        for t in tree.findall(nodes.table)
+        if next(iter(t.findall(nodes.entry))).astext() == "Failure class"
+    )
+    rows = [
+        [entry.astext() for entry in row.findall(nodes.entry)]
+        for row in table.findall(nodes.row)
+    ][1:]
+    *classes, (label, _, _, _, counted) = rows
+    assert label == "Counted"
+    total = 0.0
+    for name, _, per_year, minutes, per_year_minutes in classes:
+        product = float(per_year) * float(minutes)
+        assert float(per_year_minutes) == pytest.approx(product), name
+        total += product
+    used, budget = (int(n) for n in re.fullmatch(r"(\d+) of (\d+)", counted).groups())
+    year_budget = 0.0001 * 365 * 24 * 60
+    assert used == round(total) and budget == round(year_budget)
+    assert total <= year_budget
+    # The prose quotes the sick primary's share and the store's trip rate.
+    sick = next(row for row in classes if row[0] == "Sick primary")
+    prose = " ".join(tree.astext().split())
+    assert f"One sick primary spends {sick[4]} of the {budget} minutes" in prose
+    assert 2 * float(sick[4]) + total - float(sick[4]) > year_budget  # two miss it
+    store = next(row for row in classes if row[0].startswith("Fence store"))
+    assert float(store[2]) == 0.5 and "at most one every two years" in prose
 
 
 # -- A measured failover: three Patroni nodes and etcd on loopback --------------
@@ -3263,6 +3299,62 @@ def test_a_cut_off_agent_kills_then_stops_the_units_by_its_deadline(
     killed = calls[0][0] - frozen
     assert fast_limit - 2 * fast_every - 1.5 <= killed
     assert killed <= fast_limit + fast_every + cap + 2
+
+
+def test_a_failed_kill_is_reported_and_falls_back_to_the_cgroups(
+    site: Site, tmp_path: Path
+) -> None:
+    """A systemctl that rejects the kill (as systemd 247 rejects --kill-whom=)
+    neither hides its error nor spares the units: the agent, whose store does
+    not answer, SIGKILLs each PID in the units' cgroup.procs, then stops
+    them."""
+    script = fence_script(site, tmp_path)
+    env = fence_env(tmp_path, free_port(), FENCE_CGROUPS=str(tmp_path / "cg"))
+    (tmp_path / "bin" / "systemctl").write_text(
+        "#!/usr/bin/env bash\n"
+        'echo "$(date +%s.%N) systemctl $*" >> "$CALLS"\n'
+        "case $1 in\n"
+        "  kill) echo \"systemctl: unrecognized option '$2'\" >&2; exit 1 ;;\n"
+        '  show) echo "/system.slice/$4" ;;\n'
+        "esac\n",
+        encoding="utf-8",
+    )
+    victim = subprocess.Popen(["sleep", "600"])
+    try:
+        for unit, pids in (
+            ("patroni.service", f"{victim.pid}\n"),
+            ("pgbouncer.service", ""),
+        ):
+            group = tmp_path / "cg" / "system.slice" / unit
+            group.mkdir(parents=True)
+            (group / "cgroup.procs").write_text(pids, encoding="utf-8")
+        errors = tmp_path / "agent.err"
+        with errors.open("w") as err:
+            agent = subprocess.Popen(
+                ["bash", str(script), "agent"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+            try:
+                wait_until(lambda: len(systemctl_calls(tmp_path)) >= 4, "the fence", 30)
+                victim.wait(timeout=10)
+            finally:
+                stop_agent(agent)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    calls = [call for _, call in systemctl_calls(tmp_path)[:4]]
+    assert calls == [
+        FENCED[0],
+        "systemctl show -P ControlGroup patroni.service",
+        "systemctl show -P ControlGroup pgbouncer.service",
+        FENCED[1],
+    ]
+    assert "unrecognized option" in errors.read_text(encoding="utf-8")
 
 
 def test_closing_the_flag_fences_a_reachable_region_at_the_next_renewal(

@@ -1221,6 +1221,7 @@ FIRES = {
 #: below: a constant clock lag needs data that arrives over time, and the
 #: missing-metrics guard needs the counters that the other alerts read gone.
 NOT_REPLAYED = {
+    "ExpectedServiceMissing",  # its inventory names jobs the replay lacks
     "PushedCanaryMissing",
     "Watchdog",
     "PushedClockLagging",
@@ -1912,7 +1913,7 @@ def test_a_400_reason_never_reaches_the_collector_log(site: Site) -> None:
         with pytest.raises(DecodeError):
             ExportMetricsServiceResponse().ParseFromString(body)
     text = prose(site)
-    assert "not rejected-sample 400s" in text  # round 12: decode failures are logged
+    assert "none of the rejected-sample 400s" in text  # round 12: decode failures are logged
     assert "Exporting failed. Dropping data." in text
     for name in ("PrometheusRejectingOTLP", "PrometheusRejectedOTLP"):
         summary = rule_named(site, name)["annotations"]["summary"]
@@ -3369,3 +3370,224 @@ def test_probes_authenticate_as_a_web_config_user(site: Site) -> None:
         user = base64.b64decode(token).decode().partition(":")[0]
         assert user in users, user
     assert paths == {"/-/ready", "/-/healthy"}
+
+
+# -- Round 13 -------------------------------------------------------------------
+
+
+def alertmanager(site: Site) -> dict[str, Any]:
+    return yaml.safe_load(block(site, "inhibit"))
+
+
+def watchdog_route(config: dict[str, Any]) -> dict[str, Any]:
+    (route,) = [r for r in config["route"]["routes"]
+                if 'alertname = "Watchdog"' in r["matchers"]]  # fmt: skip
+    return route
+
+
+def resend_every(route: dict[str, Any], parent: dict[str, Any]) -> int:
+    """How often Alertmanager re-sends a firing group, in seconds: only when
+    the group flushes, every group_interval (default 5m), so repeat_interval
+    (default 4h) is rounded up to a multiple of it (alertmanager #3370, #3389,
+    #3552). A child route inherits what it does not set."""
+    def setting(name: str, default: str) -> int:
+        return seconds(route.get(name, parent.get(name, default)))
+
+    group, repeat = setting("group_interval", "5m"), setting("repeat_interval", "4h")
+    return math.ceil(repeat / group) * group
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_the_watchdog_pings_as_often_as_its_summary_says(
+    site: Site, tmp_path: Path, pinned: bool
+) -> None:
+    """Review round 13, finding 1: repeat_interval: 1m alone re-sends every
+    5m, the default group_interval; the route pins group_interval to 1m, so
+    the dead-man's switch gets a ping a minute, as the Watchdog's summary says.
+    amtool checks the file and routes a Watchdog alert to the switch."""
+    config = alertmanager(site)
+    route = watchdog_route(config)
+    if not pinned:  # the round-13 route
+        route.pop("group_interval")
+    every = resend_every(route, config["route"])
+    assert (every == 60) is pinned, every
+    assert "every minute" in rule_named(site, "Watchdog")["annotations"]["summary"]
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed")
+    checked = subprocess.run([amtool, "check-config", "am.yml"], cwd=tmp_path,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    routed = subprocess.run(
+        [amtool, "config", "routes", "test", "--config.file=am.yml", "alertname=Watchdog"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert routed.stdout.split() == [route["receiver"]], routed.stdout + routed.stderr
+    assert "group_interval" in prose(site) and "five minutes by default" in prose(site)
+
+
+def inventory_group(site: Site) -> dict[str, Any]:
+    (group,) = [g for g in rule_groups(site)
+                if any(r.get("alert") == "ExpectedServiceMissing" for r in g["rules"])]  # fmt: skip
+    return group
+
+
+def inventory_rules(site: Site) -> dict[str, Any]:
+    """The inventory with the records it reads, in the essay's group order."""
+    wanted = {"ExpectedServiceMissing", "ServiceStoppedPushing", "BatchJobNotSucceeding"}
+    groups = [g for g in rule_groups(site)
+              if any(r.get("alert") in wanted for r in g["rules"])]  # fmt: skip
+    return {"groups": groups}
+
+
+@pytest.mark.parametrize("seen", ["never", "scraped", "pushed", "succeeded"])
+def test_the_inventory_tickets_a_listed_job_that_never_arrives(
+    site: Site, tmp_path: Path, seen: str
+) -> None:
+    """Review round 13, finding 2: the heartbeat learned a job only from its
+    first push, so a service wrong from day one never fired. The inventory
+    lists what should exist; a listed job that is neither scraped, nor pushing,
+    nor succeeding tickets, and one seen any of those ways does not."""
+    listed = retired_jobs(inventory_group(site)["rules"][0])
+    assert {"shop/checkout", "shop/ledger-sync", "shop/billing-export"} <= set(listed)
+    labels = {"job": "shop/billing-export", "instance": "shop.billing-export-1.export"}
+    inputs = [
+        series("up", {"job": job_, "instance": f"{job_}-0"}, "1x60")
+        for job_ in listed if job_ != labels["job"]
+    ]
+    inputs += {
+        "never": [],
+        "scraped": [series("up", labels, "1x60")],
+        "pushed": [series("target_info", labels, "1x60")],
+        "succeeded": [series("batch_last_success_timestamp_seconds",
+                             {**labels, "k8s_job_name": "billing-export-1"}, "60x60")],
+    }[seen]  # fmt: skip
+    alert = rule_named(site, "ExpectedServiceMissing")
+    fired = {"job": labels["job"], **alert["labels"]}
+    firing = [{"exp_labels": fired, "exp_annotations": {
+        k: render(v, fired) for k, v in alert["annotations"].items()}}]  # fmt: skip
+    checks = [{"eval_time": t, "alertname": alert["alert"],
+               "exp_alerts": firing if seen == "never" else []}
+              for t in ("20m", "50m")]  # fmt: skip
+    assert promtool_replay(tmp_path, inventory_rules(site), replay_test(inputs, checks))
+    # And promtool would notice the opposite claim.
+    wrong = [{**c, "exp_alerts": [] if seen == "never" else firing} for c in checks]
+    assert not promtool_replay(tmp_path, inventory_rules(site), replay_test(inputs, wrong))
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_a_scraped_service_scaled_to_zero_opens_no_ticket(
+    site: Site, tmp_path: Path, old: bool
+) -> None:
+    """Review round 13, finding 2: after the services job's relabelling a
+    scraped target_info is identical to a pushed one, so the heartbeat took
+    scraped services in and ticketed each one scaled to zero. A scrape also
+    writes `up` for the same job and instance, which the record now excludes."""
+    group = heartbeat_group(site)
+    retired, record, alert = group["rules"]
+    excluded = "unless on (job, instance) up)"
+    assert excluded in record["expr"]
+    if old:
+        record = {**record, "expr": record["expr"].replace(" " + excluded, ")")}
+    cart = {"job": "shop/cart", "instance": "shop.cart-1.cart"}
+    inputs = [series("target_info", cart, "1x2"), series("up", cart, "1x2")]  # gone at 10m
+    fired = {"job": cart["job"], **alert["labels"]}
+    firing = [{"exp_labels": fired, "exp_annotations": {
+        k: render(v, fired) for k, v in alert["annotations"].items()}}]  # fmt: skip
+    checks = [{"eval_time": t, "alertname": alert["alert"],
+               "exp_alerts": firing if old else []} for t in ("30m", "2h")]  # fmt: skip
+    rules = {"groups": [{**group, "rules": [retired, record, alert]}]}
+    assert promtool_replay(tmp_path, rules, replay_test(inputs, checks, interval="5m"))
+
+
+def test_the_services_job_needs_both_the_annotation_and_the_port(
+    site: Site, prometheus_config: dict[str, Any]
+) -> None:
+    """Review round 13, finding 7: the prose named only the port; a pod with
+    the port but no annotation, or the annotation but no `metrics` port, is
+    not scraped. The prose names both, and the inventory is what catches it."""
+    services = job(prometheus_config, "services")
+    meta = {k: v for k, v in SDK_POD[0].items() if k.startswith("__meta_kubernetes_pod_")}
+    assert len(scrape_targets(services, SDK_POD)) == 1
+    unannotated = [{k: v for k, v in t.items()
+                    if k != "__meta_kubernetes_pod_annotation_prometheus_io_scrape"}
+                   for t in SDK_POD]  # fmt: skip
+    assert scrape_targets(services, unannotated) == []
+    unnamed = [{**t, "__meta_kubernetes_pod_container_port_name": "http-metrics"}
+               for t in SDK_POD]  # fmt: skip
+    assert scrape_targets(services, unnamed) == [] and meta
+    text = prose(site)
+    assert 'prometheus.io/scrape: "true"' in text and "port named metrics" in text
+    assert "only the inventory catches" in text
+
+
+def exporters_with_queues(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every exporter helper in a tier, the load balancer's OTLP template too."""
+    found = {}
+    for name, settings in config["exporters"].items():
+        if kind(name) == "load_balancing":
+            found[name + ".protocol.otlp"] = settings["protocol"]["otlp"]
+        else:
+            found[name] = settings
+    return found
+
+
+@pytest.mark.parametrize("tier", ["front", "delta"])
+def test_every_exporter_pins_batching_off(site: Site, tier: str) -> None:
+    """Review round 13, finding 3: the batching-migration RFC at v0.159.0 turns
+    exporter batching on by default in v0.166.0; the load balancer builds one
+    OTLP exporter per converter from its template, which had no pin, so it
+    would merge services' delta requests on their way to the delta tier."""
+    found = exporters_with_queues(collector(site, tier))
+    assert found
+    for name, settings in found.items():
+        assert settings["sending_queue"]["batch"] == {"enabled": False}, (tier, name)
+    text = prose(site)
+    assert "v0.166.0" in text and "v0.171.0" not in text and "February 2027" not in text
+
+
+def test_the_batching_check_would_catch_an_unpinned_template(site: Site) -> None:
+    front = collector(site, "front")
+    del front["exporters"]["load_balancing"]["protocol"]["otlp"]["sending_queue"]
+    template = exporters_with_queues(front)["load_balancing.protocol.otlp"]
+    assert "sending_queue" not in template
+
+
+def test_a_backlog_inside_the_queue_arrives_within_the_hour(site: Site) -> None:
+    """Review round 13, finding 5: a point arrives as old as its queue wait
+    plus its retries. With the queue filled at the stated rate, the oldest
+    request has waited queue_size / rate, then retries up to max_elapsed_time:
+    40 minutes here, inside the hour Prometheus accepts in order; the prose
+    says that a longer outage ends in 400s."""
+    for tier in ("front", "delta"):
+        for name, settings in replica_exporters(collector(site, tier)).items():
+            wait = settings["sending_queue"]["queue_size"] / REQUESTS_PER_SECOND
+            retries = seconds(settings["retry_on_failure"]["max_elapsed_time"])
+            assert wait + retries < 3600, (tier, name)
+    text = prose(site)
+    assert "as old as its queue wait plus its retries" in text
+    assert "expect 400s, not a full replay" in text
+
+
+def test_the_namespace_wide_policy_warns_on_its_first_line(site: Site) -> None:
+    """Review round 13, finding 6: readers copy appendix blocks; the policy
+    that selects every pod starts with the warning, and the prose orders the
+    rollout."""
+    text = block(site, "network-policy")
+    documents = text.split("\n---\n")
+    (wide,) = [d for d in documents if "podSelector: {}" in d]
+    assert wide.lstrip().startswith("# APPLY LAST")
+    assert "policies first" in prose(site)
+
+
+def test_thanos_and_skyscanner_say_what_their_sources_say(site: Site) -> None:
+    """Review round 13, findings 4 and 9: the feature-flag page says older
+    Prometheus versions cannot read XOR2 and that tools such as the Thanos
+    sidecar might not support it yet; the Skyscanner post's base-image sketch
+    sets OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE to DELTA."""
+    text = prose(site)
+    assert "the Thanos sidecar may not yet" in text
+    assert "Thanos sidecar cannot" not in text
+    assert 'the preference set to "DELTA"' in text
+    assert "since July 2026" not in text

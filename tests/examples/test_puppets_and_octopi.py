@@ -29,7 +29,10 @@ restart that raises. Review round 11 added a unit that is active but does not
 answer, the saved intent enforced before the splayed first fetch, the forks the
 throughput arithmetic assumes, and a dead host whose series vanish. The agent
 and the silence rules are split between the chapter and its appendix; the tests
-join the two halves back into one module and one rules file.
+join the two halves back into one module and one rules file. Review round 13
+moved the whole play to the appendix and left a short excerpt in the chapter,
+which the tests check is the play cut, not changed, and added a process that
+never answers, which the play fails without restarting.
 """
 
 from __future__ import annotations
@@ -1051,7 +1054,7 @@ def test_both_checks_wait_for_a_service_that_is_still_starting(site: Site) -> No
     for check in uri_tasks(site):
         assert check["ansible.builtin.uri"]["return_content"] is True
         assert check["until"] == "live.status == 200"
-        assert check["retries"] * check["delay"] >= 30  # seconds, as the essay says
+        assert check["retries"] * check["delay"] >= 30  # seconds: 10 tries 3 s apart
 
 
 @pytest.mark.parametrize(
@@ -1838,6 +1841,19 @@ def test_the_check_fails_a_process_that_stays_stale(site: Site, tmp_path: Path) 
     assert app.restarts == 1  # restarted once, still wrong: the host fails
 
 
+def test_the_check_fails_a_silent_process_without_restarting_it(
+    site: Site, tmp_path: Path
+) -> None:
+    # Review round 13: a process that never answers is not repaired by the push,
+    # as the chapter now says; the first check gives up and the host fails.
+    app = FakeApp(running="2.14.1", on_disk="2.14.1", down_for=0.0, not_ready=10**6)
+    app.listen()
+    result = real_check_run(site, tmp_path, app, delay=0.2)
+    assert result.returncode == 2, result.stdout
+    assert app.restarts == 0  # push does not restart what it cannot see
+    assert app.unanswered == 11  # the first try and its ten retries, then no more
+
+
 def test_a_rollback_changes_only_app_version(site: Site, tmp_path: Path) -> None:
     # 2.14.1 is running; the operator sets app_version to 2.14.0 and the
     # package on disk is now 2.14.0. The checks restart the process once and
@@ -1849,9 +1865,14 @@ def test_a_rollback_changes_only_app_version(site: Site, tmp_path: Path) -> None
     assert app.restarts == 1 and app.running == "2.14.0"
 
 
-def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name", ["puppets-and-octopi-rolling-playbook", "puppets-and-octopi-rolling-excerpt"]
+)
+def test_the_playbook_passes_ansibles_syntax_check(
+    site: Site, tmp_path: Path, name: str
+) -> None:
     playbook = tmp_path / "rollout.yml"
-    playbook.write_text(named_block(site, DOC, "puppets-and-octopi-rolling-playbook"))
+    playbook.write_text(named_block(site, DOC, name))
     result = subprocess.run(
         [
             BIN / "ansible-playbook",
@@ -1866,6 +1887,53 @@ def test_the_playbook_passes_ansibles_syntax_check(site: Site, tmp_path: Path) -
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def excerpt_mismatches(full: dict[str, Any], excerpt: dict[str, Any]) -> list[str]:
+    """What in the chapter's excerpt is not the full play's, word for word: every
+    play keyword must have the full play's value (``vars`` may be a subset), and
+    its tasks must be the full play's tasks, unchanged and in the same order."""
+    problems = []
+    for key, value in excerpt.items():
+        if key == "tasks":
+            continue
+        theirs = full.get(key)
+        if key == "vars" and isinstance(value, dict) and isinstance(theirs, dict):
+            theirs = {k: theirs.get(k) for k in value}
+        if value != theirs:
+            problems.append(f"{key}: {value!r} in the excerpt, {theirs!r} in the play")
+    remaining = iter(full["tasks"])
+    for task in excerpt.get("tasks", []):
+        if not any(task == other for other in remaining):
+            problems.append(f"task {task.get('name')!r} is not the play's, in order")
+    return problems
+
+
+def test_the_chapters_excerpt_is_the_appendix_play_cut_not_changed(site: Site) -> None:
+    # Review round 13: the chapter shows about 30 lines of the play; they must be
+    # the play the stand-in runs test, not a second, drifting copy.
+    text = named_block(site, DOC, "puppets-and-octopi-rolling-excerpt")
+    assert 25 <= len(text.splitlines()) <= 45
+    (excerpt,) = yaml.safe_load(text)
+    full = essay_play(site)
+    assert excerpt_mismatches(full, excerpt) == []
+    # it keeps what the chapter's prose explains: the batches, the breaker, the
+    # reachability gate and the final version check
+    for key in ("serial", "max_fail_percentage", "ignore_unreachable"):
+        assert key in excerpt
+    tasks = excerpt["tasks"]
+    assert tasks[:2] == full["tasks"][:2]  # the gate
+    assert tasks[-1] == full["tasks"][-2]  # the check that fails a stale process
+    # the comparison can fail: a changed breaker, a changed or reordered task
+    changed = copy.deepcopy(excerpt)
+    changed["max_fail_percentage"] = 10
+    assert excerpt_mismatches(full, changed)
+    changed = copy.deepcopy(excerpt)
+    changed["tasks"][-1]["retries"] = 1
+    assert excerpt_mismatches(full, changed)
+    changed = copy.deepcopy(excerpt)
+    changed["tasks"].reverse()
+    assert excerpt_mismatches(full, changed)
 
 
 def test_the_apt_task_uses_only_documented_options(site: Site, tmp_path: Path) -> None:

@@ -3060,6 +3060,12 @@ def test_late_spans_are_watched_where_the_decision_cache_counts_them(
     assert uncached[0] == "sampling_late_span_age"
     assert "only setups without a cache fill" in uncached[1]
     assert rows["New traces"][0] == "new_trace_id_received"
+    # The decision pass, which saturates first, and the buffer it drains.
+    timer = rows["Decision pass duration"]
+    assert timer[0] == "sampling_decision_timer_latency"
+    assert "one-second interval" in timer[1] and "wraps" in timer[1]
+    assert rows["Traces held"][0] == "sampling_traces_on_memory"
+    assert "num_traces" in rows["Traces held"][1]
     # The alert on evictions reads the same metric, with Prometheus's _total.
     evicted = "otelcol_processor_tail_sampling_" + rows["Traces evicted undecided"][0]
     expr = alert_rules(site)["TailSamplerEvictingUndecidedTraces"]["expr"]
@@ -3295,7 +3301,7 @@ def test_the_critical_path_walk_follows_the_figure(site: Site) -> None:
         f" publish, take {spans} ms" in text
     )
     assert f"their callers' own time adds {length['root'] - spans} ms" in text
-    assert f"alone {length['psp'] / length['root']:.0%} of the request" in text
+    assert f"That call alone is {length['psp'] / length['root']:.0%} of the request" in text
 
 
 def status_table(rows: list[tuple[Any, ...]]) -> sqlite3.Connection:

@@ -38,10 +38,17 @@ What is checked, and against what:
   against option lists copied from the collector's own sources (the tail
   sampling processor's ``config.schema.yaml`` and README at the commits named
   below, matching the options Grafana Alloy documents for contrib v0.158.0),
-  pipelines are checked for undefined components and half-wired connectors,
-  the single collector is checked to be tier 1's counter and tier 2's
-  sampler merged, with the counter fed before the sampler (a check that
-  rejects the counter placed behind it), tier 1's gRPC keepalive keys
+  pipelines are checked for undefined components and half-wired connectors.
+  The single collector is the one whole configuration: tier 2 is built from
+  it by the deletions the appendix lists, tier 1 by those deletions and a
+  merge of the appendix's fragment, and every check runs on the built
+  tiers; the body's sampler keys must equal the single collector's. The
+  counter is checked to be fed before the sampler (a check that rejects
+  the counter placed behind it). The ``signaltometrics`` alternative is
+  checked against that connector's options, for the absence of
+  ``IsRootSpan()`` (not among its OTTL functions), and for counting the
+  same spans as ``count`` on every combination of kind, rootness, probe
+  route and scope; tier 1's gRPC keepalive keys
   against configgrpc's schema,
   their ``service.telemetry`` readers for serving each collector's own
   metrics beyond loopback under the ``_total`` names the alerts read,

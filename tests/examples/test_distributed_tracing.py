@@ -2184,6 +2184,7 @@ def test_every_collector_metric_an_alert_reads_is_served_to_prometheus(
     sources = {
         "otelcol_processor_tail_sampling_": ("processors", "tail_sampling"),
         "otelcol_exporter_": ("exporters", None),
+        "otelcol_receiver_": ("receivers", "otlp"),
     }
     read = set()
     for rule in alert_rules(site).values():
@@ -2199,7 +2200,8 @@ def test_every_collector_metric_an_alert_reads_is_served_to_prometheus(
             assert serving, metric
             read.add(metric)
             assert "by (job" in rule["expr"], rule["alert"]
-    assert len(read) == 2
+    # enqueue_failed, send_failed, refused and accepted spans, and evictions.
+    assert len(read) == 5
     text = paragraph(site, "Both tiers serve their own metrics")
     assert "port 8888" in text and "scrape job" in text
     assert "localhost" in text and "_total" in text
@@ -2248,6 +2250,9 @@ def run_promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
 #: The SDK's own span counts: checkout's remote parents are 99% dropped (the
 #: mesh decides), cart's are all kept and its dropped roots are its own
 #: sampler's. Tier 2's one replica stops answering scrapes at 30 minutes.
+#: Tier 1's load-balancing exporter starts failing sends at 30 minutes (a
+#: rolling tier 2); tier 2's receiver refuses about 5% of spans from 20
+#: minutes (its memory limiter), tier 1's 0.5% throughout, under the 1% bound.
 ALERT_TESTS = """
 rule_files: [rules.yml]
 evaluation_interval: 1m
@@ -2258,6 +2263,16 @@ tests:
         values: '0x10 0+50x30'
       - series: 'otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{job="tier2"}'
         values: '0x40 0+20x30'
+      - series: 'otelcol_exporter_send_failed_spans_total{job="tier1", exporter="loadbalancing"}'
+        values: '0x30 0+40x30'
+      - series: 'otelcol_receiver_accepted_spans_total{job="tier2", receiver="otlp"}'
+        values: '0+10000x60'
+      - series: 'otelcol_receiver_refused_spans_total{job="tier2", receiver="otlp"}'
+        values: '0x20 0+500x40'
+      - series: 'otelcol_receiver_accepted_spans_total{job="tier1", receiver="otlp"}'
+        values: '0+10000x60'
+      - series: 'otelcol_receiver_refused_spans_total{job="tier1", receiver="otlp"}'
+        values: '0+50x60'
       - series: 'otel_sdk_processor_span_processed_total{job="checkout", error_type="queue_full"}'
         values: '0x20 0+5x30'
       - series: 'otel_sdk_processor_span_processed_total{job="cart"}'
@@ -2319,6 +2334,26 @@ tests:
             exp_annotations:
               summary: tier1 drops spans at a full loadbalancing queue
               runbook_url: https://runbooks.example.com/tracing/exporter-queue
+      - eval_time: 28m
+        alertname: SpansFailedToSend
+        exp_alerts: []
+      - eval_time: 45m
+        alertname: SpansFailedToSend
+        exp_alerts:
+          - exp_labels: {job: tier1, exporter: loadbalancing, severity: ticket}
+            exp_annotations:
+              summary: tier1 fails to send spans through loadbalancing after retries
+              runbook_url: https://runbooks.example.com/tracing/exporter-send
+      - eval_time: 15m
+        alertname: SpansRefusedAtReceiver
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: SpansRefusedAtReceiver
+        exp_alerts:
+          - exp_labels: {job: tier2, receiver: otlp, severity: ticket}
+            exp_annotations:
+              summary: "tier2 refuses over 1% of spans at otlp: memory_limiter is shedding"
+              runbook_url: https://runbooks.example.com/tracing/receiver-refused
       - eval_time: 18m
         alertname: SpansDroppedInTheSdk
         exp_alerts: []
@@ -2442,16 +2477,22 @@ def test_the_alerts_fire_on_losses_and_splits_and_only_on_them(
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
 
 
-@pytest.mark.parametrize("claim", ["checkout-roots", "cart-in-process"])
+@pytest.mark.parametrize(
+    "claim", ["checkout-roots", "cart-in-process", "tier1-refusals"]
+)
 def test_the_alert_replay_can_fail(site: Site, tmp_path: Path, claim: str) -> None:
-    """Claiming that checkout's 0.5% of server roots alerts too, or that
-    cart's timer (0.1% of its spans) does, is rejected."""
+    """Claiming that checkout's 0.5% of server roots alerts too, that cart's
+    timer (0.1% of its spans) does, or that tier 1's 0.5% of refused spans
+    does, is rejected."""
     (tmp_path / "rules.yml").write_text(
         named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
     )
     if claim == "checkout-roots":
         old = "          - exp_labels: {service_name: payment, severity: ticket}\n"
         new = "          - exp_labels: {service_name: checkout, severity: ticket}\n"
+    elif claim == "tier1-refusals":
+        old = "          - exp_labels: {job: tier2, receiver: otlp, severity: ticket}\n"
+        new = "          - exp_labels: {job: tier1, receiver: otlp, severity: ticket}\n"
     else:
         old = "          - exp_labels: {service_name: checkout, severity: ticket}\n"
         new = "          - exp_labels: {service_name: cart, severity: ticket}\n"

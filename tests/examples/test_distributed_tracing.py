@@ -3504,3 +3504,68 @@ def test_the_collector_with_signaltometrics_is_wired_like_the_one_with_count(
     assert counting_problems(cfg, "signaltometrics") == [
         "count's deltas are not made cumulative"
     ]
+
+
+# -- round 16: the random-trace-ID flag, the grace period, the version table -------
+
+
+def test_the_sdk_sends_03_on_its_own_roots_but_keeps_a_callers_01() -> None:
+    """The installed SDK (1.45) is past the 1.42.1 floor the essay sets: a
+    trace it starts carries flags 03, so older Go and Rust propagators would
+    drop it, but a span continuing a caller's 01 trace sends 01 on, as PR
+    #5241 made it. Under 1.42.0 the second header ended in -03 too."""
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
+
+    w3c = TraceContextTextMapPropagator()
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("root"):
+        ours: dict[str, str] = {}
+        w3c.inject(ours)
+    assert ours["traceparent"].endswith("-03"), ours
+    caller = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    with tracer.start_as_current_span("child", context=w3c.extract(caller)):
+        onward: dict[str, str] = {}
+        w3c.inject(onward)
+    assert onward["traceparent"].split("-")[1] == caller["traceparent"].split("-")[1]
+    assert onward["traceparent"].endswith("-01"), onward
+
+    def old_go_extract(header: str) -> bool:
+        """Go's TraceContext.Extract before PR #7834: a version-00 header with
+        flags above 02 yields an empty span context, so a new trace starts."""
+        version, _, _, flags = header.split("-")
+        return not (int(version, 16) == 0 and int(flags, 16) > 2)
+
+    assert old_go_extract(onward["traceparent"])
+    assert not old_go_extract(ours["traceparent"]), "a 03 caller splits at old Go"
+
+
+def test_the_grace_period_holds_the_resolver_lag_and_the_final_export(
+    site: Site,
+) -> None:
+    """The table's parts add up, the preStop sleep outlasts tier 1's DNS
+    resolver interval (5 s by default; the block sets none), and the period
+    is longer than Kubernetes' default of 30 seconds."""
+    rows = {row[0]: int(row[1]) for row in table_rows(
+        site, "Part of terminationGracePeriodSeconds")}
+    dns = tier1_config(site)["exporters"]["loadbalancing"]["resolver"]["dns"]
+    interval = seconds(dns.get("interval", "5s"))
+    assert rows["preStop sleep"] >= 2 * interval
+    assert rows["The period"] == rows["preStop sleep"] + rows[
+        "Final decisions and their export"]
+    assert rows["The period"] > 30
+    stop = paragraph(site, "Stopping costs more than the ring move.")
+    assert "saves nothing the ring move split" in stop
+
+
+def test_the_version_table_names_every_floor_the_prose_sends_readers_to(
+    site: Site,
+) -> None:
+    rows = dict(table_rows(site, "Software"))
+    assert "1.42.1" in rows["OpenTelemetry Python SDK"]
+    assert "1.23" in rows["OpenTelemetry Python SDK"]
+    go_rust = rows["OpenTelemetry Go and Rust propagators"]
+    assert "#7834" in go_rust and "#3436" in go_rust
+    assert "LEFT ANTI JOIN" in rows["ClickHouse"]
+    assert "endpointslices" in rows["loadbalancing exporter, k8s resolver"]

@@ -67,6 +67,13 @@ What is checked, and against what:
 * The numbers of the sizing, shutdown, counting and money paragraphs are
   read from the rendered page and recomputed from the configurations and the
   shared worked example, as is the storage table.
+* The random-trace-ID claims run against the installed SDK (1.45): its own
+  roots send flags ``03`` and a span continuing a caller's ``01`` sends
+  ``01`` on (the 1.42.1 fix). Go's pre-#7834 rejection is re-implemented
+  from its source, not run. The grace-period table must add up and outlast
+  tier 1's DNS resolver interval; the version table must hold the floors the
+  prose sends readers to. The alert replay covers send failures and receiver
+  refusals, and fails if tier 1's 0.5% of refusals is claimed to alert.
 * The byte measurements of the cost section are repeated. The CPU timings
   are not: they come from ``benchmarks/span_cost.py``, a measurement run by
   hand; the tests check only what a dropped span skips.

@@ -67,6 +67,13 @@ What is checked, and against what:
 * The numbers of the sizing, shutdown, counting and money paragraphs are
   read from the rendered page and recomputed from the configurations and the
   shared worked example, as is the storage table.
+* The random-trace-ID claims run against the installed SDK (1.45): its own
+  roots send flags ``03`` and a span continuing a caller's ``01`` sends
+  ``01`` on (the 1.42.1 fix). Go's pre-#7834 rejection is re-implemented
+  from its source, not run. The grace-period table must add up and outlast
+  tier 1's DNS resolver interval; the version table must hold the floors the
+  prose sends readers to. The alert replay covers send failures and receiver
+  refusals, and fails if tier 1's 0.5% of refusals is claimed to alert.
 * The byte measurements of the cost section are repeated. The CPU timings
   are not: they come from ``benchmarks/span_cost.py``, a measurement run by
   hand; the tests check only what a dropped span skips.
@@ -2184,6 +2191,7 @@ def test_every_collector_metric_an_alert_reads_is_served_to_prometheus(
     sources = {
         "otelcol_processor_tail_sampling_": ("processors", "tail_sampling"),
         "otelcol_exporter_": ("exporters", None),
+        "otelcol_receiver_": ("receivers", "otlp"),
     }
     read = set()
     for rule in alert_rules(site).values():
@@ -2199,7 +2207,8 @@ def test_every_collector_metric_an_alert_reads_is_served_to_prometheus(
             assert serving, metric
             read.add(metric)
             assert "by (job" in rule["expr"], rule["alert"]
-    assert len(read) == 2
+    # enqueue_failed, send_failed, refused and accepted spans, and evictions.
+    assert len(read) == 5
     text = paragraph(site, "Both tiers serve their own metrics")
     assert "port 8888" in text and "scrape job" in text
     assert "localhost" in text and "_total" in text
@@ -2248,6 +2257,9 @@ def run_promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
 #: The SDK's own span counts: checkout's remote parents are 99% dropped (the
 #: mesh decides), cart's are all kept and its dropped roots are its own
 #: sampler's. Tier 2's one replica stops answering scrapes at 30 minutes.
+#: Tier 1's load-balancing exporter starts failing sends at 30 minutes (a
+#: rolling tier 2); tier 2's receiver refuses about 5% of spans from 20
+#: minutes (its memory limiter), tier 1's 0.5% throughout, under the 1% bound.
 ALERT_TESTS = """
 rule_files: [rules.yml]
 evaluation_interval: 1m
@@ -2258,6 +2270,16 @@ tests:
         values: '0x10 0+50x30'
       - series: 'otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total{job="tier2"}'
         values: '0x40 0+20x30'
+      - series: 'otelcol_exporter_send_failed_spans_total{job="tier1", exporter="loadbalancing"}'
+        values: '0x30 0+40x30'
+      - series: 'otelcol_receiver_accepted_spans_total{job="tier2", receiver="otlp"}'
+        values: '0+10000x60'
+      - series: 'otelcol_receiver_refused_spans_total{job="tier2", receiver="otlp"}'
+        values: '0x20 0+500x40'
+      - series: 'otelcol_receiver_accepted_spans_total{job="tier1", receiver="otlp"}'
+        values: '0+10000x60'
+      - series: 'otelcol_receiver_refused_spans_total{job="tier1", receiver="otlp"}'
+        values: '0+50x60'
       - series: 'otel_sdk_processor_span_processed_total{job="checkout", error_type="queue_full"}'
         values: '0x20 0+5x30'
       - series: 'otel_sdk_processor_span_processed_total{job="cart"}'
@@ -2319,6 +2341,26 @@ tests:
             exp_annotations:
               summary: tier1 drops spans at a full loadbalancing queue
               runbook_url: https://runbooks.example.com/tracing/exporter-queue
+      - eval_time: 28m
+        alertname: SpansFailedToSend
+        exp_alerts: []
+      - eval_time: 45m
+        alertname: SpansFailedToSend
+        exp_alerts:
+          - exp_labels: {job: tier1, exporter: loadbalancing, severity: ticket}
+            exp_annotations:
+              summary: tier1 fails to send spans through loadbalancing after retries
+              runbook_url: https://runbooks.example.com/tracing/exporter-send
+      - eval_time: 15m
+        alertname: SpansRefusedAtReceiver
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: SpansRefusedAtReceiver
+        exp_alerts:
+          - exp_labels: {job: tier2, receiver: otlp, severity: ticket}
+            exp_annotations:
+              summary: "tier2 refuses over 1% of spans at otlp: memory_limiter is shedding"
+              runbook_url: https://runbooks.example.com/tracing/receiver-refused
       - eval_time: 18m
         alertname: SpansDroppedInTheSdk
         exp_alerts: []
@@ -2442,16 +2484,22 @@ def test_the_alerts_fire_on_losses_and_splits_and_only_on_them(
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
 
 
-@pytest.mark.parametrize("claim", ["checkout-roots", "cart-in-process"])
+@pytest.mark.parametrize(
+    "claim", ["checkout-roots", "cart-in-process", "tier1-refusals"]
+)
 def test_the_alert_replay_can_fail(site: Site, tmp_path: Path, claim: str) -> None:
-    """Claiming that checkout's 0.5% of server roots alerts too, or that
-    cart's timer (0.1% of its spans) does, is rejected."""
+    """Claiming that checkout's 0.5% of server roots alerts too, that cart's
+    timer (0.1% of its spans) does, or that tier 1's 0.5% of refused spans
+    does, is rejected."""
     (tmp_path / "rules.yml").write_text(
         named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
     )
     if claim == "checkout-roots":
         old = "          - exp_labels: {service_name: payment, severity: ticket}\n"
         new = "          - exp_labels: {service_name: checkout, severity: ticket}\n"
+    elif claim == "tier1-refusals":
+        old = "          - exp_labels: {job: tier2, receiver: otlp, severity: ticket}\n"
+        new = "          - exp_labels: {job: tier1, receiver: otlp, severity: ticket}\n"
     else:
         old = "          - exp_labels: {service_name: checkout, severity: ticket}\n"
         new = "          - exp_labels: {service_name: cart, severity: ticket}\n"
@@ -3463,3 +3511,68 @@ def test_the_collector_with_signaltometrics_is_wired_like_the_one_with_count(
     assert counting_problems(cfg, "signaltometrics") == [
         "count's deltas are not made cumulative"
     ]
+
+
+# -- round 16: the random-trace-ID flag, the grace period, the version table -------
+
+
+def test_the_sdk_sends_03_on_its_own_roots_but_keeps_a_callers_01() -> None:
+    """The installed SDK (1.45) is past the 1.42.1 floor the essay sets: a
+    trace it starts carries flags 03, so older Go and Rust propagators would
+    drop it, but a span continuing a caller's 01 trace sends 01 on, as PR
+    #5241 made it. Under 1.42.0 the second header ended in -03 too."""
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
+
+    w3c = TraceContextTextMapPropagator()
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("root"):
+        ours: dict[str, str] = {}
+        w3c.inject(ours)
+    assert ours["traceparent"].endswith("-03"), ours
+    caller = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    with tracer.start_as_current_span("child", context=w3c.extract(caller)):
+        onward: dict[str, str] = {}
+        w3c.inject(onward)
+    assert onward["traceparent"].split("-")[1] == caller["traceparent"].split("-")[1]
+    assert onward["traceparent"].endswith("-01"), onward
+
+    def old_go_extract(header: str) -> bool:
+        """Go's TraceContext.Extract before PR #7834: a version-00 header with
+        flags above 02 yields an empty span context, so a new trace starts."""
+        version, _, _, flags = header.split("-")
+        return not (int(version, 16) == 0 and int(flags, 16) > 2)
+
+    assert old_go_extract(onward["traceparent"])
+    assert not old_go_extract(ours["traceparent"]), "a 03 caller splits at old Go"
+
+
+def test_the_grace_period_holds_the_resolver_lag_and_the_final_export(
+    site: Site,
+) -> None:
+    """The table's parts add up, the preStop sleep outlasts tier 1's DNS
+    resolver interval (5 s by default; the block sets none), and the period
+    is longer than Kubernetes' default of 30 seconds."""
+    rows = {row[0]: int(row[1]) for row in table_rows(
+        site, "Part of terminationGracePeriodSeconds")}
+    dns = tier1_config(site)["exporters"]["loadbalancing"]["resolver"]["dns"]
+    interval = seconds(dns.get("interval", "5s"))
+    assert rows["preStop sleep"] >= 2 * interval
+    assert rows["The period"] == rows["preStop sleep"] + rows[
+        "Final decisions and their export"]
+    assert rows["The period"] > 30
+    stop = paragraph(site, "Stopping costs more than the ring move.")
+    assert "saves nothing the ring move split" in stop
+
+
+def test_the_version_table_names_every_floor_the_prose_sends_readers_to(
+    site: Site,
+) -> None:
+    rows = dict(table_rows(site, "Software"))
+    assert "1.42.1" in rows["OpenTelemetry Python SDK"]
+    assert "1.23" in rows["OpenTelemetry Python SDK"]
+    go_rust = rows["OpenTelemetry Go and Rust propagators"]
+    assert "#7834" in go_rust and "#3436" in go_rust
+    assert "LEFT ANTI JOIN" in rows["ClickHouse"]
+    assert "endpointslices" in rows["loadbalancing exporter, k8s resolver"]

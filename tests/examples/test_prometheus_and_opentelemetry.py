@@ -41,6 +41,13 @@ Checked with real tools:
 * The PromQL blocks are parsed with ``promql-parser`` and their structure is
   asserted.
 
+Review round 14: a fourth NetworkPolicy admits only the Collectors, the peer
+replica and Grafana to Prometheus's port 9090, where the OTLP route lives (a
+pusher holding the Collectors' password is refused); one dead Collector
+tickets and half a tier pages (a promtool replay over a tier of four); the
+missing-metrics guards ticket; PrometheusPeerDown's annotation carries the
+queue countdown the configuration sets and the action the prose decides.
+
 Checked by emulation: Prometheus relabelling (the Collector job keeps only
 port 8888 of a Collector pod, the services job an SDK's 9464 and a legacy
 /metrics port; alert relabelling makes both HA replicas send one

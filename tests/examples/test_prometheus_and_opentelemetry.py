@@ -41,6 +41,13 @@ Checked with real tools:
 * The PromQL blocks are parsed with ``promql-parser`` and their structure is
   asserted.
 
+Review round 14: a fourth NetworkPolicy admits only the Collectors, the peer
+replica and Grafana to Prometheus's port 9090, where the OTLP route lives (a
+pusher holding the Collectors' password is refused); one dead Collector
+tickets and half a tier pages (a promtool replay over a tier of four); the
+missing-metrics guards ticket; PrometheusPeerDown's annotation carries the
+queue countdown the configuration sets and the action the prose decides.
+
 Checked by emulation: Prometheus relabelling (the Collector job keeps only
 port 8888 of a Collector pod, the services job an SDK's 9464 and a legacy
 /metrics port; alert relabelling makes both HA replicas send one
@@ -1188,6 +1195,7 @@ PIPELINE = [
 #: Each alert, the labels it fires with on the broken pipeline, and when.
 FIRES = {
     "CollectorDown": (DEAD_COLLECTOR, "25m"),
+    "CollectorTierDegraded": ({"job": "otel-collector", "tier": "delta"}, "25m"),
     "CollectorRefusing": (RECEIVER, "25m"),
     "CollectorNotSending": (COLLECTOR, "25m"),
     "CollectorNotSendingToReplica": (
@@ -1351,12 +1359,12 @@ def guard_replay(site: Site, names: dict[str, str], *, fires: bool) -> dict[str,
 
 
 @pytest.mark.parametrize("suffixed", [False, True])
-def test_a_renamed_counter_pages_instead_of_going_quiet(
+def test_a_renamed_counter_tickets_instead_of_going_quiet(
     site: Site, tmp_path: Path, suffixed: bool
 ) -> None:
     """Review round 5: with the names the readers serve, the guard is quiet;
     with the names of a reader that keeps `_total`, every Collector rule
-    matches nothing, and the guard pages."""
+    matches nothing, and the guard fires (a ticket since round 15)."""
     override = {"without_type_suffix": False} if suffixed else None
     names = exposed_names(site, override)
     (tmp_path / "alerts.yml").write_text(block(site, "alerts"))
@@ -2833,11 +2841,11 @@ def test_a_fast_clock_is_caught_by_the_host_offset(site: Site, tmp_path: Path) -
      "prometheus_remote_storage_samples_failed_total",
      "prometheus_remote_storage_queue_highest_timestamp_seconds"],
 )  # fmt: skip
-def test_a_renamed_prometheus_metric_pages(
+def test_a_renamed_prometheus_metric_tickets(
     site: Site, tmp_path: Path, gone: str | None
 ) -> None:
     """Review round 6: Prometheus's own metric names are unstable in 3.x; if one
-    the rules read disappears, the guard pages instead of the rules going quiet."""
+    the rules read disappears, the guard fires instead of the rules going quiet."""
     rule = rule_named(site, "PrometheusMetricsMissing")
     inputs = [
         pair[1] for pair in PIPELINE
@@ -3591,3 +3599,81 @@ def test_thanos_and_skyscanner_say_what_their_sources_say(site: Site) -> None:
     assert "Thanos sidecar cannot" not in text
     assert 'the preference set to "DELTA"' in text
     assert "since July 2026" not in text
+
+
+# -- Review round 14 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("down", "fires"), [(0, False), (1, False), (2, True), (3, True)])
+def test_one_dead_collector_tickets_and_half_a_tier_pages(
+    site: Site, tmp_path: Path, down: int, fires: bool
+) -> None:
+    """Round 14, finding 2: one dead pod of a scaled, stateless tier is a cause
+    with no user-visible symptom, so CollectorDown tickets; the page is
+    CollectorTierDegraded, which fires once half of a tier's pods are down
+    (here two of a front tier of four)."""
+    assert rule_named(site, "CollectorDown")["labels"]["severity"] == "ticket"
+    rule = rule_named(site, "CollectorTierDegraded")
+    assert rule["labels"]["severity"] == "page"
+    pods = [{**FRONT, "instance": f"10.1.0.{20 + i}:8888"} for i in range(4)]
+    inputs = [series("up", pod, ("0" if i < down else "1") + "x40")
+              for i, pod in enumerate(pods)]  # fmt: skip
+    fired = {"job": "otel-collector", "tier": "front", **rule["labels"]}
+    expected = [{"exp_labels": fired, "exp_annotations": {
+        k: render(v, fired) for k, v in rule["annotations"].items()}}] if fires else []  # fmt: skip
+    checks = [{"eval_time": "20m", "alertname": rule["alert"], "exp_alerts": expected}]
+    rules, test = one_rule_replay(rule, inputs, checks)
+    assert promtool_replay(tmp_path, rules, test)
+
+
+def test_meta_alerts_ticket_and_the_peer_page_says_what_to_do(site: Site) -> None:
+    """Round 14, finding 2 and 3: the missing-metrics guards are meta-alerts
+    (the Watchdog covers a dead rule path), so they ticket; PrometheusPeerDown
+    pages because its queues count down to global push failure, and its
+    annotation gives the countdown and the action the prose decides."""
+    for name in ("CollectorMetricsMissing", "PrometheusMetricsMissing"):
+        assert rule_named(site, name)["labels"]["severity"] == "ticket"
+    peer = rule_named(site, "PrometheusPeerDown")
+    assert peer["labels"]["severity"] == "page"
+    description = " ".join(peer["annotations"]["description"].split())
+    assert "20 minutes at ten requests a second" in description
+    assert "remove this replica's exporter from both tiers and reload" in description
+    # The countdown is the queue the configuration sets, at the stated rate.
+    for tier in ("front", "delta"):
+        for name, exporter in collector(site, tier)["exporters"].items():
+            if name.startswith("otlp_http/prom-"):
+                assert exporter["sending_queue"]["queue_size"] / 10 / 60 == 20
+    text = prose(site)
+    assert "remove the dead replica's exporters" in text
+
+
+def test_only_collectors_the_peer_and_grafana_reach_prometheus(site: Site) -> None:
+    """Round 14, finding 1: the OTLP route is on Prometheus's own port 9090, so
+    "a leaked password is not enough" needs a policy on the Prometheus pods. A
+    pusher holding the Collectors' password cannot reach 9090 directly."""
+    policies = network_policies(site)
+    prometheus = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    allowed = [
+        {"namespace": "observability",
+         "labels": {"app.kubernetes.io/name": "otel-collector", "app.kubernetes.io/component": tier}}
+        for tier in ("front", "delta")
+    ] + [prometheus, {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "grafana"}}]  # fmt: skip
+    refused = [
+        {"namespace": "shop", "labels": {"telemetry.example.internal/push": "true"}},
+        {"namespace": "shop", "labels": {"app.kubernetes.io/name": "cart"}},
+        # A pod labelled like a Collector in another namespace is not one.
+        {"namespace": "shop", "labels": {"app.kubernetes.io/name": "otel-collector"}},
+        {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "node-exporter"}},
+    ]
+    for src in allowed:
+        assert admitted(policies, prometheus, src, 9090), src
+        assert not admitted(policies, prometheus, src, 9091), src
+    for src in refused:
+        assert not admitted(policies, prometheus, src, 9090), src
+    assert admitted([], prometheus, refused[0], 9090)  # without it, the pusher gets in
+    # Port 9090 is where both tiers push and the peer scrapes.
+    for tier in ("front", "delta"):
+        for name, exporter in collector(site, tier)["exporters"].items():
+            if name.startswith("otlp_http/prom-"):
+                assert ".monitoring.svc:9090/" in exporter["endpoint"]
+    assert "A leaked password is then not enough on its own." in prose(site)

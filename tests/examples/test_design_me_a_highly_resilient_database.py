@@ -69,7 +69,10 @@
   at the next renewal once the flag is closed, and records the trip. Its
   drop-in, beside Patroni's own unit file, and the agent's unit pass
   ``systemd-analyze verify``, which fails once the script they name is
-  missing.
+  missing. Run as systemd runs it for Patroni's unit (``User=postgres``),
+  with the drop-in's ``+`` prefix, the gate renews though the secret is
+  root's and mode 0600; without the prefix it runs as ``postgres``
+  (``runuser``) and fails closed. That test needs root.
 * pgBackRest (Debian's 2.45) knows every option of ``pgbackrest.conf``
   for the command that uses it, with the file's value, and warns of a
   misspelt one. The bucket's JSON has the 45-day compliance lock, a
@@ -2101,6 +2104,18 @@ def test_failover_budget_is_the_estimate_its_settings_give(site: Site) -> None:
     )
     assert table["Total"][0] == f"about {total} s, an estimate"
     assert total <= 120  # the two minutes the scenario promises
+    # etcd's leader lost with the primary: its successor renews every lease
+    # to a full TTL plus one election timeout (lessor.Promote), after an
+    # election of up to three of etcd's default 1 s election timeouts.
+    election_timeout, election = 1, 3
+    both = table["Or, if etcd's leader was in zone A too"]
+    late = ttl + election_timeout + election
+    assert both[0] == f"up to {late} s after the fault"
+    assert "full TTL plus one election timeout" in both[1]
+    assert f"default {election_timeout} s election timeout" in both[1]
+    worst = total - ttl + late  # the lease restarts at the election
+    assert f"about {worst} s if etcd's leader died too" in table["Total"][1]
+    assert worst <= 120
     # The crash path: Patroni's documented worst case with the default 300 s
     # restart window, which the ledger avoids with primary_start_timeout 0.
     text = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes()).astext()
@@ -2256,6 +2271,9 @@ def test_the_budget_counts_what_a_person_handles(site: Site) -> None:
     assert 2 * float(sick[4]) + total - float(sick[4]) > year_budget  # two miss it
     store = next(row for row in classes if row[0].startswith("Fence store"))
     assert float(store[2]) == 0.5 and "at most one every two years" in prose
+    # What the count leaves out is named wherever the figure appears.
+    assert "99.99% outside declared disasters" in prose
+    assert "The counted rows leave one minute" in prose and budget - used == 1
 
 
 # -- A measured failover: three Patroni nodes and etcd on loopback --------------

@@ -69,7 +69,10 @@
   at the next renewal once the flag is closed, and records the trip. Its
   drop-in, beside Patroni's own unit file, and the agent's unit pass
   ``systemd-analyze verify``, which fails once the script they name is
-  missing.
+  missing. Run as systemd runs it for Patroni's unit (``User=postgres``),
+  with the drop-in's ``+`` prefix, the gate renews though the secret is
+  root's and mode 0600; without the prefix it runs as ``postgres``
+  (``runuser``) and fails closed. That test needs root.
 * pgBackRest (Debian's 2.45) knows every option of ``pgbackrest.conf``
   for the command that uses it, with the file's value, and warns of a
   misspelt one. The bucket's JSON has the 45-day compliance lock, a
@@ -2101,6 +2104,18 @@ def test_failover_budget_is_the_estimate_its_settings_give(site: Site) -> None:
     )
     assert table["Total"][0] == f"about {total} s, an estimate"
     assert total <= 120  # the two minutes the scenario promises
+    # etcd's leader lost with the primary: its successor renews every lease
+    # to a full TTL plus one election timeout (lessor.Promote), after an
+    # election of up to three of etcd's default 1 s election timeouts.
+    election_timeout, election = 1, 3
+    both = table["Or, if etcd's leader was in zone A too"]
+    late = ttl + election_timeout + election
+    assert both[0] == f"up to {late} s after the fault"
+    assert "full TTL plus one election timeout" in both[1]
+    assert f"default {election_timeout} s election timeout" in both[1]
+    worst = total - ttl + late  # the lease restarts at the election
+    assert f"about {worst} s if etcd's leader died too" in table["Total"][1]
+    assert worst <= 120
     # The crash path: Patroni's documented worst case with the default 300 s
     # restart window, which the ledger avoids with primary_start_timeout 0.
     text = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes()).astext()
@@ -2256,6 +2271,9 @@ def test_the_budget_counts_what_a_person_handles(site: Site) -> None:
     assert 2 * float(sick[4]) + total - float(sick[4]) > year_budget  # two miss it
     store = next(row for row in classes if row[0].startswith("Fence store"))
     assert float(store[2]) == 0.5 and "at most one every two years" in prose
+    # What the count leaves out is named wherever the figure appears.
+    assert "99.99% outside declared disasters" in prose
+    assert "The counted rows leave one minute" in prose and budget - used == 1
 
 
 # -- A measured failover: three Patroni nodes and etcd on loopback --------------
@@ -3024,7 +3042,7 @@ def test_every_start_of_patroni_passes_the_fence_gate(
     drop-in is loaded and its ExecStartPre= is the gate's check."""
     assert Path(SYSTEMD_ANALYZE).exists(), "no systemd-analyze (Debian package systemd)"
     dropin = block(site, "fence-gate")
-    assert re.search(rf"^ExecStartPre={re.escape(FENCE)} check$", dropin, re.M)
+    assert re.search(rf"^ExecStartPre=\+{re.escape(FENCE)} check$", dropin, re.M)
     assert "[Service]" in dropin and "Restart=" not in dropin  # Patroni's stays
     gate = fence_script(site, tmp_path)
     units = tmp_path / "units"
@@ -3260,6 +3278,70 @@ def test_the_fence_gate_fails_closed(site: Site, tmp_path: Path) -> None:
             os.kill(etcd.pid, signal.SIGCONT)
         wait_until(lambda: check(script, env) == 0, "the store to answer again", 20)
     assert systemctl_calls(tmp_path) == []  # the gate only decides
+
+
+def gate_as_systemd_runs_it(dropin: str, unit: str, script: Path) -> list[str]:
+    """The drop-in's ExecStartPre= as systemd would run it for *unit*: with a
+    "+" prefix, with full privileges whatever User= says (systemd.service(5));
+    without one, as the unit's User=."""
+    line = re.search(rf"^ExecStartPre=([-+!@:]*){re.escape(FENCE)} (\S+)$", dropin, re.M)
+    assert line, dropin
+    prefix, verb = line.groups()
+    user = re.search(r"^User=(\S+)$", unit, re.M)
+    command = ["bash", str(script), verb]
+    if "+" in prefix or not user:
+        return command
+    return ["runuser", "-u", user.group(1), "--", *command]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None,
+    reason="running the gate as another user needs root and runuser",
+)
+def test_the_gate_passes_when_systemd_runs_it_for_a_postgres_unit(
+    site: Site, tmp_path: Path
+) -> None:
+    """Patroni's unit (and Debian's PgBouncer unit) run as postgres, and the
+    host's secret is root's, mode 0600. The gate, run as the drop-in tells
+    systemd to run it, renews on an open flag; the same command without its
+    "+" prefix, run as postgres, cannot read the secret and fails closed."""
+    user = re.search(r"^User=(\S+)$", PATRONI_UNIT, re.M)
+    assert user and user.group(1) == "postgres"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user on this machine")
+    dropin = block(site, "fence-gate")
+    script = fence_script(site, tmp_path)
+    for folder in [tmp_path, *tmp_path.parents]:  # postgres may walk to the files
+        if folder == Path("/"):
+            break
+        folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
+    with fence_store(tmp_path) as (_, client):
+        set_flag(client, "open")
+        env = fence_env(tmp_path, client)
+        secret = Path(env["FENCE_SECRET"])
+        os.chown(secret, 0, 0)
+        secret.chmod(0o600)
+        setting = [f"{k}={v}" for k, v in env.items()]
+
+        def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+            runuser = command[: command.index("--") + 1] if "--" in command else []
+            rest = command[len(runuser) :]
+            return subprocess.run(
+                [*runuser, "env", "-i", *setting, *rest],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+
+        gated = run(gate_as_systemd_runs_it(dropin, PATRONI_UNIT, script))
+        assert gated.returncode == 0, gated.stderr
+        unprefixed = dropin.replace(f"ExecStartPre=+{FENCE}", f"ExecStartPre={FENCE}")
+        as_postgres = run(gate_as_systemd_runs_it(unprefixed, PATRONI_UNIT, script))
+        assert as_postgres.returncode == 2, as_postgres.stderr
+        assert "Permission denied" in as_postgres.stderr
 
 
 def test_a_host_may_renew_but_never_write_a_flag(site: Site, tmp_path: Path) -> None:

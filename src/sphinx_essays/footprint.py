@@ -9,7 +9,7 @@ about 100 KB a page, or a gigabyte at 10,000 essays. Nothing reads a page's
 doctree again once the page is resolved, so this module drops its bytes then.
 A later read of the same page, if any, loads the file from disk again.
 
-The parallel write has a second leak of the same size. The main process
+The parallel write had a second leak that grew with the site. The main process
 resolves the pages a chunk at a time and hands each chunk to a worker, but
 Sphinx's :class:`~sphinx.util.parallel.ParallelTasks` queues a chunk without
 waiting when every worker is busy. Resolving is faster than writing, so the

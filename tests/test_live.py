@@ -229,3 +229,86 @@ def test_a_problem_stands_until_its_file_is_saved_or_its_page_rewritten(
     assert carry_over([problem], [], src, out, 0.0, reported) == []
     # Reported again: once, as this rebuild says it.
     assert carry_over([problem], [problem], src, out, since, reported) == [problem]
+
+
+def test_the_warm_application_is_kept_between_rebuilds_and_builds_as_fresh(
+    rootdir: Path, tmp_path: Path
+) -> None:
+    """Rebuilds reuse one application and the environment it holds in memory
+    (no unpickling), write what a fresh build writes, and start again from
+    disk after ``conf.py`` changes or a build fails."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    from warm_autobuild import WarmSphinx
+
+    source, out = tmp_path / "src", tmp_path / "out"
+    shutil.copytree(rootdir / "test-essays-valid", source)
+    args = ["-q", "-b", "html", "-d", str(tmp_path / "doctrees"), str(source), str(out)]
+    warm = WarmSphinx()
+    assert warm.build(args) == 0
+    first = warm.app
+    assert first is not None
+
+    essay = source / "essays/observability/sample-essay.md"
+    essay.write_text(essay.read_text().replace("makes a claim", "makes a warm claim"))
+    assert warm.build(args) == 0
+    assert warm.app is first, "the rebuild made a new application"
+    assert warm.warnings.getvalue() == ""
+    page = out / "essays/observability/sample-essay.html"
+    assert "makes a warm claim" in page.read_text()
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(source, fresh)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-q",
+            "-b",
+            "html",
+            str(fresh),
+            str(fresh / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")}
+    assert pages == {
+        p.relative_to(fresh / "out").as_posix() for p in (fresh / "out").rglob("*.html")
+    }
+    differ = [
+        name
+        for name in sorted(pages)
+        if (out / name).read_bytes() != (fresh / "out" / name).read_bytes()
+    ]
+    assert differ == []
+
+    # A warning is this build's alone: the next clean build reports none.
+    essay.write_text(
+        essay.read_text().replace("topic: observability", "topic: nowhere")
+    )
+    assert warm.build(args) == 0
+    assert "topic 'nowhere' is not a topic" in warm.warnings.getvalue()
+    essay.write_text(
+        essay.read_text().replace("topic: nowhere", "topic: observability")
+    )
+    assert warm.build(args) == 0
+    assert warm.warnings.getvalue() == ""
+    assert warm.app is first
+
+    # A changed conf.py makes a new application.
+    conf = source / "conf.py"
+    conf.write_text(conf.read_text() + "\n# changed\n")
+    assert warm.build(args) == 0
+    assert warm.app is not first
+
+    # A failed build drops the application; the next one starts from disk.
+    good = conf.read_text()
+    conf.write_text(good + "\nthis is not python\n")
+    assert warm.build(args) == 2
+    assert warm.app is None
+    conf.write_text(good + "\n# fixed\n")
+    assert warm.build(args) == 0
+    assert warm.app is not None

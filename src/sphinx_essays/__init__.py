@@ -10,6 +10,7 @@ Each module registers one concept:
 * :mod:`.header` -- the block under each essay's title;
 * :mod:`.listing` -- the ``essay-list`` directive;
 * :mod:`.overflow` -- long lists on web pages: the first few, then the rest;
+* :mod:`.paging` -- long index pages on the website, cut into several;
 * :mod:`.relations` -- links, tags, terms and mentions between essays, indexed
   once per build;
 * :mod:`.related` -- "Related essays" at the end of each essay;
@@ -71,6 +72,7 @@ from sphinx_essays import (
     navigation,
     overflow,
     pagetext,
+    paging,
     previews,
     quiet,
     related,
@@ -123,6 +125,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     header.setup(app)
     listing.setup(app)
     overflow.setup(app)
+    paging.setup(app)
     related.setup(app)
     backlinks.setup(app)
     glossary.setup(app)

@@ -65,6 +65,10 @@ class EssaysConfig:
     essays that use a glossary term, the sentences that cite a source. The
     PDF and the EPUB list everything."""
 
+    index_page_kb: int = field(default=64, metadata={"rebuild": "html"})
+    """How many kilobytes of rows one page of a generated index holds on the
+    website before the rest go on further pages (:mod:`.paging`)."""
+
     feed_filename: str = "atom.xml"
     """Where the Atom feed is written, relative to the HTML output folder."""
 
@@ -128,6 +132,7 @@ class EssaysConfig:
             "words_per_minute",
             "related_count",
             "list_limit",
+            "index_page_kb",
             "sources_max_age",
         ):
             value = getattr(self, name)

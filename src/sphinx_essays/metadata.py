@@ -472,10 +472,19 @@ def generated_description(app: Sphinx, pagename: str) -> str | None:
     """What a page Sphinx generates (not from a source file) is for."""
     if pagename in GENERATED:
         return GENERATED[pagename]
+    # A further page of an index cut into pages (:mod:`.paging`): "-2", ...
+    name, _, number = pagename.rpartition("-")
     for domain in app.env.domains.sorted():
         for index in domain.indices:
+            description = getattr(index, "description", None)
             if pagename == f"{domain.name}-{index.name}":
-                return getattr(index, "description", None)
+                return description
+            if (
+                description
+                and number.isdigit()
+                and name == f"{domain.name}-{index.name}"
+            ):
+                return f"{description.removesuffix('.')} (page {number})."
     return None
 
 

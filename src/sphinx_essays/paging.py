@@ -127,7 +127,6 @@ def context(pages: list[Page], number: int, title: str) -> dict[str, Any]:
         "index_pages": [
             (other.pagename, other.label(), other is page) for other in pages
         ],
-        "index_page_number": number + 1,
         "index_groups": list(starts.items()),
         "index_continued": continued,
     }

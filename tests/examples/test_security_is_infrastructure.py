@@ -2676,6 +2676,8 @@ LIKE = "StringLike"
         # A public probe saw CreateRole accept each of these (Dashtid/subvectors).
         {LIKE: {f"{PROVIDER}:sub": "repo:*"}},
         {LIKE: {f"{PROVIDER}:sub": ["repo:acme/x", "*"]}},
+        # The probe saw IAM read a list's first value; the lint reads them all.
+        exact([PRODUCTION, PRODUCTION.replace(":production", ":staging")]),
         # IAM's message names job_workflow_ref as an alternative to sub.
         {
             "StringEquals": {
@@ -2684,7 +2686,7 @@ LIKE = "StringLike"
             }
         },
     ],
-    ids=["repo-star", "tight-then-star", "workflow-only"],
+    ids=["repo-star", "tight-then-star", "second-environment", "workflow-only"],
 )
 def test_the_lint_refuses_what_iam_s_guardrail_accepts(
     lint: Any, trust_policy: dict, condition: dict

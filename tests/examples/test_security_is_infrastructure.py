@@ -1025,7 +1025,7 @@ def test_each_service_reaches_its_aws_endpoints_and_database_and_nothing_else(
     assert service["kind"] == "NetworkPolicy"
     assert service["metadata"]["namespace"] == "payments"
     # One service, not the namespace: what one calls, another need not reach.
-    assert service["spec"]["podSelector"] == {"matchLabels": {"app": "payments-api"}}
+    assert service["spec"]["podSelector"] == {"matchLabels": {"app": "payments"}}
     assert service["spec"]["policyTypes"] == ["Egress"]
     paths = set()
     for rule in service["spec"]["egress"]:
@@ -2662,3 +2662,73 @@ def test_the_record_test_treats_incidents_as_clusters() -> None:
     assert "a random effect per incident" in prose
     assert "shuffles whole incidents" in prose
     assert "each kind of source is a stratum" in prose
+
+
+# Round 17: what IAM's own guardrail lets through, the naming convention the
+# rollout relies on, and the wording the round-16 review disputed.
+
+LIKE = "StringLike"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        # A public probe saw CreateRole accept each of these (Dashtid/subvectors).
+        {LIKE: {f"{PROVIDER}:sub": "repo:*"}},
+        {LIKE: {f"{PROVIDER}:sub": ["repo:acme/x", "*"]}},
+        # The probe saw IAM read a list's first value; the lint reads them all.
+        exact([PRODUCTION, PRODUCTION.replace(":production", ":staging")]),
+        # IAM's message names job_workflow_ref as an alternative to sub.
+        {
+            "StringEquals": {
+                f"{PROVIDER}:aud": "sts.amazonaws.com",
+                f"{PROVIDER}:job_workflow_ref": RELEASE_REF,
+            }
+        },
+    ],
+    ids=["repo-star", "tight-then-star", "second-environment", "workflow-only"],
+)
+def test_the_lint_refuses_what_iam_s_guardrail_accepts(
+    lint: Any, trust_policy: dict, condition: dict
+) -> None:
+    condition = {op: dict(keys) for op, keys in condition.items()}
+    condition.setdefault("StringEquals", {})[f"{PROVIDER}:aud"] = "sts.amazonaws.com"
+    found = lint(with_condition(trust_policy, condition))
+    assert any("not one repository and environment" in p for p in found), found
+    prose = " ".join(ESSAY.read_text().split())
+    assert "scopes neither `sub` nor `job_workflow_ref`" in prose
+    assert "checks no `sub`, or only a wildcard" not in prose  # the round-16 wording
+
+
+def test_the_rollout_names_one_service_everywhere(platform: dict, site: Site) -> None:
+    """Round 17: `kubectl set image deployment/$SERVICE $SERVICE=...` assumes the
+    repository, namespace, Deployment and container share one name. The step
+    says so, and the namespace template and the per-service policy use it."""
+    rollout = step_named(platform, "deploy", "roll out")
+    assert rollout["env"]["SERVICE"] == "${{ github.event.repository.name }}"
+    assert (
+        'kubectl --namespace "$SERVICE" set image "deployment/$SERVICE"'
+        in rollout["run"]
+    )
+    assert '"$SERVICE=ghcr.io/$REPOSITORY@$DIGEST"' in rollout["run"]
+    text = block(site, "platform")
+    assert "repository, namespace, Deployment and\n        # container share one name" in text
+    docs = list(yaml.safe_load_all(block(site, "netpol")))
+    name = CONTEXT["REPOSITORY"].split("/")[1]
+    assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == name
+    assert docs[4]["spec"]["podSelector"] == {"matchLabels": {"app": name}}
+
+
+def test_the_prose_follows_the_round_16_review() -> None:
+    prose = " ".join(ESSAY.read_text().split())
+    # The ceiling is calendar time, as CEILING = 48 * HOUR is.
+    assert "two working days" not in prose
+    assert "two calendar days, paged around the clock" in prose
+    # The embedded model costs more people; it does not only move them.
+    assert "not how many" not in prose
+    assert "This costs more people than a central team" in prose
+    # BSRS is neutral on reporting lines, not on who builds controls.
+    assert "On that question" not in prose
+    assert "an isolated team of people who can't mandate" in prose
+    # The negative mean time-to-exploit comes from counting zero-days.
+    assert "pulled there by zero-days" in prose

@@ -2371,7 +2371,13 @@ def test_the_sign_in_order_departs_from_erc6492_only_for_delegated_accounts(
         assert order(wallet, as_wallet, wallet_signature, wallet_code.get, owner_check)
         assert not order(wallet, as_wallet, wallet_signature, wallet_code.get, refuses)
     prose = " ".join(page_text(site).split())
-    assert "deliberately breaks ERC-6492's mandatory order" in prose
+    # Review round 16, finding 7: the reason for the departure sits in the
+    # body, next to the rule it breaks.
+    assert "That order breaks ERC-6492's" in prose
+    assert (
+        "the key can replace the delegate at will" in prose
+        and "protects nothing against the key" in prose
+    )
     assert (
         "safe only because acceptance needs a match with the claimed address" in prose
     )

@@ -2371,7 +2371,13 @@ def test_the_sign_in_order_departs_from_erc6492_only_for_delegated_accounts(
         assert order(wallet, as_wallet, wallet_signature, wallet_code.get, owner_check)
         assert not order(wallet, as_wallet, wallet_signature, wallet_code.get, refuses)
     prose = " ".join(page_text(site).split())
-    assert "deliberately breaks ERC-6492's mandatory order" in prose
+    # Review round 16, finding 7: the reason for the departure sits in the
+    # body, next to the rule it breaks.
+    assert "That order breaks ERC-6492's" in prose
+    assert (
+        "the key can replace the delegate at will" in prose
+        and "protects nothing against the key" in prose
+    )
     assert (
         "safe only because acceptance needs a match with the claimed address" in prose
     )
@@ -2603,3 +2609,32 @@ def test_the_chapter_keeps_one_example_per_mechanism_and_the_appendix_the_rest(
     assert len(tables) == 2
     assert len(tables[0].find("tbody").find_all("tr")) <= 8
     assert "Host clock offset" in tables[1].get_text()
+
+
+def test_the_sizing_table_dates_every_figure(site: Site) -> None:
+    """Review round 16, finding 4: each disk figure carries the block or
+    month it was measured at, and its client's own page, so a reader can
+    tell how stale it is; and the advice to measure your own follows it."""
+    from bs4 import BeautifulSoup
+
+    html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
+    tables = [
+        t
+        for t in BeautifulSoup(html, "html.parser").find_all("table")
+        if "Disk the client documents" in t.find("tr").get_text()
+    ]
+    assert len(tables) == 1
+    rows = tables[0].find("tbody").find_all("tr")
+    assert len(rows) >= 3
+    previous = None
+    for row in rows:
+        client, disk, measured, also = (
+            " ".join(c.get_text(" ").split()) for c in row.find_all("td")
+        )
+        assert re.search(r"\d+(\.\d+)? TB", disk), client
+        dated = re.search(r"Block [\d,]+, (\d+ )?\w+ 20\d\d", measured)
+        assert dated or (measured.startswith("The same") and previous), client
+        previous = measured
+        assert row.find("a", href=re.compile("#")), f"{client} cites no source"
+    text = " ".join(page_text(site).split())
+    assert "measure each data directory's growth per day" in text

@@ -2454,7 +2454,7 @@ def test_round_16_additions_are_stated_as_their_sources_say(site: Site) -> None:
     for claim in (
         "On 14 November 2024 a bug handed Cloudflare's log forwarder a blank"
         " configuration",
-        "a failsafe meant to prevent loss forwarded every customer's logs",
+        "a failsafe meant to prevent loss forwarded the logs of every customer",
         "about forty times its usual number of buffers",
         "For about 3.5 hours Cloudflare lost about 55% of the logs it pushes",
         "test every fail-open path at full load",

@@ -14,10 +14,13 @@ and breaks on a histogram), the share-of-target-limit alert (replayed on a
 rollout's 90 and 120 targets against a model of how a Deployment rolls, with
 terminating pods counted), the recording rule (replayed on float counters, since promtool
 2.42 has no native-histogram input notation), the top-series query, the
-budget meters and alerts (fed the essay's planned traffic, then traffic a
-quarter over plan, with a second Collector tier the span meter must not
-count, then the autoscaler's 60 pods at plan, which the per-pod series alert
-must not take for a regression; a job-wide sum is shown to fire there), the
+budget meters and alerts (fed the essay's planned traffic, the log plan
+being the sampled canonical lines, then traffic over plan, with the log
+sampler failing open, a remote-write queue dropping the recorded NHCBs
+beside the per-pod histograms it drops on purpose, and a second Collector
+tier the span meter must not count, then the autoscaler's 60 pods at plan,
+which the per-pod series alert must not take for a regression; a job-wide
+sum is shown to fire there), the
 Kubernetes Events receiver config is checked structurally (the current
 ``k8s_objects`` and ``otlp_grpc`` names, watch mode, an enabled leader
 elector; no Collector runs here) and the claim that dropping
@@ -51,6 +54,12 @@ counting (``scrape/scrape.go``), and the documented effect of
 ``always_scrape_classic_histograms``; 2.42 shows only the classic case, a
 histogram of 22,400 samples failing the scrape. promtool replays the
 near-limit alert, including a target without a limit.
+
+No remote-write receiver runs here either: that remote write sends no
+native histograms unless ``send_native_histograms`` is on (even under the
+2.0 message, whatever the configuration page says) and drops NHCBs on the
+1.0 message was read in ``storage/remote/queue_manager.go``, and its drop
+reasons are transcribed below (``REMOTE_WRITE_DROP_REASONS``).
 
 Many assertions only check that a phrase appears on the page: they tie the
 prose to the computed figure (``test_prose_arithmetic_outside_code_blocks``
@@ -217,7 +226,7 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     )
     # A recording rule adds series to the head; only pre-ingestion
     # aggregation removes the target factor.
-    assert "they join the head rather than replace anything there" in text
+    assert "Its 1,600 series do not grow with the pods, but they add to the head" in text
     assert "Only aggregation before ingestion takes the target factor out" in text
 
 
@@ -252,7 +261,10 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     # The kubelet checks sizes every 10 s (containerLogMonitorInterval), so
     # files overshoot and loss starts later than the arithmetic says.
     assert "checks sizes every 10 seconds" in text
-    assert "once it falls more than about a minute behind" in text
+    # The newest rotated file stays uncompressed, so loss starts nearer 80 s
+    # than 40 s, plus the check interval: no sharp edge (round 16).
+    assert "once it falls a minute or so behind" in text
+    assert "more than about a minute behind" not in text
     assert "falls 40 to 80 seconds behind" not in text
     assert "three minutes" not in text
 
@@ -282,6 +294,14 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     )
     sampled = canonical * (0.015 + 0.985 / 10)  # errors and slow kept too
     assert sampled < 1_048_576 and "well under 1 MB/s" in text
+    # The sampled stream is the plan the budget alerts on (round 16: the
+    # alert was set for the unsampled 345 GB, eleven times the design).
+    assert round(sampled * day / 1e9) == 39
+    assert "it falls to about 39 GB a day, well under 1 MB/s" in text
+    assert "345 GB is the ceiling if the sampler fails open" in text
+    # Failing open multiplies the volume by 1 / 0.1135, about nine.
+    assert round(canonical / sampled) == 9
+    assert "A checkout sampler that fails open multiplies volume ninefold" in text
 
     # OpenTelemetry's cap as backend series.
     assert 2_000 * pods == 60_000 and "60,000 backend series" in text
@@ -323,7 +343,8 @@ def test_prose_arithmetic_outside_code_blocks(site: Site) -> None:
     assert 1_600 * pods == 48_000 > 1.25 * 1_600
     assert "per pod, planned here at the histogram's 1,600" in text
     assert "60 pods are not a cardinality regression" in text
-    assert "planned here at 345 GB a day of canonical lines" in text
+    assert "planned here at 39 GB a day of sampled canonical lines" in text
+    assert "planned here at 345 GB a day" not in text
     assert "144 MB" not in text  # a float series' memory, not a histogram's
 
 
@@ -815,7 +836,7 @@ def test_target_limit_covers_the_autoscalers_maximum_and_a_surge(site: Site) -> 
     two_generations = replicas + surge + 2 * replicas
     assert two_generations == 195 <= job["target_limit"] == 200
     assert overlap <= job["target_limit"]
-    # A third generation passes it, as the prose admits.
+    # A third generation passes it; the prose sizes for two.
     assert replicas + surge + 3 * replicas > job["target_limit"]
     # The round-14 value, 80 (replicas + maxSurge + slack), failed the job in
     # the rollout's first step; the model shows it.
@@ -825,18 +846,25 @@ def test_target_limit_covers_the_autoscalers_maximum_and_a_surge(site: Site) -> 
     assert "they exit adds a generation: 75 counted + 2 x 60 = 195." in code
     text = page_text(site)
     assert "Past target_limit the whole job goes dark" in text
-    assert "A Deployment does not count terminating pods against maxSurge" in text
+    assert "Terminating pods count: a Deployment does not count them against" in text
     assert "puts 15 into Terminating and starts 30 new ones: 90 targets" in text
-    assert "one rollout peaks at 60 new plus 60 terminating: 120" in text
-    assert "and 30 of the third make 150" in text
-    assert "195, and set 200" in text
+    assert "One rollout peaks at 60 new pods beside 60 terminating ones: 120" in text
+    assert "adds a generation, 150 pods" in text
+    assert (
+        "So size for 195, the 75 pods maxSurge lets run beside two terminating"
+        " generations, and set 200" in text
+    )
     assert ": 135" not in text
-    assert "a 15-replica rollout put 3 pods into Terminating and start 7 new" in text
     # kubernetes#95498: 7 new = maxSurge 4 + maxUnavailable 3, by design;
     # the excess is the 3 terminating pods on top of 15 + 4 = 19.
     assert -(-15 * 25 // 100) + 15 * 25 // 100 == 7 and 12 + 7 + 3 == 22
-    assert "as maxSurge plus maxUnavailable allow" in text
-    assert "So 22 pods ran where the reporter expected at most 19" in text
+    assert "at 15 replicas, 22 pods where he expected at most 19" in text
+    # Round 16: the rollout arithmetic lives in the appendix, not the body,
+    # and KEP-5882 went with the runbook detail.
+    assert text.index("The appendix works the numbers for checkout") < text.index(
+        "Appendix: configurations and limits"
+    ) < text.index("90 targets")
+    assert "KEP-5882" not in text
     assert "where the surge alone allowed 4" not in text
     assert "prometheus_target_scrape_pool_exceeded_target_limit_total counts it" in text
 
@@ -1026,8 +1054,11 @@ def test_labeldrop_keeps_one_users_value_not_a_total(
         server.shutdown()
     text = page_text(site)
     assert "one arbitrary user's value, not a total" in text
-    assert "Prometheus appends the first in exposition order" in text
-    assert "From 2.52 it rejects the rest as duplicates" in text
+    # 2.52 (#12933) added the counting, not the dropping: 2.42 above keeps
+    # the first and drops the rest with the counter at zero (round 16).
+    assert "Prometheus keeps the first in exposition order and drops the rest" in text
+    assert "Before 2.52 it dropped them silently; since 2.52 it also counts" in text
+    assert "From 2.52 it rejects the rest" not in text
     assert "prometheus_target_scrapes_sample_duplicate_timestamp_total" in text
 
 
@@ -1927,6 +1958,7 @@ def _budget_tests(
     rss: int = 0,
     pods: int = 30,
     refused: int = 0,
+    nhcb_dropped: int = 0,
 ):
     series = [
         {
@@ -1943,6 +1975,21 @@ def _budget_tests(
             "values": f"0+{refused * 60}x180",
         }
     )
+    # Remote write: write_relabel_configs drops the per-pod histograms on
+    # purpose (reason dropped_series) at every scrape; a 1.0 queue also drops
+    # the recorded NHCBs (nhcb_in_rw1_not_supported, queue_manager.go).
+    for reason, per_minute in (
+        ("dropped_series", 48_000 * 4),
+        ("nhcb_in_rw1_not_supported", nhcb_dropped),
+    ):
+        series.append(
+            {
+                "series": "prometheus_remote_storage_histograms_dropped_total"
+                '{job="prometheus",instance="p1",remote_name="lts",'
+                f'url="http://lts:9201/write",reason="{reason}"}}',
+                "values": f"0+{per_minute}x180",
+            }
+        )
     series.append(
         {
             "series": 'scrape_samples_post_metric_relabeling{job="node",'
@@ -2004,7 +2051,12 @@ BUDGET_ALERTS = {
     "CheckoutLogsRateLimited": {"tenant": "checkout"},
     "SpansOverBudget": {"job": "otelcol-gateway"},
     "KeptSpansOverBudget": {"job": "otelcol-sampler"},
+    "RemoteWriteDroppingHistograms": {"remote_name": "lts"},
 }
+
+# The plan: one 2 KB canonical line per request, errors (0.5%) and slow
+# requests (1%) kept, 1 in 10 of the rest: 454,000 bytes a second.
+SAMPLED_LOG_RATE = round(2_000 * 2_000 * (0.015 + 0.985 / 10))
 
 
 def budget_tests() -> str:
@@ -2013,7 +2065,10 @@ def budget_tests() -> str:
         "input_series": _budget_tests(
             # The head at just under the planned peak: the histogram's
             # 1.44 million plus the other jobs' 360,000.
-            samples=1_600, head=1_790_000, log_rate=4_000_000, span_rate=50_000
+            samples=1_600,
+            head=1_790_000,
+            log_rate=SAMPLED_LOG_RATE,
+            span_rate=50_000,
         ),
         "promql_expr_test": [
             {
@@ -2031,7 +2086,7 @@ def budget_tests() -> str:
                 "expr": "round(tenant:loki_distributor_bytes_received:"
                 "rate1h_per_day / 1e9)",
                 "eval_time": "2h",
-                "exp_samples": [{"labels": '{tenant="checkout"}', "value": 346}],
+                "exp_samples": [{"labels": '{tenant="checkout"}', "value": 39}],
             },
             {
                 "expr": "round(job:otelcol_receiver_accepted_spans:rate1h)",
@@ -2054,11 +2109,13 @@ def budget_tests() -> str:
         "input_series": _budget_tests(
             samples=2_100,
             head=2_000_000,
-            log_rate=8_000_000,
+            # The sampler failing open: every canonical line, 345 GB a day.
+            log_rate=4_000_000,
             span_rate=70_000,
             kept=4_500,
             rss=9_000_000_000,
             refused=4_000_000,
+            nhcb_dropped=1_600 * 4,
         ),
         "alert_rule_test": [
             _alert(
@@ -2075,7 +2132,7 @@ def budget_tests() -> str:
         "input_series": _budget_tests(
             samples=1_600,
             head=1_440_000,
-            log_rate=4_000_000,
+            log_rate=SAMPLED_LOG_RATE,
             span_rate=50_000,
             pods=60,
         ),
@@ -2107,6 +2164,7 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     records = {r["record"]: r["expr"] for r in group["rules"] if "record" in r}
     alerts = {r["alert"]: r for r in group["rules"] if "alert" in r}
     assert len(records) == 4 and set(alerts) == set(BUDGET_ALERTS)
+    assert SAMPLED_LOG_RATE == 454_000
     for rule in alerts.values():
         assert rule["for"] in {"30m", "1h"} and rule["labels"]["severity"] == "ticket"
     # The series meter is each pod's samples after relabelling, not the
@@ -2118,7 +2176,7 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     (spans,) = [e for e in records.values() if "accepted_spans" in e]
     assert 'job="otelcol-gateway"' in spans and 'receiver="otlp"' in spans
     # Thresholds: a quarter over the plans the prose states.
-    for plan in ("1.25 * 1600", "1.25 * 345e9", "1.25 * 50000", "1.25 * 3250"):
+    for plan in ("1.25 * 1600", "1.25 * 39e9", "1.25 * 50000", "1.25 * 3250"):
         assert sum(plan in r["expr"] for r in alerts.values()) == 1, plan
     # The kept-span meter reads the samplers' exporters, not a receiver.
     (kept,) = [e for e in records.values() if "sent_spans" in e]
@@ -2160,6 +2218,18 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert at_capacity != code
     (tmp_path / "rules.yml").write_text(at_capacity, encoding="utf-8")
     assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    # Nor does the remote-write alert count the per-pod histograms that
+    # write_relabel_configs drops on purpose: it would fire within plan.
+    on_purpose = code.replace('{reason!="dropped_series"}', "")
+    assert on_purpose != code
+    (tmp_path / "rules.yml").write_text(on_purpose, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    # Nor is the log budget the unsampled ceiling: at 1.25 * 345e9 the
+    # sampler failing open, ninefold, would not fire it.
+    unsampled = code.replace("1.25 * 39e9", "1.25 * 345e9")
+    assert unsampled != code
+    (tmp_path / "rules.yml").write_text(unsampled, encoding="utf-8")
+    assert _promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
     # Nor does the logs meter read bytes a second.
     per_second = code.replace(" * 86400", "")
     assert per_second != code
@@ -2174,14 +2244,17 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     )
     assert "logs and traces on gigabytes ingested and retained" in text
     # Loki's default ingestion_rate_mb, 4 MiB/s (pkg/validation/limits.go),
-    # is under the alert threshold, so the plan raises it to 6.
+    # is far above the sampled plan's alert and still passes the unsampled
+    # lines on an average day, so the defaults stand (round 16).
     day = 86_400
-    default, raised = 4 * 2**20 * day, 6 * 2**20 * day
-    threshold = 1.25 * 345e9
-    assert round(default / 1e9) == 362 and round(threshold / 1e9) == 431
-    assert default < threshold < raised
-    assert "only about 362 GB a day, below the alert's 431 GB" in text
-    assert "raise the tenant's ingestion_rate_mb to 6" in text
+    default = 4 * 2**20 * day
+    threshold = 1.25 * 39e9
+    assert round(default / 1e9) == 362 and round(threshold / 1e9) == 49
+    assert threshold < 345e9 < default
+    assert "The alert fires at 49 GB" in text
+    assert "about 362 GB a day, stays" in text
+    assert "it passes even the 345 GB of unsampled lines on an average day" in text
+    assert "raise the tenant's ingestion_rate_mb" not in text
     # The burst is per distributor even under the global strategy
     # (limits_config: ingestion_burst_size_mb, default 6).
     assert "6 MB by default and applied per distributor even under the default" in text
@@ -2194,6 +2267,10 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert "about 1.3 MB/s, 112 GB a day before compression" in text
     assert 50_000 * 30 == 1_500_000 and 2_000 * 30 == 60_000
     assert "the tier buffers about 1.5 million spans" in text
+    # In bytes (round 16): 400 bytes a span on the wire.
+    assert 1_500_000 * 400 == 600_000_000
+    assert "600 MB at their wire size, more once decoded" in text
+    assert "Measure the heap per buffered span before sizing the tier" in text
     assert "of the 60,000 traces begun in that window" in text
     assert "processed, written" not in text
 
@@ -2253,9 +2330,9 @@ def test_protobuf_cost_and_trace_flags_are_stated_as_their_sources_say(
     )
     assert "heavier to parse" not in text
     assert "the native-histograms feature flag before it" in text
-    # Under 00 an SDK may still record the span (RECORD_ONLY); it does not
-    # export it (trace/sdk.md, "Sampling").
-    assert "may still record the writer's span but does not export it" in text
+    # The sampled flag means sampled for export (trace/sdk.md, "Sampling":
+    # RECORD_AND_SAMPLE sets it); a recorded-only span leaves it unset.
+    assert "set when the span is sampled for export" in text
 
 
 def test_pipeline_claims_are_stated_as_their_sources_say(site: Site) -> None:
@@ -2275,16 +2352,12 @@ def test_pipeline_claims_are_stated_as_their_sources_say(site: Site) -> None:
     assert "alert on the node's log disk and on every stage's drop counter" in text
     assert "Each stream may carry 3 MB/s" in text
     assert "automatic stream sharding, on by default, spreads" in text
-    assert (
-        '"There MUST be a way to send (log-based) exceptions and Events as Span'
-        ' Events"' in text
-    )
-    assert "inside the trace's sampling decision" in text
+    assert "OTEP 4430 moves span events , most often exceptions, onto it" in text
     assert "counts unswept garbage too" in text
     # A new leader lists only to learn where to watch from (README), so a
     # failover loses the Events of the handover: gaps, not repeats.
     assert "Failover leaves gaps, not repeats" in text
-    assert "lists the Events only to learn the version to watch from" in text
+    assert "a new leader starts watching from the current version" in text
     assert "up to 15 seconds plus its start-up" in text
     # The data model's Event definition, quoted (logs/data-model.md).
     assert '"A log record with a non-empty event name is an Event"' in text
@@ -2320,3 +2393,84 @@ def test_events_receiver_watches_under_a_leader_elector(site: Site) -> None:
     assert "survive as deprecated aliases" in text
     assert "Set mode: watch" in text
     assert "The elector is alpha" in text
+
+
+# Drop reasons of prometheus_remote_storage_histograms_dropped_total, as
+# storage/remote/queue_manager.go names them (prometheus/prometheus at
+# d15adb9, 21 Aug 2026). AppendHistograms returns before counting anything
+# when send_native_histograms is off, whatever protobuf_message says; with
+# the 1.0 message it drops NHCBs as nhcb_in_rw1_not_supported (3.7.0, #17146).
+REMOTE_WRITE_DROP_REASONS = {
+    "too_old",
+    "dropped_series",
+    "unintentionally_dropped_series",
+    "nhcb_in_rw1_not_supported",
+}
+
+
+def test_recorded_nhcb_aggregate_reaches_remote_write_only_if_asked(
+    site: Site,
+) -> None:
+    """Round 16: the recorded aggregate is an NHCB once the job converts, so
+    remote write must send native histograms over the 2.0 message; the
+    appendix's alert watches every drop reason but the deliberate one."""
+    text = page_text(site)
+    recording = text[
+        text.index("The rule reads whatever histogram") : text.index(
+            "Guardrails at scrape time"
+        )
+    ]
+    for claim in (
+        "But the aggregates are NHCBs",
+        "By default remote write sends no native histograms and counts none",
+        "its 1.0 message drops NHCBs",
+        "send_native_histograms: true",
+        "protobuf_message: io.prometheus.write.v2.Request",
+        "the documentation calls the first a no-op under 2.0, but the source"
+        " still checks it",
+        "a classic-bucket aggregate until all do",
+    ):
+        assert claim in recording, claim
+    rules = yaml.safe_load(block(site, "budget"))
+    (alert,) = [
+        r
+        for r in rules["groups"][0]["rules"]
+        if r.get("alert") == "RemoteWriteDroppingHistograms"
+    ]
+    expr = alert["expr"]
+    assert "prometheus_remote_storage_histograms_dropped_total" in expr
+    (excluded,) = re.findall(r'reason!="([a-z_0-9]+)"', expr)
+    assert excluded in REMOTE_WRITE_DROP_REASONS and excluded == "dropped_series"
+    assert "nhcb_in_rw1_not_supported" in text  # the meters table
+    assert "recommended forwarding" not in text
+
+
+def test_round_16_additions_are_stated_as_their_sources_say(site: Site) -> None:
+    """The Cloudflare log-loss postmortem (blog, 14 November 2024), the
+    profiles signal (opentelemetry.io: status Alpha; samples may carry a
+    trace ID), the memory caveat ahead of the cost sheet, and the Events
+    receiver's untested status."""
+    text = page_text(site)
+    for claim in (
+        "On 14 November 2024 a bug handed Cloudflare's log forwarder a blank"
+        " configuration",
+        "a failsafe meant to prevent loss forwarded the logs of every customer",
+        "about forty times its usual number of buffers",
+        "For about 3.5 hours Cloudflare lost about 55% of the logs it pushes",
+        "test every fail-open path at full load",
+    ):
+        assert claim in text, claim
+    # The postmortem sits with the other pipeline failures, after the buffers.
+    assert (
+        text.index("batching log processor drops records")
+        < text.index("Failing open multiplies volume")
+        < text.index("Blocking is worse than dropping")
+    )
+    assert "OpenTelemetry's profiles, still alpha, are left out here" in text
+    assert "a sample can carry the trace ID of the request it caught" in text
+    assert "fifth signal" not in text  # OpenTelemetry calls profiles the fourth
+    # The 2.42 caveat is read before the sheet's GB column.
+    caveat = text.index("last measured on Prometheus 2.42")
+    assert caveat < text.index("Latency histogram, classic buckets, per pod")
+    assert "The recommended job needs 3.10 or later" in text
+    assert "checked for structure but not run against a Collector" in text

@@ -129,6 +129,17 @@ or for a retired pod (without the advancing condition, it would); and
 CollectorNotSending fires for a stall under 95 % unlisted deltas, which
 round 11's ratio missed.
 
+Review round 15: whole-request failure on a translation error is a 3.7+
+fact (3.5.0's handler logs it as a warning and writes the rest), and the prose
+and the version table say so; the scraped staleness marker is stamped at the
+first missed scrape though written about two intervals later; the
+zero-sample flag's change to the scrape protocols is moot because the
+configuration pins the order scrape_native_histograms sets; a partition
+between the replicas fires PrometheusPeerDown for both at once (a promtool
+replay), which is why the exporter removal stays a person's decision; every
+appendix block that no current binary loads says on its first lines how it
+was checked; and the worked example is labelled a composite.
+
 Review round 12: a pushed canary per path pages when its heartbeat stops
 reaching a replica, also once its series has left the lookback (the age test
 alone would resolve there); the always-firing Watchdog is routed to an
@@ -694,6 +705,7 @@ NEWER_THAN_PROMTOOL = {
     ("otlp",),
     ("global", "scrape_native_histograms"),
     ("global", "always_scrape_classic_histograms"),
+    ("global", "scrape_protocols"),  # 2.49
 }
 #: Attributes that change on every restart: never promoted, removed in the Collector.
 VOLATILE = {"container.id", "process.pid", "k8s.container.restart_count"}
@@ -3677,3 +3689,116 @@ def test_only_collectors_the_peer_and_grafana_reach_prometheus(site: Site) -> No
             if name.startswith("otlp_http/prom-"):
                 assert ".monitoring.svc:9090/" in exporter["endpoint"]
     assert "A leaked password is then not enough on its own." in prose(site)
+
+
+# -- Review round 15 -----------------------------------------------------------
+
+
+def test_whole_request_failure_is_dated_to_3_7(site: Site) -> None:
+    """Round 15, finding 1: before 3.7 (commit 979aea1d49, #16951) the OTLP
+    handler logged translation errors as warnings, wrote what translated and
+    answered 200; only rejected samples failed the request. The prose dates
+    each whole-request claim, and the version table has the older behaviour."""
+    text = prose(site)
+    assert "Since 3.7, one metric it cannot translate fails the whole request" in text
+    assert "Since 3.7, by default, Prometheus fails the whole request with a 500" in text
+    assert "Before 3.7, Prometheus dropped only the delta metric" in text
+    assert "Since 3.7, below -4 it fails the whole request" in text
+    assert "since 3.7 so does one delta or untranslatable metric" in text
+    rows = [row for row in text.split("Prometheus before 3.7")[1:]]
+    assert rows and "3.5 long-term-support release" in rows[0][:120]
+    assert "logged as a warning" in rows[0][:400] and "200" in rows[0][:400]
+    # The undated claim of round 15 is gone.
+    assert "By default Prometheus fails the whole request" not in text
+
+
+def test_the_scraped_marker_is_stamped_at_the_first_missed_scrape(site: Site) -> None:
+    """Round 15, finding 6: the scrape loop waits just over two intervals before
+    writing end-of-run markers, and stamps them at the first missed scrape. The
+    promtool example's marker sits one interval after pod a's last sample."""
+    scraped = yaml.safe_load(block(site, "staleness-test"))["tests"][0]
+    step = seconds(scraped["interval"])
+    values = scraped["input_series"][0]["values"].split()
+    assert values[-1] == "stale"
+    samples = int(values[0].split("x")[1]) + 1  # '40x39' is 40 samples
+    last_sample, marker = (samples - 1) * step, samples * step
+    assert (last_sample, marker) == (585, 600)  # 9m45s, then the marker at 10m
+    text = prose(site)
+    assert "waits just over two intervals, then stamps the marker at the first missed scrape" in text
+    assert "within about two scrape intervals" in text
+    assert "drop the series at once" not in text
+
+
+def test_the_zero_sample_flag_leaves_the_pinned_scrape_order(
+    site: Site, prometheus_config: dict[str, Any]
+) -> None:
+    """Round 15, finding 5: created-timestamp-zero-ingestion changes the
+    default scrape_protocols to put PrometheusProto first. The configuration
+    already scrapes native histograms, whose default order (3.14 reference) it
+    pins, so the flag changes nothing there."""
+    native_order = ["PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1",
+                    "PrometheusText1.0.0", "PrometheusText0.0.4"]  # fmt: skip
+    g = prometheus_config["global"]
+    assert g["scrape_native_histograms"] is True
+    assert g["scrape_protocols"] == native_order
+    assert not any("scrape_protocols" in job for job in prometheus_config["scrape_configs"])
+    words = block(site, "flags")
+    assert "created-timestamp-zero-ingestion" in words
+    assert "The zero-sample flag acts on scrapes too." in prose(site)
+
+
+def test_a_partition_fires_peer_down_for_both_replicas(site: Site, tmp_path: Path) -> None:
+    """Round 15, finding 2: each replica scrapes its peer, so a partition
+    between them makes each report the other down. Both PrometheusPeerDown
+    alerts fire together, so a controller removing the exporter of every
+    replica reported down would remove both; the prose keeps a person."""
+    rule = rule_named(site, "PrometheusPeerDown")
+    inputs = [series("up", PROM_B, "0x20"), series("up", PROM_A, "0x20")]
+    expected = [
+        {"exp_labels": {**labels, **rule["labels"]},
+         "exp_annotations": {k: render(v, labels) for k, v in rule["annotations"].items()}}
+        for labels in (PROM_A, PROM_B)
+    ]  # fmt: skip
+    checks = [{"eval_time": "10m", "alertname": rule["alert"], "exp_alerts": expected}]
+    assert promtool_replay(tmp_path, *one_rule_replay(rule, inputs, checks))
+    # The replay can fail: one replica down is one alert, not two.
+    one = [series("up", PROM_B, "0x20"), series("up", PROM_A, "1x20")]
+    assert not promtool_replay(tmp_path, *one_rule_replay(rule, one, checks))
+    description = " ".join(rule["annotations"]["description"].split())
+    assert "not only cut off from its peer" in description
+    text = prose(site)
+    assert "a controller obeying both alerts would cut both" in text
+    assert "no way around the coupling" in text
+
+
+@pytest.mark.parametrize(
+    ("what", "says"),
+    [
+        ("collector-front", "Checked only structurally"),
+        ("collector-delta", "Checked only structurally"),
+        ("prometheus", "no 3.14 binary has loaded it"),
+        ("alerts", "2.x query engine"),
+        ("network-policy", "not on a cluster"),
+        ("probes", "Checked only structurally"),
+    ],
+)
+def test_each_partly_checked_block_says_how_it_was_checked(
+    site: Site, what: str, says: str
+) -> None:
+    """Round 15, finding 7: a block that no current binary has loaded says so
+    in its opening comment lines, next to the example itself."""
+    head = []
+    for line in block(site, what).splitlines():
+        if not line.startswith("#"):
+            break
+        head.append(line)
+    assert "Checked" in " ".join(head) and says in " ".join(head), head
+
+
+def test_the_worked_example_is_labelled_a_composite(site: Site) -> None:
+    """Round 15, finding 4: the checkout incident is invented, and the prose
+    says so; the public report it rests on is told with its course."""
+    text = prose(site)
+    assert "This case is a composite" in text
+    assert "noticed five minutes late" in text
+    assert "labelled an enhancement and closed as inactive" in text

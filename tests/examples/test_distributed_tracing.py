@@ -2003,7 +2003,7 @@ def test_the_in_process_allow_list_spares_a_scope_not_a_service(site: Site) -> N
     counted; a pool that lost its context in the same service still is. The
     round-11 allow-list named whole services in PromQL instead."""
     [scheduler] = allowed_scopes(site)
-    assert f"the {scheduler} tracer" in paragraph(site, "UnexpectedTraceRoots fires")
+    assert f"the {scheduler} tracer" in paragraph(site, "UnexpectedInProcessRoots weighs its roots")
     roles, metrics = count_roles(site), count_metrics(site)
     conditions = metrics[roles["inprocess"]]["conditions"]
 

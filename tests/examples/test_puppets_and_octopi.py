@@ -35,6 +35,8 @@ which the tests check is the play cut, not changed, and added a process that
 never answers, which the play fails without restarting. Round 15 moved the
 ``ansible.cfg``, the convergence alerts, the ring gate and the GitOps manifests
 to the appendix; the tests find every block by its name, wherever it stands.
+Round 17 added the rollback lane (old content under a newer generation) and
+the gate renamed for a third ring.
 """
 
 from __future__ import annotations
@@ -506,6 +508,43 @@ def test_a_newer_generation_is_saved_and_acted_on_at_once(
     assert host.calls == [("install", "2.14.2"), ("restart",)]
     assert [r["intent_generation"] for r in host.reports] == [7, 8]
     assert agent.load_intent(str(state)).generation == 8
+
+
+def test_a_rollback_is_a_newer_generation_with_the_old_content(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # The rollback lane: agents refuse a lower generation, so going back from
+    # 2.14.2 (generation 8) publishes 2.14.1 again as generation 9.
+    answers = [intent(8, "2.14.2"), intent(9, "2.14.1")]
+    host = FakeHost(installed="2.14.2", running="2.14.2")
+    drive(
+        agent,
+        host,
+        lambda: answers.pop(0) if len(answers) > 1 else answers[0],
+        passes=2,
+        state=state,
+    )
+    assert host.calls == [("install", "2.14.1"), ("restart",)]
+    assert (host.installed, host.running) == ("2.14.1", "2.14.1")
+    assert agent.load_intent(str(state)).generation == 9
+
+
+def test_republishing_the_old_generation_is_no_rollback(
+    agent: types.ModuleType, state: Path
+) -> None:
+    # ...whereas serving generation 7 again, the one 2.14.1 first had, is refused.
+    answers = [intent(8, "2.14.2"), intent(7, "2.14.1")]
+    host = FakeHost(installed="2.14.2", running="2.14.2")
+    drive(
+        agent,
+        host,
+        lambda: answers.pop(0) if len(answers) > 1 else answers[0],
+        passes=2,
+        state=state,
+    )
+    assert host.calls == []
+    assert host.running == "2.14.2"
+    assert "refused" in host.reports[-1]["problem"]
 
 
 class DebianHost(FakeHost):
@@ -3173,6 +3212,56 @@ def test_the_ring_gate_stays_shut(site: Site, tmp_path: Path, variant: str) -> N
     assert shut.returncode == 0, shut.stdout + shut.stderr
     opened = replay_ring_gate(*ring_rules(site), tmp_path, variant, opens=True)
     assert opened.returncode != 0, opened.stdout  # the replay can tell
+
+
+def renamed_for_a_later_ring(text: str) -> str:
+    """The gate and its replay with the canary renamed "tenth" and the stable
+    ring "rest": the third ring of canary, a tenth of the fleet, the rest."""
+    for old, new in (
+        ("canary_gate", "tenth_gate"),
+        ('"canary"', '"tenth"'),
+        ('"stable"', '"rest"'),
+    ):
+        text = text.replace(old, new)
+    return text
+
+
+def replay_renamed_gate(
+    site: Site, tmp_path: Path, variant: str, *, opens: bool
+) -> subprocess.CompletedProcess[str]:
+    fleet, gate = ring_rules(site)
+    renamed = renamed_for_a_later_ring(gate)
+    assert 'ring="canary"' not in renamed and 'ring="tenth"' in renamed
+    replay = renamed_for_a_later_ring(
+        RING_REPLAY.replace("GATE_AT_60", GATE_OPEN if opens else "[]")
+    )
+    for key, value in {**RING_HEALTHY, **RING_VARIANTS[variant]}.items():
+        replay = replay.replace(key, value)
+    assert 'ring="canary"' not in replay and "tenth_gate" in replay
+    (tmp_path / "fleet.yml").write_text(fleet)
+    (tmp_path / "rules.yml").write_text(renamed)
+    (tmp_path / "replay.yml").write_text(replay)
+    return subprocess.run(
+        [promtool(), "test", "rules", "replay.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+@pytest.mark.parametrize("variant", ["healthy", "bad", "worse", "slow", "incident"])
+def test_renamed_the_gate_opens_a_later_ring_on_the_one_before(
+    site: Site, tmp_path: Path, variant: str
+) -> None:
+    # The chapter: "Renamed, the same rules open each later ring on the one
+    # before." The tenth of the fleet opens only on a healthy soak, measured
+    # against the rest, which still runs the old pin.
+    opens = variant == "healthy"
+    right = replay_renamed_gate(site, tmp_path, variant, opens=opens)
+    assert right.returncode == 0, right.stdout + right.stderr
+    wrong = replay_renamed_gate(site, tmp_path, variant, opens=not opens)
+    assert wrong.returncode != 0, wrong.stdout  # the replay can tell
 
 
 # A one-host canary served generation 8 from minute 11 converges on it at

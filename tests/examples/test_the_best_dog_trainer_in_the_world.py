@@ -393,6 +393,83 @@ def lag_one(values: list[float]) -> float:
 # -- A real series: GitHub's declared incidents ----------------------------------
 
 
+def weekly_incidents(
+    incidents: list[dict[str, Any]], field: str, weeks: int = 52
+) -> list[int]:
+    """The github block's counting rule, as its docstring states it.
+
+    Round-16 review: readers could not re-derive the series. Each incident
+    counts once, in the Monday-start UTC week in which *field* (created_at in
+    CrazyMeal's API archive, started_at in mrshu's feed archive) falls, from
+    Monday 30 June 2025; impact "maintenance" is left out. Run over the two
+    pinned archives, this gives the block's 52 counts exactly.
+    """
+    from datetime import UTC, datetime
+
+    start = datetime(2025, 6, 30, tzinfo=UTC)
+    counts = [0] * weeks
+    for incident in incidents:
+        if incident.get("impact") == "maintenance" or not incident.get(field):
+            continue
+        began = datetime.fromisoformat(incident[field].replace("Z", "+00:00"))
+        week = (began - start).days // 7
+        if 0 <= week < weeks:
+            counts[week] += 1
+    return counts
+
+
+def test_the_github_counting_rule(site: Site) -> None:
+    """One count per incident, in the week it began; maintenance left out."""
+    sample = [
+        # Spans three weeks and two components: one count, in week 1.
+        {
+            "started_at": "2025-06-30T00:00:00Z",
+            "impact": "major",
+            "components": ["Actions", "Pages"],
+            "resolved_at": "2025-07-15T00:00:00Z",
+        },
+        # Sunday 23:59 UTC is still week 1; Monday 00:00 is week 2.
+        {"started_at": "2025-07-06T23:59:00Z", "impact": "minor"},
+        {"started_at": "2025-07-07T00:00:00Z", "impact": "none"},
+        # Planned maintenance is not an incident here.
+        {"started_at": "2025-07-08T10:00:00Z", "impact": "maintenance"},
+        # Before the first week: outside the series.
+        {"started_at": "2025-06-29T23:59:00Z", "impact": "critical"},
+    ]
+    assert weekly_incidents(sample, "started_at", weeks=3) == [2, 1, 0]
+    docstring = " ".join(named_block(site, DOC, GITHUB).split())
+    assert "counts once, whatever its components or length" in docstring
+    assert 'Incidents whose impact is "maintenance" are left out' in docstring
+    assert "created_at in the API archive, started_at in the feed archive" in docstring
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [("GITHUB_ARCHIVE_JSONL", "started_at"), ("GITHUB_ARCHIVE_JSON", "created_at")],
+)
+def test_the_pinned_archives_give_the_block_s_series(
+    site: Site, variable: str, field: str
+) -> None:
+    """Offline by default: set the variable to a pinned archive to re-derive.
+
+    mrshu/github-statuses parsed/incidents.jsonl at becbfc2, or
+    CrazyMeal/gh-sla-tracker src/data/incidents-archive.json at 532f8bf.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    path = os.environ.get(variable)
+    if not path:
+        pytest.skip(f"{variable} is not set")
+    text = Path(path).read_text("utf-8")
+    if variable.endswith("JSONL"):
+        incidents = [json.loads(line) for line in text.splitlines() if line]
+    else:
+        incidents = json.loads(text)
+    assert weekly_incidents(incidents, field) == run_block(site, GITHUB)["WEEKS"]
+
+
 def test_the_github_block_runs_as_a_script(site: Site) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -658,8 +735,7 @@ def test_the_walk_through_drops_the_freeze_on_its_own_forecast(site: Site) -> No
         " the failed deploys grow larger, as she said they would. The team drops"
         " the freeze on that evidence: a miss several times its interval's"
         " width, and the mechanism it watched happen.",
-        "On that evidence, not on any score, the group judges the deploy pages"
-        " complex",
+        "On that evidence, not on any score, the group judges the deploy pages complex",
         "are a prompt to ask Cynefin's question, not an answer to it",
         "so what follows is a hypothesis, not evidence.",
     )
@@ -777,8 +853,7 @@ def repage_counts(pages, now, window=7 * DAY, owned=None):
     return {key: tuple(row) for key, row in counts.items()}
 
 
-GUARDS = ("passed on", "escalated", "unanswered", "left open",
-          "silences")
+GUARDS = ("passed on", "escalated", "unanswered", "left open", "silences")
 
 
 def rota_holder(on_call):
@@ -786,8 +861,9 @@ def rota_holder(on_call):
     return lambda t: on_call[int(t // WEEK)]
 
 
-def guard_counts(pages, silences, holder_at, now, open_after=DAY,
-                 handed_on=frozenset()):
+def guard_counts(
+    pages, silences, holder_at, now, open_after=DAY, handed_on=frozenset()
+):
     """Ways to stop a page re-paging without a fix, per (week, who).
 
     holder_at(t) names who held the pager at time t, read from the
@@ -830,14 +906,17 @@ def handed_on_from(entries, holder_at):
     The agent is a PagerDuty user id, so holder_at must return ids
     here, not the rota's names: map one to the other first.
     """
-    escalated = {(g, f, at) for kind, at, _, _, g, f in entries
-                 if kind == "escalate_log_entry"}
+    escalated = {
+        (g, f, at) for kind, at, _, _, g, f in entries if kind == "escalate_log_entry"
+    }
     return frozenset(
-        (g, f) for kind, at, agent_type, agent, g, f in entries
+        (g, f)
+        for kind, at, agent_type, agent, g, f in entries
         if kind == "assign_log_entry"
         and agent_type == "user_reference"
         and agent == holder_at(f)
-        and (g, f, at) not in escalated)
+        and (g, f, at) not in escalated
+    )
 
 
 GUARD_NAMESPACE = {
@@ -1170,8 +1249,7 @@ def test_unfixed_causes_after_handover_flag_the_next_person_on_raw_pages(
     assert outside(chart(by_resolver, on_call)) == ["dev"]
     assert_in_prose(
         site,
-        "The handover: a cause left unfixed often re-pages in the next person's"
-        " week.",
+        "The handover: a cause left unfixed often re-pages in the next person's week.",
     )
 
 

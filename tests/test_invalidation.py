@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,8 +12,6 @@ import pytest
 from conftest import file_bytes
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from sphinx.testing.util import SphinxTestApp
 
 ROOT = "test-essays-site"
@@ -198,3 +197,41 @@ def test_a_rebuild_with_no_change_keeps_the_search_index(
     edited = make_app("html", srcdir=src)
     edited.build()
     assert "search: indexed" in edited.status.getvalue()
+
+
+def test_an_edit_rewrites_only_the_index_files_that_changed(
+    make_app: type[SphinxTestApp], rootdir: Path, tmp_path: Path
+) -> None:
+    """After an edit, the files of the index whose bytes are unchanged are
+    not written again; a build that stopped while changing the index (no
+    record of what it holds) makes the next one write it whole."""
+    src = tmp_path / "src"
+    shutil.copytree(rootdir / FULL, src)
+    first = make_app("html", srcdir=src)
+    first.build()
+    index = first.outdir / "_search"
+    assert index.is_dir()
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in index.rglob("*.json")}
+    edit_prose(src)
+    edited = make_app("html", srcdir=src)
+    edited.build()
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in index.rglob("*.json")}
+    assert after.keys() == before.keys()
+    rewritten = [p for p in after if after[p][0] != before[p][0]]
+    changed = [p for p in after if after[p][1] != before[p][1]]
+    assert changed, "the edit changed nothing in the index"
+    assert sorted(rewritten) == sorted(changed)
+    assert len(rewritten) < len(after) / 4
+    match = re.search(r"\((\d+) files written\)", edited.status.getvalue())
+    assert match is not None
+    assert int(match.group(1)) == len(rewritten)
+
+    # As if a build had been killed while it changed the index.
+    (Path(edited.doctreedir) / "essays-search.files").unlink()
+    edit(src / "essays/security/five.md", "It stands alone, too.", "It stands alone.")
+    whole = make_app("html", srcdir=src)
+    whole.build()
+    files = [p for p in index.rglob("*") if p.is_file()]
+    match = re.search(r"\((\d+) files written\)", whole.status.getvalue())
+    assert match is not None
+    assert int(match.group(1)) == len(files)

@@ -23,16 +23,25 @@ JavaScript) and changes the rest:
   best postings, so a shard stays small at any size. Item titles come in
   blocks of :data:`ITEMS_PER_BLOCK`, and a hit's excerpt from one small text
   file per section. No page is fetched to show a result.
-* **Exact builds.** Each page's tokens are worked out when it is read (in
-  the parallel readers) and kept in the environment; the index is written
-  whole at ``build-finished``, in a fixed order, into a fresh folder that
-  then replaces the old one. So a serial build equals a ``-j 2`` one, an
-  incremental build equals a fresh one, and a killed build leaves the last
-  index in place.
+* **Exact builds.** Each page's sections are kept beside its doctree when
+  it is read (in the parallel readers); the index is worked out whole at
+  ``build-finished``, in a fixed order. So a serial build equals a ``-j 2``
+  one, and an incremental build equals a fresh one.
+* **Rebuilds write what changed.** The first build writes the index into a
+  fresh folder that then replaces the old one. Each later build compares
+  every file with the digests the last build recorded (:data:`MANIFEST`,
+  beside the doctrees) and rewrites only those that differ, each replaced
+  in one step, so a one-essay edit rewrites its own sections' files and the
+  shards whose scores moved, not thousands. The record is deleted before
+  the first file is touched and written after the last, so a build killed
+  in between leaves no record, and the next build writes the whole index
+  afresh. A warm process (live preview) also keeps each essay's sections
+  and each section's stems in memory while the page is unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -207,14 +216,34 @@ def _read(app: Sphinx, doctree: nodes.document) -> None:
 # -- The index ------------------------------------------------------------------
 
 
+#: Each essay's sections as last loaded, with when the page was read: a warm
+#: process (live preview) loads only the pages read again since.
+_SECTIONS: dict[tuple[str, str], tuple[float, list[dict[str, Any]] | None]] = {}
+
+
+def _sections_of(env: BuildEnvironment, docname: str) -> list[dict[str, Any]] | None:
+    key = (str(env.doctreedir), docname)
+    read = env.all_docs.get(docname, 0.0)
+    kept = _SECTIONS.get(key)
+    if kept is None or kept[0] != read:
+        kept = _SECTIONS[key] = (read, pagetext.load(env, "sections", docname))
+    return kept[1]
+
+
 def _items(app: Sphinx, env: BuildEnvironment) -> list[dict[str, Any]]:
     """Every item the index knows, in a fixed order: essays by docname, then
     glossary terms in glossary order. Each has fields per section."""
     domain = get_domain(env)
     builder = app.builder
     items: list[dict[str, Any]] = []
-    for docname in sorted(domain.complete()):
-        sections = pagetext.load(env, "sections", docname)
+    essays = sorted(domain.complete())
+    here = str(env.doctreedir)
+    for gone in {key for key in _SECTIONS if key[0] == here} - {
+        (here, d) for d in essays
+    }:
+        del _SECTIONS[gone]
+    for docname in essays:
+        sections = _sections_of(env, docname)
         if sections is None:
             continue
         record = domain.essays[docname]
@@ -275,13 +304,7 @@ def postings(items: list[dict[str, Any]]) -> dict[str, list[tuple[int, int, int]
     for index, item in enumerate(items):
         seen: set[str] = set()
         for number, fields in enumerate(item["parts"]):
-            counts: dict[str, float] = defaultdict(float)
-            length = 0.0
-            for field, text in fields.items():
-                weight = FIELD_WEIGHTS[field]
-                for stem in words(text):
-                    counts[stem] += weight
-                    length += weight
+            counts, length = _weighted_stems(tuple(fields.items()))
             weighted.append((index, number, counts, length))
             lengths[number == 0].append(length)
             seen.update(counts)
@@ -302,6 +325,28 @@ def postings(items: list[dict[str, Any]]) -> dict[str, list[tuple[int, int, int]
         stem: sorted(hits, key=lambda hit: (-hit[2], hit[0], hit[1]))[:POSTINGS_KEPT]
         for stem, hits in found.items()
     }
+
+
+#: How many sections' stems :func:`_weighted_stems` keeps: more than a
+#: site of ten thousand essays has.
+STEMS_KEPT = 200_000
+
+
+@functools.lru_cache(maxsize=STEMS_KEPT)
+def _weighted_stems(
+    fields: tuple[tuple[str, str], ...],
+) -> tuple[dict[str, float], float]:
+    """Each stem of a section's *fields* with its weighted count, and the
+    section's weighted length. Kept while the text is the same (the result
+    is shared: never change it)."""
+    counts: dict[str, float] = defaultdict(float)
+    length = 0.0
+    for field, text in fields:
+        weight = FIELD_WEIGHTS[field]
+        for stem in words(text):
+            counts[stem] += weight
+            length += weight
+    return dict(counts), length
 
 
 def _dump(value: object) -> str:
@@ -397,43 +442,106 @@ def fingerprint(app: Sphinx, env: BuildEnvironment) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _write_index(app: Sphinx, exception: BaseException | None) -> None:
-    """Write the whole index into a fresh folder, then swap it in; unless the
-    index in the output was made of exactly what this build would use."""
-    if exception is not None or not builds_search(app.builder):
-        return
-    started = time.perf_counter()
-    stamp = Path(app.doctreedir) / STAMP
-    made_of = fingerprint(app, app.env)
-    target = Path(app.outdir) / INDEX_DIR
-    if target.is_dir() and stamp.is_file() and stamp.read_text() == made_of:
-        logger.info("search: the index is up to date")
-        return
-    items = _items(app, app.env)
-    files = index_files(items)
-    outdir = Path(app.outdir)
+#: The digest of every file of the index last written, by its path under
+#: :data:`INDEX_DIR`: beside the doctrees, like :data:`STAMP`.
+MANIFEST = "essays-search.files"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write *path* in one step: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def _write_fresh(outdir: Path, files: dict[str, str]) -> None:
+    """The whole index into a fresh folder, which then replaces the old one."""
+    target = outdir / INDEX_DIR
     fresh = outdir / f"{INDEX_DIR}.new"
     shutil.rmtree(fresh, ignore_errors=True)
     for name, text in files.items():
         path = fresh / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    stemmer = IndexBuilder(app.env, "en", {}, "").get_js_stemmer_code()
-    (fresh / "stemmer.js").write_text(stemmer + "\n", encoding="utf-8")
     old = outdir / f"{INDEX_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         target.rename(old)
     fresh.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_changes(
+    target: Path, files: dict[str, str], digests: dict[str, str], before: dict[str, str]
+) -> int:
+    """Rewrite the files of the index in *target* whose digest differs from
+    *before*, and delete those it no longer has; return how many changed."""
+    changed = 0
+    for name, text in files.items():
+        if before.get(name) != digests[name]:
+            _replace(target / name, text)
+            changed += 1
+    for name in sorted(before.keys() - files.keys()):
+        path = target / name
+        path.unlink(missing_ok=True)
+        changed += 1
+        with contextlib.suppress(OSError):  # a folder of section texts, now empty
+            if path.parent != target:
+                path.parent.rmdir()
+    return changed
+
+
+def _write_index(app: Sphinx, exception: BaseException | None) -> None:
+    """Write the index; unless the index in the output was made of exactly
+    what this build would use. See the module docstring for how."""
+    if exception is not None or not builds_search(app.builder):
+        return
+    started = time.perf_counter()
+    stamp = Path(app.doctreedir) / STAMP
+    manifest = Path(app.doctreedir) / MANIFEST
+    made_of = fingerprint(app, app.env)
+    outdir = Path(app.outdir)
+    target = outdir / INDEX_DIR
+    if target.is_dir() and stamp.is_file() and stamp.read_text() == made_of:
+        logger.info("search: the index is up to date")
+        return
+    items = _items(app, app.env)
+    files = index_files(items)
+    files["stemmer.js"] = stemmer_code(app)
+    digests = {name: digest(text) for name, text in files.items()}
+    before: dict[str, str] | None = None
+    if target.is_dir() and manifest.is_file():
+        with contextlib.suppress(ValueError):
+            before = json.loads(manifest.read_text(encoding="utf-8"))
+    # No record while the folder is being changed: a build killed meanwhile
+    # makes the next one write the whole index.
+    manifest.unlink(missing_ok=True)
+    stamp.unlink(missing_ok=True)
+    if before is None:
+        _write_fresh(outdir, files)
+        written = len(files)
+    else:
+        written = _write_changes(target, files, digests, before)
+    manifest.write_text(_dump(digests), encoding="utf-8")
     stamp.write_text(made_of)
     essays = sum(1 for item in items if item["kind"] == "essay")
     logger.info(
-        "search: indexed %d essays and %d glossary terms in %.2f s",
+        "search: indexed %d essays and %d glossary terms in %.2f s (%d files written)",
         essays,
         len(items) - essays,
         time.perf_counter() - started,
+        written,
     )
+
+
+def stemmer_code(app: Sphinx) -> str:
+    """Sphinx's Snowball stemmer in JavaScript, which the browser runs."""
+    return IndexBuilder(app.env, "en", {}, "").get_js_stemmer_code() + "\n"
 
 
 # -- Pages ----------------------------------------------------------------------

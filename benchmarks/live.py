@@ -79,11 +79,11 @@ def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        target = source / essay
+        original = target.read_text()
         try:
             wait_for(page, 0, timeout=1800)
             wait_until_quiet(out, quiet=5, timeout=1800)
-            target = source / essay
-            original = target.read_text()
             timings = []
             for n in range(edits):
                 before = page.stat().st_mtime
@@ -91,8 +91,10 @@ def measure(command: list[str], source: Path, essay: str, edits: int) -> dict:
                 target.write_text(original + f"\nEdit number {n}.\n")
                 timings.append(wait_for(page, before, timeout=300) - saved)
                 wait_until_quiet(out, quiet=2, timeout=300)
-            target.write_text(original)
         finally:
+            # Whatever stopped the run, the essay is put back as it was: an
+            # edit left behind once stayed in a published essay for two days.
+            target.write_text(original)
             server.terminate()
             try:
                 server.wait(timeout=30)

@@ -2794,6 +2794,24 @@ def test_the_locked_bucket_keeps_45_days_and_then_lets_go(site: Site) -> None:
     tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
     prose = " ".join(tree.astext().split())
     assert "each version of it is locked, for 45 days" in prose
+    # The erasure window follows from the files, not from the lock: the last
+    # backup holding a purged key expires once the first full after the purge
+    # (weekly) is as old as the time retention, at the next nightly backup's
+    # expire; its versions then stay noncurrent for NoncurrentDays.
+    conf = pgbackrest_sections(block(site, "pgbackrest"))["global"]
+    assert "Weekly fulls" in block(site, "pgbackrest")
+    purge, weekly, nightly = 30, 7, 1
+    assert f"The key is purged {purge} days later" in prose
+    window = (
+        purge
+        + weekly
+        + int(conf["repo2-retention-full"])
+        + nightly
+        + rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+    )
+    assert 115 <= window <= 120, window
+    assert "leaves every backup by about day 120" in prose
+    assert "within 75 days" not in prose and "45 days more" not in prose
 
 
 # -- The write probe --------------------------------------------------------------

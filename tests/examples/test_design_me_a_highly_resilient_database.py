@@ -75,9 +75,13 @@
   (``runuser``) and fails closed. That test needs root.
 * pgBackRest (Debian's 2.45) knows every option of ``pgbackrest.conf``
   for the command that uses it, with the file's value, and warns of a
-  misspelt one. The bucket's JSON has the 45-day compliance lock, a
+  misspelt one; it knows ``archive-push-queue-max``, which the ledger's
+  file leaves unset, as the prose says. The bucket's JSON has the 45-day compliance lock, a
   lifecycle rule for old versions no shorter than the lock, and a drill
   role that may only list and read the bucket the file names as repo2.
+  The erasure window the prose gives, about day 120, is recomputed from
+  the purge, the weekly full, repo2's time retention and the rule's
+  ``NoncurrentDays``.
 * The write probe, against PostgreSQL 18 whose standbys are away, fails
   within its 5-s cap though its commit waits past ``statement_timeout``;
   against a primary with no standby list it writes at once.
@@ -2761,6 +2765,15 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
         assert g[f"{repo}-s3-key-type"] == "auto"  # no keys in the file
     assert sections["global:archive-push"]["process-max"] == "4"
     assert sections["ledger"]["pg1-path"] == "/var/lib/postgresql/18/ledger"
+    # The ledger declines the archive cap the prose names; pgBackRest has it.
+    assert all("archive-push-queue-max" not in o for o in sections.values())
+    cap = pgbackrest_current(conf, "archive-push", "archive-push-queue-max")
+    assert cap.returncode == 0 and "WARN" not in cap.stdout + cap.stderr, cap.stdout
+    assert "archive" in cap.stdout.lower() and "queue" in cap.stdout.lower()
+    prose = " ".join(
+        pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes()).astext().split()
+    )
+    assert "unless archive-push-queue-max caps it" in prose
     broken = tmp_path / "broken.conf"
     broken.write_text(text.replace("repo2-s3-bucket", "repo2-s3-bukket"), "utf-8")
     result = pgbackrest_current(broken, "backup", "repo2-s3-region")
@@ -2794,6 +2807,24 @@ def test_the_locked_bucket_keeps_45_days_and_then_lets_go(site: Site) -> None:
     tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
     prose = " ".join(tree.astext().split())
     assert "each version of it is locked, for 45 days" in prose
+    # The erasure window follows from the files, not from the lock: the last
+    # backup holding a purged key expires once the first full after the purge
+    # (weekly) is as old as the time retention, at the next nightly backup's
+    # expire; its versions then stay noncurrent for NoncurrentDays.
+    conf = pgbackrest_sections(block(site, "pgbackrest"))["global"]
+    assert "Weekly fulls" in block(site, "pgbackrest")
+    purge, weekly, nightly = 30, 7, 1
+    assert f"The key is purged {purge} days later" in prose
+    window = (
+        purge
+        + weekly
+        + int(conf["repo2-retention-full"])
+        + nightly
+        + rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+    )
+    assert 115 <= window <= 120, window
+    assert "leaves every backup by about day 120" in prose
+    assert "within 75 days" not in prose and "45 days more" not in prose
 
 
 # -- The write probe --------------------------------------------------------------

@@ -15,6 +15,7 @@ from test_every_page import AXE, AXE_OPTIONS
 from conftest import file_bytes, serve, sphinx_build
 from sphinx_essays.cite_this import bibtex_text
 from sphinx_essays.sources import (
+    LIBRARY,
     STYLE,
     EssaysLabelStyle,
     EssaysStyle,
@@ -427,3 +428,21 @@ def test_a_warm_process_formats_an_entry_again_only_when_it_changes() -> None:
     assert "second printing" in edited.text.render_as("text")
     assert "second printing" not in first.text.render_as("text")
     assert decode_latex(r"Schr\"odinger") == "Schrödinger"
+
+
+@pytest.mark.sphinx("html", testroot="sources", freshenv=True)
+def test_the_one_pass_filter_finds_what_the_library_finds(app: SphinxTestApp) -> None:
+    """Our replacement for sphinxcontrib-bibtex's ``get_filtered_entries``
+    (one pass over the citations, not one per entry) yields what the
+    library's own does, for every bibliography, cited entries or not."""
+    app.build()
+    domain = app.env.domains["cite"]
+    library = LIBRARY["get_filtered_entries"]
+    assert type(domain).get_filtered_entries is not library
+    keys = list(domain.bibliographies)
+    assert keys
+    for key in keys:
+        ours = [(name, entry.key) for name, entry in domain.get_filtered_entries(key)]
+        theirs = [(name, entry.key) for name, entry in library(domain, key)]
+        assert ours == theirs
+        assert ours, "the bibliography lists nothing"

@@ -679,8 +679,59 @@ def _text_from_latex(cls: type[Text], latex: str) -> Text:
     return LaTeXParser(decode_latex(latex)).parse()
 
 
+#: sphinxcontrib-bibtex's own functions that :func:`setup` replaces, kept
+#: for the tests that compare the two.
+LIBRARY: dict[str, Any] = {}
+
+
+def _filtered_entries(
+    self: BibtexDomain, bibliography_key: Any
+) -> Iterator[tuple[str, Entry]]:
+    """``BibtexDomain.get_filtered_entries``, with the documents citing each
+    key found in one pass over the citations.
+
+    sphinxcontrib-bibtex 2.6 finds the documents that cite an entry by
+    scanning every citation in the site, once per entry, on every build:
+    entries times citations, 10 million set operations for 200 sources at
+    10,000 essays, about 4 s of each one-essay rebuild. The result, and the
+    filter it feeds, are the same."""
+    from sphinxcontrib.bibtex.domain import _FilterVisitor
+
+    bibliography = self.bibliographies[bibliography_key]
+    citing: dict[str, set[str]] = {}
+    for citation_ref in self.citation_refs:
+        for target in citation_ref.targets:
+            citing.setdefault(target.key, set()).add(citation_ref.docname)
+    for entry in self.get_entries(bibliography.bibfiles):
+        key = bibliography.keyprefix + entry.key
+        cited_docnames = citing.get(key, set())
+        visitor = _FilterVisitor(  # type: ignore[no-untyped-call]
+            entry=entry,
+            docname=bibliography_key.docname,
+            cited_docnames=cited_docnames,
+        )
+        try:
+            success = visitor.visit(bibliography.filter_)
+        except ValueError as err:
+            logger.warning(
+                "syntax error in :filter: expression; %s",
+                err,
+                location=(bibliography_key.docname, bibliography.line),
+                type="bibtex",
+                subtype="filter_syntax_error",
+            )
+            success = bool(cited_docnames)
+        if success or entry.key in bibliography.keys:
+            yield key, entry
+
+
 def setup(app: Sphinx) -> None:
     app.setup_extension("sphinxcontrib.bibtex")
+    from sphinxcontrib.bibtex.domain import BibtexDomain
+
+    if BibtexDomain.get_filtered_entries is not _filtered_entries:
+        LIBRARY["get_filtered_entries"] = BibtexDomain.get_filtered_entries
+        BibtexDomain.get_filtered_entries = _filtered_entries  # type: ignore[method-assign]
     resolve_pybtex_plugins()
     import latexcodec  # noqa: F401  (registers the "ulatex" codec)
 

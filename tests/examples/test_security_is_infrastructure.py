@@ -24,7 +24,8 @@ matched was verified by none of them. cel-python is not the API server's CEL
 environment: it does no type checks against the Pod schema and no cost
 estimation. The exception lint and the patch objective run as Python on cases
 they must pass and fail: an exposed CVE mitigated on day one and never
-patched (which stops launches on its own), a zero-day, hours 47 and 49, and
+patched (which stops launches on its own), a zero-day, an end-of-life product
+whose vendor will never fix it (30 days to replace it), hours 47 and 49, and
 one CVE on two tiers. The per-service egress policy is checked for private,
 narrow CIDRs on HTTPS and the database port only.
 
@@ -1038,8 +1039,8 @@ def test_each_service_reaches_its_aws_endpoints_and_database_and_nothing_else(
         (port,) = rule["ports"]
         paths.add((port["protocol"], port["port"]))
     assert paths == {("TCP", 443), ("TCP", 5432)}
-    prose = " ".join(ESSAY.read_text().split())
-    assert "Core NetworkPolicy has no FQDN selector" in prose
+    # Round 18 moved the reason for subnets from the prose into the policy.
+    assert "Core NetworkPolicy has no FQDN selector" in block(site, "netpol")
 
 
 def test_the_workflow_and_the_trust_policy_are_one_control(
@@ -1522,6 +1523,8 @@ def provenance(
     ref: str = "refs/heads/main",
     path: str = ".github/workflows/release.yml",
     signer: str = SIGNER,
+    repository_id: str = REPOSITORY_ID,
+    owner_id: str = "4512380",
 ) -> dict:
     """The predicate actions/attest writes from the job's OIDC claims
     (actions/toolkit, packages/attest/src/provenance.ts)."""
@@ -1535,7 +1538,13 @@ def provenance(
                     "path": path,
                 }
             },
-            "internalParameters": {"github": {"event_name": "push"}},
+            "internalParameters": {
+                "github": {
+                    "event_name": "push",
+                    "repository_id": repository_id,
+                    "repository_owner_id": owner_id,
+                }
+            },
         },
         "runDetails": {"builder": {"id": signer}},
     }
@@ -1571,6 +1580,12 @@ SIGNED_IN_BUILD_JOB = publish(
     signer="https://github.com/example-org/payments/.github/workflows/release.yml@refs/heads/main",
 )
 UNATTESTED = REGISTRY + "payments" + digest(6)
+# Round 18: the organization was renamed, and someone claimed the old name and
+# recreated both repositories: every name matches, the IDs do not.
+RECLAIMED = publish(
+    REGISTRY + "payments" + digest(11), repository_id="1000001", owner_id="1000002"
+)
+RECLAIMED_OWNER = publish(REGISTRY + "payments" + digest(12), owner_id="1000002")
 SANDBOX = publish(REGISTRY + "sandbox" + digest(7), repository="example-org/sandbox")
 LOOKALIKE = REGISTRY + "payments-tools" + digest(8)
 # The platform's signer, but from a branch nobody reviewed.
@@ -1922,6 +1937,9 @@ def test_the_pair_sees_pods_and_kubectl_debug(pair: list[dict]) -> None:
         (pod([FROM_SANDBOX]), "", "CREATE", "deny"),
         (pod([FROM_BRANCH]), "", "CREATE", "deny"),
         (pod([FROM_CI_YML]), "", "CREATE", "deny"),
+        # Every name right, after an organization rename; the IDs wrong.
+        (pod([RECLAIMED]), "", "CREATE", "deny"),
+        (pod([RECLAIMED_OWNER]), "", "CREATE", "deny"),
         # Signed where build steps run, or by the signer from an unreviewed branch.
         (pod([SIGNED_IN_BUILD_JOB]), "", "CREATE", "deny"),
         (pod([PLATFORM_BRANCH]), "", "CREATE", "deny"),
@@ -1951,6 +1969,8 @@ def test_the_pair_sees_pods_and_kubectl_debug(pair: list[dict]) -> None:
         "sandbox-source",
         "feature-branch",
         "other-workflow",
+        "reclaimed-names",
+        "reclaimed-owner",
         "signed-in-build-job",
         "signer-from-a-branch",
         "generator-v02",
@@ -2144,6 +2164,17 @@ def changed(doc: dict, path: tuple, value: Any) -> dict:
             [{"name": "any-pod", "expression": "object.kind == 'Pod'"}],
             "tests no name or namespace",
         ),
+        # Round 18: a test on a name that pins nothing, or a one-letter prefix.
+        (
+            ("spec", "matchConditions"),
+            [{"name": "any-name", "expression": "object.metadata.name != ''"}],
+            "tests no name or namespace",
+        ),
+        (
+            ("spec", "matchConditions"),
+            [{"name": "p", "expression": "object.metadata.name.startsWith('p')"}],
+            "tests no name or namespace",
+        ),
         (("spec", "images"), ["ghcr.io/example-org/*"], "exempts images by glob"),
         (
             ("spec", "policyRefs"),
@@ -2177,6 +2208,8 @@ def changed(doc: dict, path: tuple, value: Any) -> dict:
         "no-conditions",
         "always-true",
         "any-pod",
+        "any-name",
+        "one-letter-prefix",
         "image-glob",
         "any-policy",
         "two-policies",
@@ -2393,7 +2426,7 @@ def test_one_cve_on_two_tiers_is_two_records(objective: dict[str, Any]) -> None:
     CVE alone it put the whole fleet under the ceiling, or let the edge escape."""
     incidents, left = objective["incidents"], objective["misses_left"]
     fields = objective["Exposure"]._fields
-    assert fields[0] == "cve" and fields[-1] == "exposed"
+    assert fields[0] == "cve" and fields[5] == "exposed"
     log4shell = tiered(objective)
     start = TODAY - 30 * DAY
     # The edge took 3 days to mitigate, the batch cluster was patched on day 10.
@@ -2537,6 +2570,53 @@ def test_a_zero_day_spends_no_budget_before_its_fix_exists(
     assert left([*on_time, old_fix], TODAY) == 1
 
 
+# Round 18: a flaw its vendor will never fix. The round-17 objective started no
+# budget clock without a fix, so a WAF rule on an end-of-life appliance met the
+# ceiling once and then counted against nothing, for good.
+
+ROUND17_CLOCK = """
+def patch_clock(cve):
+    return max(cve.exploited, cve.fix_available) if cve.fix_available else None
+"""
+
+
+@pytest.mark.parametrize("days_open", [31, 120, 400])
+def test_an_end_of_life_flaw_must_be_replaced_not_mitigated_for_good(
+    objective: dict[str, Any], days_open: int
+) -> None:
+    incidents, left, cve = (
+        objective["incidents"],
+        objective["misses_left"],
+        tiered(objective, "CVE-2024-8190"),  # Ivanti CSA 4.6, past end of life
+    )
+    assert objective["REPLACE"] == 30 * DAY
+    start = TODAY - days_open * DAY
+    # Exploited, a WAF rule within two hours, CISA says no fix will come.
+    eol = cve(start, None, start + 2 * HOUR, None, True, no_fix=start)
+    assert incidents([eol], TODAY) == []  # the ceiling was met ...
+    assert left([eol], TODAY) == -1  # ... but the box is still there past 30 days
+    on_time = [patched(cve, TODAY - 30 * DAY, TODAY - 25 * DAY)] * 39
+    assert left([*on_time, eol], TODAY) == -1  # however many were on time
+    # Within 30 days of the notice, nothing is due yet.
+    fresh = eol._replace(exploited=TODAY - 29 * DAY, no_fix=TODAY - 29 * DAY)
+    assert left([fresh], TODAY) == 1
+    # The notice came after exploitation: the clock starts at the notice.
+    later = eol._replace(exploited=TODAY - 60 * DAY, no_fix=TODAY - 20 * DAY)
+    assert left([later], TODAY) == 1
+    # Replaced on day 25 of 60: on time, like a patch; on day 40, one late
+    # replacement among 40 due, inside the allowance of two.
+    past = eol._replace(exploited=TODAY - 60 * DAY, no_fix=TODAY - 60 * DAY)
+    assert left([*on_time, past._replace(patched=TODAY - 35 * DAY)], TODAY) == 2
+    assert left([*on_time, past._replace(patched=TODAY - 20 * DAY)], TODAY) == 1
+    # The round-17 clock gave this record no clock at all, so no budget spent.
+    assert run_module(ROUND17_CLOCK)["patch_clock"](eol) is None
+    as_round17 = eol._replace(no_fix=None)
+    assert left([as_round17], TODAY) == 1
+    prose = " ".join(ESSAY.read_text().split())
+    assert "vendor will never fix" in prose
+    assert "appliances past end of support" in prose
+
+
 # Round 6: admission order, and what the verify cache does not cover.
 
 ESSAY = Path(__file__).resolve().parents[2] / "docs" / f"{DOC}.md"
@@ -2588,7 +2668,8 @@ def test_kyverno_sees_kubectl_debug_before_the_allowlist_refuses_it(
     prose = " ".join(ESSAY.read_text().split())
     assert "before any webhook is asked" not in prose  # the round-5 claim
     assert "decides only after every mutating webhook has run" not in prose  # round 9
-    assert "refusing every pod creation in a matched namespace" in prose
+    # Round 18 cut the appendix row; the fleet-risk table carries the point.
+    assert "every pod creation it matches, node replacement and `kubectl debug`" in prose
     assert "`kubectl debug` in mid-incident" in prose  # the availability table
 
 
@@ -2730,5 +2811,6 @@ def test_the_prose_follows_the_round_16_review() -> None:
     # BSRS is neutral on reporting lines, not on who builds controls.
     assert "On that question" not in prose
     assert "an isolated team of people who can't mandate" in prose
-    # The negative mean time-to-exploit comes from counting zero-days.
-    assert "pulled there by zero-days" in prose
+    # The negative mean time-to-exploit came from counting zero-days; round 18
+    # cut the figure, and it may not come back without that reason.
+    assert "time-to-exploit" not in prose or "pulled there by zero-days" in prose

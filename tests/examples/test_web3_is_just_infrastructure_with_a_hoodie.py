@@ -2744,3 +2744,25 @@ def test_the_sizing_table_dates_every_figure(site: Site) -> None:
         assert row.find("a", href=re.compile("#")), f"{client} cites no source"
     text = " ".join(page_text(site).split())
     assert "measure each data directory's growth per day" in text
+
+
+def test_the_fence_is_synchronous_only_with_a_named_standby(site: Site) -> None:
+    """Review round 17, finding 3: `synchronous_commit = on` is PostgreSQL's
+    default and waits only for the local flush while
+    synchronous_standby_names is empty. The advice names both settings, in
+    the FIRST n (...) syntax, and the lost standby that then blocks signing
+    has a page of its own."""
+    from bs4 import BeautifulSoup
+
+    text = " ".join(page_text(site).split())
+    assert "synchronous_standby_names" in text and "'FIRST 1 (fence_b)'" in text
+    assert re.fullmatch(r"'FIRST [1-9]\d* \(\w+(, \w+)*\)'", "'FIRST 1 (fence_b)'")
+    assert "With no standby named, on waits only for the local disk" in text
+    html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
+    pages = [
+        t
+        for t in BeautifulSoup(html, "html.parser").find_all("table")
+        if "Signal" in t.find("tr").get_text()
+    ][0]
+    rows = [" ".join(r.get_text(" ").split()) for r in pages.find_all("tr")]
+    assert any("lost synchronous standby" in r and "Stop signing" in r for r in rows)

@@ -1291,6 +1291,63 @@ PRICES = [
 ]
 
 
+@pytest.fixture
+def restart(site: Site) -> Any:
+    namespace, printed = run(block(site, "nonce-restart"))
+    assert printed.strip() == "['0x02f8..07', '0x02f8..08', '0x02f8..09']"
+    return namespace["restart"]
+
+
+class Pool:
+    """One account's view in a Geth-like pool: a block takes only the next
+    nonce, so a missing nonce stalls everything above it."""
+
+    def __init__(self, latest: int) -> None:
+        self.latest = latest
+        self.txs: dict[int, str] = {}
+
+    def send(self, raw: str) -> None:
+        self.txs.setdefault(int(raw.rsplit("..", 1)[1]), raw)  # "already known"
+
+    def mine(self) -> int:
+        while self.latest in self.txs:
+            del self.txs[self.latest]
+            self.latest += 1
+        return self.latest
+
+
+def raw(nonce: int) -> str:
+    return f"0x02f8..{nonce:02d}"
+
+
+def test_a_restart_rebroadcasts_before_it_allocates(restart: Any) -> None:
+    """Review round 17, finding 2: the node lost 8 and 9 from its pool.
+    Resuming at the persisted next nonce (10) alone leaves a gap at 8 that
+    stalls 10 for ever; rebroadcasting from `latest` first closes it."""
+    signed = {n: raw(n) for n in range(7, 10)}
+    gap = Pool(latest=7)
+    gap.send(raw(7))  # all the restarted node kept
+    gap.send(raw(10))  # the old rule: allocate 10 at once
+    assert gap.mine() == 8 and 10 in gap.txs  # stuck behind the hole at 8
+    pool = Pool(latest=7)
+    pool.send(raw(7))
+    for tx in restart(latest=7, pending=8, next_nonce=10, signed=signed):
+        pool.send(tx)
+    pool.send(raw(10))
+    assert pool.mine() == 11 and pool.txs == {}
+
+
+def test_a_restart_refuses_what_it_cannot_repair(restart: Any) -> None:
+    signed = {7: raw(7), 9: raw(9)}
+    with pytest.raises(RuntimeError, match=r"\[8\] were never persisted"):
+        restart(latest=7, pending=7, next_nonce=10, signed=signed)
+    with pytest.raises(RuntimeError, match="another writer"):
+        restart(latest=11, pending=11, next_nonce=10, signed={})
+    with pytest.raises(RuntimeError, match="another writer"):
+        restart(latest=9, pending=12, next_nonce=10, signed={9: raw(9)})
+    assert restart(latest=10, pending=10, next_nonce=10, signed={}) == []
+
+
 def test_min_replacement_is_exactly_the_geth_floor(bump: dict[str, Any]) -> None:
     fees, floor = bump["Fees"], bump["min_replacement"]
     assert bump["PRICE_BUMP"] == 10 and bump["BLOB_PRICE_BUMP"] == 100
@@ -1559,8 +1616,8 @@ def indexer_class(site: Site) -> Any:
     return namespace["DepositIndexer"]
 
 
-def settle(indexer: Any, finalized: int, node: Chain) -> list:
-    return indexer.settle(finalized, node.block_hash, node.logs_at)
+def settle(indexer: Any, finalized: int, node: Chain, receipts_from: int = 0) -> list:
+    return indexer.settle(finalized, node.block_hash, node.logs_at, receipts_from)
 
 
 def test_the_race_the_review_found_cannot_lose_a_deposit(indexer_class: Any) -> None:
@@ -1625,8 +1682,57 @@ def test_a_node_answering_for_another_block_is_refused(indexer_class: Any) -> No
         return [log("0xdead", "0xorphan", 100)]
 
     with pytest.raises(ValueError):
-        indexer.settle(100, node.block_hash, by_height)
+        indexer.settle(100, node.block_hash, by_height, 0)
     assert indexer.credited == set() and indexer.settled_through == 99
+
+
+class PrunedChain(Chain):
+    """A Reth full node before PR 27002: its headers stay, its receipts
+    below `pruned_below` are gone, and eth_getLogs answers [] for them."""
+
+    def __init__(self, deposits: dict[int, list[str]], pruned_below: int) -> None:
+        super().__init__(deposits)
+        self.pruned_below = pruned_below
+
+    def logs_at(self, block_hash: str) -> list:
+        height = next(n for n, h in self.hashes.items() if h == block_hash)
+        if height < self.pruned_below:
+            self.calls.append(height)
+            return []  # {"result": []}, as reth PR 21122 recorded
+        return super().logs_at(block_hash)
+
+
+def test_an_empty_answer_from_pruned_receipts_is_refused(indexer_class: Any) -> None:
+    """Review round 17, finding 1: a lagging indexer on a full node that
+    answers [] for pruned blocks must stop, not credit nothing and move on."""
+    node = PrunedChain({120: ["0xold"], 300: ["0xnew"]}, pruned_below=200)
+    indexer = indexer_class(settled_through=100)
+    with pytest.raises(LookupError, match="pruned"):
+        settle(indexer, 300, node, receipts_from=200)
+    assert indexer.settled_through == 100 and indexer.credited == set()
+    assert node.calls == []  # refused before asking
+    # The same walk without the horizon is the bug: the deposit at 120 is lost.
+    blind = indexer_class(settled_through=100)
+    assert settle(blind, 300, node) == [("0xnew", 0)]
+    # An archive node (horizon 0) backfills the range, then the full node resumes.
+    assert settle(indexer, 199, Chain({120: ["0xold"]})) == [("0xold", 0)]
+    assert settle(indexer, 300, node, receipts_from=200) == [("0xnew", 0)]
+
+
+def test_a_pruned_history_error_stops_the_walk(indexer_class: Any) -> None:
+    """Geth's 4444 "pruned history unavailable", and reth after PR 27002,
+    reach settle as an exception: the watermark stays before that block."""
+    node = Chain({150: ["0xa"], 160: ["0xb"]})
+
+    def erroring(block_hash: str) -> list:
+        if block_hash == "0xb160":
+            raise RuntimeError("4444: pruned history unavailable")
+        return node.logs_at(block_hash)
+
+    indexer = indexer_class(settled_through=100)
+    with pytest.raises(RuntimeError, match="4444"):
+        indexer.settle(200, node.block_hash, erroring, 0)
+    assert indexer.settled_through == 159 and indexer.credited == {("0xa", 0)}
 
 
 def test_a_batch_deposit_credits_every_log(indexer_class: Any) -> None:
@@ -1667,7 +1773,7 @@ def test_the_settle_height_is_the_accepted_checkpoints_execution_block(
     height = finalized_height(checkpoint_block(200, "0xB200"), node.block_hash)
     assert height == 200
     indexer = namespace["DepositIndexer"](settled_through=100)
-    assert indexer.settle(height, node.block_hash, node.logs_at) == [("0xmid", 0)]
+    assert indexer.settle(height, node.block_hash, node.logs_at, 0) == [("0xmid", 0)]
     with pytest.raises(ValueError, match="not the finalized one"):
         finalized_height(checkpoint_block(300, "0xother"), node.block_hash)
     assert indexer.settled_through == 200  # nothing past the accepted block
@@ -2529,7 +2635,7 @@ def test_each_number_in_the_prose_is_the_codes(
     verify, _ = run(block(site, "siwe-verify"))
     # Sign-in: the nonce's life and the device-clock skew.
     assert verify["NONCE_TTL"] == timedelta(minutes=5)
-    assert "A nonce dies five minutes after issue or at first use" in text
+    assert "A nonce dies five minutes after issue or at first successful use" in text
     assert verify["CLOCK_SKEW"] == timedelta(minutes=2)
     assert "refuse them only when more than two minutes ahead" in text
     # Replacement floors: Geth's 10% and the blob pool's doubling.
@@ -2595,7 +2701,7 @@ def test_the_chapter_keeps_one_example_per_mechanism_and_the_appendix_the_rest(
     takeaways = order.index("takeaways")
     for kept in ("drift", "indexer", "siwe", "safe-tx"):
         assert order.index(kept) < takeaways, kept
-    for moved in ("get-storage", "siwe-verify", "bump", "native", "finality",
+    for moved in ("get-storage", "siwe-verify", "bump", "nonce-restart", "native", "finality",
                   "proxy-baseline", "proxy-slots", "queue-watch"):
         assert order.index(moved) > takeaways, moved
     assert sum(1 for name in order[:takeaways] if name != "takeaways") <= 10
@@ -2638,3 +2744,25 @@ def test_the_sizing_table_dates_every_figure(site: Site) -> None:
         assert row.find("a", href=re.compile("#")), f"{client} cites no source"
     text = " ".join(page_text(site).split())
     assert "measure each data directory's growth per day" in text
+
+
+def test_the_fence_is_synchronous_only_with_a_named_standby(site: Site) -> None:
+    """Review round 17, finding 3: `synchronous_commit = on` is PostgreSQL's
+    default and waits only for the local flush while
+    synchronous_standby_names is empty. The advice names both settings, in
+    the FIRST n (...) syntax, and the lost standby that then blocks signing
+    has a page of its own."""
+    from bs4 import BeautifulSoup
+
+    text = " ".join(page_text(site).split())
+    assert "synchronous_standby_names" in text and "'FIRST 1 (fence_b)'" in text
+    assert re.fullmatch(r"'FIRST [1-9]\d* \(\w+(, \w+)*\)'", "'FIRST 1 (fence_b)'")
+    assert "With no standby named, on waits only for the local disk" in text
+    html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
+    pages = [
+        t
+        for t in BeautifulSoup(html, "html.parser").find_all("table")
+        if "Signal" in t.find("tr").get_text()
+    ][0]
+    rows = [" ".join(r.get_text(" ").split()) for r in pages.find_all("tr")]
+    assert any("lost synchronous standby" in r and "Stop signing" in r for r in rows)

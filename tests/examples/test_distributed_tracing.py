@@ -2829,8 +2829,15 @@ def test_a_local_first_hop_and_a_compressed_second_cut_the_network_bill(
     assert (
         f"falls to about ${round(low, -1):.0f} to ${round(high, -1):.0f} a month" in text
     )
-    options = " ".join(row[0] for row in table_rows(site, "First hop"))
-    assert "internalTrafficPolicy: Local" in options and "PreferSameZone" in options
+    rows = table_rows(site, "First hop")
+    options = " ".join(row[0] for row in rows)
+    assert "PreferSameNode" in options and "PreferSameZone" in options
+    # Round 17: the node agent prefers its node but survives its restart;
+    # internalTrafficPolicy: Local remains only for clusters before 1.34.
+    [agent] = [row for row in rows if "DaemonSet" in row[0]]
+    assert "1.34" in agent[0] and "1.35" in agent[0]
+    assert "another node's while that one restarts" in agent[1]
+    assert "internalTrafficPolicy: Local" in agent[2] and "before 1.34" in agent[2]
 
 
 def test_the_counting_table_follows_from_the_rates(site: Site) -> None:
@@ -3672,7 +3679,7 @@ def test_the_grace_period_holds_the_resolver_lag_and_the_final_export(
         "Final decisions and their export"]
     assert rows["The period"] > 30
     stop = paragraph(site, "Stopping costs more than the ring move.")
-    assert "saves nothing the ring move split" in stop
+    assert "Kubernetes starts the grace period before the hook runs" in stop
 
 
 def test_the_version_table_names_every_floor_the_prose_sends_readers_to(

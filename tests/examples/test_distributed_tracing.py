@@ -77,6 +77,15 @@ What is checked, and against what:
   tier 1's DNS resolver interval; the version table must hold the floors the
   prose sends readers to. The alert replay covers send failures and receiver
   refusals, and fails if tier 1's 0.5% of refusals is claimed to alert.
+* Round 18: the first-party edge variant runs over the edge block against
+  the real SDK (trace continued, flag overruled, tracestate and baggage
+  dropped, budget and anonymous callers restarting with a link); the k8s
+  resolver variant is checked against that resolver's options and wired
+  into tier 1; ``TraceCountersPartial`` is replayed by promtool with one of
+  two replicas stalled, and must not fire with both counting; a collector
+  that does not answer is played by a blocking, failing exporter, showing
+  the SDK's ``queue_full`` count and the failed batches it does not count.
+  None of this runs a collector either.
 * The byte measurements of the cost section are repeated. The CPU timings
   are not: they come from ``benchmarks/span_cost.py``, a measurement run by
   hand; the tests check only what a dropped span skips.
@@ -2829,8 +2838,15 @@ def test_a_local_first_hop_and_a_compressed_second_cut_the_network_bill(
     assert (
         f"falls to about ${round(low, -1):.0f} to ${round(high, -1):.0f} a month" in text
     )
-    options = " ".join(row[0] for row in table_rows(site, "First hop"))
-    assert "internalTrafficPolicy: Local" in options and "PreferSameZone" in options
+    rows = table_rows(site, "First hop")
+    options = " ".join(row[0] for row in rows)
+    assert "PreferSameNode" in options and "PreferSameZone" in options
+    # Round 17: the node agent prefers its node but survives its restart;
+    # internalTrafficPolicy: Local remains only for clusters before 1.34.
+    [agent] = [row for row in rows if "DaemonSet" in row[0]]
+    assert "1.34" in agent[0] and "1.35" in agent[0]
+    assert "another node's while that one restarts" in agent[1]
+    assert "internalTrafficPolicy: Local" in agent[2] and "before 1.34" in agent[2]
 
 
 def test_the_counting_table_follows_from_the_rates(site: Site) -> None:
@@ -3672,7 +3688,7 @@ def test_the_grace_period_holds_the_resolver_lag_and_the_final_export(
         "Final decisions and their export"]
     assert rows["The period"] > 30
     stop = paragraph(site, "Stopping costs more than the ring move.")
-    assert "saves nothing the ring move split" in stop
+    assert "Kubernetes starts the grace period before the hook runs" in stop
 
 
 def test_the_version_table_names_every_floor_the_prose_sends_readers_to(
@@ -3685,3 +3701,264 @@ def test_the_version_table_names_every_floor_the_prose_sends_readers_to(
     assert "#7834" in go_rust and "#3436" in go_rust
     assert "LEFT ANTI JOIN" in rows["ClickHouse"]
     assert "endpointslices" in rows["loadbalancing exporter, k8s resolver"]
+
+
+# -- round 18 --------------------------------------------------------------------
+
+
+def first_party_edge(
+    site: Site, monkeypatch: pytest.MonkeyPatch, provider: TracerProvider
+) -> tuple[dict[str, Any], Any]:
+    """The edge block and then the first-party variant, run in one namespace
+    as the appendix says (the variant subclasses the edge's propagator)."""
+    inner = loaded_propagator(monkeypatch, "tracecontext,baggage")
+    installed: list[Any] = []
+    monkeypatch.setattr(otel_propagate, "get_global_textmap", lambda: inner)
+    monkeypatch.setattr(otel_propagate, "set_global_textmap", installed.append)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    namespace: dict[str, Any] = {}
+    exec(named_block(site, DOC, "distributed-tracing-edge-propagator"), namespace)
+    exec(named_block(site, DOC, "distributed-tracing-first-party-edge"), namespace)
+    return namespace, inner
+
+
+def test_the_first_party_edge_continues_your_apps_traces_within_a_budget(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 17's middle road: an authenticated first-party app keeps its
+    trace ID and parent, but never decides sampling (its 00 flag is
+    overruled) and sends no tracestate or baggage on. Anonymous callers, and
+    first-party ones over the budget, restart with a link, as at the edge."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The edge block installs its LinkClientTrace processor on this provider.
+    namespace, inner = first_party_edge(site, monkeypatch, provider)
+    edge = namespace["FirstPartyEdgePropagator"](
+        inner,
+        first_party=lambda carrier, getter: getter.get(carrier, "x-verified-app")
+        == ["web"],
+        per_second=2,
+    )
+    tracer = provider.get_tracer("t")
+    client_trace, client_span = W3C_ONLY["traceparent"].split("-")[1:3]
+    app = {
+        "traceparent": W3C_ONLY["traceparent"][:-2] + "00",
+        "tracestate": "rojo=00f067aa0ba902b7",
+        "baggage": "tenant.id=someone-else",
+        "x-verified-app": "web",
+    }
+
+    def serve(carrier: dict[str, str]) -> Any:
+        incoming = edge.extract(carrier)
+        assert dict(otel_baggage.get_all(incoming)) == {}
+        with tracer.start_as_current_span(
+            "POST /checkout", context=incoming, kind=SpanKind.SERVER
+        ) as span:
+            assert span.is_recording(), "the app's not-sampled flag does not decide"
+            sent: dict[str, str] = {}
+            edge.inject(sent)
+        return exporter.get_finished_spans()[-1], sent
+
+    continued, sent = serve(app)
+    assert f"{continued.context.trace_id:032x}" == client_trace
+    assert f"{continued.parent.span_id:016x}" == client_span
+    assert not continued.links, "a continued trace needs no link"
+    assert sent["traceparent"].split("-")[1] == client_trace
+    assert sent["traceparent"].endswith("-01")
+    assert "tracestate" not in sent and "baggage" not in sent
+    # The budget of two a second is spent by the second call; the third restarts.
+    serve(app)
+    restarted, _ = serve(app)
+    assert restarted.parent is None
+    assert f"{restarted.context.trace_id:032x}" != client_trace
+    [link] = restarted.links
+    assert f"{link.context.trace_id:032x}" == client_trace
+    # An anonymous caller restarts whatever the budget.
+    time.sleep(1.1)
+    anonymous, _ = serve({k: v for k, v in app.items() if k != "x-verified-app"})
+    assert anonymous.parent is None and len(anonymous.links) == 1
+    # The prose's 0.25% is the 5% baseline squared.
+    text = paragraph(site, "Restarting every trace costs your own front end most")
+    assert f"both survive {0.05 * 0.05:.2%} of the time" in text
+    assert "authenticated" in text and "rate-limit" in text
+
+
+#: The k8s resolver's options (contrib's K8sSvcResolver struct), and the dns
+#: resolver's, which has no return_hostnames.
+K8S_RESOLVER_OPTIONS = {"service", "ports", "timeout", "return_hostnames"}
+DNS_RESOLVER_OPTIONS = {"hostname", "port", "interval", "timeout"}
+
+
+def test_the_k8s_resolver_variant_replaces_dns_and_keys_the_ring_on_names(
+    site: Site,
+) -> None:
+    """Round 17: the ring prose named return_hostnames, which only the k8s
+    resolver has, beside a config using dns. The prose now says what dns
+    does, and the k8s variant is checked key by key and wired into tier 1."""
+    variant = config(site, "distributed-tracing-k8s-resolver")
+    resolver = variant["exporters"]["loadbalancing"]["resolver"]
+    assert set(resolver) == {"k8s"}
+    k8s = resolver["k8s"]
+    assert set(k8s) <= K8S_RESOLVER_OPTIONS and k8s["return_hostnames"] is True
+    name, _, namespace = k8s["service"].partition(".")
+    dns = tier1_config(site)["exporters"]["loadbalancing"]["resolver"]["dns"]
+    assert set(dns) <= DNS_RESOLVER_OPTIONS
+    assert "return_hostnames" not in DNS_RESOLVER_OPTIONS
+    assert dns["hostname"].startswith(f"{name}.{namespace}.svc")
+    assert k8s["ports"] == [4317]
+    tier1 = tier1_config(site)
+    tier1["exporters"]["loadbalancing"]["resolver"] = resolver
+    assert not pipeline_problems(tier1), pipeline_problems(tier1)
+    ring = paragraph(site, "Tier-1 collectors re-resolve the samplers")
+    assert "dns resolver keys the ring on pod IPs" in ring
+    assert "return_hostnames: true keys it on pod names" in ring
+
+
+PARTIAL_COUNTERS_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'up{job="tier1", instance="10.0.1.4:8888"}'
+        values: '1x60'
+      - series: 'up{job="tier1", instance="10.0.2.7:8888"}'
+        values: '1x60'
+      - series: 'tracing_spans_total{service_name="cart", collector_instance="tier1-a"}'
+        values: '0+100x60'
+      - series: 'tracing_spans_total{service_name="cart", collector_instance="tier1-b"}'
+        values: 'STALLED'
+    alert_rule_test:
+      - eval_time: 40m
+        alertname: TraceCountersAbsent
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: TraceCountersPartial
+        exp_alerts:
+          - exp_labels: {severity: ticket}
+            exp_annotations:
+              summary: "Fewer tier-1 collectors count spans than are up: the split-trace alerts see part of the traffic"
+              runbook_url: https://runbooks.example.com/tracing/counters
+"""
+
+
+def test_one_replica_whose_counting_stalls_is_caught(
+    site: Site, tmp_path: Path
+) -> None:
+    """Round 17: absent_over_time sees only every series gone. With one of
+    two tier-1 replicas counting nothing (its series flat after 5 minutes),
+    TraceCountersPartial fires and TraceCountersAbsent does not; with both
+    counting, the same claim is rejected."""
+    (tmp_path / "rules.yml").write_text(
+        named_block(site, DOC, "distributed-tracing-alerts"), encoding="utf-8"
+    )
+    stalled = PARTIAL_COUNTERS_TESTS.replace("STALLED", "0+100x5 500x55")
+    (tmp_path / "tests.yml").write_text(stalled, encoding="utf-8")
+    replayed = run_promtool(tmp_path, "test", "rules", "tests.yml")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    healthy = PARTIAL_COUNTERS_TESTS.replace("STALLED", "0+100x60")
+    (tmp_path / "tests.yml").write_text(healthy, encoding="utf-8")
+    assert run_promtool(tmp_path, "test", "rules", "tests.yml").returncode != 0
+    rows = dict(table_rows(site, "Alert"))
+    assert "TraceCountersPartial" in rows
+    assert len(rows) == len(alert_rules(site)) == 11
+    assert paragraph(site, "Tier 1 counts after any head sampler").count("Eleven alerts") == 1
+
+
+class DownCollector(SpanExporter):
+    """A collector that does not answer: each batch waits, then fails."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.failed = 0
+
+    def export(self, spans: Any) -> SpanExportResult:
+        time.sleep(self.wait)
+        self.failed += len(spans)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+
+def sdk_span_counts(reader: InMemoryMetricReader) -> dict[str | None, int]:
+    counts: dict[str | None, int] = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != SDK_SPAN_METRIC:
+                    continue
+                for point in metric.data.data_points:
+                    key = point.attributes.get("error.type")
+                    counts[key] = counts.get(key, 0) + point.value
+    return counts
+
+
+def test_while_the_collector_is_down_the_sdk_counts_overflow_but_not_failed_batches(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 17: what a restart costs at the source. With exports blocked,
+    the queue overflows and says so (queue_full); the batches the exporter
+    failed are counted as processed, without an error, as the prose says."""
+    for key, value in exports(site, "distributed-tracing-auto-instrumentation").items():
+        monkeypatch.setenv(key, value)
+    reader = InMemoryMetricReader()
+    down = DownCollector(wait=0.3)
+    provider = TracerProvider()
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            down,
+            max_queue_size=32,
+            max_export_batch_size=16,
+            schedule_delay_millis=10,
+            meter_provider=MeterProvider(metric_readers=[reader]),
+        )
+    )
+    tracer = provider.get_tracer("t")
+    for _ in range(400):
+        with tracer.start_as_current_span("during the restart"):
+            pass
+    time.sleep(0.5)
+    failed = down.failed  # read first: the counter moves before each export
+    counts = sdk_span_counts(reader)
+    provider.shutdown()
+    assert counts.get("queue_full", 0) > 100
+    assert failed > 0
+    assert counts.get(None, 0) >= failed, "failed batches count as processed"
+    assert set(counts) <= {None, "queue_full"}
+    # The prose's numbers: the queue at 500 spans a second, and the traces
+    # a lone sampler holds at 2,000 new a second.
+    text = paragraph(site, "Every rollout or out-of-memory kill of a lone collector")
+    assert round(2048 / 500) == 4 and "in four seconds" in text
+    ts = tail_sampling(site)
+    prompt = BSP_DELAY_S + seconds(ts["decision_wait_after_root_received"])
+    assert f"about {TRACES_PER_S * prompt:,.0f} traces at {TRACES_PER_S:,} new" in text
+    assert f"up to {TRACES_PER_S * seconds(ts['decision_wait']):,.0f} if roots" in text
+    assert ts["num_traces"] >= TRACES_PER_S * seconds(ts["decision_wait"])
+    assert "10-second timeout" in text and "2,048-span queue" in text
+
+
+def test_the_vendor_objection_prices_egress_compressed_and_uncompressed(
+    site: Site,
+) -> None:
+    """Round 17: 1.73 TB a day is the uncompressed figure; at the cost
+    table's gzip ratios, egress is 170 to 430 GB a day."""
+    text = paragraph(site, "The objection most teams raise first")
+    per_day = TRACES_PER_S * SPANS_PER_TRACE * SPAN_BYTES * 86_400
+    assert f"here {per_day / 1e12:.2f} TB a day uncompressed" in text
+    low, high = (round(per_day / r / 1e9, -1) for r in GZIP_RATIOS[::-1])
+    assert f"about {low:.0f} to {high:.0f} GB" in text
+    assert f"the {GZIP_RATIOS[0]} to {GZIP_RATIOS[1]} times gzip gives" in text
+
+
+def test_the_setup_box_says_first_what_was_never_run(site: Site) -> None:
+    """Round 17: the caveat leads the Minimum setup box, not a table cell."""
+    [box] = [
+        n for n in doctree(site).findall(nodes.admonition)
+        if "Minimum setup" in n.astext()[:40]
+    ]
+    first = " ".join(box.findall(nodes.paragraph).__next__().astext().split())
+    assert first.startswith("No collector has run the collector blocks")
+    assert "split a trace on purpose" in first
+    assert "every span that reaches it counted" in box.astext()

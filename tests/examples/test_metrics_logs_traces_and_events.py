@@ -2292,7 +2292,7 @@ def budget_tests() -> str:
     return yaml.safe_dump(
         {
             "rule_files": ["rules.yml"],
-            "evaluation_interval": "1m",
+            "evaluation_interval": "5m",
             "tests": [within, over, scaled, *diurnal_tests()],
         }
     )

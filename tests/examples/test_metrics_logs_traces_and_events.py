@@ -2100,7 +2100,7 @@ SAMPLED_LOG_RATE = round(2_000 * 2_000 * (0.015 + 0.985 / 10))
 
 # Round 17: the plan figures are daily means, and the afternoon peak is twice
 # the mean (the autoscaler's 30 to 60 pods). An hourly curve with a daily
-# mean of 1 and a peak of 2 at 16:00, von Mises-shaped (trough about 0.35).
+# mean of 1 and a peak of 2 at 16:00, von Mises-shaped (lowest hour about 0.35).
 def diurnal_curve() -> list[float]:
     from math import cos, exp, pi
 

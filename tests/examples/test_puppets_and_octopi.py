@@ -3187,7 +3187,7 @@ def test_without_the_cut_a_package_version_pin_pages_every_host(
     result = replay_inventory_rules(raw, tmp_path)
     assert result.returncode != 0
     # c1 runs its pin, yet pages at 3h: 2.14.1 is not 1:2.14.1-1
-    assert "c1" in result.stdout
+    assert 'host="c1"' in result.stdout + result.stderr
 
 
 def test_the_rules_cut_of_the_pin_is_the_agents_upstream(

@@ -36,7 +36,11 @@ never answers, which the play fails without restarting. Round 15 moved the
 ``ansible.cfg``, the convergence alerts, the ring gate and the GitOps manifests
 to the appendix; the tests find every block by its name, wherever it stands.
 Round 17 added the rollback lane (old content under a newer generation) and
-the gate renamed for a third ring.
+the gate renamed for a third ring. The answer to review round 17 pins the
+rings in package versions, which the running-version rule must cut to what a
+process reports (and checks the cut against the agent's ``upstream``), runs
+``meta: refresh_inventory`` in a play whose inventory grows, and validates the
+Flux Kustomization's ignore rule against the Kustomization CRD's schema.
 """
 
 from __future__ import annotations

@@ -6,8 +6,12 @@ search, previews and the sidebar are proved to work under it."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from playwright.sync_api import Browser, expect
+
+if TYPE_CHECKING:
+    from conftest import Site
 
 
 def test_search_finds_the_tracing_essay(browser: Browser, base_url: str) -> None:
@@ -72,6 +76,31 @@ def test_term_and_essay_previews_on_hover_and_focus(
     tooltip.wait_for(state="visible")
     assert "Metrics, Logs, Traces, and Events" in tooltip.inner_text()
     assert errors == []
+    page.close()
+
+
+def test_a_term_defined_on_the_page_is_previewed_from_its_definition(
+    browser: Browser, base_url: str, site: Site
+) -> None:
+    """The glossary's "See also" links show the definition already on the
+    page, not a copy of it, which the page no longer carries."""
+    html = (site.html / "glossary.html").read_text()
+    assert 'class="kb-ref kb-ref-here"' in html
+    assert 'id="term-Span-definition"' in html
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(base_url + "glossary.html")
+    copies = page.locator(".kb-preview .kb-preview-title").all_inner_texts()
+    terms = page.locator("dl.glossary > dt").all_inner_texts()
+    assert not {t.strip("¶ \n") for t in terms} & {c.strip() for c in copies}
+    link = page.locator("dd span.kb-ref-here a[href='#term-Span']").first
+    assert link.get_attribute("aria-describedby") == "term-Span-definition"
+    link.hover()
+    tooltip = page.locator("#kb-tooltip")
+    tooltip.wait_for(state="visible")
+    text = tooltip.inner_text()
+    assert text.startswith("Span")
+    assert "One timed operation" in text
+    assert "Used in" not in text
     page.close()
 
 

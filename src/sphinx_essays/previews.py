@@ -12,7 +12,11 @@ keyboard focus and on a first tap on touch screens. Everything is in the
 page: no request, no external script.
 
 The copied definitions are resolved as part of *this* page, so the links inside
-a preview work wherever the page is (the bug in sphinx-tippy#32).
+a preview work wherever the page is (the bug in sphinx-tippy#32). A term
+defined on the page itself (the glossary's "See also" links) is not copied:
+its link is wrapped in ``kb-ref-here``, the term's definition gets an id, and
+the script shows that definition. On the real site's glossary the copies
+were a quarter of the page.
 """
 
 from __future__ import annotations
@@ -48,10 +52,16 @@ class AddPreviews(SphinxPostTransform):
         definitions = domain.derived("previews", self._definitions)
         previews: dict[tuple[str, str], int] = {}
         missing: set[tuple[str, str]] = set()
+        here = self._defined_here()
         blocks = nodes.container(classes=["kb-previews"])
         for xref in list(self.document.findall(addnodes.pending_xref)):
             key = self._key(xref, docname)
             if key is None or key in missing:
+                continue
+            if key[0] == "term" and key[1] in here:
+                wrapper = nodes.inline(classes=["kb-ref", "kb-ref-here"])
+                xref.parent.replace(xref, wrapper)
+                wrapper += xref
                 continue
             if key not in previews:
                 content = self._content(key, definitions, root)
@@ -71,6 +81,21 @@ class AddPreviews(SphinxPostTransform):
             wrapper += xref
         if previews:
             self.document += blocks
+
+    def _defined_here(self) -> set[str]:
+        """The terms this page's own glossary defines, keyed as Sphinx compares
+        them. Each definition gets an id (its term's, plus ``-definition``),
+        which a link to the term in this page is described by."""
+        found: set[str] = set()
+        for glossary in self.document.findall(addnodes.glossary):
+            for item in glossary.findall(nodes.definition_list_item):
+                terms = list(item.findall(nodes.term))
+                definition = item.next_node(nodes.definition)
+                if not terms or definition is None or not terms[0]["ids"]:
+                    continue
+                definition["ids"].append(f"{terms[0]['ids'][0]}-definition")
+                found.update(normalise(term.astext()) for term in terms)
+        return found
 
     @staticmethod
     def _key(xref: addnodes.pending_xref, docname: str) -> tuple[str, str] | None:

@@ -2,7 +2,8 @@
  *
  * Each link inside <span class="kb-ref kb-ref-N"> (a term, an essay, or the
  * sources of a citation) has a hidden preview block
- * #kb-preview-N in the page. The link is described by it (aria-describedby),
+ * #kb-preview-N in the page; a link inside <span class="kb-ref kb-ref-here">
+ * is to a term defined on this page, previewed from that definition. The link is described by it (aria-describedby),
  * and a tooltip shows a copy of it:
  *   - on mouse hover, staying open while the pointer is over the tooltip;
  *   - on keyboard focus, placed right after the link so Tab reaches its links;
@@ -90,9 +91,43 @@
     });
   }
 
+  // A term defined on this page (kb-ref-here) has no copy of its definition:
+  // the preview is the definition itself, headed by the term, without the
+  // definition's "Used in" line.
+  function definitionHere(link) {
+    const term = document.getElementById(decodeURIComponent(link.hash.slice(1)));
+    const definition = term && document.getElementById(term.id + "-definition");
+    if (!definition) {
+      return null;
+    }
+    const preview = document.createElement("div");
+    preview.id = definition.id;
+    const title = document.createElement("p");
+    title.className = "kb-preview-title";
+    const strong = document.createElement("strong");
+    strong.textContent = (term.firstChild && term.firstChild.textContent) || "";
+    title.append(strong);
+    preview.append(title);
+    Array.from(definition.children).forEach((child) => {
+      if (!child.classList.contains("glossary-used-in")) {
+        preview.append(child.cloneNode(true));
+      }
+    });
+    return preview;
+  }
+
   // A citation of several sources has a link per source; each shows the
   // preview, which lists them all.
   document.querySelectorAll("span.kb-ref").forEach((span) => {
+    if (span.classList.contains("kb-ref-here")) {
+      span.querySelectorAll("a").forEach((link) => {
+        const preview = definitionHere(link);
+        if (preview) {
+          attach(link, preview);
+        }
+      });
+      return;
+    }
     const match = /(?:^|\s)kb-ref-(\d+)(?:\s|$)/.exec(span.className);
     const preview = match && document.getElementById("kb-preview-" + match[1]);
     if (!preview) {

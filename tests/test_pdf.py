@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from docutils import nodes
 from pypdf import PdfReader
 
 from conftest import ESSAYS, Pdf
+from sphinx_essays.book import LONG_TABLE_LINES, _long_tables_break, estimated_lines
 
 TOPICS = ["Observability", "Infrastructure", "Security", "Teams"]
 BACK_MATTER = [
@@ -224,3 +226,45 @@ def test_pdf_has_the_generated_indexes_and_backlinks(
 def test_pdf_backlinks_give_page_numbers(pdf_text: str) -> None:
     title = letters("Distributed Tracing: A Practical Guide")
     assert re.search(title + r"page\d+", letters(pdf_text))
+
+
+def table_of(rows: list[list[str]]) -> nodes.table:
+    """A docutils table of *rows* (the first is the header), equal columns."""
+    table = nodes.table()
+    group = nodes.tgroup(cols=len(rows[0]))
+    table += group
+    for _ in rows[0]:
+        group += nodes.colspec(colwidth=50)
+
+    def row(cells: list[str]) -> nodes.row:
+        built = nodes.row()
+        for text in cells:
+            built += nodes.entry("", nodes.paragraph(text=text))
+        return built
+
+    group += nodes.thead("", row(rows[0]))
+    group += nodes.tbody("", *(row(cells) for cells in rows[1:]))
+    return table
+
+
+def test_a_table_taller_than_it_looks_breaks_across_pages() -> None:
+    """Eleven rows of long sentences are taller than a page: as one block
+    they left a blank page before them and ran off the bottom of the next
+    (the tracing essay's version floors). Such a table is a longtable; a
+    short one stays one block."""
+    sentence = "a floor, the issue behind it and its workaround " * 5
+    tall = table_of([["Software", "Floor"]] + [["Python SDK", sentence]] * 11)
+    short = table_of([["Software", "Floor"]] + [["Python SDK", "1.42.1"]] * 11)
+    assert estimated_lines(tall) >= LONG_TABLE_LINES > estimated_lines(short)
+
+    class Builder:
+        format = "latex"
+
+    class App:
+        builder = Builder()
+
+    document = nodes.document(None, None)  # type: ignore[arg-type]
+    document += [tall, short]
+    _long_tables_break(App(), document, "essay")  # type: ignore[arg-type]
+    assert "longtable" in tall["classes"]
+    assert "longtable" not in short["classes"]

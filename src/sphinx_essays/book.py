@@ -479,19 +479,49 @@ def _write_cover(app: Sphinx) -> None:
 
 #: Tables with at least this many body rows break across PDF pages.
 LONG_TABLE_ROWS = 12
+#: So do tables whose text would fill more lines than this (a page holds
+#: about 50): eleven rows of long sentences are taller than a page.
+LONG_TABLE_LINES = 30
+#: Characters on one line of the book's text block, in body type.
+LINE_CHARACTERS = 95
+
+
+def estimated_lines(table: nodes.table) -> float:
+    """About how many lines of the page *table* fills: each body row as tall
+    as its longest cell wrapped to its column's share of the line (by the
+    table's column widths), plus half a line between rows."""
+    widths = [float(spec.get("colwidth", 1)) for spec in table.findall(nodes.colspec)]
+    total = sum(widths) or 1.0
+    lines = 0.0
+    for body in table.findall(nodes.tbody):
+        for row in body.children:
+            cells = [entry.astext() for entry in row.children]
+            tallest = 1
+            for column, text in enumerate(cells):
+                share = widths[column] / total if column < len(widths) else 1.0
+                per_line = max(8, int(LINE_CHARACTERS * share) - 3)
+                tallest = max(tallest, -(-len(" ".join(text.split())) // per_line))
+            lines += tallest + 0.5
+    return lines
 
 
 def _long_tables_break(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     """Sphinx sets a table of fewer than 30 rows as one unbreakable block
     (``tabulary``), so a 25-row table that does not fit moves to the next
-    page whole and leaves the rest of this one blank. In the book, a table
-    of :data:`LONG_TABLE_ROWS` rows or more is a ``longtable``, which
-    breaks across pages and repeats its header."""
+    page whole and leaves the rest of this one blank, and a table taller
+    than a page runs off its bottom. In the book, a table of
+    :data:`LONG_TABLE_ROWS` rows or more, or of fewer rows that would fill
+    :data:`LONG_TABLE_LINES` lines (:func:`estimated_lines`), is a
+    ``longtable``, which breaks across pages and repeats its header."""
     if app.builder.format != "latex":
         return
     for table in doctree.findall(nodes.table):
+        if "longtable" in table["classes"]:
+            continue
         rows = sum(len(body.children) for body in table.findall(nodes.tbody))
-        if rows >= LONG_TABLE_ROWS and "longtable" not in table["classes"]:
+        if rows >= LONG_TABLE_ROWS or (
+            rows >= 2 and estimated_lines(table) >= LONG_TABLE_LINES
+        ):
             table["classes"].append("longtable")
 
 

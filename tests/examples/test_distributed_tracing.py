@@ -249,8 +249,11 @@ def tier1_config(site: Site) -> dict[str, Any]:
 
 def collector(site: Site, name: str) -> dict[str, Any]:
     """A whole collector configuration: the single collector, or a tier."""
-    return {SINGLE: config, TIER1: lambda s, _: tier1_config(s),
-            TIER2: lambda s, _: tier2_config(s)}[name](site, name)
+    return {
+        SINGLE: config,
+        TIER1: lambda s, _: tier1_config(s),
+        TIER2: lambda s, _: tier2_config(s),
+    }[name](site, name)
 
 
 def doctree(site: Site) -> nodes.document:
@@ -2015,7 +2018,9 @@ def test_the_in_process_allow_list_spares_a_scope_not_a_service(site: Site) -> N
     counted; a pool that lost its context in the same service still is. The
     round-11 allow-list named whole services in PromQL instead."""
     [scheduler] = allowed_scopes(site)
-    assert f"the {scheduler} tracer" in paragraph(site, "UnexpectedInProcessRoots weighs its roots")
+    assert f"the {scheduler} tracer" in paragraph(
+        site, "UnexpectedInProcessRoots weighs its roots"
+    )
     roles, metrics = count_roles(site), count_metrics(site)
     conditions = metrics[roles["inprocess"]]["conditions"]
 
@@ -2541,9 +2546,9 @@ def signaltometrics_rules(site: Site) -> dict[str, Any]:
         for rule in group["rules"]:
             if rule["alert"] in {"UnexpectedTraceRoots", "UnexpectedInProcessRoots"}:
                 rule["expr"] = rule["expr"].replace("service_name", "job")
-                rule["annotations"]["summary"] = rule["annotations"][
-                    "summary"
-                ].replace("$labels.service_name", "$labels.job")
+                rule["annotations"]["summary"] = rule["annotations"]["summary"].replace(
+                    "$labels.service_name", "$labels.job"
+                )
     return rules
 
 
@@ -2836,7 +2841,8 @@ def test_a_local_first_hop_and_a_compressed_second_cut_the_network_bill(
     assert assumptions(site)["Gzip on a batch of spans"].startswith("4 to 10 times")
     low, high = (crossing / ratio / 1e9 * 2 * 0.01 * 30 for ratio in GZIP_RATIOS[::-1])
     assert (
-        f"falls to about ${round(low, -1):.0f} to ${round(high, -1):.0f} a month" in text
+        f"falls to about ${round(low, -1):.0f} to ${round(high, -1):.0f} a month"
+        in text
     )
     rows = table_rows(site, "First hop")
     options = " ".join(row[0] for row in rows)
@@ -3392,9 +3398,7 @@ GRPC_SERVER_KEEPALIVE = {
 def test_tier_one_makes_senders_reconnect_so_new_replicas_get_load(
     site: Site,
 ) -> None:
-    grpc = tier1_config(site)["receivers"]["otlp"][
-        "protocols"
-    ]["grpc"]
+    grpc = tier1_config(site)["receivers"]["otlp"]["protocols"]["grpc"]
     keepalive = grpc["keepalive"]
     assert set(keepalive) <= set(GRPC_SERVER_KEEPALIVE)
     for section, options in keepalive.items():
@@ -3481,7 +3485,10 @@ def test_the_critical_path_walk_follows_the_figure(site: Site) -> None:
         f" publish, take {spans} ms" in text
     )
     assert f"their callers' own time adds {length['root'] - spans} ms" in text
-    assert f"That call alone is {length['psp'] / length['root']:.0%} of the request" in text
+    assert (
+        f"That call alone is {length['psp'] / length['root']:.0%} of the request"
+        in text
+    )
 
 
 def status_table(rows: list[tuple[Any, ...]]) -> sqlite3.Connection:
@@ -3558,7 +3565,9 @@ def signaltometrics_metrics(site: Site) -> list[dict[str, Any]]:
 def with_signaltometrics(site: Site) -> dict[str, Any]:
     """The single collector with ``count`` replaced, as the appendix says."""
     cfg = config(site, SINGLE)
-    cfg["connectors"] = config(site, "distributed-tracing-signaltometrics")["connectors"]
+    cfg["connectors"] = config(site, "distributed-tracing-signaltometrics")[
+        "connectors"
+    ]
     for pipeline in cfg["service"]["pipelines"].values():
         for end in ("receivers", "exporters"):
             pipeline[end] = [
@@ -3622,7 +3631,7 @@ def test_signaltometrics_counts_what_the_count_connector_counts(site: Site) -> N
         ours = [counted(s2m[name].get("conditions", []), sp) for sp in spans]
         theirs = [counted(count[name].get("conditions", []), sp) for sp in spans]
         assert ours == theirs, name
-        assert any(ours) and not all(ours) or name == "tracing.spans"
+        assert (any(ours) and not all(ours)) or name == "tracing.spans"
 
 
 def test_the_collector_with_signaltometrics_is_wired_like_the_one_with_count(
@@ -3679,13 +3688,17 @@ def test_the_grace_period_holds_the_resolver_lag_and_the_final_export(
     """The table's parts add up, the preStop sleep outlasts tier 1's DNS
     resolver interval (5 s by default; the block sets none), and the period
     is longer than Kubernetes' default of 30 seconds."""
-    rows = {row[0]: int(row[1]) for row in table_rows(
-        site, "Part of terminationGracePeriodSeconds")}
+    rows = {
+        row[0]: int(row[1])
+        for row in table_rows(site, "Part of terminationGracePeriodSeconds")
+    }
     dns = tier1_config(site)["exporters"]["loadbalancing"]["resolver"]["dns"]
     interval = seconds(dns.get("interval", "5s"))
     assert rows["preStop sleep"] >= 2 * interval
-    assert rows["The period"] == rows["preStop sleep"] + rows[
-        "Final decisions and their export"]
+    assert (
+        rows["The period"]
+        == rows["preStop sleep"] + rows["Final decisions and their export"]
+    )
     assert rows["The period"] > 30
     stop = paragraph(site, "Stopping costs more than the ring move.")
     assert "Kubernetes starts the grace period before the hook runs" in stop
@@ -3736,8 +3749,9 @@ def test_the_first_party_edge_continues_your_apps_traces_within_a_budget(
     namespace, inner = first_party_edge(site, monkeypatch, provider)
     edge = namespace["FirstPartyEdgePropagator"](
         inner,
-        first_party=lambda carrier, getter: getter.get(carrier, "x-verified-app")
-        == ["web"],
+        first_party=lambda carrier, getter: (
+            getter.get(carrier, "x-verified-app") == ["web"]
+        ),
         per_second=2,
     )
     tracer = provider.get_tracer("t")
@@ -3863,7 +3877,10 @@ def test_one_replica_whose_counting_stalls_is_caught(
     rows = dict(table_rows(site, "Alert"))
     assert "TraceCountersPartial" in rows
     assert len(rows) == len(alert_rules(site)) == 11
-    assert paragraph(site, "Tier 1 counts after any head sampler").count("Eleven alerts") == 1
+    assert (
+        paragraph(site, "Tier 1 counts after any head sampler").count("Eleven alerts")
+        == 1
+    )
 
 
 class DownCollector(SpanExporter):
@@ -3955,7 +3972,8 @@ def test_the_vendor_objection_prices_egress_compressed_and_uncompressed(
 def test_the_setup_box_says_first_what_was_never_run(site: Site) -> None:
     """Round 17: the caveat leads the Minimum setup box, not a table cell."""
     [box] = [
-        n for n in doctree(site).findall(nodes.admonition)
+        n
+        for n in doctree(site).findall(nodes.admonition)
         if "Minimum setup" in n.astext()[:40]
     ]
     first = " ".join(box.findall(nodes.paragraph).__next__().astext().split())

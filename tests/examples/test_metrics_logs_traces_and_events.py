@@ -190,7 +190,7 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     # and WAL replay get half again on top of the top of the range, so the
     # memory alert (80% of the container) fires above the head estimate.
     head_top = round(container[1] / 1e9)
-    assert head_top * 1.5 == 15 and 0.8 * 15 > head_top
+    assert head_top * 1.5 == 15 and head_top < 0.8 * 15
     assert (
         "Queries, compaction and the WAL replay after a crash need more on top;"
         " allow half again, give the container 15 GB" in text
@@ -236,7 +236,9 @@ def test_cardinality_arithmetic_matches_the_prose(site: Site) -> None:
     )
     # A recording rule adds series to the head; only pre-ingestion
     # aggregation removes the target factor.
-    assert "Its 1,600 series do not grow with the pods, but they add to the head" in text
+    assert (
+        "Its 1,600 series do not grow with the pods, but they add to the head" in text
+    )
     assert "Only aggregation before ingestion takes the target factor out" in text
 
 
@@ -871,9 +873,11 @@ def test_target_limit_covers_the_autoscalers_maximum_and_a_surge(site: Site) -> 
     assert "at 15 replicas, 22 pods where he expected at most 19" in text
     # Round 16: the rollout arithmetic lives in the appendix, not the body,
     # and KEP-5882 went with the runbook detail.
-    assert text.index("The appendix works the numbers for checkout") < text.index(
-        "Appendix: configurations and limits"
-    ) < text.index("90 targets")
+    assert (
+        text.index("The appendix works the numbers for checkout")
+        < text.index("Appendix: configurations and limits")
+        < text.index("90 targets")
+    )
     # Round 17: the counts assume slow exits (the Deployment docs: the
     # excess lasts until the terminating pods' grace period expires), and
     # KEP-5882's podReplacementPolicy is the control that bounds them.
@@ -934,9 +938,7 @@ def test_target_share_alert_fires_only_near_a_configured_limit(
     rollback's 165 does not."""
     expr = block(site, "target-share").strip()
     rules = {
-        "groups": [
-            {"name": "t", "rules": [{"alert": "TargetLimitNear", "expr": expr}]}
-        ]
+        "groups": [{"name": "t", "rules": [{"alert": "TargetLimitNear", "expr": expr}]}]
     }
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
     checked = _promtool(tmp_path, "check", "rules", "rules.yml")
@@ -947,8 +949,10 @@ def test_target_share_alert_fires_only_near_a_configured_limit(
     assert 120 / 200 < 0.8 < 165 / 200 and _scrape_job(site)["target_limit"] == 200
     # The check can fail: without the > 0 guard a job without a limit
     # divides by zero and alerts.
-    unguarded = expr.replace("(prometheus_target_scrape_pool_target_limit > 0)",
-                             "prometheus_target_scrape_pool_target_limit")
+    unguarded = expr.replace(
+        "(prometheus_target_scrape_pool_target_limit > 0)",
+        "prometheus_target_scrape_pool_target_limit",
+    )
     assert unguarded != expr
     rules["groups"][0]["rules"][0]["expr"] = unguarded
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
@@ -1668,9 +1672,7 @@ def test_a_single_histogram_breaks_grouping_by_name(site: Site, tmp_path: Path) 
     (tmp_path / "rules.yml").write_text(block(site, "overflow-alert"), encoding="utf-8")
     replayed = _promtool(tmp_path, "test", "rules", "tests.yml")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert "and _count raise a duplicate-label-set error" in (
-        page_text(site)
-    )
+    assert "and _count raise a duplicate-label-set error" in (page_text(site))
 
 
 def test_suffix_stripping_also_shortens_a_counter_named_count(
@@ -2311,7 +2313,10 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     assert len(records) == 4 and set(alerts) == set(BUDGET_ALERTS)
     assert SAMPLED_LOG_RATE == 454_000
     for rule in alerts.values():
-        assert rule["for"] in {"10m", "30m", "1h"} and rule["labels"]["severity"] == "ticket"
+        assert (
+            rule["for"] in {"10m", "30m", "1h"}
+            and rule["labels"]["severity"] == "ticket"
+        )
     # Data already lost tickets within ten minutes (round 17).
     for name in ("CheckoutLogsRateLimited", "RemoteWriteDroppingHistograms"):
         assert alerts[name]["for"] == "10m"
@@ -2413,7 +2418,9 @@ def test_budget_alerts_fire_over_plan_and_not_within_it(
     peak = 2 * SAMPLED_LOG_RATE
     assert round(peak / 1e6, 1) == 0.9 and 4 * peak < 4 * 2**20
     assert 2 * 4_000_000 > 4 * 2**20
-    assert "Loki's default 4 MiB/s stays: it carries the plan's 0.9 MB/s peak four" in text
+    assert (
+        "Loki's default 4 MiB/s stays: it carries the plan's 0.9 MB/s peak four" in text
+    )
     assert "A sampler failing open at the peak sends 8 MB/s" in text
     assert "Checkout has a tenant of its own here" in text
     assert "raise the tenant's ingestion_rate_mb" not in text
@@ -2669,11 +2676,19 @@ def test_round_17_additions_are_stated_as_their_sources_say(site: Site) -> None:
         assert claim in text or claim in block(site, "exemplar-storage"), claim
     # The guide's "over 100": 1,600 combinations a pod is sixteen times that.
     assert 1_600 / 100 == 16
-    assert "The running example is a deliberate exception, sixteen times that point" in text
-    assert 5 * 40 == 200 and "latency by method and route, 200 combinations a pod" in text
+    assert (
+        "The running example is a deliberate exception, sixteen times that point"
+        in text
+    )
+    assert (
+        5 * 40 == 200 and "latency by method and route, 200 combinations a pod" in text
+    )
     assert "count outcomes apart from latency" in text
     # sample_limit and native histograms.
-    assert "That holds from 3.8; before it, native histograms and NHCBs went uncounted" in text
+    assert (
+        "That holds from 3.8; before it, native histograms and NHCBs went uncounted"
+        in text
+    )
     assert "sample_limit ignores native histograms and NHCBs" in text
     assert "unless an SDK processor attaches it to the span again" in text
     assert "otelcol_exporter_enqueue_failed_log_records_total" in text

@@ -1960,7 +1960,9 @@ def test_a_400_reason_never_reaches_the_collector_log(site: Site) -> None:
         with pytest.raises(DecodeError):
             ExportMetricsServiceResponse().ParseFromString(body)
     text = prose(site)
-    assert "none of the rejected-sample 400s" in text  # round 12: decode failures are logged
+    assert (
+        "none of the rejected-sample 400s" in text
+    )  # round 12: decode failures are logged
     assert "Exporting failed. Dropping data." in text
     for name in ("PrometheusRejectingOTLP", "PrometheusRejectedOTLP"):
         summary = rule_named(site, name)["annotations"]["summary"]
@@ -3437,6 +3439,7 @@ def resend_every(route: dict[str, Any], parent: dict[str, Any]) -> int:
     the group flushes, every group_interval (default 5m), so repeat_interval
     (default 4h) is rounded up to a multiple of it (alertmanager #3370, #3389,
     #3552). A child route inherits what it does not set."""
+
     def setting(name: str, default: str) -> int:
         return seconds(route.get(name, parent.get(name, default)))
 
@@ -3482,7 +3485,11 @@ def inventory_group(site: Site) -> dict[str, Any]:
 
 def inventory_rules(site: Site) -> dict[str, Any]:
     """The inventory with the records it reads, in the essay's group order."""
-    wanted = {"ExpectedServiceMissing", "ServiceStoppedPushing", "BatchJobNotSucceeding"}
+    wanted = {
+        "ExpectedServiceMissing",
+        "ServiceStoppedPushing",
+        "BatchJobNotSucceeding",
+    }
     groups = [g for g in rule_groups(site)
               if any(r.get("alert") in wanted for r in g["rules"])]  # fmt: skip
     return {"groups": groups}
@@ -3501,7 +3508,8 @@ def test_the_inventory_tickets_a_listed_job_that_never_arrives(
     labels = {"job": "shop/billing-export", "instance": "shop.billing-export-1.export"}
     inputs = [
         series("up", {"job": job_, "instance": f"{job_}-0"}, "1x60")
-        for job_ in listed if job_ != labels["job"]
+        for job_ in listed
+        if job_ != labels["job"]
     ]
     inputs += {
         "never": [],
@@ -3520,7 +3528,9 @@ def test_the_inventory_tickets_a_listed_job_that_never_arrives(
     assert promtool_replay(tmp_path, inventory_rules(site), replay_test(inputs, checks))
     # And promtool would notice the opposite claim.
     wrong = [{**c, "exp_alerts": [] if seen == "never" else firing} for c in checks]
-    assert not promtool_replay(tmp_path, inventory_rules(site), replay_test(inputs, wrong))
+    assert not promtool_replay(
+        tmp_path, inventory_rules(site), replay_test(inputs, wrong)
+    )
 
 
 @pytest.mark.parametrize("old", [False, True])
@@ -3538,7 +3548,10 @@ def test_a_scraped_service_scaled_to_zero_opens_no_ticket(
     if old:
         record = {**record, "expr": record["expr"].replace(" " + excluded, ")")}
     cart = {"job": "shop/cart", "instance": "shop.cart-1.cart"}
-    inputs = [series("target_info", cart, "1x2"), series("up", cart, "1x2")]  # gone at 10m
+    inputs = [
+        series("target_info", cart, "1x2"),
+        series("up", cart, "1x2"),
+    ]  # gone at 10m
     fired = {"job": cart["job"], **alert["labels"]}
     firing = [{"exp_labels": fired, "exp_annotations": {
         k: render(v, fired) for k, v in alert["annotations"].items()}}]  # fmt: skip
@@ -3555,7 +3568,9 @@ def test_the_services_job_needs_both_the_annotation_and_the_port(
     the port but no annotation, or the annotation but no `metrics` port, is
     not scraped. The prose names both, and the inventory is what catches it."""
     services = job(prometheus_config, "services")
-    meta = {k: v for k, v in SDK_POD[0].items() if k.startswith("__meta_kubernetes_pod_")}
+    meta = {
+        k: v for k, v in SDK_POD[0].items() if k.startswith("__meta_kubernetes_pod_")
+    }
     assert len(scrape_targets(services, SDK_POD)) == 1
     unannotated = [{k: v for k, v in t.items()
                     if k != "__meta_kubernetes_pod_annotation_prometheus_io_scrape"}
@@ -3643,7 +3658,9 @@ def test_thanos_and_skyscanner_say_what_their_sources_say(site: Site) -> None:
 # -- Review round 14 -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("down", "fires"), [(0, False), (1, False), (2, True), (3, True)])
+@pytest.mark.parametrize(
+    ("down", "fires"), [(0, False), (1, False), (2, True), (3, True)]
+)
 def test_one_dead_collector_tickets_and_half_a_tier_pages(
     site: Site, tmp_path: Path, down: int, fires: bool
 ) -> None:
@@ -3679,12 +3696,14 @@ def test_meta_alerts_ticket_and_the_peer_page_says_what_to_do(site: Site) -> Non
     # is sender-visible 503s and retries that fill the healthy side.
     assert "The healthy replica still gets every push" in description
     assert "senders see 503s and retry" in description
-    assert "fail every push" not in description and "every push fails" not in description
+    assert (
+        "fail every push" not in description and "every push fails" not in description
+    )
     assert "fail every push" not in block(site, "alerts")
     assert "remove this replica's exporter from both tiers and reload" in description
     # The countdown is the queue the configuration sets, at the stated rate.
     for tier in ("front", "delta"):
-        for name, exporter in replica_exporters(collector(site, tier)).items():
+        for exporter in replica_exporters(collector(site, tier)).values():
             assert exporter["sending_queue"]["queue_size"] / queue_rate(tier) / 60 >= 20
     text = prose(site)
     assert "remove the dead replica's exporters" in text
@@ -3695,7 +3714,10 @@ def test_only_collectors_the_peer_and_grafana_reach_prometheus(site: Site) -> No
     "a leaked password is not enough" needs a policy on the Prometheus pods. A
     pusher holding the Collectors' password cannot reach 9090 directly."""
     policies = network_policies(site)
-    prometheus = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    prometheus = {
+        "namespace": "monitoring",
+        "labels": {"app.kubernetes.io/name": "prometheus"},
+    }
     allowed = [
         {"namespace": "observability",
          "labels": {"app.kubernetes.io/name": "otel-collector", "app.kubernetes.io/component": tier}}
@@ -3706,7 +3728,10 @@ def test_only_collectors_the_peer_and_grafana_reach_prometheus(site: Site) -> No
         {"namespace": "shop", "labels": {"app.kubernetes.io/name": "cart"}},
         # A pod labelled like a Collector in another namespace is not one.
         {"namespace": "shop", "labels": {"app.kubernetes.io/name": "otel-collector"}},
-        {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "node-exporter"}},
+        {
+            "namespace": "monitoring",
+            "labels": {"app.kubernetes.io/name": "node-exporter"},
+        },
     ]
     for src in allowed:
         assert admitted(policies, prometheus, src, 9090), src
@@ -3732,7 +3757,9 @@ def test_whole_request_failure_is_dated_to_3_7(site: Site) -> None:
     each whole-request claim, and the version table has the older behaviour."""
     text = prose(site)
     assert "Since 3.7, one metric it cannot translate fails the whole request" in text
-    assert "Since 3.7, by default, Prometheus fails the whole request with a 500" in text
+    assert (
+        "Since 3.7, by default, Prometheus fails the whole request with a 500" in text
+    )
     assert "Before 3.7, Prometheus dropped only the delta metric" in text
     assert "Since 3.7, below -4 it fails the whole request" in text
     assert "since 3.7 so does one delta or untranslatable metric" in text
@@ -3755,7 +3782,10 @@ def test_the_scraped_marker_is_stamped_at_the_first_missed_scrape(site: Site) ->
     last_sample, marker = (samples - 1) * step, samples * step
     assert (last_sample, marker) == (585, 600)  # 9m45s, then the marker at 10m
     text = prose(site)
-    assert "waits just over two intervals, then stamps the marker at the first missed scrape" in text
+    assert (
+        "waits just over two intervals, then stamps the marker at the first missed scrape"
+        in text
+    )
     assert "within about two scrape intervals" in text
     assert "drop the series at once" not in text
 
@@ -3772,13 +3802,17 @@ def test_the_zero_sample_flag_leaves_the_pinned_scrape_order(
     g = prometheus_config["global"]
     assert g["scrape_native_histograms"] is True
     assert g["scrape_protocols"] == native_order
-    assert not any("scrape_protocols" in job for job in prometheus_config["scrape_configs"])
+    assert not any(
+        "scrape_protocols" in job for job in prometheus_config["scrape_configs"]
+    )
     words = block(site, "flags")
     assert "created-timestamp-zero-ingestion" in words
     assert "The zero-sample flag acts on scrapes too." in prose(site)
 
 
-def test_a_partition_fires_peer_down_for_both_replicas(site: Site, tmp_path: Path) -> None:
+def test_a_partition_fires_peer_down_for_both_replicas(
+    site: Site, tmp_path: Path
+) -> None:
     """Round 15, finding 2: each replica scrapes its peer, so a partition
     between them makes each report the other down. Both PrometheusPeerDown
     alerts fire together, so a controller removing the exporter of every
@@ -3866,7 +3900,9 @@ def test_the_queue_countdown_pages_on_its_own(
     assert "a queue filling, whatever its cause" in text
 
 
-def test_a_slow_for_would_leave_the_countdown_unpaged(site: Site, tmp_path: Path) -> None:
+def test_a_slow_for_would_leave_the_countdown_unpaged(
+    site: Site, tmp_path: Path
+) -> None:
     """The replay above can fail: with round 17's old threshold (half full for
     ten minutes) a queue at 30 % never pages."""
     rule = {**rule_named(site, "CollectorQueueFilling"), "for": "10m"}
@@ -3938,5 +3974,7 @@ def test_deltas_are_rejected_by_default_and_spanmetrics_fixed_at_source(
     assert "spanmetrics connector set to delta" in text
     assert "So reject deltas by default" in text
     assert "without one, delete it and its canary" in text
-    condition = collector(site, "front")["processors"]["filter/delta_policy"]["metric_conditions"][0]
+    condition = collector(site, "front")["processors"]["filter/delta_policy"][
+        "metric_conditions"
+    ][0]
     assert "canary-delta" in condition

@@ -747,8 +747,7 @@ def test_the_walk_through_drops_the_freeze_on_its_own_forecast(site: Site) -> No
         assert told_as_fact not in text, told_as_fact
     assert_in_prose(
         site,
-        "No published case covers the third question, so what follows is a"
-        " hypothesis.",
+        "No published case covers the third question, so what follows is a hypothesis.",
         "in the Accelerate surveys, approval of changes by a body outside the"
         " team went with slower delivery and slower restores, and did nothing"
         " for the change failure rate",
@@ -756,8 +755,7 @@ def test_the_walk_through_drops_the_freeze_on_its_own_forecast(site: Site) -> No
         " the team would drop the freeze on a miss several times its interval's"
         " width and a mechanism it could watch.",
         "That would show its model wrong, not the problem complex.",
-        "The group would call the deploy pages complex only if the other signs"
-        " agreed",
+        "The group would call the deploy pages complex only if the other signs agreed",
         "on that evidence and not on any score, it would run competing probes",
         # The two-service test is one sign among three, not the verdict.
         "No single test assigns the domain",
@@ -2402,7 +2400,7 @@ def test_moving_ranges_shrink_by_the_square_root_of_one_minus_phi(site: Site) ->
         for _ in range(200_000):
             x = phi * x + rng.gauss(0, math.sqrt(1 - phi**2))  # unit variance
             values.append(x)
-        mr_sigma = fmean(abs(b - a) for a, b in zip(values, values[1:])) / 1.128
+        mr_sigma = fmean(abs(b - a) for a, b in itertools.pairwise(values)) / 1.128
         assert abs(mr_sigma - math.sqrt(1 - phi)) < 0.01, phi
     assert round(3 * math.sqrt(1 - 0.5), 1) == 2.1
     assert_in_prose(

@@ -1720,10 +1720,17 @@ def query(backup: Backup, pgdata: Path, *sql: str) -> list[str]:
 def test_drill_restores_to_the_target_and_proves_it_with_a_write(
     site: Site, ledger_backup: Backup
 ) -> None:
-    result, pgdata, metrics = real_drill(
-        block(site, "restore-drill"), ledger_backup, "restored"
-    )
+    """A cold restore: last week's files are gone before the restore, which
+    is no delta restore, and the drill still reaches the target."""
+    script = block(site, "restore-drill")
+    assert "--delta" not in script
+    stale = ledger_backup.root / "restored" / "base" / "last-week"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a file of last week's restore\n", encoding="utf-8")
+    give_to_postgres_user(stale.parent.parent)
+    result, pgdata, metrics = real_drill(script, ledger_backup, "restored")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert not stale.exists()
     entries, probes, archive_mode, standbys, listen, ssl, amcheck = query(
         ledger_backup,
         pgdata,
@@ -1745,10 +1752,13 @@ def test_drill_restores_to_the_target_and_proves_it_with_a_write(
     assert restored == ledger_backup.patroni_conf
     published = (metrics / "restore.prom").read_text(encoding="utf-8")
     assert re.fullmatch(
+        r"ledger_restore_drill_copy_seconds \d+\n"
         r"ledger_restore_drill_seconds \d+\n"
         r"ledger_restore_drill_last_success_timestamp_seconds \d+\n",
         published,
     )
+    copied, whole = (int(n) for n in re.findall(r"_seconds (\d+)\n", published)[:2])
+    assert copied <= whole
     run_file = (metrics / "restore_run.prom").read_text(encoding="utf-8")
     assert "ledger_restore_drill_success 1\n" in run_file
 
@@ -2738,7 +2748,7 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
     conf = tmp_path / "pgbackrest.conf"
     conf.write_text(text, encoding="utf-8")
     sections = pgbackrest_sections(text)
-    assert set(sections) == {"global", "global:archive-push", "ledger"}
+    assert set(sections) == {"global", "global:archive-push", "global:backup", "ledger"}
     checked = 0
     for section, options in sections.items():
         for option, value in options.items():
@@ -2766,6 +2776,9 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
         assert g[f"{repo}-retention-full"] == "35"
         assert g[f"{repo}-s3-key-type"] == "auto"  # no keys in the file
     assert sections["global:archive-push"]["process-max"] == "4"
+    # Backups run in parallel and compress with zstd, not the gzip default.
+    assert int(sections["global:backup"]["process-max"]) > 1
+    assert g["compress-type"] == "zst"
     assert sections["ledger"]["pg1-path"] == "/var/lib/postgresql/18/ledger"
     # The ledger declines the archive cap the prose names; pgBackRest has it.
     assert all("archive-push-queue-max" not in o for o in sections.values())
@@ -2780,6 +2793,48 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
     broken.write_text(text.replace("repo2-s3-bucket", "repo2-s3-bukket"), "utf-8")
     result = pgbackrest_current(broken, "backup", "repo2-s3-region")
     assert "invalid option 'repo2-s3-bukket'" in result.stdout + result.stderr
+
+
+#: the command that reads each option of the drill host's file.
+DRILL_COMMANDS = {
+    "archive-async": "archive-get",
+    "archive-get-queue-max": "archive-get",
+    "spool-path": "archive-get",
+}
+
+
+def test_the_drill_hosts_pgbackrest_file_restores_in_parallel(
+    site: Site, tmp_path: Path
+) -> None:
+    """The drill host's pgbackrest.conf: pgBackRest knows every option, for
+    restore or archive-get, with the file's value; its only repository is the
+    locked bucket the node file names as repo2; restores run in parallel and
+    archive-get fetches ahead into a queue larger than the 128 MiB default."""
+    assert shutil.which("pgbackrest"), "pgbackrest is not installed (Debian package)"
+    text = block(site, "drill-pgbackrest")
+    conf = tmp_path / "pgbackrest.conf"
+    conf.write_text(text, encoding="utf-8")
+    sections = pgbackrest_sections(text)
+    assert set(sections) == {"global", "ledger"}
+    for section, options in sections.items():
+        for option, value in options.items():
+            command = DRILL_COMMANDS.get(option, "restore")
+            result = pgbackrest_current(conf, command, option)
+            assert result.returncode == 0, (option, result.stdout, result.stderr)
+            assert "WARN" not in result.stdout + result.stderr, result.stdout
+            shown = re.search(r"^current: (.*)$", result.stdout, re.M)
+            assert shown, (option, result.stdout)
+            expected = {"y": "true", "n": "false"}.get(value, value)
+            assert shown.group(1) == expected, (option, shown.group(1), value)
+    g = sections["global"]
+    node = pgbackrest_sections(block(site, "pgbackrest"))["global"]
+    assert not any(o.startswith("repo2-") for o in g)  # one repository
+    for option in ("type", "s3-bucket", "s3-endpoint", "s3-region", "path"):
+        assert g[f"repo1-{option}"] == node[f"repo2-{option}"], option
+    assert int(g["process-max"]) >= 16 and g["archive-async"] == "y"
+    queue = g["archive-get-queue-max"]
+    assert queue.endswith("GiB") and int(queue[:-3]) * 1024 > 128
+    assert sections["ledger"]["pg1-path"] == "/var/lib/postgresql/18/ledger"
 
 
 def test_the_locked_bucket_keeps_45_days_and_then_lets_go(site: Site) -> None:
@@ -2809,24 +2864,20 @@ def test_the_locked_bucket_keeps_45_days_and_then_lets_go(site: Site) -> None:
     tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
     prose = " ".join(tree.astext().split())
     assert "each version of it is locked, for 45 days" in prose
-    # The erasure window follows from the files, not from the lock: the last
-    # backup holding a purged key expires once the first full after the purge
-    # (weekly) is as old as the time retention, at the next nightly backup's
-    # expire; its versions then stay noncurrent for NoncurrentDays.
+    # The erasure window follows from the files and the KMS, not from the
+    # lock: the monthly rewrap leaves a disabled key out; the old KMS key must
+    # outlive the last backup taken before the rewrap, which expires once the
+    # next full (weekly) is as old as the time retention, at the next nightly
+    # backup's expire; then KMS waits at least 7 days before deleting it.
     conf = pgbackrest_sections(block(site, "pgbackrest"))["global"]
     assert "Weekly fulls" in block(site, "pgbackrest")
-    purge, weekly, nightly = 30, 7, 1
-    assert f"The key is purged {purge} days later" in prose
-    window = (
-        purge
-        + weekly
-        + int(conf["repo2-retention-full"])
-        + nightly
-        + rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
-    )
-    assert 115 <= window <= 120, window
-    assert "leaves every backup by about day 120" in prose
-    assert "within 75 days" not in prose and "45 days more" not in prose
+    rewrap, weekly, nightly, kms_wait = 30, 7, 1, 7
+    assert "Each month a job rewraps every live key under a new KMS key" in prose
+    assert "at least 7 days" in prose
+    window = rewrap + weekly + int(conf["repo2-retention-full"]) + nightly + kms_wait
+    assert window == 80, window
+    assert "by about day 80 (30 + 7 + 35 + 1 + 7)" in prose
+    assert "day 120" not in prose and "The key is purged" not in prose
 
 
 # -- The write probe --------------------------------------------------------------

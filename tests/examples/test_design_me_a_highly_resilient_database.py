@@ -37,16 +37,19 @@
 * The slot controller runs against PostgreSQL 18 with ``pg_receivewal``
   standing in for standbys: it follows the streaming peers, ignores the
   region-2 slot, never empties the list, and resets its ``ALTER SYSTEM``
-  override once the peers are the configured ones again. Its systemd timer
+  override once the peers are the configured ones again; the restore
+  drill's ``sed`` line drops that override from a copy of
+  ``postgresql.auto.conf`` and keeps the rest. Its systemd timer
   passes ``systemd-analyze verify`` and fires every 10 s within 1 s.
 * The Patroni file's version floor, 4.1.4, gives each patch release's reason,
   and the installed Patroni meets it and has the runbook's commands.
 * The restore drill runs for real: a cluster whose ``postgresql.conf`` is
   what Patroni writes from the essay's file (production's address, TLS keys
   and synchronous standbys included) is archived and backed up with
-  pgBackRest, and the drill restores it to a target time, checks the data,
-  makes a write (which stops its clock, before the balance check) and runs
-  ``pg_amcheck`` and ``pgbackrest verify``. Without
+  pgBackRest, and the drill restores it cold (last week's files in the
+  data directory are gone, no ``--delta``) to a target time, checks the data,
+  makes a write (which stops its clock, before the balance check; the copy's
+  time is published apart) and runs ``pg_amcheck`` and ``pgbackrest verify``. Without
   each of its overrides, the same drill fails. Fast runs against fake
   ``pgbackrest``, ``pg_ctl``, ``psql`` and ``pg_amcheck`` cover its
   refusals: a cluster that would archive, a target in the future, an
@@ -59,29 +62,18 @@
   file dials HAProxy's port and carries the client's timeouts in
   PgBouncer's units (``tcp_user_timeout`` in milliseconds) and the budget's
   login retry; no PgBouncer binary checks it.
-* The region fence runs against etcd (Debian's etcd-server) with auth
-  enabled and the essay's roles, and a stand-in ``systemctl``: its gate
-  passes only on a renewal that succeeds now, and fails on a missing or
-  closed flag, an unreachable store, a frozen one, a refused login and a
-  recorded trip; the host's login may not write the flag or another host's
-  key; a store whose tokens lapse after 2 s does not make the agent fence;
-  its agent, cut off, kills and then stops the units by its deadline, kills
-  at the next renewal once the flag is closed, and records the trip. Its
-  drop-in, beside Patroni's own unit file, and the agent's unit pass
-  ``systemd-analyze verify``, which fails once the script they name is
-  missing. Run as systemd runs it for Patroni's unit (``User=postgres``),
-  with the drop-in's ``+`` prefix, the gate renews though the secret is
-  root's and mode 0600; without the prefix it runs as ``postgres``
-  (``runuser``) and fails closed. That test needs root.
 * pgBackRest (Debian's 2.45) knows every option of ``pgbackrest.conf``
   for the command that uses it, with the file's value, and warns of a
   misspelt one; it knows ``archive-push-queue-max``, which the ledger's
-  file leaves unset, as the prose says. The bucket's JSON has the 45-day compliance lock, a
+  file leaves unset, as the prose says. The nodes back up with several
+  processes and zstd. The drill host's file passes the same check for
+  ``restore`` and ``archive-get``, reads only the locked bucket, restores
+  with 16 processes and queues WAL ahead. The bucket's JSON has the 45-day compliance lock, a
   lifecycle rule for old versions no shorter than the lock, and a drill
   role that may only list and read the bucket the file names as repo2.
-  The erasure window the prose gives, about day 120, is recomputed from
-  the purge, the weekly full, repo2's time retention and the rule's
-  ``NoncurrentDays``.
+  The erasure window the prose gives, about day 80, is recomputed from
+  the monthly rewrap, the weekly full, repo2's time retention and KMS's
+  minimum wait before deleting a key.
 * The write probe, against PostgreSQL 18 whose standbys are away, fails
   within its 5-s cap though its commit waits past ``statement_timeout``;
   against a primary with no standby list it writes at once.
@@ -91,13 +83,6 @@
   gets in, and the alert's query counts them. The caps, the on-call's
   reserved slots and the superuser's fit under the Patroni file's
   ``max_connections``, and every capped role has a ``pg_hba`` line.
-* The fence store's etcd file starts etcd (as one loopback member, without
-  TLS), which logs the file's heartbeat and election timeout; the timings
-  follow etcd's tuning guide for the round trip the file states, every other
-  key is an etcd flag, and etcd refuses a copy whose election timeout is
-  under five heartbeats. The member answers on the JSON gateway the agents
-  use, which an etcd file must turn on. The ``systemctl`` here (systemd
-  252) takes the fence's ``--kill-whom=``, as the script's comment says.
 * Failovers are measured: etcd (Debian's etcd-server) and three Patroni
   nodes with the essay's DCS timings and strict quorum mode on PostgreSQL
   18, all on loopback. The primary's Patroni and PostgreSQL are frozen
@@ -110,10 +95,11 @@
 * The read-your-writes example waits with ``NO_THROW``, so a timeout is a
   status to branch on, not an error that aborts the reader's transaction,
   and reads the primary on any other status or a recovery conflict.
-* The availability table is recomputed from its targets.
+* The availability table is recomputed from its targets, and the budget
+  from its rows: it fits 99.99% with 16 minutes left, and the essay commits
+  to 99.95% until drills replace the assumed rates.
 
 What is not checked here: a failover across real zones and through a pooler,
-systemd acting on the fence (restarts, the stop, boots),
 the ``WAIT FOR`` example beyond its form (no PostgreSQL 19 server),
 and the drill against PostgreSQL 18: Debian 12's pgBackRest 2.45 supports
 PostgreSQL up to 15, so the drill runs against Debian's PostgreSQL 15.
@@ -1463,6 +1449,21 @@ def test_the_slot_controller_follows_the_streaming_peers(
         assert run() == "synchronized_standby_slots = ledger_c\n"
         wait_until(lambda: setting() == "ledger_c", "the reload")
         assert overridden()
+        # A backup taken now carries the override into every restore; the
+        # drill's line drops it and keeps the rest of the file.
+        (drop,) = [
+            line
+            for line in block(site, "restore-drill").splitlines()
+            if line.startswith("sed -i") and "synchronized_standby_slots" in line
+        ]
+        restored = tmp_path / "restored"
+        restored.mkdir()
+        shutil.copy(slot_server.data / "postgresql.auto.conf", restored)
+        subprocess.run(
+            ["bash", "-c", drop], env={**env, "PGDATA": str(restored)}, check=True
+        )
+        left = (restored / "postgresql.auto.conf").read_text(encoding="utf-8")
+        assert "synchronized_standby_slots" not in left and "ALTER SYSTEM" in left
         assert run() == ""  # nothing to change
         # ledger_b comes back: both peers again, and the override is reset
         # (not rewritten), so Patroni's own value is back in force.
@@ -1723,7 +1724,8 @@ def test_drill_restores_to_the_target_and_proves_it_with_a_write(
     """A cold restore: last week's files are gone before the restore, which
     is no delta restore, and the drill still reaches the target."""
     script = block(site, "restore-drill")
-    assert "--delta" not in script
+    code = [line.split("#")[0] for line in script.splitlines()]
+    assert not any("--delta" in line for line in code)
     stale = ledger_backup.root / "restored" / "base" / "last-week"
     stale.parent.mkdir(parents=True)
     stale.write_text("a file of last week's restore\n", encoding="utf-8")
@@ -2816,7 +2818,7 @@ def test_the_drill_hosts_pgbackrest_file_restores_in_parallel(
     conf.write_text(text, encoding="utf-8")
     sections = pgbackrest_sections(text)
     assert set(sections) == {"global", "ledger"}
-    for section, options in sections.items():
+    for options in sections.values():
         for option, value in options.items():
             command = DRILL_COMMANDS.get(option, "restore")
             result = pgbackrest_current(conf, command, option)
@@ -3083,4 +3085,3 @@ def test_pgbouncer_reaches_haproxy_with_the_budgets_timeouts(site: Site) -> None
     retry = int(bouncer["server_login_retry"])
     assert f"server_login_retry {retry}" in by
     assert retry <= int(re.search(r"up to (\d+) s", worst).group(1))
-

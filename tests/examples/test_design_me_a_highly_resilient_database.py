@@ -37,16 +37,19 @@
 * The slot controller runs against PostgreSQL 18 with ``pg_receivewal``
   standing in for standbys: it follows the streaming peers, ignores the
   region-2 slot, never empties the list, and resets its ``ALTER SYSTEM``
-  override once the peers are the configured ones again. Its systemd timer
+  override once the peers are the configured ones again; the restore
+  drill's ``sed`` line drops that override from a copy of
+  ``postgresql.auto.conf`` and keeps the rest. Its systemd timer
   passes ``systemd-analyze verify`` and fires every 10 s within 1 s.
 * The Patroni file's version floor, 4.1.4, gives each patch release's reason,
   and the installed Patroni meets it and has the runbook's commands.
 * The restore drill runs for real: a cluster whose ``postgresql.conf`` is
   what Patroni writes from the essay's file (production's address, TLS keys
   and synchronous standbys included) is archived and backed up with
-  pgBackRest, and the drill restores it to a target time, checks the data,
-  makes a write (which stops its clock, before the balance check) and runs
-  ``pg_amcheck`` and ``pgbackrest verify``. Without
+  pgBackRest, and the drill restores it cold (last week's files in the
+  data directory are gone, no ``--delta``) to a target time, checks the data,
+  makes a write (which stops its clock, before the balance check; the copy's
+  time is published apart) and runs ``pg_amcheck`` and ``pgbackrest verify``. Without
   each of its overrides, the same drill fails. Fast runs against fake
   ``pgbackrest``, ``pg_ctl``, ``psql`` and ``pg_amcheck`` cover its
   refusals: a cluster that would archive, a target in the future, an
@@ -59,29 +62,18 @@
   file dials HAProxy's port and carries the client's timeouts in
   PgBouncer's units (``tcp_user_timeout`` in milliseconds) and the budget's
   login retry; no PgBouncer binary checks it.
-* The region fence runs against etcd (Debian's etcd-server) with auth
-  enabled and the essay's roles, and a stand-in ``systemctl``: its gate
-  passes only on a renewal that succeeds now, and fails on a missing or
-  closed flag, an unreachable store, a frozen one, a refused login and a
-  recorded trip; the host's login may not write the flag or another host's
-  key; a store whose tokens lapse after 2 s does not make the agent fence;
-  its agent, cut off, kills and then stops the units by its deadline, kills
-  at the next renewal once the flag is closed, and records the trip. Its
-  drop-in, beside Patroni's own unit file, and the agent's unit pass
-  ``systemd-analyze verify``, which fails once the script they name is
-  missing. Run as systemd runs it for Patroni's unit (``User=postgres``),
-  with the drop-in's ``+`` prefix, the gate renews though the secret is
-  root's and mode 0600; without the prefix it runs as ``postgres``
-  (``runuser``) and fails closed. That test needs root.
 * pgBackRest (Debian's 2.45) knows every option of ``pgbackrest.conf``
   for the command that uses it, with the file's value, and warns of a
   misspelt one; it knows ``archive-push-queue-max``, which the ledger's
-  file leaves unset, as the prose says. The bucket's JSON has the 45-day compliance lock, a
+  file leaves unset, as the prose says. The nodes back up with several
+  processes and zstd. The drill host's file passes the same check for
+  ``restore`` and ``archive-get``, reads only the locked bucket, restores
+  with 16 processes and queues WAL ahead. The bucket's JSON has the 45-day compliance lock, a
   lifecycle rule for old versions no shorter than the lock, and a drill
   role that may only list and read the bucket the file names as repo2.
-  The erasure window the prose gives, about day 120, is recomputed from
-  the purge, the weekly full, repo2's time retention and the rule's
-  ``NoncurrentDays``.
+  The erasure window the prose gives, about day 80, is recomputed from
+  the monthly rewrap, the weekly full, repo2's time retention and KMS's
+  minimum wait before deleting a key.
 * The write probe, against PostgreSQL 18 whose standbys are away, fails
   within its 5-s cap though its commit waits past ``statement_timeout``;
   against a primary with no standby list it writes at once.
@@ -91,13 +83,6 @@
   gets in, and the alert's query counts them. The caps, the on-call's
   reserved slots and the superuser's fit under the Patroni file's
   ``max_connections``, and every capped role has a ``pg_hba`` line.
-* The fence store's etcd file starts etcd (as one loopback member, without
-  TLS), which logs the file's heartbeat and election timeout; the timings
-  follow etcd's tuning guide for the round trip the file states, every other
-  key is an etcd flag, and etcd refuses a copy whose election timeout is
-  under five heartbeats. The member answers on the JSON gateway the agents
-  use, which an etcd file must turn on. The ``systemctl`` here (systemd
-  252) takes the fence's ``--kill-whom=``, as the script's comment says.
 * Failovers are measured: etcd (Debian's etcd-server) and three Patroni
   nodes with the essay's DCS timings and strict quorum mode on PostgreSQL
   18, all on loopback. The primary's Patroni and PostgreSQL are frozen
@@ -110,10 +95,11 @@
 * The read-your-writes example waits with ``NO_THROW``, so a timeout is a
   status to branch on, not an error that aborts the reader's transaction,
   and reads the primary on any other status or a recovery conflict.
-* The availability table is recomputed from its targets.
+* The availability table is recomputed from its targets, and the budget
+  from its rows: it fits 99.99% with 16 minutes left, and the essay commits
+  to 99.95% until drills replace the assumed rates.
 
 What is not checked here: a failover across real zones and through a pooler,
-systemd acting on the fence (restarts, the stop, boots),
 the ``WAIT FOR`` example beyond its form (no PostgreSQL 19 server),
 and the drill against PostgreSQL 18: Debian 12's pgBackRest 2.45 supports
 PostgreSQL up to 15, so the drill runs against Debian's PostgreSQL 15.
@@ -1463,6 +1449,21 @@ def test_the_slot_controller_follows_the_streaming_peers(
         assert run() == "synchronized_standby_slots = ledger_c\n"
         wait_until(lambda: setting() == "ledger_c", "the reload")
         assert overridden()
+        # A backup taken now carries the override into every restore; the
+        # drill's line drops it and keeps the rest of the file.
+        (drop,) = [
+            line
+            for line in block(site, "restore-drill").splitlines()
+            if line.startswith("sed -i") and "synchronized_standby_slots" in line
+        ]
+        restored = tmp_path / "restored"
+        restored.mkdir()
+        shutil.copy(slot_server.data / "postgresql.auto.conf", restored)
+        subprocess.run(
+            ["bash", "-c", drop], env={**env, "PGDATA": str(restored)}, check=True
+        )
+        left = (restored / "postgresql.auto.conf").read_text(encoding="utf-8")
+        assert "synchronized_standby_slots" not in left and "ALTER SYSTEM" in left
         assert run() == ""  # nothing to change
         # ledger_b comes back: both peers again, and the override is reset
         # (not rewritten), so Patroni's own value is back in force.
@@ -1720,10 +1721,18 @@ def query(backup: Backup, pgdata: Path, *sql: str) -> list[str]:
 def test_drill_restores_to_the_target_and_proves_it_with_a_write(
     site: Site, ledger_backup: Backup
 ) -> None:
-    result, pgdata, metrics = real_drill(
-        block(site, "restore-drill"), ledger_backup, "restored"
-    )
+    """A cold restore: last week's files are gone before the restore, which
+    is no delta restore, and the drill still reaches the target."""
+    script = block(site, "restore-drill")
+    code = [line.split("#")[0] for line in script.splitlines()]
+    assert not any("--delta" in line for line in code)
+    stale = ledger_backup.root / "restored" / "base" / "last-week"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a file of last week's restore\n", encoding="utf-8")
+    give_to_postgres_user(stale.parent.parent)
+    result, pgdata, metrics = real_drill(script, ledger_backup, "restored")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert not stale.exists()
     entries, probes, archive_mode, standbys, listen, ssl, amcheck = query(
         ledger_backup,
         pgdata,
@@ -1745,10 +1754,13 @@ def test_drill_restores_to_the_target_and_proves_it_with_a_write(
     assert restored == ledger_backup.patroni_conf
     published = (metrics / "restore.prom").read_text(encoding="utf-8")
     assert re.fullmatch(
+        r"ledger_restore_drill_copy_seconds \d+\n"
         r"ledger_restore_drill_seconds \d+\n"
         r"ledger_restore_drill_last_success_timestamp_seconds \d+\n",
         published,
     )
+    copied, whole = (int(n) for n in re.findall(r"_seconds (\d+)\n", published)[:2])
+    assert copied <= whole
     run_file = (metrics / "restore_run.prom").read_text(encoding="utf-8")
     assert "ledger_restore_drill_success 1\n" in run_file
 
@@ -2273,11 +2285,13 @@ def test_the_budget_counts_what_a_person_handles(site: Site) -> None:
     prose = " ".join(tree.astext().split())
     assert f"One sick primary spends {sick[4]} of the {budget} minutes" in prose
     assert 2 * float(sick[4]) + total - float(sick[4]) > year_budget  # two miss it
-    store = next(row for row in classes if row[0].startswith("Fence store"))
-    assert float(store[2]) == 0.5 and "at most one every two years" in prose
-    # What the count leaves out is named wherever the figure appears.
-    assert "99.99% outside declared disasters" in prose
-    assert "The counted rows leave one minute" in prose and budget - used == 1
+    # The count is assumed, so the committed figure is the looser one, and
+    # what the count leaves out is named with it.
+    assert "The counted rows leave 16 minutes" in prose and budget - used == 16
+    assert "the ledger commits to 99.95%, 263 minutes a year" in prose
+    assert round(0.0005 * 365 * 24 * 60) == 263
+    assert "99.95% outside declared disasters" in prose
+    assert "99.99% outside declared disasters" not in prose
 
 
 # -- A measured failover: three Patroni nodes and etcd on loopback --------------
@@ -2736,7 +2750,7 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
     conf = tmp_path / "pgbackrest.conf"
     conf.write_text(text, encoding="utf-8")
     sections = pgbackrest_sections(text)
-    assert set(sections) == {"global", "global:archive-push", "ledger"}
+    assert set(sections) == {"global", "global:archive-push", "global:backup", "ledger"}
     checked = 0
     for section, options in sections.items():
         for option, value in options.items():
@@ -2764,6 +2778,9 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
         assert g[f"{repo}-retention-full"] == "35"
         assert g[f"{repo}-s3-key-type"] == "auto"  # no keys in the file
     assert sections["global:archive-push"]["process-max"] == "4"
+    # Backups run in parallel and compress with zstd, not the gzip default.
+    assert int(sections["global:backup"]["process-max"]) > 1
+    assert g["compress-type"] == "zst"
     assert sections["ledger"]["pg1-path"] == "/var/lib/postgresql/18/ledger"
     # The ledger declines the archive cap the prose names; pgBackRest has it.
     assert all("archive-push-queue-max" not in o for o in sections.values())
@@ -2778,6 +2795,48 @@ def test_pgbackrest_knows_every_option_of_the_file(site: Site, tmp_path: Path) -
     broken.write_text(text.replace("repo2-s3-bucket", "repo2-s3-bukket"), "utf-8")
     result = pgbackrest_current(broken, "backup", "repo2-s3-region")
     assert "invalid option 'repo2-s3-bukket'" in result.stdout + result.stderr
+
+
+#: the command that reads each option of the drill host's file.
+DRILL_COMMANDS = {
+    "archive-async": "archive-get",
+    "archive-get-queue-max": "archive-get",
+    "spool-path": "archive-get",
+}
+
+
+def test_the_drill_hosts_pgbackrest_file_restores_in_parallel(
+    site: Site, tmp_path: Path
+) -> None:
+    """The drill host's pgbackrest.conf: pgBackRest knows every option, for
+    restore or archive-get, with the file's value; its only repository is the
+    locked bucket the node file names as repo2; restores run in parallel and
+    archive-get fetches ahead into a queue larger than the 128 MiB default."""
+    assert shutil.which("pgbackrest"), "pgbackrest is not installed (Debian package)"
+    text = block(site, "drill-pgbackrest")
+    conf = tmp_path / "pgbackrest.conf"
+    conf.write_text(text, encoding="utf-8")
+    sections = pgbackrest_sections(text)
+    assert set(sections) == {"global", "ledger"}
+    for options in sections.values():
+        for option, value in options.items():
+            command = DRILL_COMMANDS.get(option, "restore")
+            result = pgbackrest_current(conf, command, option)
+            assert result.returncode == 0, (option, result.stdout, result.stderr)
+            assert "WARN" not in result.stdout + result.stderr, result.stdout
+            shown = re.search(r"^current: (.*)$", result.stdout, re.M)
+            assert shown, (option, result.stdout)
+            expected = {"y": "true", "n": "false"}.get(value, value)
+            assert shown.group(1) == expected, (option, shown.group(1), value)
+    g = sections["global"]
+    node = pgbackrest_sections(block(site, "pgbackrest"))["global"]
+    assert not any(o.startswith("repo2-") for o in g)  # one repository
+    for option in ("type", "s3-bucket", "s3-endpoint", "s3-region", "path"):
+        assert g[f"repo1-{option}"] == node[f"repo2-{option}"], option
+    assert int(g["process-max"]) >= 16 and g["archive-async"] == "y"
+    queue = g["archive-get-queue-max"]
+    assert queue.endswith("GiB") and int(queue[:-3]) * 1024 > 128
+    assert sections["ledger"]["pg1-path"] == "/var/lib/postgresql/18/ledger"
 
 
 def test_the_locked_bucket_keeps_45_days_and_then_lets_go(site: Site) -> None:
@@ -2807,24 +2866,20 @@ def test_the_locked_bucket_keeps_45_days_and_then_lets_go(site: Site) -> None:
     tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
     prose = " ".join(tree.astext().split())
     assert "each version of it is locked, for 45 days" in prose
-    # The erasure window follows from the files, not from the lock: the last
-    # backup holding a purged key expires once the first full after the purge
-    # (weekly) is as old as the time retention, at the next nightly backup's
-    # expire; its versions then stay noncurrent for NoncurrentDays.
+    # The erasure window follows from the files and the KMS, not from the
+    # lock: the monthly rewrap leaves a disabled key out; the old KMS key must
+    # outlive the last backup taken before the rewrap, which expires once the
+    # next full (weekly) is as old as the time retention, at the next nightly
+    # backup's expire; then KMS waits at least 7 days before deleting it.
     conf = pgbackrest_sections(block(site, "pgbackrest"))["global"]
     assert "Weekly fulls" in block(site, "pgbackrest")
-    purge, weekly, nightly = 30, 7, 1
-    assert f"The key is purged {purge} days later" in prose
-    window = (
-        purge
-        + weekly
-        + int(conf["repo2-retention-full"])
-        + nightly
-        + rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
-    )
-    assert 115 <= window <= 120, window
-    assert "leaves every backup by about day 120" in prose
-    assert "within 75 days" not in prose and "45 days more" not in prose
+    rewrap, weekly, nightly, kms_wait = 30, 7, 1, 7
+    assert "Each month a job rewraps every live key under a new KMS key" in prose
+    assert "at least 7 days" in prose
+    window = rewrap + weekly + int(conf["repo2-retention-full"]) + nightly + kms_wait
+    assert window == 80, window
+    assert "by about day 80 (30 + 7 + 35 + 1 + 7)" in prose
+    assert "day 120" not in prose and "The key is purged" not in prose
 
 
 # -- The write probe --------------------------------------------------------------
@@ -3030,728 +3085,3 @@ def test_pgbouncer_reaches_haproxy_with_the_budgets_timeouts(site: Site) -> None
     retry = int(bouncer["server_login_retry"])
     assert f"server_login_retry {retry}" in by
     assert retry <= int(re.search(r"up to (\d+) s", worst).group(1))
-
-
-# -- The region fence: its gate and its agent, against etcd ----------------------
-
-FENCE = "/usr/local/sbin/region-fence"
-#: Patroni's own unit file (extras/startup-scripts/patroni.service), which
-#: the fence's drop-in extends; ExecStart names this test's Patroni.
-PATRONI_UNIT = """\
-[Unit]
-Description=Runners to orchestrate a high-availability PostgreSQL
-After=syslog.target network.target
-
-[Service]
-Type=notify
-User=postgres
-Group=postgres
-ExecStart={patroni} /etc/patroni.yml
-ExecReload=/bin/kill -s HUP $MAINPID
-KillMode=process
-TimeoutSec=30
-Restart=on-failure
-
-[Install]
-WantedBy=multi-user.target
-"""
-PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY")
-
-
-def fence_script(site: Site, tmp_path: Path) -> Path:
-    script = tmp_path / "region-fence"
-    script.write_text(block(site, "region-fence"), encoding="utf-8")
-    script.chmod(0o755)
-    return script
-
-
-def test_every_start_of_patroni_passes_the_fence_gate(
-    site: Site, tmp_path: Path
-) -> None:
-    """systemd-analyze reads the drop-in beside Patroni's unit: with the gate
-    installed the unit verifies, and with the gate missing it fails, so the
-    drop-in is loaded and its ExecStartPre= is the gate's check."""
-    assert Path(SYSTEMD_ANALYZE).exists(), "no systemd-analyze (Debian package systemd)"
-    dropin = block(site, "fence-gate")
-    assert re.search(rf"^ExecStartPre=\+{re.escape(FENCE)} check$", dropin, re.M)
-    assert "[Service]" in dropin and "Restart=" not in dropin  # Patroni's stays
-    gate = fence_script(site, tmp_path)
-    units = tmp_path / "units"
-    (units / "patroni.service.d").mkdir(parents=True)
-    unit = units / "patroni.service"
-    unit.write_text(PATRONI_UNIT.format(patroni=PATRONI), encoding="utf-8")
-
-    def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        (units / "patroni.service.d" / "region-fence.conf").write_text(
-            dropin.replace(FENCE, str(path)), encoding="utf-8"
-        )
-        return subprocess.run(
-            [SYSTEMD_ANALYZE, "verify", "--man=no", str(unit)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    result = verify(gate)
-    assert result.returncode == 0, result.stderr
-    missing = verify(tmp_path / "no-such-gate")
-    assert missing.returncode != 0 and "no-such-gate" in missing.stderr, missing.stderr
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-#: The fence store's users: its root, the operators who run region failovers,
-#: and this host, which logs in with the password in its secret file.
-ROOT_PW, OPERATOR_PW, HOST_PW = "root-pw", "operator-pw", "0123456789abcdef"
-
-
-def etcd_status(client: int, call: str, body: dict, token: str | None) -> int:
-    """The HTTP status etcd's JSON gateway answers *call* with."""
-    import urllib.error
-    import urllib.request
-
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = token
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{client}/v3/{call}",
-        data=json.dumps(body).encode(),
-        headers=headers,
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def login(client: int, name: str, password: str) -> str:
-    reply = etcd_v3(client, "auth/authenticate", {"name": name, "password": password})
-    return reply["token"]
-
-
-def etcd_answers(client: int) -> bool:
-    try:
-        etcd_v3(client, "maintenance/status", {})
-    except (AssertionError, OSError):
-        return False
-    return True
-
-
-def set_flag(client: int, value: str) -> None:
-    """An operator writes the region's flag."""
-    token = login(client, "operator", OPERATOR_PW)
-    key = {"key": b64("/fence/region-1"), "value": b64(value)}
-    etcd_v3(client, "kv/put", key, token)
-
-
-def enable_auth(client: int) -> None:
-    """The essay's access model: the host's role may read the flag and write
-    only its own renewal key; the operators' role may write every flag."""
-    host = short_hostname()
-
-    def call(what: str, body: dict) -> None:
-        etcd_v3(client, what, body)
-
-    for name, password in (
-        ("root", ROOT_PW),
-        ("operator", OPERATOR_PW),
-        (host, HOST_PW),
-    ):
-        call("auth/user/add", {"name": name, "password": password})
-    call("auth/user/grant", {"user": "root", "role": "root"})
-    prefix = "/fence/"
-    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    call("auth/role/add", {"name": "fence-operator"})
-    call(
-        "auth/role/grant",
-        {
-            "name": "fence-operator",
-            "perm": {
-                "permType": "READWRITE",
-                "key": b64(prefix),
-                "range_end": b64(end),
-            },
-        },
-    )
-    call("auth/user/grant", {"user": "operator", "role": "fence-operator"})
-    role = f"fence-{host}"
-    call("auth/role/add", {"name": role})
-    call(
-        "auth/role/grant",
-        {"name": role, "perm": {"permType": "READ", "key": b64("/fence/region-1")}},
-    )
-    mine = f"/fence/region-1/renewed/{host}"
-    call(
-        "auth/role/grant",
-        {"name": role, "perm": {"permType": "READWRITE", "key": b64(mine)}},
-    )
-    call("auth/user/grant", {"user": host, "role": role})
-    call("auth/enable", {})
-
-
-@contextlib.contextmanager
-def fence_store(
-    root: Path, token_ttl: int = 300
-) -> Iterator[tuple[subprocess.Popen, int]]:
-    """A one-member etcd with auth enabled, standing in for the three-region
-    fence store."""
-    assert Path(ETCD).exists(), "no etcd (Debian package etcd-server)"
-    client, peer = free_port(), free_port()
-    etcd = subprocess.Popen(
-        [
-            ETCD,
-            "--data-dir",
-            str(root / "fence-etcd"),
-            "--listen-client-urls",
-            f"http://127.0.0.1:{client}",
-            "--advertise-client-urls",
-            f"http://127.0.0.1:{client}",
-            "--listen-peer-urls",
-            f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{peer}",
-            "--initial-cluster",
-            f"default=http://127.0.0.1:{peer}",
-            "--auth-token-ttl",
-            str(token_ttl),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(root / "fence-etcd.log").open("w"),
-    )
-    try:
-        wait_until(lambda: etcd_answers(client), "the fence store", 30)
-        enable_auth(client)
-        yield etcd, client
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(etcd.pid, signal.SIGCONT)
-        etcd.kill()
-        etcd.wait()
-
-
-def fence_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
-    """The script's environment: the test store over plain HTTP (an empty
-    curl config, where production's names its CA), this host's password, a
-    trip file in the test's folder and a stand-in systemctl that logs each
-    call with its time."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "systemctl"
-    fake.write_text(
-        '#!/usr/bin/env bash\necho "$(date +%s.%N) systemctl $*" >> "$CALLS"\n',
-        encoding="utf-8",
-    )
-    fake.chmod(0o755)
-    curlrc = tmp_path / "curlrc"
-    curlrc.write_text("", encoding="utf-8")
-    secret = tmp_path / "password"
-    secret.write_text(HOST_PW, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in PROXIES}
-    return {
-        **env,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "CALLS": str(tmp_path / "systemctl.log"),
-        "FENCE_STORE": f"http://127.0.0.1:{port}",
-        "FENCE_CURLRC": str(curlrc),
-        "FENCE_SECRET": str(secret),
-        "FENCE_TRIPPED": str(tmp_path / "state" / "tripped"),
-        **extra,
-    }
-
-
-def systemctl_calls(tmp_path: Path) -> list[tuple[float, str]]:
-    log = tmp_path / "systemctl.log"
-    if not log.exists():
-        return []
-    lines = log.read_text(encoding="utf-8").splitlines()
-    return [(float(at), call) for at, call in (line.split(" ", 1) for line in lines)]
-
-
-def check(script: Path, env: dict[str, str]) -> int:
-    return subprocess.run(
-        ["bash", str(script), "check"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-        check=False,
-    ).returncode
-
-
-def test_the_fence_gate_fails_closed(site: Site, tmp_path: Path) -> None:
-    """The gate passes only on a renewal that succeeds now: a missing or
-    closed flag, a store nobody listens for and a frozen store all fail it."""
-    script = fence_script(site, tmp_path)
-    with fence_store(tmp_path) as (etcd, client):
-        env = fence_env(tmp_path, client)
-        assert check(script, env) == 1  # no flag yet: closed
-        set_flag(client, "open")
-        before = int(time.time())
-        assert check(script, env) == 0
-        key = b64(f"/fence/region-1/renewed/{short_hostname()}")
-        token = login(client, "operator", OPERATOR_PW)
-        kvs = etcd_v3(client, "kv/range", {"key": key}, token).get("kvs", [])
-        assert kvs and int(base64.b64decode(kvs[0]["value"])) >= before
-        set_flag(client, "closed")
-        assert check(script, env) == 1
-        set_flag(client, "open")
-        assert check(script, fence_env(tmp_path, free_port())) == 2
-        os.kill(etcd.pid, signal.SIGSTOP)  # the store stops answering
-        try:
-            started = time.monotonic()
-            assert check(script, env) == 2
-            assert time.monotonic() - started < 6  # curl's cap, 3 s
-        finally:
-            os.kill(etcd.pid, signal.SIGCONT)
-        wait_until(lambda: check(script, env) == 0, "the store to answer again", 20)
-    assert systemctl_calls(tmp_path) == []  # the gate only decides
-
-
-def gate_as_systemd_runs_it(dropin: str, unit: str, script: Path) -> list[str]:
-    """The drop-in's ExecStartPre= as systemd would run it for *unit*: with a
-    "+" prefix, with full privileges whatever User= says (systemd.service(5));
-    without one, as the unit's User=."""
-    line = re.search(rf"^ExecStartPre=([-+!@:]*){re.escape(FENCE)} (\S+)$", dropin, re.M)
-    assert line, dropin
-    prefix, verb = line.groups()
-    user = re.search(r"^User=(\S+)$", unit, re.M)
-    command = ["bash", str(script), verb]
-    if "+" in prefix or not user:
-        return command
-    return ["runuser", "-u", user.group(1), "--", *command]
-
-
-@pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("runuser") is None,
-    reason="running the gate as another user needs root and runuser",
-)
-def test_the_gate_passes_when_systemd_runs_it_for_a_postgres_unit(
-    site: Site, tmp_path: Path
-) -> None:
-    """Patroni's unit (and Debian's PgBouncer unit) run as postgres, and the
-    host's secret is root's, mode 0600. The gate, run as the drop-in tells
-    systemd to run it, renews on an open flag; the same command without its
-    "+" prefix, run as postgres, cannot read the secret and fails closed."""
-    user = re.search(r"^User=(\S+)$", PATRONI_UNIT, re.M)
-    assert user and user.group(1) == "postgres"
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres user on this machine")
-    dropin = block(site, "fence-gate")
-    script = fence_script(site, tmp_path)
-    for folder in [tmp_path, *tmp_path.parents]:  # postgres may walk to the files
-        if folder == Path("/"):
-            break
-        folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
-    with fence_store(tmp_path) as (_, client):
-        set_flag(client, "open")
-        env = fence_env(tmp_path, client)
-        secret = Path(env["FENCE_SECRET"])
-        os.chown(secret, 0, 0)
-        secret.chmod(0o600)
-        setting = [f"{k}={v}" for k, v in env.items()]
-
-        def run(command: list[str]) -> subprocess.CompletedProcess[str]:
-            runuser = command[: command.index("--") + 1] if "--" in command else []
-            rest = command[len(runuser) :]
-            return subprocess.run(
-                [*runuser, "env", "-i", *setting, *rest],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-
-        gated = run(gate_as_systemd_runs_it(dropin, PATRONI_UNIT, script))
-        assert gated.returncode == 0, gated.stderr
-        unprefixed = dropin.replace(f"ExecStartPre=+{FENCE}", f"ExecStartPre={FENCE}")
-        as_postgres = run(gate_as_systemd_runs_it(unprefixed, PATRONI_UNIT, script))
-        assert as_postgres.returncode == 2, as_postgres.stderr
-        assert "Permission denied" in as_postgres.stderr
-
-
-def test_a_host_may_renew_but_never_write_a_flag(site: Site, tmp_path: Path) -> None:
-    """With auth on, the host's login renews its own key through the gate,
-    but the same login may not reopen a flag or write another host's key,
-    and a request without a token is refused: a certificate alone, all the
-    gateway would see, is no credential."""
-    script = fence_script(site, tmp_path)
-    with fence_store(tmp_path) as (_, client):
-        set_flag(client, "open")
-        env = fence_env(tmp_path, client)
-        assert check(script, env) == 0
-        token = login(client, short_hostname(), HOST_PW)
-        flag = {"key": b64("/fence/region-1"), "value": b64("open")}
-        assert etcd_status(client, "kv/put", flag, token) == 403
-        other = {"key": b64("/fence/region-1/renewed/elsewhere"), "value": b64("1")}
-        assert etcd_status(client, "kv/put", other, token) == 403
-        assert etcd_status(client, "kv/put", flag, None) != 200
-        (tmp_path / "password").write_text("wrong", encoding="utf-8")
-        assert check(script, env) == 2  # a refused login is no answer
-
-
-def test_a_lapsed_token_never_fences(site: Site, tmp_path: Path) -> None:
-    """A store whose tokens lapse after 2 s refuses a 3-s-old token, yet the
-    agent, logging in on every attempt, renews for 8 s without a kill."""
-    script = fence_script(site, tmp_path)
-    with fence_store(tmp_path, token_ttl=2) as (_, client):
-        set_flag(client, "open")
-        stale = login(client, short_hostname(), HOST_PW)
-        time.sleep(3)
-        key = {"key": b64("/fence/region-1")}
-        assert etcd_status(client, "kv/range", key, stale) == 401
-        env = fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="3")
-        agent = run_agent(script, env)
-        try:
-            time.sleep(8)
-        finally:
-            stop_agent(agent)
-    assert systemctl_calls(tmp_path) == []
-    assert not (tmp_path / "state" / "tripped").exists()
-
-
-def test_a_trip_keeps_the_gate_shut_until_a_person_clears_it(
-    site: Site, tmp_path: Path
-) -> None:
-    """Once the agent has fenced, the gate refuses even with the flag open
-    again, as after a reboot; removing the trip file reopens it."""
-    script = fence_script(site, tmp_path)
-    with fence_store(tmp_path) as (_, client):
-        set_flag(client, "closed")
-        env = fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="30")
-        agent = run_agent(script, env)
-        try:
-            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 15)
-        finally:
-            stop_agent(agent)
-        tripped = tmp_path / "state" / "tripped"
-        assert tripped.exists()
-        set_flag(client, "open")
-        assert check(script, env) == 1
-        tripped.unlink()
-        assert check(script, env) == 0
-
-
-def test_the_fence_agent_unit_verifies_and_starts_first(
-    site: Site, tmp_path: Path
-) -> None:
-    """systemd-analyze accepts the agent's unit, which restarts always and is
-    ordered before both units it guards; with its script missing it fails."""
-    assert Path(SYSTEMD_ANALYZE).exists(), "no systemd-analyze (Debian package systemd)"
-    unit_text = block(site, "fence-agent")
-    assert re.search(rf"^ExecStart={re.escape(FENCE)} agent$", unit_text, re.M)
-    assert re.search(r"^Restart=always$", unit_text, re.M)
-    before = re.search(r"^Before=(.*)$", unit_text, re.M).group(1).split()
-    assert set(before) == {"patroni.service", "pgbouncer.service"}
-    assert "WantedBy=multi-user.target" in unit_text
-    script = fence_script(site, tmp_path)
-
-    def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        unit = tmp_path / "region-fence.service"
-        unit.write_text(unit_text.replace(FENCE, str(path)), encoding="utf-8")
-        return subprocess.run(
-            [SYSTEMD_ANALYZE, "verify", "--man=no", str(unit)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    result = verify(script)
-    assert result.returncode == 0, result.stderr
-    missing = verify(tmp_path / "no-such-agent")
-    assert missing.returncode != 0 and "no-such-agent" in missing.stderr
-
-
-def run_agent(script: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["bash", str(script), "agent"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop_agent(agent: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(agent.pid, signal.SIGKILL)
-    agent.wait()
-
-
-FENCED = [
-    "systemctl kill --kill-whom=all --signal=SIGKILL patroni.service pgbouncer.service",
-    "systemctl stop patroni.service pgbouncer.service",
-]
-
-
-def test_a_cut_off_agent_kills_then_stops_the_units_by_its_deadline(
-    site: Site, tmp_path: Path
-) -> None:
-    text = block(site, "region-fence")
-    every = int(re.search(r"EVERY=\$\{FENCE_EVERY:-(\d+)\}", text).group(1))
-    limit = int(re.search(r"LIMIT=\$\{FENCE_LIMIT:-(\d+)\}", text).group(1))
-    # Each attempt is a login and a transaction, each capped by call().
-    per_call = int(re.search(r"--max-time (\d+)", text).group(1))
-    renew_body = text[text.index("renew() {") : text.index("# Kill, not ask")]
-    assert renew_body.count("call ") == 2
-    cap = 2 * per_call
-    assert f"capped at {per_call} + {per_call} s" in text
-    # The essay's numbers: a renewal every EVERY s, a kill LIMIT s after the
-    # last one; the check after a failed attempt comes at most a period and
-    # the cap later, so the kill lands within the script's bound, inside the
-    # promised 60 s.
-    assert f"within {limit + every + cap} s" in text and limit + every + cap <= 60
-    tree = pickle.loads((site.doctrees / f"{DOC}.doctree").read_bytes())
-    prose = " ".join(tree.astext().split())
-    assert f"Every {every} seconds it renews its key" in prose
-    assert f"or {limit} seconds pass without a renewal" in prose
-    assert "stops itself within 60 seconds of its last renewal" in prose
-    # A closed flag is seen at the next renewal: within a period and the cap.
-    assert "stops a reachable one within 15 seconds" in prose and every + cap <= 15
-    script = fence_script(site, tmp_path)
-    with fence_store(tmp_path) as (etcd, client):
-        set_flag(client, "open")
-        fast_every, fast_limit = 1, 6
-        env = fence_env(
-            tmp_path,
-            client,
-            FENCE_EVERY=str(fast_every),
-            FENCE_LIMIT=str(fast_limit),
-        )
-        agent = run_agent(script, env)
-        try:
-            time.sleep(3)
-            assert systemctl_calls(tmp_path) == []  # renewing: the units run
-            os.kill(etcd.pid, signal.SIGSTOP)  # the region is cut off
-            frozen = time.time()
-            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 30)
-        finally:
-            os.kill(etcd.pid, signal.SIGCONT)
-            stop_agent(agent)
-    calls = systemctl_calls(tmp_path)
-    assert [call for _, call in calls[:2]] == FENCED  # kill first, then stop
-    # Not long before the deadline (the last renewal came at most two periods
-    # before the freeze; the script counts whole seconds), and by the deadline
-    # plus a period and the cap, with slack for a busy machine.
-    killed = calls[0][0] - frozen
-    assert fast_limit - 2 * fast_every - 1.5 <= killed
-    assert killed <= fast_limit + fast_every + cap + 2
-
-
-def test_a_failed_kill_is_reported_and_falls_back_to_the_cgroups(
-    site: Site, tmp_path: Path
-) -> None:
-    """A systemctl that rejects the kill (as systemd 247 rejects --kill-whom=)
-    neither hides its error nor spares the units: the agent, whose store does
-    not answer, SIGKILLs each PID in the units' cgroup.procs, then stops
-    them."""
-    script = fence_script(site, tmp_path)
-    env = fence_env(tmp_path, free_port(), FENCE_CGROUPS=str(tmp_path / "cg"))
-    (tmp_path / "bin" / "systemctl").write_text(
-        "#!/usr/bin/env bash\n"
-        'echo "$(date +%s.%N) systemctl $*" >> "$CALLS"\n'
-        "case $1 in\n"
-        "  kill) echo \"systemctl: unrecognized option '$2'\" >&2; exit 1 ;;\n"
-        '  show) echo "/system.slice/$4" ;;\n'
-        "esac\n",
-        encoding="utf-8",
-    )
-    victim = subprocess.Popen(["sleep", "600"])
-    try:
-        for unit, pids in (
-            ("patroni.service", f"{victim.pid}\n"),
-            ("pgbouncer.service", ""),
-        ):
-            group = tmp_path / "cg" / "system.slice" / unit
-            group.mkdir(parents=True)
-            (group / "cgroup.procs").write_text(pids, encoding="utf-8")
-        errors = tmp_path / "agent.err"
-        with errors.open("w") as err:
-            agent = subprocess.Popen(
-                ["bash", str(script), "agent"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-            try:
-                wait_until(lambda: len(systemctl_calls(tmp_path)) >= 4, "the fence", 30)
-                victim.wait(timeout=10)
-            finally:
-                stop_agent(agent)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
-    assert victim.returncode == -signal.SIGKILL
-    calls = [call for _, call in systemctl_calls(tmp_path)[:4]]
-    assert calls == [
-        FENCED[0],
-        "systemctl show -P ControlGroup patroni.service",
-        "systemctl show -P ControlGroup pgbouncer.service",
-        FENCED[1],
-    ]
-    assert "unrecognized option" in errors.read_text(encoding="utf-8")
-
-
-def test_closing_the_flag_fences_a_reachable_region_at_the_next_renewal(
-    site: Site, tmp_path: Path
-) -> None:
-    script = fence_script(site, tmp_path)
-    with fence_store(tmp_path) as (_, client):
-        set_flag(client, "open")
-        # A deadline of 30 s: a kill within a few seconds is the flag's doing.
-        agent = run_agent(
-            script, fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="30")
-        )
-        try:
-            time.sleep(2.5)
-            assert systemctl_calls(tmp_path) == []
-            set_flag(client, "closed")
-            closed = time.time()
-            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 15)
-        finally:
-            stop_agent(agent)
-    calls = systemctl_calls(tmp_path)
-    assert [call for _, call in calls[:2]] == FENCED
-    assert calls[0][0] - closed < 6
-
-
-def test_a_wall_clock_stepped_back_moves_no_deadline(
-    site: Site, tmp_path: Path
-) -> None:
-    """The agent times its deadline on /proc/uptime: a stand-in date that
-    steps the wall clock back an hour when the store freezes (as chrony or an
-    operator might) still sees the kill by the deadline. Timed on date +%s,
-    the same agent would wait the hour out."""
-    script = fence_script(site, tmp_path)
-    step = tmp_path / "step"
-    step.write_text("0", encoding="utf-8")
-    real_date = shutil.which("date")
-    with fence_store(tmp_path) as (etcd, client):
-        set_flag(client, "open")
-        env = fence_env(tmp_path, client, FENCE_EVERY="1", FENCE_LIMIT="6")
-        fake = tmp_path / "bin" / "date"
-        fake.write_text(
-            "#!/usr/bin/env bash\n"
-            'if [ "$*" = +%s ]; then\n'
-            f'  echo $(( $({real_date} +%s) - $(< "{step}") ))\n'
-            f'else exec {real_date} "$@"; fi\n',
-            encoding="utf-8",
-        )
-        fake.chmod(0o755)
-        agent = run_agent(script, env)
-        try:
-            time.sleep(3)
-            assert systemctl_calls(tmp_path) == []
-            os.kill(etcd.pid, signal.SIGSTOP)
-            step.write_text("3600", encoding="utf-8")
-            frozen = time.time()
-            wait_until(lambda: len(systemctl_calls(tmp_path)) >= 2, "the fence", 30)
-        finally:
-            os.kill(etcd.pid, signal.SIGCONT)
-            stop_agent(agent)
-    calls = systemctl_calls(tmp_path)
-    assert [call for _, call in calls[:2]] == FENCED
-    assert calls[0][0] - frozen <= 6 + 1 + 4 + 2
-
-
-def test_the_fence_store_runs_with_timings_for_its_round_trip(
-    site: Site, tmp_path: Path
-) -> None:
-    """etcd accepts the fence store's file (made a single loopback member,
-    without TLS) and logs its heartbeat and election timeout; the timings
-    follow the tuning guide for the round trip the header states; every other
-    key is an etcd flag; the member answers on the JSON gateway the agents
-    use, which a file must turn on; and etcd refuses a copy whose election timeout is
-    below five heartbeats."""
-    text = block(site, "fence-store")
-    config = yaml.safe_load(text)
-    rtt, p99 = (
-        int(n) for n in re.search(r"at (\d+) ms, (\d+) ms at p99", text).groups()
-    )
-    heartbeat, election = config["heartbeat-interval"], config["election-timeout"]
-    assert 0.5 * rtt <= heartbeat <= 1.5 * p99
-    assert election >= 10 * p99
-    assert election <= 45_000 / 10  # an election ends far inside the 45 s deadline
-    usage = subprocess.run(
-        [ETCD, "--help"], capture_output=True, text=True, check=False
-    )
-    flags = usage.stdout + usage.stderr
-    for key, value in config.items():
-        if key.endswith("transport-security"):
-            prefix = "peer-" if key.startswith("peer") else ""
-            for inner in value:
-                assert f"--{prefix}{inner}" in flags, inner
-        elif key != "enable-grpc-gateway":  # a flag --help leaves out
-            assert f"--{key} " in flags, key
-    # In a file the gateway is off unless the file turns it on, and the agents
-    # speak to the store only through it: the member below must answer there.
-    assert config["enable-grpc-gateway"] is True
-    peer, client = free_port(), free_port()
-    local = {
-        k: v for k, v in config.items() if not k.endswith("transport-security")
-    } | {
-        "data-dir": str(tmp_path / "data"),
-        "initial-cluster": f"{config['name']}=http://127.0.0.1:{peer}",
-        "initial-advertise-peer-urls": f"http://127.0.0.1:{peer}",
-        "listen-peer-urls": f"http://127.0.0.1:{peer}",
-        "listen-client-urls": f"http://127.0.0.1:{client}",
-        "advertise-client-urls": f"http://127.0.0.1:{client}",
-    }
-    good = tmp_path / "fence.yml"
-    good.write_text(yaml.safe_dump(local), encoding="utf-8")
-    log = tmp_path / "etcd.log"
-    etcd = subprocess.Popen(
-        [ETCD, "--config-file", str(good)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    try:
-        wait_until(lambda: etcd_answers(client), "the fence store member", 30)
-    finally:
-        etcd.kill()
-        etcd.wait()
-    started = log.read_text(encoding="utf-8")
-    assert re.search(rf"heartbeat\W+{heartbeat}ms", started), started[-2000:]
-    assert re.search(rf"election\W+{election}ms", started), started[-2000:]
-    bad = tmp_path / "bad.yml"
-    bad.write_text(
-        yaml.safe_dump(
-            local
-            | {"election-timeout": 4 * heartbeat, "data-dir": str(tmp_path / "bad")}
-        ),
-        encoding="utf-8",
-    )
-    refused = subprocess.run(
-        [ETCD, "--config-file", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert refused.returncode != 0
-    assert "should be at least as 5 times" in refused.stderr
-
-
-def test_this_systemctl_takes_the_kill_option_the_fence_uses(site: Site) -> None:
-    """The script's comment says systemd 252's systemctl takes --kill-whom=;
-    the systemctl here (Debian 12's) is that one, and lists it."""
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        pytest.skip("no systemctl on this host")
-    version = subprocess.run(
-        [systemctl, "--version"], capture_output=True, text=True, check=False
-    ).stdout.split()[1]
-    assert "systemd 252's systemctl" in block(site, "region-fence")
-    if version != "252":
-        pytest.skip(f"systemd {version}, not 252")
-    usage = subprocess.run(
-        [systemctl, "--help"], capture_output=True, text=True, check=False
-    ).stdout
-    assert "--kill-whom=" in usage

@@ -2896,10 +2896,10 @@ def test_the_deploy_role_s_permissions_are_valid_cloudformation(permissions: dic
     broken = json.loads(json.dumps(permissions))
     broken["Resources"]["PaymentsReleaseAccessEntry"]["Properties"]["KubernetesGroup"] = ["x"]
     broken["Resources"]["PaymentsReleaseCanDescribeProduction"]["Properties"][
-        "PolicyDocument"]["Statement"][0]["Effect"] = "Alow"
+        "PolicyDocument"]["Statement"][0]["Effect"] = "Alow"  # codespell:ignore
     found = cfn(broken)
     assert any("KubernetesGroup" in p for p in found), found
-    assert any("Alow" in p for p in found), found
+    assert any("Alow" in p for p in found), found  # codespell:ignore
 
 
 def test_the_deploy_role_may_describe_one_cluster_and_nothing_else(

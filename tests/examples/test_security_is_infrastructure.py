@@ -29,6 +29,16 @@ whose vendor will never fix it (30 days to replace it), hours 47 and 49, and
 one CVE on two tiers. The per-service egress policy is checked for private,
 narrow CIDRs on HTTPS and the database port only.
 
+Round 19 adds: the deploy step's jq check of ``gh attestation verify --format
+json`` output, run by the real jq on genuine and forged answers (wrong
+workflow, repository ID or owner ID, none, empty, garbage); the deploy role's
+permission policy and EKS access entry, checked by cfn-lint and for reach; the
+Role and RoleBinding, run through a small RBAC model against what ``kubectl
+set image`` asks and what it must not; the Argo CD ignoreDifferences paths,
+applied with jq to show an image change is not drift and an env change is;
+and the Renovate rules, applied to base and non-base images (Renovate itself
+does not run here, nor does Argo CD or EKS).
+
 Not seen here: what STS evaluates at run time; GitHub's runner, OIDC service
 and attestation API; the Kubernetes schema and a network plugin; the API
 server's CEL type checks and cost limits; Kyverno itself, GitHub's Sigstore
@@ -822,22 +832,56 @@ def step_named(platform: dict, job: str, prefix: str) -> dict:
 FAKES = ("docker", "gh", "aws", "kubectl", "make")
 
 
+def verified_output(**changes: str) -> list[dict]:
+    """What `gh attestation verify --format json` prints for the payments image:
+    one result whose verified statement carries GitHub's provenance predicate."""
+    build = {
+        "externalParameters": {
+            "workflow": {
+                "repository": "https://github.com/example-org/payments",
+                "path": changes.get("path", ".github/workflows/release.yml"),
+                "ref": "refs/heads/main",
+            }
+        },
+        "internalParameters": {
+            "github": {
+                "event_name": "push",
+                "repository_id": changes.get("repository_id", "982274061"),
+                "repository_owner_id": changes.get("repository_owner_id", "4512380"),
+            }
+        },
+    }
+    statement = {
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": build},
+    }
+    return [{"verificationResult": {"statement": statement}}]
+
+
 def run_step(
-    run: str, env: dict[str, str], tmp_path: Path, outputs: str = ""
+    run: str,
+    env: dict[str, str],
+    tmp_path: Path,
+    outputs: str = "",
+    verified: str | None = None,
 ) -> tuple[int, str]:
     """Run a step's script with bash, as GitHub's runner does, with recording
     fakes of docker, gh, aws, kubectl and make on PATH. The fake docker answers
-    `inspect` with a repo digest, as after a push."""
+    `inspect` with a repo digest, as after a push; the fake gh answers
+    `attestation verify` with *verified* (by default, a genuine result)."""
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
     calls = tmp_path / "calls"
     calls.write_text("")
+    answer = tmp_path / "gh-answer.json"
+    answer.write_text(json.dumps(verified_output()) if verified is None else verified)
     for name in FAKES:
         script = fake / name
         script.write_text(
             "#!/bin/sh\ncat > /dev/null\n"  # read stdin, as docker login does
             f'printf "%s\\n" "{name} $*" >> {calls}\n'
             f'if [ "{name} $1" = "docker inspect" ]; then echo "ghcr.io/x@{outputs}"; fi\n'
+            f'if [ "{name} $1" = "gh attestation" ]; then cat {answer}; fi\n'
         )
         script.chmod(0o755)
     output = tmp_path / "github-output"
@@ -850,6 +894,7 @@ def run_step(
             **os.environ,
             "PATH": f"{fake}:{os.environ['PATH']}",
             "GITHUB_OUTPUT": str(output),
+            "RUNNER_TEMP": str(tmp_path),
             **env,
         },
         stdin=subprocess.DEVNULL,
@@ -867,6 +912,8 @@ CONTEXT = {
     "TOKEN": "t",
     "GH_TOKEN": "t",
     "SHA": "0" * 40,
+    "REPOSITORY_ID": "982274061",
+    "OWNER_ID": "4512380",
 }
 
 
@@ -892,9 +939,12 @@ def test_deploy_verifies_then_rolls_out_the_built_digest(
     image = f"ghcr.io/example-org/payments@{GOOD_DIGEST}"
     assert code == 0 and (
         f"gh attestation verify oci://{image} --repo example-org/payments "
+        "--source-ref refs/heads/main --format json "
         "--signer-workflow example-org/platform-workflows/.github/workflows/"
         "release-image.yml\n"
     ) in calls, calls
+    assert verify["env"]["REPOSITORY_ID"] == "${{ github.repository_id }}"
+    assert verify["env"]["OWNER_ID"] == "${{ github.repository_owner_id }}"
     code, calls = run_step(rollout["run"], env, tmp_path)
     assert code == 0 and calls.endswith(
         f"kubectl --namespace payments set image deployment/payments payments={image}\n"
@@ -2735,18 +2785,8 @@ def test_payments_still_runs_its_own_image_and_the_mirror(
     assert vap_decide(allowlist, pod([image])) == "admit"
 
 
-def test_the_record_test_treats_incidents_as_clusters() -> None:
-    # Round 15: steps nest in incidents, so a Fisher exact test on steps
-    # would treat them as independent; held and failed steps share a source.
-    prose = " ".join(ESSAY.read_text().split())
-    assert "Fisher exact test" not in prose
-    assert "a random effect per incident" in prose
-    assert "shuffles whole incidents" in prose
-    assert "each kind of source is a stratum" in prose
-
-
-# Round 17: what IAM's own guardrail lets through, the naming convention the
-# rollout relies on, and the wording the round-16 review disputed.
+# Round 17: what IAM's own guardrail lets through, and the naming convention
+# the rollout relies on.
 
 LIKE = "StringLike"
 
@@ -2776,9 +2816,6 @@ def test_the_lint_refuses_what_iam_s_guardrail_accepts(
     condition.setdefault("StringEquals", {})[f"{PROVIDER}:aud"] = "sts.amazonaws.com"
     found = lint(with_condition(trust_policy, condition))
     assert any("not one repository and environment" in p for p in found), found
-    prose = " ".join(ESSAY.read_text().split())
-    assert "scopes neither `sub` nor `job_workflow_ref`" in prose
-    assert "checks no `sub`, or only a wildcard" not in prose  # the round-16 wording
 
 
 def test_the_rollout_names_one_service_everywhere(platform: dict, site: Site) -> None:
@@ -2800,17 +2837,201 @@ def test_the_rollout_names_one_service_everywhere(platform: dict, site: Site) ->
     assert docs[4]["spec"]["podSelector"] == {"matchLabels": {"app": name}}
 
 
-def test_the_prose_follows_the_round_16_review() -> None:
-    prose = " ".join(ESSAY.read_text().split())
-    # The ceiling is calendar time, as CEILING = 48 * HOUR is.
-    assert "two working days" not in prose
-    assert "two calendar days, paged around the clock" in prose
-    # The embedded model costs more people; it does not only move them.
-    assert "not how many" not in prose
-    assert "This costs more people than a central team" in prose
-    # BSRS is neutral on reporting lines, not on who builds controls.
-    assert "On that question" not in prose
-    assert "an isolated team of people who can't mandate" in prose
-    # The negative mean time-to-exploit came from counting zero-days; round 18
-    # cut the figure, and it may not come back without that reason.
-    assert "time-to-exploit" not in prose or "pulled there by zero-days" in prose
+# -- Round 19: the deploy check pins what admission pins -------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json.dumps(verified_output(path=".github/workflows/sandbox.yml")),
+        json.dumps(verified_output(repository_id="1")),  # a recycled name
+        json.dumps(verified_output(repository_owner_id="1")),  # a reclaimed org
+        json.dumps(verified_output() + verified_output(repository_id="1")),
+        "[]",
+        "",  # plain `jq -e` would pass an empty answer
+        "not json",
+    ],
+    ids=["workflow", "repository-id", "owner-id", "one-of-two", "none", "empty", "garbage"],
+)
+def test_deploy_refuses_provenance_admission_would_refuse(
+    platform: dict, tmp_path: Path, answer: str
+) -> None:
+    verify = step_named(platform, "deploy", "verify")
+    env = {**CONTEXT, "DIGEST": GOOD_DIGEST}
+    good, calls = run_step(verify["run"], env, tmp_path)
+    assert good == 0, calls
+    code, _ = run_step(verify["run"], env, tmp_path, verified=answer)
+    assert code != 0
+
+
+def test_deploy_and_admission_pin_the_same_ids(site: Site) -> None:
+    """The IDs the deploy check reads from the run are the ones the Kyverno
+    policy pins as literals for payments."""
+    policy = block(site, "ivpol")
+    build = verified_output()[0]["verificationResult"]["statement"]["predicate"]
+    github = build["buildDefinition"]["internalParameters"]["github"]
+    assert f"repository_id == '{github['repository_id']}'" in policy
+    assert f"repository_owner_id == '{github['repository_owner_id']}'" in policy
+    assert f"repo:example-org@{github['repository_owner_id']}/payments@" in block(
+        site, "trust-policy"
+    )
+
+
+# -- Round 19: what the deploy role may do ----------------------------------------
+
+
+@pytest.fixture
+def permissions(site: Site) -> dict:
+    return yaml.safe_load(block(site, "deploy-permissions"))
+
+
+def cfn(template: dict) -> list[str]:
+    template = {"AWSTemplateFormatVersion": "2010-09-09", **template}
+    matches = cfn_lint(json.dumps(template), config=ManualArgs(regions=["eu-west-1"]))
+    return [f"{m.rule.id}: {m.message}" for m in matches]
+
+
+def test_the_deploy_role_s_permissions_are_valid_cloudformation(permissions: dict) -> None:
+    assert cfn(permissions) == []
+    broken = json.loads(json.dumps(permissions))
+    broken["Resources"]["PaymentsReleaseAccessEntry"]["Properties"]["KubernetesGroup"] = ["x"]
+    broken["Resources"]["PaymentsReleaseCanDescribeProduction"]["Properties"][
+        "PolicyDocument"]["Statement"][0]["Effect"] = "Alow"  # codespell:ignore
+    found = cfn(broken)
+    assert any("KubernetesGroup" in p for p in found), found
+    assert any("Alow" in p for p in found), found  # codespell:ignore
+
+
+def test_the_deploy_role_may_describe_one_cluster_and_nothing_else(
+    permissions: dict, workflow: dict
+) -> None:
+    resources = permissions["Resources"]
+    assert {r["Type"] for r in resources.values()} == {
+        "AWS::IAM::RolePolicy", "AWS::EKS::AccessEntry"}
+    policy = resources["PaymentsReleaseCanDescribeProduction"]["Properties"]
+    role_arn = workflow["jobs"]["release"]["with"]["role"]
+    assert role_arn.endswith(f":role/{policy['RoleName']}")
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Action": "eks:DescribeCluster",
+        "Resource": "arn:aws:eks:eu-west-1:123456789012:cluster/production",
+    }
+    entry = resources["PaymentsReleaseAccessEntry"]["Properties"]
+    assert entry["PrincipalArn"] == role_arn and entry["ClusterName"] == "production"
+    assert entry["Type"] == "STANDARD"
+    assert "AccessPolicies" not in entry  # no EKS access policy: RBAC alone decides
+    assert entry["KubernetesGroups"] == ["payments-deployers"]
+
+
+def allowed(rbac: list[dict], group: str, namespace: str, verb: str,
+            api_group: str, resource: str, name: str) -> bool:
+    """Kubernetes RBAC for one request: some RoleBinding in the namespace binds
+    the group to a Role in that namespace with a rule that covers the request."""
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d
+             for d in rbac if d["kind"] == "Role"}
+    for binding in (d for d in rbac if d["kind"] == "RoleBinding"):
+        if binding["metadata"]["namespace"] != namespace:
+            continue
+        if not any(s["kind"] == "Group" and s["name"] == group
+                   for s in binding["subjects"]):
+            continue
+        role = roles.get((namespace, binding["roleRef"]["name"]))
+        for rule in (role or {}).get("rules", []):
+            if (api_group in rule["apiGroups"] and resource in rule["resources"]
+                    and verb in rule["verbs"]
+                    and name in rule.get("resourceNames", [name])):
+                return True
+    return False
+
+
+def test_the_group_can_roll_out_payments_and_nothing_else(
+    site: Site, permissions: dict
+) -> None:
+    rbac = list(yaml.safe_load_all(block(site, "deploy-rbac")))
+    (group,) = permissions["Resources"]["PaymentsReleaseAccessEntry"]["Properties"][
+        "KubernetesGroups"]
+    ask = functools.partial(allowed, rbac, group)
+    # kubectl set image reads the Deployment, then patches it.
+    assert ask("payments", "get", "apps", "deployments", "payments")
+    assert ask("payments", "patch", "apps", "deployments", "payments")
+    for request in (
+        ("payments", "patch", "apps", "deployments", "payments-tools"),
+        ("payments", "delete", "apps", "deployments", "payments"),
+        ("payments", "update", "apps", "deployments", "payments"),
+        ("payments", "create", "", "pods", "payments"),
+        ("payments", "get", "", "secrets", "payments"),
+        ("payments", "patch", "apps", "daemonsets", "payments"),
+        ("kyverno", "patch", "apps", "deployments", "payments"),
+        ("orders", "patch", "apps", "deployments", "payments"),
+    ):
+        assert not ask(*request), request
+    # The model is not a rubber stamp: a wildcard Role would pass these.
+    loose = json.loads(json.dumps(rbac))
+    loose[0]["rules"][0].pop("resourceNames")
+    assert allowed(loose, group, "payments", "patch", "apps", "deployments", "payments-tools")
+
+
+def jq_drop(paths: list[str], obj: dict) -> dict:
+    """Remove Argo CD's ignored jq paths from an object, with jq itself."""
+    program = " | ".join(f"del({p})" for p in paths)
+    out = subprocess.run(["jq", "-c", program], input=json.dumps(obj),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_gitops_leaves_the_image_to_the_deploy_job_and_nothing_else(site: Site) -> None:
+    app = yaml.safe_load(block(site, "gitops"))
+    assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    (ignored,) = app["spec"]["ignoreDifferences"]
+    assert (ignored["group"], ignored["kind"]) == ("apps", "Deployment")
+    assert (ignored["name"], ignored["namespace"]) == ("payments", "payments")
+    paths = ignored["jqPathExpressions"]
+    desired = {"spec": {"template": {"spec": {"containers": [
+        {"name": "payments", "image": "ghcr.io/example-org/payments:bootstrap",
+         "env": [{"name": "MODE", "value": "live"}]}]}}}}
+    deployed = json.loads(json.dumps(desired))
+    deployed["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        f"ghcr.io/example-org/payments@{GOOD_DIGEST}")
+    assert jq_drop(paths, desired) == jq_drop(paths, deployed)  # no drift, no revert
+    drifted = json.loads(json.dumps(deployed))
+    drifted["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "debug"
+    assert jq_drop(paths, desired) != jq_drop(paths, drifted)  # anything else reverts
+
+
+# -- Round 19: the base-image bump that turns one rebuild into N releases -----------
+
+
+def renovate_decision(config: dict, package: str, update: str) -> dict:
+    """Renovate's packageRules for one docker update, applied in order, later
+    rules overriding earlier ones; `**` in a name matches across slashes."""
+    merged: dict[str, Any] = {}
+    for rule in config["packageRules"]:
+        if "docker" not in rule.get("matchDatasources", ["docker"]):
+            continue
+        names = rule.get("matchPackageNames")
+        if names and not any(fnmatch.fnmatchcase(package, n.replace("**", "*")) for n in names):
+            continue
+        if update not in rule.get("matchUpdateTypes", [update]):
+            continue
+        merged.update({k: v for k, v in rule.items() if not k.startswith("match")})
+    return merged
+
+
+def test_renovate_pins_every_base_and_automerges_only_the_platform_s(
+    site: Site, platform: dict
+) -> None:
+    config = json.loads(block(site, "renovate"))
+    base = "ghcr.io/example-org/base/debian"
+    assert renovate_decision(config, base, "digest") == {
+        "pinDigests": True, "automerge": True, "automergeType": "pr"}
+    assert renovate_decision(config, base, "pinDigest")["automerge"] is True
+    # A major version of the platform's base, or anyone else's image, waits for a human.
+    assert "automerge" not in renovate_decision(config, base, "major")
+    for other in ("docker.io/library/nginx", "ghcr.io/example-org/payments-tools",
+                  "ghcr.io/evil/base/debian"):
+        decision = renovate_decision(config, other, "digest")
+        assert decision == {"pinDigests": True}, (other, decision)
+    # The merged bump is a push to main, the one event the platform's workflow runs on.
+    assert platform["jobs"]["build"]["if"] == (
+        "github.event_name == 'push' && github.ref == 'refs/heads/main'")

@@ -729,7 +729,9 @@ def test_the_product_repository_runs_no_steps_and_names_only_its_role(
     assert asked == granted
 
 
-def test_nothing_that_runs_the_product_s_code_can_sign_or_deploy(platform: dict) -> None:
+def test_nothing_that_runs_the_product_s_code_can_sign_or_deploy(
+    platform: dict,
+) -> None:
     assert platform["permissions"] == {}
     jobs = platform["jobs"]
     # The job that runs the product's Dockerfile holds no OIDC token ...
@@ -781,8 +783,10 @@ def test_only_a_push_to_main_runs_the_platform_s_workflow(platform: dict) -> Non
         ("workflow_dispatch", "refs/heads/main", False),
         ("push", "refs/heads/dev", False),
     ):
-        context = {"github_event_name": celpy.celtypes.StringType(event),
-                   "github_ref": celpy.celtypes.StringType(ref)}
+        context = {
+            "github_event_name": celpy.celtypes.StringType(event),
+            "github_ref": celpy.celtypes.StringType(ref),
+        }
         assert bool(program.evaluate(context)) is runs, (event, ref)
     # No other job overrides the skip with always() or its own condition.
     assert all("if" not in job for name, job in jobs.items() if name != "build")
@@ -937,12 +941,16 @@ def test_deploy_verifies_then_rolls_out_the_built_digest(
     env = {**CONTEXT, "DIGEST": GOOD_DIGEST}
     code, calls = run_step(verify["run"], env, tmp_path)
     image = f"ghcr.io/example-org/payments@{GOOD_DIGEST}"
-    assert code == 0 and (
-        f"gh attestation verify oci://{image} --repo example-org/payments "
-        "--source-ref refs/heads/main --format json "
-        "--signer-workflow example-org/platform-workflows/.github/workflows/"
-        "release-image.yml\n"
-    ) in calls, calls
+    assert (
+        code == 0
+        and (
+            f"gh attestation verify oci://{image} --repo example-org/payments "
+            "--source-ref refs/heads/main --format json "
+            "--signer-workflow example-org/platform-workflows/.github/workflows/"
+            "release-image.yml\n"
+        )
+        in calls
+    ), calls
     assert verify["env"]["REPOSITORY_ID"] == "${{ github.repository_id }}"
     assert verify["env"]["OWNER_ID"] == "${{ github.repository_owner_id }}"
     code, calls = run_step(rollout["run"], env, tmp_path)
@@ -2719,7 +2727,9 @@ def test_kyverno_sees_kubectl_debug_before_the_allowlist_refuses_it(
     assert "before any webhook is asked" not in prose  # the round-5 claim
     assert "decides only after every mutating webhook has run" not in prose  # round 9
     # Round 18 cut the appendix row; the fleet-risk table carries the point.
-    assert "every pod creation it matches, node replacement and `kubectl debug`" in prose
+    assert (
+        "every pod creation it matches, node replacement and `kubectl debug`" in prose
+    )
     assert "`kubectl debug` in mid-incident" in prose  # the availability table
 
 
@@ -2830,7 +2840,10 @@ def test_the_rollout_names_one_service_everywhere(platform: dict, site: Site) ->
     )
     assert '"$SERVICE=ghcr.io/$REPOSITORY@$DIGEST"' in rollout["run"]
     text = block(site, "platform")
-    assert "repository, namespace, Deployment and\n        # container share one name" in text
+    assert (
+        "repository, namespace, Deployment and\n        # container share one name"
+        in text
+    )
     docs = list(yaml.safe_load_all(block(site, "netpol")))
     name = CONTEXT["REPOSITORY"].split("/")[1]
     assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == name
@@ -2851,7 +2864,15 @@ def test_the_rollout_names_one_service_everywhere(platform: dict, site: Site) ->
         "",  # plain `jq -e` would pass an empty answer
         "not json",
     ],
-    ids=["workflow", "repository-id", "owner-id", "one-of-two", "none", "empty", "garbage"],
+    ids=[
+        "workflow",
+        "repository-id",
+        "owner-id",
+        "one-of-two",
+        "none",
+        "empty",
+        "garbage",
+    ],
 )
 def test_deploy_refuses_provenance_admission_would_refuse(
     platform: dict, tmp_path: Path, answer: str
@@ -2891,12 +2912,17 @@ def cfn(template: dict) -> list[str]:
     return [f"{m.rule.id}: {m.message}" for m in matches]
 
 
-def test_the_deploy_role_s_permissions_are_valid_cloudformation(permissions: dict) -> None:
+def test_the_deploy_role_s_permissions_are_valid_cloudformation(
+    permissions: dict,
+) -> None:
     assert cfn(permissions) == []
     broken = json.loads(json.dumps(permissions))
-    broken["Resources"]["PaymentsReleaseAccessEntry"]["Properties"]["KubernetesGroup"] = ["x"]
+    broken["Resources"]["PaymentsReleaseAccessEntry"]["Properties"][
+        "KubernetesGroup"
+    ] = ["x"]
     broken["Resources"]["PaymentsReleaseCanDescribeProduction"]["Properties"][
-        "PolicyDocument"]["Statement"][0]["Effect"] = "Alow"  # codespell:ignore
+        "PolicyDocument"
+    ]["Statement"][0]["Effect"] = "Alow"  # codespell:ignore
     found = cfn(broken)
     assert any("KubernetesGroup" in p for p in found), found
     assert any("Alow" in p for p in found), found  # codespell:ignore
@@ -2907,7 +2933,9 @@ def test_the_deploy_role_may_describe_one_cluster_and_nothing_else(
 ) -> None:
     resources = permissions["Resources"]
     assert {r["Type"] for r in resources.values()} == {
-        "AWS::IAM::RolePolicy", "AWS::EKS::AccessEntry"}
+        "AWS::IAM::RolePolicy",
+        "AWS::EKS::AccessEntry",
+    }
     policy = resources["PaymentsReleaseCanDescribeProduction"]["Properties"]
     role_arn = workflow["jobs"]["release"]["with"]["role"]
     assert role_arn.endswith(f":role/{policy['RoleName']}")
@@ -2924,23 +2952,37 @@ def test_the_deploy_role_may_describe_one_cluster_and_nothing_else(
     assert entry["KubernetesGroups"] == ["payments-deployers"]
 
 
-def allowed(rbac: list[dict], group: str, namespace: str, verb: str,
-            api_group: str, resource: str, name: str) -> bool:
+def allowed(
+    rbac: list[dict],
+    group: str,
+    namespace: str,
+    verb: str,
+    api_group: str,
+    resource: str,
+    name: str,
+) -> bool:
     """Kubernetes RBAC for one request: some RoleBinding in the namespace binds
     the group to a Role in that namespace with a rule that covers the request."""
-    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d
-             for d in rbac if d["kind"] == "Role"}
+    roles = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d
+        for d in rbac
+        if d["kind"] == "Role"
+    }
     for binding in (d for d in rbac if d["kind"] == "RoleBinding"):
         if binding["metadata"]["namespace"] != namespace:
             continue
-        if not any(s["kind"] == "Group" and s["name"] == group
-                   for s in binding["subjects"]):
+        if not any(
+            s["kind"] == "Group" and s["name"] == group for s in binding["subjects"]
+        ):
             continue
         role = roles.get((namespace, binding["roleRef"]["name"]))
         for rule in (role or {}).get("rules", []):
-            if (api_group in rule["apiGroups"] and resource in rule["resources"]
-                    and verb in rule["verbs"]
-                    and name in rule.get("resourceNames", [name])):
+            if (
+                api_group in rule["apiGroups"]
+                and resource in rule["resources"]
+                and verb in rule["verbs"]
+                and name in rule.get("resourceNames", [name])
+            ):
                 return True
     return False
 
@@ -2950,7 +2992,8 @@ def test_the_group_can_roll_out_payments_and_nothing_else(
 ) -> None:
     rbac = list(yaml.safe_load_all(block(site, "deploy-rbac")))
     (group,) = permissions["Resources"]["PaymentsReleaseAccessEntry"]["Properties"][
-        "KubernetesGroups"]
+        "KubernetesGroups"
+    ]
     ask = functools.partial(allowed, rbac, group)
     # kubectl set image reads the Deployment, then patches it.
     assert ask("payments", "get", "apps", "deployments", "payments")
@@ -2969,14 +3012,21 @@ def test_the_group_can_roll_out_payments_and_nothing_else(
     # The model is not a rubber stamp: a wildcard Role would pass these.
     loose = json.loads(json.dumps(rbac))
     loose[0]["rules"][0].pop("resourceNames")
-    assert allowed(loose, group, "payments", "patch", "apps", "deployments", "payments-tools")
+    assert allowed(
+        loose, group, "payments", "patch", "apps", "deployments", "payments-tools"
+    )
 
 
 def jq_drop(paths: list[str], obj: dict) -> dict:
     """Remove Argo CD's ignored jq paths from an object, with jq itself."""
     program = " | ".join(f"del({p})" for p in paths)
-    out = subprocess.run(["jq", "-c", program], input=json.dumps(obj),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["jq", "-c", program],
+        input=json.dumps(obj),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -2987,12 +3037,25 @@ def test_gitops_leaves_the_image_to_the_deploy_job_and_nothing_else(site: Site) 
     assert (ignored["group"], ignored["kind"]) == ("apps", "Deployment")
     assert (ignored["name"], ignored["namespace"]) == ("payments", "payments")
     paths = ignored["jqPathExpressions"]
-    desired = {"spec": {"template": {"spec": {"containers": [
-        {"name": "payments", "image": "ghcr.io/example-org/payments:bootstrap",
-         "env": [{"name": "MODE", "value": "live"}]}]}}}}
+    desired = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "payments",
+                            "image": "ghcr.io/example-org/payments:bootstrap",
+                            "env": [{"name": "MODE", "value": "live"}],
+                        }
+                    ]
+                }
+            }
+        }
+    }
     deployed = json.loads(json.dumps(desired))
     deployed["spec"]["template"]["spec"]["containers"][0]["image"] = (
-        f"ghcr.io/example-org/payments@{GOOD_DIGEST}")
+        f"ghcr.io/example-org/payments@{GOOD_DIGEST}"
+    )
     assert jq_drop(paths, desired) == jq_drop(paths, deployed)  # no drift, no revert
     drifted = json.loads(json.dumps(deployed))
     drifted["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "debug"
@@ -3010,7 +3073,9 @@ def renovate_decision(config: dict, package: str, update: str) -> dict:
         if "docker" not in rule.get("matchDatasources", ["docker"]):
             continue
         names = rule.get("matchPackageNames")
-        if names and not any(fnmatch.fnmatchcase(package, n.replace("**", "*")) for n in names):
+        if names and not any(
+            fnmatch.fnmatchcase(package, n.replace("**", "*")) for n in names
+        ):
             continue
         if update not in rule.get("matchUpdateTypes", [update]):
             continue
@@ -3024,14 +3089,21 @@ def test_renovate_pins_every_base_and_automerges_only_the_platform_s(
     config = json.loads(block(site, "renovate"))
     base = "ghcr.io/example-org/base/debian"
     assert renovate_decision(config, base, "digest") == {
-        "pinDigests": True, "automerge": True, "automergeType": "pr"}
+        "pinDigests": True,
+        "automerge": True,
+        "automergeType": "pr",
+    }
     assert renovate_decision(config, base, "pinDigest")["automerge"] is True
     # A major version of the platform's base, or anyone else's image, waits for a human.
     assert "automerge" not in renovate_decision(config, base, "major")
-    for other in ("docker.io/library/nginx", "ghcr.io/example-org/payments-tools",
-                  "ghcr.io/evil/base/debian"):
+    for other in (
+        "docker.io/library/nginx",
+        "ghcr.io/example-org/payments-tools",
+        "ghcr.io/evil/base/debian",
+    ):
         decision = renovate_decision(config, other, "digest")
         assert decision == {"pinDigests": True}, (other, decision)
     # The merged bump is a push to main, the one event the platform's workflow runs on.
     assert platform["jobs"]["build"]["if"] == (
-        "github.event_name == 'push' && github.ref == 'refs/heads/main'")
+        "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    )

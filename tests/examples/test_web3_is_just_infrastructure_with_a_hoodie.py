@@ -2827,8 +2827,17 @@ def test_the_chapter_keeps_one_example_per_mechanism_and_the_appendix_the_rest(
     takeaways = order.index("takeaways")
     for kept in ("drift", "indexer", "siwe", "safe-tx"):
         assert order.index(kept) < takeaways, kept
-    for moved in ("get-storage", "siwe-verify", "bump", "nonce-restart", "native", "finality",
-                  "proxy-baseline", "proxy-slots", "queue-watch"):
+    for moved in (
+        "get-storage",
+        "siwe-verify",
+        "bump",
+        "nonce-restart",
+        "native",
+        "finality",
+        "proxy-baseline",
+        "proxy-slots",
+        "queue-watch",
+    ):
         assert order.index(moved) > takeaways, moved
     assert sum(1 for name in order[:takeaways] if name != "takeaways") <= 10
     assert len(block(site, "drift").splitlines()) <= 40
@@ -2860,7 +2869,7 @@ def test_the_sizing_table_dates_every_figure(site: Site) -> None:
     assert len(rows) >= 3
     previous = None
     for row in rows:
-        client, disk, measured, also = (
+        client, disk, measured, _also = (
             " ".join(c.get_text(" ").split()) for c in row.find_all("td")
         )
         assert re.search(r"\d+(\.\d+)? TB", disk), client
@@ -2885,10 +2894,10 @@ def test_the_fence_is_synchronous_only_with_a_named_standby(site: Site) -> None:
     assert re.fullmatch(r"'FIRST [1-9]\d* \(\w+(, \w+)*\)'", "'FIRST 1 (fence_b)'")
     assert "With no standby named, on waits only for the local disk" in text
     html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
-    pages = [
+    pages = next(
         t
         for t in BeautifulSoup(html, "html.parser").find_all("table")
         if "Signal" in t.find("tr").get_text()
-    ][0]
+    )
     rows = [" ".join(r.get_text(" ").split()) for r in pages.find_all("tr")]
     assert any("lost synchronous standby" in r and "Stop signing" in r for r in rows)

@@ -432,7 +432,7 @@ def test_envelope_block_shows_both_readings(site: Site) -> None:
     _, printed = run(block(site, "envelope"))
     assert printed.splitlines() == [
         "not an RLP transaction",
-        "transaction type 25 is not assigned",
+        "transaction type 0x19 is not assigned",
     ]
     signed_data = b"\x19Ethereum Signed Message:\n5hello"
     with pytest.raises((TypeError, ValueError)):
@@ -1018,6 +1018,8 @@ def test_the_timelock_roles_are_openzeppelins(site: Site) -> None:
     the baseline pins for an owner and a delay."""
     namespace, _ = run(monitor(site))
     assert namespace["ROLES"] == {
+        "UUPS upgraders": "0x" + keccak(text="UPGRADER_ROLE").hex(),
+        "UUPS role admins": "0x" + "00" * 32,  # DEFAULT_ADMIN_ROLE
         "Timelock proposers": "0x" + keccak(text="PROPOSER_ROLE").hex(),
         "Timelock cancellers": "0x" + keccak(text="CANCELLER_ROLE").hex(),
         "Timelock executors": "0x" + keccak(text="EXECUTOR_ROLE").hex(),
@@ -1027,7 +1029,87 @@ def test_the_timelock_roles_are_openzeppelins(site: Site) -> None:
     assert namespace["CALLS"]["Timelock delay"] == "getMinDelay()"
     authorities = namespace["AUTHORITIES"]
     assert {"EIP-1967 admin", "beacon", "Owner", "Timelock proposers"} <= authorities
+    assert {"UUPS upgraders", "UUPS role admins"} <= authorities
     assert "Timelock executors" not in authorities
+
+
+def test_a_role_gated_uups_proxy_pins_its_upgraders_and_their_admins(
+    site: Site,
+) -> None:
+    """Review round 18, finding 3: a UUPS proxy whose _authorizeUpgrade is
+    onlyRole(UPGRADER_ROLE), as OpenZeppelin's Wizard writes it, has no
+    meaningful owner(). Its upgrade rights are the role's members, and the
+    DEFAULT_ADMIN_ROLE holders who can grant the role. A grantRole to an
+    attacker pages with every slot and view unchanged; CI refuses a
+    baseline naming an upgrader or role admin without an entry of its own;
+    and a queued grantRole on the proxy pages in the queue watch."""
+    namespace, _ = run(monitor(site))
+    drift, slots, roles = namespace["drift"], namespace["SLOTS"], namespace["ROLES"]
+    unpinned_hops = namespace["unpinned_hops"]
+    baseline = json.loads(block(site, "proxy-baseline"))
+    token = json.loads(block(site, "eth-call"))["params"][0]["to"]
+    timelock = baseline[baseline[token]["EIP-1967 admin"]]["Owner"]
+    uups = "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707"
+    implementation = "0x0DCd1Bf9A1b36cE34237eEaFef220932846BCD82"
+    zero = "0x" + "00" * 20
+    baseline[uups] = {
+        "EIP-1967": implementation,
+        "EIP-1967 admin": zero,  # UUPS: no admin slot, the code decides
+        "UUPS upgraders": [timelock],
+        "UUPS role admins": [timelock],
+    }
+    assert unpinned_hops(baseline) == []  # both roles end at the pinned timelock
+    storage = {uups: {slots["EIP-1967"]: word(implementation)}}
+    members = members_agreeing_with(namespace, baseline)
+    upgrader = "0x" + keccak(text="UPGRADER_ROLE").hex()
+    assert roles["UUPS upgraders"] == upgrader
+    assert members[uups] == {upgrader: [timelock], "0x" + "00" * 32: [timelock]}
+    views = calls_agreeing_with(namespace, baseline)
+
+    def storage_at(contract: str, slot: str, at: dict) -> str:
+        return storage.get(contract, {}).get(slot, "0x0")
+
+    def call_at(contract: str, signature: str, at: dict) -> Any:
+        return views[contract][signature]
+
+    def members_at(contract: str, role: str, at: dict) -> list:
+        return members[contract][role]
+
+    def changes() -> list:
+        found = drift(storage_at, call_at, {uups: baseline[uups]}, "0xf1", members_at)
+        return [(c, name) for c, name, _, _ in found]
+
+    assert changes() == []
+    attacker = "0xbDd077f651EBe7f7b3cE16fe5F2b025BE2969516"
+    members[uups][upgrader] = [timelock, attacker]  # grantRole(UPGRADER_ROLE, ...)
+    assert changes() == [(uups, "UUPS upgraders")]
+    members[uups][upgrader] = [timelock]
+    members[uups]["0x" + "00" * 32] = [attacker]  # the admin who can grant it
+    assert changes() == [(uups, "UUPS role admins")]
+
+    for role in ("UUPS upgraders", "UUPS role admins"):
+        accepted = json.loads(json.dumps(baseline))
+        accepted[uups][role] = [timelock, attacker]
+        assert unpinned_hops(accepted) == [attacker]  # fails CI until pinned
+
+    # The queue watch pages on a grantRole of UPGRADER_ROLE aimed at the
+    # proxy, with its ready time, before any member changes.
+    members[uups]["0x" + "00" * 32] = [timelock]
+    assert changes() == []
+    watch = run(block(site, "queue-watch"))[0]["QueueWatch"](baseline)
+    grant = calldata(
+        "grantRole(bytes32,address)",
+        ["bytes32", "address"],
+        [bytes.fromhex(upgrader[2:]), attacker],
+    )
+    operation = "0x" + "dd" * 32
+    delay = baseline[timelock]["Timelock delay"]
+    watch.apply(
+        timelock_log(timelock, "CALL_SCHEDULED", operation, uups, grant, delay), 100
+    )
+    ((paged, entry),) = watch.pages()
+    assert paged == operation and entry["ready_at"] == 100 + delay
+    assert entry["calls"] == [(uups.lower(), "grantRole(bytes32,address)")]
 
 
 def test_a_slot_that_holds_no_address_is_refused(site: Site) -> None:
@@ -2479,7 +2561,8 @@ def test_the_sign_in_order_departs_from_erc6492_only_for_delegated_accounts(
     prose = " ".join(page_text(site).split())
     # Review round 16, finding 7: the reason for the departure sits in the
     # body, next to the rule it breaks.
-    assert "That order breaks ERC-6492's" in prose
+    assert "ERC-6492 puts recovery last" in prose
+    assert "this order breaks it on purpose" in prose
     assert (
         "the key can replace the delegate at will" in prose
         and "protects nothing against the key" in prose
@@ -2540,6 +2623,49 @@ def test_the_finality_window_follows_from_the_slot_length(site: Site) -> None:
     assert "12.8 to 19 minutes at today's SLOT_DURATION_MS of 12,000" in text
     # The deposit SLO's margin rests on the worst case.
     assert "about 19 minutes at worst" in text and "within 30 minutes" in text
+
+
+def test_empty_boundary_slots_move_the_checkpoint_not_the_window(site: Site) -> None:
+    """Review round 18, finding 6: an epoch's checkpoint is the block root at
+    its start slot, which process_slot fills with the latest block's root when
+    that slot is empty. Simulated on a chain with empty slots, including
+    boundary slots: each block is final when the first checkpoint it is, or
+    is an ancestor of, is finalized (epoch E's, as E+1 ends), and the wait
+    stays 64 to 95 slots, so the prose's window needs no qualifier."""
+    per_epoch = 32
+    empty = {32 * 11, 32 * 12, 32 * 12 - 1, 32 * 13 + 5, 32 * 14}  # boundaries too
+    blocks = [slot for slot in range(32 * 10, 32 * 16) if slot not in empty]
+
+    def checkpoint(epoch: int) -> int:
+        """get_block_root(epoch): the slot of the block at or before its start."""
+        return max(slot for slot in blocks if slot <= epoch * per_epoch)
+
+    assert checkpoint(11) == 32 * 11 - 1  # the first slot is empty: the previous
+    assert checkpoint(12) == 32 * 12 - 2  # epoch's latest block stands in
+    waits = []
+    for slot in blocks[:-96]:
+        epoch = next(e for e in range(10, 20) if checkpoint(e) >= slot)
+        finalized_at = (epoch + 2) * per_epoch  # checkpoint E final as E+1 ends
+        waits.append(finalized_at - slot)
+        assert finalized_at - slot == finality_delay_slots(slot)
+    assert min(waits) == 64 and max(waits) == 95
+    text = " ".join(page_text(site).split())
+    assert "if that slot is empty, the latest block before it" in text
+    assert "its first block is a checkpoint" not in text
+
+
+def test_the_execution_restore_time_follows_from_size_and_rate(site: Site) -> None:
+    """Review round 18, finding 5: "minutes" held only for checkpoint sync.
+    The execution half is the table's smallest data directory at EBS's
+    provisioned initialization rates, and the prose's range must be what
+    that arithmetic gives."""
+    text = " ".join(page_text(site).split())
+    assert "rates of 100 to 300 MiB/s" in text
+    assert "1.2 TB takes one to three hours" in text
+    assert "At least 1.2 TB" in text  # the Reth full node row it rests on
+    hours = [1.2e12 / (rate * 2**20) / 3600 for rate in (300, 100)]
+    assert 1 <= hours[0] < 1.5 and 2.5 < hours[1] <= 3.5  # about 1.1 and 3.2
+    assert "minutes, not a full sync's hours or days" in text  # beacon only
 
 
 def test_the_blob_cancel_signs_in_the_wrapper_a_post_fusaka_pool_takes(
@@ -2701,8 +2827,17 @@ def test_the_chapter_keeps_one_example_per_mechanism_and_the_appendix_the_rest(
     takeaways = order.index("takeaways")
     for kept in ("drift", "indexer", "siwe", "safe-tx"):
         assert order.index(kept) < takeaways, kept
-    for moved in ("get-storage", "siwe-verify", "bump", "nonce-restart", "native", "finality",
-                  "proxy-baseline", "proxy-slots", "queue-watch"):
+    for moved in (
+        "get-storage",
+        "siwe-verify",
+        "bump",
+        "nonce-restart",
+        "native",
+        "finality",
+        "proxy-baseline",
+        "proxy-slots",
+        "queue-watch",
+    ):
         assert order.index(moved) > takeaways, moved
     assert sum(1 for name in order[:takeaways] if name != "takeaways") <= 10
     assert len(block(site, "drift").splitlines()) <= 40
@@ -2734,7 +2869,7 @@ def test_the_sizing_table_dates_every_figure(site: Site) -> None:
     assert len(rows) >= 3
     previous = None
     for row in rows:
-        client, disk, measured, also = (
+        client, disk, measured, _also = (
             " ".join(c.get_text(" ").split()) for c in row.find_all("td")
         )
         assert re.search(r"\d+(\.\d+)? TB", disk), client
@@ -2759,10 +2894,10 @@ def test_the_fence_is_synchronous_only_with_a_named_standby(site: Site) -> None:
     assert re.fullmatch(r"'FIRST [1-9]\d* \(\w+(, \w+)*\)'", "'FIRST 1 (fence_b)'")
     assert "With no standby named, on waits only for the local disk" in text
     html = Path(site.html, f"{DOC}.html").read_text(encoding="utf-8")
-    pages = [
+    pages = next(
         t
         for t in BeautifulSoup(html, "html.parser").find_all("table")
         if "Signal" in t.find("tr").get_text()
-    ][0]
+    )
     rows = [" ".join(r.get_text(" ").split()) for r in pages.find_all("tr")]
     assert any("lost synchronous standby" in r and "Stop signing" in r for r in rows)

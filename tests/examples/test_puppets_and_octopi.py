@@ -1911,7 +1911,8 @@ def test_a_rollback_changes_only_app_version(site: Site, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    "name", ["puppets-and-octopi-rolling-playbook", "puppets-and-octopi-rolling-excerpt"]
+    "name",
+    ["puppets-and-octopi-rolling-playbook", "puppets-and-octopi-rolling-excerpt"],
 )
 def test_the_playbook_passes_ansibles_syntax_check(
     site: Site, tmp_path: Path, name: str
@@ -2159,7 +2160,10 @@ def test_refresh_inventory_finds_a_new_host_but_the_running_play_skips_it(
             "gather_facts": False,
             "tasks": [
                 {
-                    "ansible.builtin.copy": {"dest": str(hosts), "content": "h01\nh02\n"},
+                    "ansible.builtin.copy": {
+                        "dest": str(hosts),
+                        "content": "h01\nh02\n",
+                    },
                     "run_once": True,
                 },
                 {"ansible.builtin.meta": "refresh_inventory"},
@@ -2174,7 +2178,13 @@ def test_refresh_inventory_finds_a_new_host_but_the_running_play_skips_it(
         {
             "hosts": "all",
             "gather_facts": False,
-            "tasks": [{"ansible.builtin.debug": {"msg": "next play on {{ inventory_hostname }}"}}],
+            "tasks": [
+                {
+                    "ansible.builtin.debug": {
+                        "msg": "next play on {{ inventory_hostname }}"
+                    }
+                }
+            ],
         },
     ]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
@@ -2664,7 +2674,12 @@ FLUX_KUSTOMIZATION_SPEC: dict[str, Any] = {
                 "apiVersion": {"type": "string"},
                 "kind": {
                     "type": "string",
-                    "enum": ["OCIRepository", "GitRepository", "Bucket", "ExternalArtifact"],
+                    "enum": [
+                        "OCIRepository",
+                        "GitRepository",
+                        "Bucket",
+                        "ExternalArtifact",
+                    ],
                 },
                 "name": {"type": "string"},
                 "namespace": {"type": "string"},
@@ -2703,7 +2718,10 @@ FLUX_KUSTOMIZATION_SPEC: dict[str, Any] = {
 
 def test_the_flux_kustomization_matches_the_crd_schema(site: Site) -> None:
     (ks,) = yaml_docs(site, "puppets-and-octopi-flux-kustomization")
-    assert (ks["apiVersion"], ks["kind"]) == ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
+    assert (ks["apiVersion"], ks["kind"]) == (
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
+    )
     validator = jsonschema.Draft7Validator(FLUX_KUSTOMIZATION_SPEC)
     assert list(validator.iter_errors(ks["spec"])) == []
     # it ignores the autoscaler's field, on the checkout Deployment only
@@ -3203,8 +3221,15 @@ def test_the_rules_cut_of_the_pin_is_the_agents_upstream(
     assert args[:3] == ["version", "$1", "version"]
     # Prometheus anchors the regex at both ends, as fullmatch does
     cut = re.compile(args[3])
-    for version in ("2.14.1", "2.14.1-1", "1:2.14.1-1", "1:2.14.1", "2.14.1+dfsg-1",
-                    "1.0-beta-3", "10:3.2-0ubuntu1"):
+    for version in (
+        "2.14.1",
+        "2.14.1-1",
+        "1:2.14.1-1",
+        "1:2.14.1",
+        "2.14.1+dfsg-1",
+        "1.0-beta-3",
+        "10:3.2-0ubuntu1",
+    ):
         match = cut.fullmatch(version)
         assert match is not None, version
         assert match.expand(args[1].replace("$", "\\")) == agent.upstream(version)
